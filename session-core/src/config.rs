@@ -1,0 +1,649 @@
+//! Configuration: builder-friendly fields, and Flask-style keys.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::codec::Codec;
+use crate::signing::MIN_SECRET_LEN;
+
+/// Which store keeps the sessions: the value of `SESSION_TYPE`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// `memory`: in this process (the embedded default).
+    #[default]
+    Memory,
+    /// `filesystem`: one file per session under `SESSION_FILE_DIR`.
+    Filesystem,
+    /// `redis`: a Redis server or cluster at `SESSION_REDIS`.
+    Redis,
+    /// `memcached`: the servers in `SESSION_MEMCACHED`.
+    Memcached,
+    /// `sql`: PostgreSQL, MySQL/MariaDB or SQLite at `SESSION_SQL_URL`.
+    Sql,
+    /// `mongodb`: a MongoDB server at `SESSION_MONGODB`.
+    MongoDb,
+    /// `cookie`: the whole session in a signed cookie (needs `SECRET_KEY`).
+    Cookie,
+    /// `null`: no store; reads are empty and writes are an error.
+    Null,
+}
+
+impl StoreKind {
+    const NAMES: &'static str = "memory, filesystem, redis, memcached, sql, mongodb, cookie or null";
+
+    /// The name `SESSION_TYPE` uses for this store.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::Filesystem => "filesystem",
+            StoreKind::Redis => "redis",
+            StoreKind::Memcached => "memcached",
+            StoreKind::Sql => "sql",
+            StoreKind::MongoDb => "mongodb",
+            StoreKind::Cookie => "cookie",
+            StoreKind::Null => "null",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text.to_ascii_lowercase().as_str() {
+            "memory" => StoreKind::Memory,
+            "filesystem" => StoreKind::Filesystem,
+            "redis" => StoreKind::Redis,
+            "memcached" => StoreKind::Memcached,
+            // Flask-Session's name for its SQL store.
+            "sql" | "sqlalchemy" => StoreKind::Sql,
+            "mongodb" => StoreKind::MongoDb,
+            "cookie" => StoreKind::Cookie,
+            "null" => StoreKind::Null,
+            _ => return None,
+        })
+    }
+}
+
+/// The `SameSite` attribute of the session cookie.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent on top-level navigations from other sites, not on their
+    /// sub-requests. The default.
+    #[default]
+    Lax,
+    /// Never sent on requests from other sites.
+    Strict,
+    /// Sent on every request; browsers require `Secure` with it.
+    None,
+}
+
+/// What to do when the store fails or times out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutagePolicy {
+    /// Answer the request with `503 Service Unavailable` (`fail`). The
+    /// default: no handler runs believing it has a session it does not have.
+    #[default]
+    Fail,
+    /// Serve the request with an empty session and skip the save (`empty`):
+    /// the site stays up, logged-out, while the store is down.
+    ServeEmpty,
+}
+
+/// The session cookie's name and attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CookieConfig {
+    /// `SESSION_COOKIE_NAME`. Defaults to `session`.
+    pub name: String,
+    /// `SESSION_COOKIE_DOMAIN`. Defaults to none (the request's host only).
+    pub domain: Option<String>,
+    /// `SESSION_COOKIE_PATH`. Defaults to `/`.
+    pub path: String,
+    /// `SESSION_COOKIE_SECURE`. Defaults to false.
+    pub secure: bool,
+    /// `SESSION_COOKIE_HTTPONLY`. Defaults to true.
+    pub http_only: bool,
+    /// `SESSION_COOKIE_SAMESITE`. Defaults to `Lax`.
+    pub same_site: SameSite,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            name: "session".to_owned(),
+            domain: None,
+            path: "/".to_owned(),
+            secure: false,
+            http_only: true,
+            same_site: SameSite::Lax,
+        }
+    }
+}
+
+/// Everything that configures sessions, with Flask-Session's defaults.
+///
+/// Build one in code (`SessionConfig::default()` and set fields), or read
+/// it Flask-style from the environment with [`from_env`](Self::from_env) or
+/// from any key/value source with [`from_source`](Self::from_source).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// `SESSION_TYPE`. Defaults to `memory`.
+    pub store: StoreKind,
+    /// `SESSION_PERMANENT`: whether the cookie outlives the browser (it then
+    /// carries `Max-Age`/`Expires`). Defaults to true.
+    pub permanent: bool,
+    /// `PERMANENT_SESSION_LIFETIME`, in seconds: the server-side lifetime of
+    /// every session, and the cookie's `Max-Age` when permanent. Defaults
+    /// to 31 days.
+    pub lifetime: Duration,
+    /// `SESSION_REFRESH_EACH_REQUEST`: whether every request that has a
+    /// session extends its lifetime (and re-sends a permanent cookie).
+    /// Defaults to true.
+    pub refresh_each_request: bool,
+    /// `SESSION_USE_SIGNER`: sign the id in the cookie with `SECRET_KEY`.
+    /// Defaults to false.
+    pub use_signer: bool,
+    /// `SECRET_KEY`: signs ids (with `SESSION_USE_SIGNER`) and cookie-store
+    /// sessions; at least 32 bytes. Defaults to none.
+    pub secret_key: Option<String>,
+    /// `SECRET_KEY_FALLBACKS`, comma-separated: older keys that still
+    /// verify, for rotation. Defaults to none.
+    pub secret_key_fallbacks: Vec<String>,
+    /// `SESSION_KEY_PREFIX`: put before every store key. Defaults to
+    /// `session:`.
+    pub key_prefix: String,
+    /// `SESSION_HASH_IDS`: stores see `prefix + hex(sha256(id))` instead of
+    /// the id. Defaults to true; turn off only to share a store with a
+    /// system that looks sessions up by raw id.
+    pub hash_ids: bool,
+    /// `SESSION_SERIALIZATION_FORMAT`: `json` or `msgpack` (with the
+    /// `msgpack` feature). Defaults to `json`.
+    pub codec: Codec,
+    /// `SESSION_MAX_SIZE`, in bytes: the largest a session may grow (keys
+    /// and encoded values); an insert past it is an error. Defaults to 256
+    /// KiB; the cookie store is further limited to what fits in a cookie.
+    pub max_size: usize,
+    /// `SESSION_STORE_TIMEOUT`, in seconds: the longest one store call may
+    /// take before it counts as an outage. Defaults to 5 seconds.
+    pub store_timeout: Duration,
+    /// `SESSION_STORE_OUTAGE`: `fail` (503) or `empty` (serve with an empty
+    /// session). Defaults to `fail`.
+    pub outage: OutagePolicy,
+    /// The session cookie.
+    pub cookie: CookieConfig,
+    /// `SESSION_FILE_DIR`. Defaults to `flask_session` in the working
+    /// directory, as Flask-Session does.
+    pub file_dir: PathBuf,
+    /// `SESSION_FILE_THRESHOLD`: the most session files kept. Defaults to 500.
+    pub file_threshold: usize,
+    /// `SESSION_FILE_MODE`: octal (`0600`) or decimal (`384`) as in Flask.
+    /// Defaults to `0600`.
+    pub file_mode: u32,
+    /// `SESSION_REDIS`: a `redis://` or `rediss://` URL. Defaults to
+    /// `redis://127.0.0.1:6379`.
+    pub redis_url: String,
+    /// `SESSION_MEMCACHED`: `host:port[,host:port...]`. Defaults to
+    /// `127.0.0.1:11211`.
+    pub memcached_servers: Vec<String>,
+    /// `SESSION_SQL_URL`: a `postgres://`, `mysql://` or `sqlite://` URL.
+    /// Defaults to none.
+    pub sql_url: Option<String>,
+    /// `SESSION_SQL_TABLE`. Defaults to `sessions`.
+    pub sql_table: String,
+    /// `SESSION_MONGODB`: a `mongodb://` URI. Defaults to
+    /// `mongodb://127.0.0.1:27017`.
+    pub mongodb_uri: String,
+    /// `SESSION_MONGODB_DB`. Defaults to `flask_session`, as Flask-Session.
+    pub mongodb_db: String,
+    /// `SESSION_MONGODB_COLLECT`. Defaults to `sessions`.
+    pub mongodb_collection: String,
+}
+
+/// The default session lifetime: 31 days, as Flask's.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(31 * 24 * 60 * 60);
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreKind::Memory,
+            permanent: true,
+            lifetime: DEFAULT_LIFETIME,
+            refresh_each_request: true,
+            use_signer: false,
+            secret_key: None,
+            secret_key_fallbacks: Vec::new(),
+            key_prefix: "session:".to_owned(),
+            hash_ids: true,
+            codec: Codec::Json,
+            max_size: 256 * 1024,
+            store_timeout: Duration::from_secs(5),
+            outage: OutagePolicy::Fail,
+            cookie: CookieConfig::default(),
+            file_dir: PathBuf::from("flask_session"),
+            file_threshold: 500,
+            file_mode: 0o600,
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            memcached_servers: vec!["127.0.0.1:11211".to_owned()],
+            sql_url: None,
+            sql_table: "sessions".to_owned(),
+            mongodb_uri: "mongodb://127.0.0.1:27017".to_owned(),
+            mongodb_db: "flask_session".to_owned(),
+            mongodb_collection: "sessions".to_owned(),
+        }
+    }
+}
+
+/// A configuration value is wrong. The message names the key and what it
+/// accepts.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid session configuration: {key}: {message}")]
+pub struct ConfigError {
+    key: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    /// Creates an error about `key`.
+    pub fn new(key: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            key,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(key: &'static str, value: &str, expected: &str) -> Self {
+        Self::new(key, format!("invalid value {value:?}, expected {expected}"))
+    }
+
+    /// The configuration key at fault, such as `SESSION_TYPE`.
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+}
+
+/// Every key [`SessionConfig::from_source`] reads.
+pub const KEYS: &[&str] = &[
+    "SESSION_TYPE",
+    "SESSION_PERMANENT",
+    "PERMANENT_SESSION_LIFETIME",
+    "SESSION_REFRESH_EACH_REQUEST",
+    "SESSION_USE_SIGNER",
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "SESSION_KEY_PREFIX",
+    "SESSION_HASH_IDS",
+    "SESSION_SERIALIZATION_FORMAT",
+    "SESSION_MAX_SIZE",
+    "SESSION_STORE_TIMEOUT",
+    "SESSION_STORE_OUTAGE",
+    "SESSION_COOKIE_NAME",
+    "SESSION_COOKIE_DOMAIN",
+    "SESSION_COOKIE_PATH",
+    "SESSION_COOKIE_SECURE",
+    "SESSION_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_SAMESITE",
+    "SESSION_FILE_DIR",
+    "SESSION_FILE_THRESHOLD",
+    "SESSION_FILE_MODE",
+    "SESSION_REDIS",
+    "SESSION_MEMCACHED",
+    "SESSION_SQL_URL",
+    "SESSION_SQL_TABLE",
+    "SESSION_MONGODB",
+    "SESSION_MONGODB_DB",
+    "SESSION_MONGODB_COLLECT",
+];
+
+impl SessionConfig {
+    /// Reads the configuration from the process environment: every key in
+    /// [`KEYS`] that is set overrides its default. Other variables are
+    /// ignored. The result is [validated](Self::validate).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(std::env::vars().filter(|(k, _)| KEYS.contains(&k.as_str())))
+    }
+
+    /// Reads the configuration from key/value pairs, such as a parsed
+    /// config file; keys not in [`KEYS`] are ignored. The result is
+    /// [validated](Self::validate).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_core::{SessionConfig, StoreKind};
+    ///
+    /// let config = SessionConfig::from_source([
+    ///     ("SESSION_TYPE", "filesystem"),
+    ///     ("PERMANENT_SESSION_LIFETIME", "3600"),
+    /// ])?;
+    /// assert_eq!(config.store, StoreKind::Filesystem);
+    /// assert_eq!(config.lifetime, Duration::from_secs(3600));
+    ///
+    /// let err = SessionConfig::from_source([("SESSION_TYPE", "redsi")]).unwrap_err();
+    /// assert_eq!(err.key(), "SESSION_TYPE");
+    /// # Ok::<(), session_core::ConfigError>(())
+    /// ```
+    pub fn from_source<I, K, V>(source: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let values: HashMap<String, String> = source
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().trim().to_owned()))
+            .collect();
+        let mut c = Self::default();
+        for &key in KEYS {
+            if let Some(value) = values.get(key) {
+                c.set(key, value)?;
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn set(&mut self, key: &'static str, v: &str) -> Result<(), ConfigError> {
+        match key {
+            "SESSION_TYPE" => {
+                self.store = StoreKind::parse(v)
+                    .ok_or_else(|| ConfigError::invalid(key, v, StoreKind::NAMES))?;
+            }
+            "SESSION_PERMANENT" => self.permanent = parse_bool(key, v)?,
+            "PERMANENT_SESSION_LIFETIME" => self.lifetime = parse_seconds(key, v)?,
+            "SESSION_REFRESH_EACH_REQUEST" => self.refresh_each_request = parse_bool(key, v)?,
+            "SESSION_USE_SIGNER" => self.use_signer = parse_bool(key, v)?,
+            "SECRET_KEY" => self.secret_key = Some(v.to_owned()),
+            "SECRET_KEY_FALLBACKS" => {
+                self.secret_key_fallbacks = split_list(v).map(str::to_owned).collect();
+            }
+            "SESSION_KEY_PREFIX" => self.key_prefix = v.to_owned(),
+            "SESSION_HASH_IDS" => self.hash_ids = parse_bool(key, v)?,
+            "SESSION_SERIALIZATION_FORMAT" => {
+                self.codec = match v.to_ascii_lowercase().as_str() {
+                    "json" => Codec::Json,
+                    #[cfg(feature = "msgpack")]
+                    "msgpack" => Codec::MessagePack,
+                    #[cfg(not(feature = "msgpack"))]
+                    "msgpack" => {
+                        return Err(ConfigError::new(
+                            key,
+                            "msgpack needs the `msgpack` feature of session-actix",
+                        ));
+                    }
+                    _ => return Err(ConfigError::invalid(key, v, "json or msgpack")),
+                };
+            }
+            "SESSION_MAX_SIZE" => self.max_size = parse_number(key, v)?,
+            "SESSION_STORE_TIMEOUT" => self.store_timeout = parse_seconds(key, v)?,
+            "SESSION_STORE_OUTAGE" => {
+                self.outage = match v.to_ascii_lowercase().as_str() {
+                    "fail" => OutagePolicy::Fail,
+                    "empty" => OutagePolicy::ServeEmpty,
+                    _ => return Err(ConfigError::invalid(key, v, "fail or empty")),
+                };
+            }
+            "SESSION_COOKIE_NAME" => self.cookie.name = v.to_owned(),
+            "SESSION_COOKIE_DOMAIN" => {
+                self.cookie.domain = (!v.is_empty()).then(|| v.to_owned());
+            }
+            "SESSION_COOKIE_PATH" => self.cookie.path = v.to_owned(),
+            "SESSION_COOKIE_SECURE" => self.cookie.secure = parse_bool(key, v)?,
+            "SESSION_COOKIE_HTTPONLY" => self.cookie.http_only = parse_bool(key, v)?,
+            "SESSION_COOKIE_SAMESITE" => {
+                self.cookie.same_site = match v.to_ascii_lowercase().as_str() {
+                    "lax" => SameSite::Lax,
+                    "strict" => SameSite::Strict,
+                    "none" => SameSite::None,
+                    _ => return Err(ConfigError::invalid(key, v, "Lax, Strict or None")),
+                };
+            }
+            "SESSION_FILE_DIR" => self.file_dir = PathBuf::from(v),
+            "SESSION_FILE_THRESHOLD" => self.file_threshold = parse_number(key, v)?,
+            "SESSION_FILE_MODE" => self.file_mode = parse_mode(key, v)?,
+            "SESSION_REDIS" => self.redis_url = v.to_owned(),
+            "SESSION_MEMCACHED" => {
+                self.memcached_servers = split_list(v).map(str::to_owned).collect();
+            }
+            "SESSION_SQL_URL" => self.sql_url = Some(v.to_owned()),
+            "SESSION_SQL_TABLE" => self.sql_table = v.to_owned(),
+            "SESSION_MONGODB" => self.mongodb_uri = v.to_owned(),
+            "SESSION_MONGODB_DB" => self.mongodb_db = v.to_owned(),
+            "SESSION_MONGODB_COLLECT" => self.mongodb_collection = v.to_owned(),
+            _ => unreachable!("{key} is in KEYS but has no parser"),
+        }
+        Ok(())
+    }
+
+    /// Checks that the settings make sense together; the error names the
+    /// key to fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let needs_secret = self.use_signer || self.store == StoreKind::Cookie;
+        match &self.secret_key {
+            None if needs_secret => {
+                return Err(ConfigError::new(
+                    "SECRET_KEY",
+                    "is required with SESSION_USE_SIGNER=true or SESSION_TYPE=cookie",
+                ));
+            }
+            Some(secret) if secret.len() < MIN_SECRET_LEN => {
+                return Err(ConfigError::new(
+                    "SECRET_KEY",
+                    format!("must be at least {MIN_SECRET_LEN} bytes long"),
+                ));
+            }
+            _ => {}
+        }
+        if self
+            .secret_key_fallbacks
+            .iter()
+            .any(|k| k.len() < MIN_SECRET_LEN)
+        {
+            return Err(ConfigError::new(
+                "SECRET_KEY_FALLBACKS",
+                format!("every key must be at least {MIN_SECRET_LEN} bytes long"),
+            ));
+        }
+        if self.lifetime.is_zero() {
+            return Err(ConfigError::new(
+                "PERMANENT_SESSION_LIFETIME",
+                "must be more than 0 seconds",
+            ));
+        }
+        if self.store_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "SESSION_STORE_TIMEOUT",
+                "must be more than 0 seconds",
+            ));
+        }
+        let name = &self.cookie.name;
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            return Err(ConfigError::invalid(
+                "SESSION_COOKIE_NAME",
+                name,
+                "a non-empty cookie name (letters, digits and !#$%&'*+-.^_`|~)",
+            ));
+        }
+        if !self.cookie.path.starts_with('/') {
+            return Err(ConfigError::invalid(
+                "SESSION_COOKIE_PATH",
+                &self.cookie.path,
+                "a path starting with /",
+            ));
+        }
+        if self.cookie.same_site == SameSite::None && !self.cookie.secure {
+            return Err(ConfigError::new(
+                "SESSION_COOKIE_SAMESITE",
+                "None requires SESSION_COOKIE_SECURE=true (browsers drop the cookie otherwise)",
+            ));
+        }
+        if self.file_mode > 0o777 {
+            return Err(ConfigError::new(
+                "SESSION_FILE_MODE",
+                "must be permission bits, at most 0777",
+            ));
+        }
+        if self.memcached_servers.is_empty() {
+            return Err(ConfigError::new(
+                "SESSION_MEMCACHED",
+                "needs at least one host:port",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn split_list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn parse_bool(key: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ConfigError::invalid(key, v, "true, false, 1 or 0")),
+    }
+}
+
+fn parse_number(key: &'static str, v: &str) -> Result<usize, ConfigError> {
+    v.parse()
+        .map_err(|_| ConfigError::invalid(key, v, "a whole number"))
+}
+
+fn parse_seconds(key: &'static str, v: &str) -> Result<Duration, ConfigError> {
+    v.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| ConfigError::invalid(key, v, "a number of seconds, such as 3600"))
+}
+
+fn parse_mode(key: &'static str, v: &str) -> Result<u32, ConfigError> {
+    let octal = v.strip_prefix("0o").or_else(|| v.strip_prefix('0'));
+    match octal {
+        Some("") => Some(0),
+        Some(digits) => u32::from_str_radix(digits, 8).ok(),
+        None => v.parse().ok(),
+    }
+    .ok_or_else(|| ConfigError::invalid(key, v, "octal permission bits such as 0600, or decimal such as 384"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_flasks() {
+        let c = SessionConfig::from_source(std::iter::empty::<(&str, &str)>()).unwrap();
+        assert_eq!(c, SessionConfig::default());
+        assert_eq!(c.store, StoreKind::Memory);
+        assert!(c.permanent);
+        assert_eq!(c.lifetime, Duration::from_secs(2_678_400));
+        assert_eq!(c.key_prefix, "session:");
+        assert_eq!(c.file_threshold, 500);
+        assert_eq!(c.file_mode, 0o600);
+        assert_eq!(c.cookie.name, "session");
+        assert!(c.cookie.http_only);
+        assert_eq!(c.cookie.same_site, SameSite::Lax);
+        assert!(c.refresh_each_request);
+        assert!(c.hash_ids);
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = SessionConfig::from_source([
+            ("SESSION_TYPE", "filesystem"),
+            ("SESSION_PERMANENT", "false"),
+            ("PERMANENT_SESSION_LIFETIME", "3600"),
+            ("SESSION_REFRESH_EACH_REQUEST", "0"),
+            ("SESSION_USE_SIGNER", "1"),
+            ("SECRET_KEY", "k".repeat(32).as_str()),
+            ("SECRET_KEY_FALLBACKS", &format!("{}, {}", "a".repeat(32), "b".repeat(40))),
+            ("SESSION_KEY_PREFIX", "app:"),
+            ("SESSION_HASH_IDS", "false"),
+            ("SESSION_SERIALIZATION_FORMAT", "json"),
+            ("SESSION_MAX_SIZE", "1000"),
+            ("SESSION_STORE_TIMEOUT", "0.25"),
+            ("SESSION_STORE_OUTAGE", "empty"),
+            ("SESSION_COOKIE_NAME", "sid"),
+            ("SESSION_COOKIE_DOMAIN", "example.com"),
+            ("SESSION_COOKIE_PATH", "/app"),
+            ("SESSION_COOKIE_SECURE", "true"),
+            ("SESSION_COOKIE_HTTPONLY", "false"),
+            ("SESSION_COOKIE_SAMESITE", "none"),
+            ("SESSION_FILE_DIR", "/tmp/s"),
+            ("SESSION_FILE_THRESHOLD", "10"),
+            ("SESSION_FILE_MODE", "384"),
+            ("SESSION_REDIS", "redis://h:1"),
+            ("SESSION_MEMCACHED", "a:1,b:2"),
+            ("SESSION_SQL_URL", "sqlite::memory:"),
+            ("SESSION_SQL_TABLE", "t"),
+            ("SESSION_MONGODB", "mongodb://m"),
+            ("SESSION_MONGODB_DB", "d"),
+            ("SESSION_MONGODB_COLLECT", "c"),
+            ("UNRELATED", "ignored"),
+        ])
+        .unwrap();
+        assert_eq!(c.store, StoreKind::Filesystem);
+        assert!(!c.permanent && !c.refresh_each_request && c.use_signer && !c.hash_ids);
+        assert_eq!(c.lifetime, Duration::from_secs(3600));
+        assert_eq!(c.secret_key_fallbacks.len(), 2);
+        assert_eq!(c.key_prefix, "app:");
+        assert_eq!(c.max_size, 1000);
+        assert_eq!(c.store_timeout, Duration::from_millis(250));
+        assert_eq!(c.outage, OutagePolicy::ServeEmpty);
+        assert_eq!(c.cookie.name, "sid");
+        assert_eq!(c.cookie.domain.as_deref(), Some("example.com"));
+        assert_eq!(c.cookie.path, "/app");
+        assert!(c.cookie.secure && !c.cookie.http_only);
+        assert_eq!(c.cookie.same_site, SameSite::None);
+        assert_eq!(c.file_dir, PathBuf::from("/tmp/s"));
+        assert_eq!(c.file_threshold, 10);
+        assert_eq!(c.file_mode, 0o600);
+        assert_eq!(c.redis_url, "redis://h:1");
+        assert_eq!(c.memcached_servers, ["a:1", "b:2"]);
+        assert_eq!(c.sql_url.as_deref(), Some("sqlite::memory:"));
+        assert_eq!(c.sql_table, "t");
+        assert_eq!((c.mongodb_uri.as_str(), c.mongodb_db.as_str()), ("mongodb://m", "d"));
+        assert_eq!(c.mongodb_collection, "c");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("SESSION_TYPE", "redsi")], "SESSION_TYPE"),
+            (&[("SESSION_PERMANENT", "yes")], "SESSION_PERMANENT"),
+            (&[("PERMANENT_SESSION_LIFETIME", "31d")], "PERMANENT_SESSION_LIFETIME"),
+            (&[("PERMANENT_SESSION_LIFETIME", "-1")], "PERMANENT_SESSION_LIFETIME"),
+            (&[("PERMANENT_SESSION_LIFETIME", "0")], "PERMANENT_SESSION_LIFETIME"),
+            (&[("SESSION_FILE_THRESHOLD", "many")], "SESSION_FILE_THRESHOLD"),
+            (&[("SESSION_FILE_MODE", "0999")], "SESSION_FILE_MODE"),
+            (&[("SESSION_FILE_MODE", "4096")], "SESSION_FILE_MODE"),
+            (&[("SESSION_COOKIE_SAMESITE", "sometimes")], "SESSION_COOKIE_SAMESITE"),
+            (&[("SESSION_COOKIE_SAMESITE", "None")], "SESSION_COOKIE_SAMESITE"),
+            (&[("SESSION_COOKIE_NAME", "a b")], "SESSION_COOKIE_NAME"),
+            (&[("SESSION_COOKIE_PATH", "app")], "SESSION_COOKIE_PATH"),
+            (&[("SESSION_USE_SIGNER", "true")], "SECRET_KEY"),
+            (&[("SESSION_TYPE", "cookie")], "SECRET_KEY"),
+            (&[("SECRET_KEY", "short")], "SECRET_KEY"),
+            (&[("SECRET_KEY_FALLBACKS", "short")], "SECRET_KEY_FALLBACKS"),
+            (&[("SESSION_STORE_OUTAGE", "shrug")], "SESSION_STORE_OUTAGE"),
+            (&[("SESSION_SERIALIZATION_FORMAT", "pickle")], "SESSION_SERIALIZATION_FORMAT"),
+            (&[("SESSION_MEMCACHED", ",")], "SESSION_MEMCACHED"),
+        ];
+        for (pairs, key) in cases {
+            let err = SessionConfig::from_source(pairs.iter().copied()).unwrap_err();
+            assert_eq!(err.key(), *key, "{pairs:?}");
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn file_mode_accepts_octal_and_flasks_decimal() {
+        for (text, mode) in [("0600", 0o600), ("0o640", 0o640), ("384", 0o600), ("0", 0)] {
+            assert_eq!(parse_mode("K", text).unwrap(), mode, "{text}");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The framework-independent half of server-side sessions: ids, signing,
+//! configuration, value codecs, the [`SessionStore`](store::SessionStore)
+//! trait and the stores.
+//!
+//! Most applications use this crate through `session-actix`, which
+//! re-exports it; store authors implement [`store::SessionStore`] and run
+//! the acceptance suite in `testing` (feature `testing`) against it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod codec;
+pub mod config;
+pub mod id;
+pub mod signing;
+pub mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use codec::Codec;
+pub use config::{ConfigError, CookieConfig, OutagePolicy, SameSite, SessionConfig, StoreKind};
+pub use id::{SessionId, StoreKey};
+pub use signing::Signer;
+pub use store::{AnyStore, Applied, ChangeSet, Record, SessionStore, StoreError};

@@ -1,0 +1,165 @@
+//! HMAC-SHA256 signing with key rotation.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Length of a tag in its text form: 32 bytes as unpadded base64url.
+const TAG_LEN: usize = 43;
+
+/// The shortest secret accepted, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// A secret is shorter than [`MIN_SECRET_LEN`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a signing secret must be at least {MIN_SECRET_LEN} bytes long, got {len}")]
+pub struct WeakSecret {
+    /// The length of the rejected secret.
+    pub len: usize,
+}
+
+/// Signs values with a current key and verifies them against it and any
+/// number of fallback keys, so that keys can be rotated without logging
+/// every user out (Django's `SECRET_KEY_FALLBACKS`).
+///
+/// Each use (`purpose`) derives its own subkey from the secret, so a tag
+/// made for one use never verifies for another. Tags are compared in
+/// constant time.
+#[derive(Clone)]
+pub struct Signer {
+    current: HmacSha256,
+    fallbacks: Vec<HmacSha256>,
+}
+
+impl Signer {
+    /// Creates a signer for `purpose` from the current secret and the older
+    /// secrets that must still verify.
+    pub fn new<S, F>(purpose: &str, current: S, fallbacks: F) -> Result<Self, WeakSecret>
+    where
+        S: AsRef<[u8]>,
+        F: IntoIterator,
+        F::Item: AsRef<[u8]>,
+    {
+        Ok(Self {
+            current: derive(purpose, current.as_ref())?,
+            fallbacks: fallbacks
+                .into_iter()
+                .map(|secret| derive(purpose, secret.as_ref()))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Returns `value.tag`, with the tag made by the current key.
+    pub fn sign(&self, value: &str) -> String {
+        let mut mac = self.current.clone();
+        mac.update(value.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(value.len() + 1 + TAG_LEN);
+        out.push_str(value);
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag, &mut out);
+        out
+    }
+
+    /// Checks a `value.tag` made by [`sign`](Self::sign) with the current or
+    /// a fallback key, and returns the value. Anything else is `None`.
+    pub fn verify<'a>(&self, signed: &'a str) -> Option<&'a str> {
+        let (value, tag) = signed.rsplit_once('.')?;
+        if tag.len() != TAG_LEN {
+            return None;
+        }
+        let mut raw = [0u8; 32];
+        if URL_SAFE_NO_PAD.decode_slice(tag, &mut raw).ok()? != raw.len() {
+            return None;
+        }
+        std::iter::once(&self.current)
+            .chain(&self.fallbacks)
+            .any(|key| {
+                let mut mac = key.clone();
+                mac.update(value.as_bytes());
+                mac.verify_slice(&raw).is_ok()
+            })
+            .then_some(value)
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("fallbacks", &self.fallbacks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn derive(purpose: &str, secret: &[u8]) -> Result<HmacSha256, WeakSecret> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(WeakSecret { len: secret.len() });
+    }
+    let mut kdf = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    kdf.update(b"actix-server-session/");
+    kdf.update(purpose.as_bytes());
+    let subkey = kdf.finalize().into_bytes();
+    Ok(HmacSha256::new_from_slice(&subkey).expect("HMAC takes keys of any length"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD: &str = "an old secret of at least thirty-two bytes";
+    const NEW: &str = "a new secret of at least thirty-two bytes!";
+
+    #[test]
+    fn round_trip() {
+        let s = Signer::new("id", NEW, [OLD]).unwrap();
+        let signed = s.sign("hello");
+        assert!(signed.starts_with("hello."));
+        assert_eq!(s.verify(&signed), Some("hello"));
+    }
+
+    #[test]
+    fn fallback_keys_verify_and_removed_keys_do_not() {
+        let old = Signer::new("id", OLD, [] as [&str; 0]).unwrap();
+        let signed_old = old.sign("v");
+        let rotated = Signer::new("id", NEW, [OLD]).unwrap();
+        assert_eq!(rotated.verify(&signed_old), Some("v"));
+        let dropped = Signer::new("id", NEW, [] as [&str; 0]).unwrap();
+        assert_eq!(dropped.verify(&signed_old), None);
+    }
+
+    #[test]
+    fn tampering_and_garbage_fail() {
+        let s = Signer::new("id", NEW, [] as [&str; 0]).unwrap();
+        let signed = s.sign("value");
+        let forged = signed.replacen("value", "valuf", 1);
+        assert_eq!(s.verify(&forged), None);
+        for bad in ["", ".", "value", "value.", "value.abc", "a.b.c", "é.é"] {
+            assert_eq!(s.verify(bad), None, "{bad}");
+        }
+        let mut flipped = signed.clone();
+        let last = flipped.pop().unwrap();
+        flipped.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(s.verify(&flipped), None);
+    }
+
+    #[test]
+    fn purposes_are_separated() {
+        let a = Signer::new("id", NEW, [] as [&str; 0]).unwrap();
+        let b = Signer::new("cookie", NEW, [] as [&str; 0]).unwrap();
+        assert_eq!(b.verify(&a.sign("v")), None);
+    }
+
+    #[test]
+    fn short_secrets_are_rejected() {
+        assert_eq!(
+            Signer::new("id", "short", [] as [&str; 0]).unwrap_err(),
+            WeakSecret { len: 5 }
+        );
+        assert!(Signer::new("id", NEW, ["short"]).is_err());
+    }
+}

@@ -1,0 +1,386 @@
+//! The store trait and the stores.
+//!
+//! A store keeps sessions on the server, under a [`StoreKey`], as a set of
+//! entries (one encoded value per session key). The middleware never writes
+//! a whole session back: it sends a [`ChangeSet`], the keys a request set,
+//! removed or cleared, and the store applies it atomically. That is what lets
+//! two concurrent requests of one session change different keys without one
+//! losing the other's write.
+//!
+//! # Implementing your own store
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::Mutex;
+//! use std::time::{Duration, Instant};
+//!
+//! use session_core::store::{Applied, ChangeSet, Record, SessionStore, StoreError};
+//! use session_core::StoreKey;
+//!
+//! /// One mutex over a map: every change set is applied under it.
+//! #[derive(Default)]
+//! struct MyStore(Mutex<HashMap<String, (Record, Instant)>>);
+//!
+//! impl MyStore {
+//!     fn live<'a>(
+//!         map: &'a mut HashMap<String, (Record, Instant)>,
+//!         key: &StoreKey,
+//!     ) -> Option<&'a mut (Record, Instant)> {
+//!         match map.get(key.as_str()) {
+//!             Some((_, expires)) if *expires <= Instant::now() => {
+//!                 map.remove(key.as_str());
+//!                 None
+//!             }
+//!             _ => map.get_mut(key.as_str()),
+//!         }
+//!     }
+//! }
+//!
+//! impl SessionStore for MyStore {
+//!     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+//!         let mut map = self.0.lock().unwrap();
+//!         Ok(Self::live(&mut map, key).map(|(record, _)| record.clone()))
+//!     }
+//!
+//!     async fn create(&self, key: &StoreKey, record: &Record, ttl: Duration) -> Result<bool, StoreError> {
+//!         let mut map = self.0.lock().unwrap();
+//!         if Self::live(&mut map, key).is_some() {
+//!             return Ok(false);
+//!         }
+//!         map.insert(key.as_str().to_owned(), (record.clone(), Instant::now() + ttl));
+//!         Ok(true)
+//!     }
+//!
+//!     async fn apply(&self, key: &StoreKey, changes: &ChangeSet, ttl: Duration) -> Result<Applied, StoreError> {
+//!         let mut map = self.0.lock().unwrap();
+//!         let Some((record, expires)) = Self::live(&mut map, key) else {
+//!             return Ok(Applied::Gone); // never re-create: logout must stay final
+//!         };
+//!         changes.apply_to(&mut record.entries);
+//!         *expires = Instant::now() + ttl;
+//!         if record.entries.is_empty() {
+//!             map.remove(key.as_str());
+//!         }
+//!         Ok(Applied::Done)
+//!     }
+//!
+//!     async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
+//!         let mut map = self.0.lock().unwrap();
+//!         Ok(match Self::live(&mut map, key) {
+//!             Some((_, expires)) => {
+//!                 *expires = Instant::now() + ttl;
+//!                 Applied::Done
+//!             }
+//!             None => Applied::Gone,
+//!         })
+//!     }
+//!
+//!     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+//!         self.0.lock().unwrap().remove(key.as_str());
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! With the `testing` feature, `session_core::testing::run_store_suite`
+//! checks a store against every contract below.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use crate::StoreKey;
+
+#[cfg(feature = "cookie")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cookie")))]
+pub mod cookie;
+#[cfg(feature = "filesystem")]
+#[cfg_attr(docsrs, doc(cfg(feature = "filesystem")))]
+pub mod filesystem;
+#[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
+pub mod memory;
+pub mod null;
+
+/// A session as a store keeps it: encoded values by session key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// The session's entries: each value encoded by the session's codec.
+    pub entries: HashMap<String, Bytes>,
+    /// When the session expires, if the store can tell cheaply on
+    /// [`load`](SessionStore::load). The middleware uses it to extend a
+    /// session's lifetime only when a refresh is due, instead of writing on
+    /// every request; `None` makes every request that reads the session
+    /// refresh it. [`create`](SessionStore::create) ignores it.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl From<HashMap<String, Bytes>> for Record {
+    fn from(entries: HashMap<String, Bytes>) -> Self {
+        Self {
+            entries,
+            expires_at: None,
+        }
+    }
+}
+
+/// What one request changed in a session, key by key.
+///
+/// A store applies it in this order: `clear` (drop every entry), then
+/// `remove`, then `set`. No key is in both `set` and `remove`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// Drop every entry before applying the rest.
+    pub clear: bool,
+    /// Entries to write, with their encoded values.
+    pub set: Vec<(String, Bytes)>,
+    /// Keys to remove.
+    pub remove: Vec<String>,
+}
+
+impl ChangeSet {
+    /// True when applying it would change nothing.
+    pub fn is_empty(&self) -> bool {
+        !self.clear && self.set.is_empty() && self.remove.is_empty()
+    }
+
+    /// Applies the change set to a map of entries, in the documented order.
+    pub fn apply_to(&self, entries: &mut HashMap<String, Bytes>) {
+        if self.clear {
+            entries.clear();
+        }
+        for key in &self.remove {
+            entries.remove(key);
+        }
+        for (key, value) in &self.set {
+            entries.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+/// The outcome of [`SessionStore::apply`] and [`SessionStore::touch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Applied {
+    /// The session existed and the change (or new lifetime) was written.
+    Done,
+    /// No live session is stored under the key: it was deleted (logout) or
+    /// it expired. Nothing was written.
+    Gone,
+}
+
+/// A store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The null store was asked to write.
+    #[error(
+        "no session store is configured (SESSION_TYPE is `null`): set SESSION_TYPE to a real store to keep sessions"
+    )]
+    NotConfigured,
+    /// The store did not answer in time.
+    #[error("the session store did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Reading or writing local storage failed.
+    #[error("session store I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The store's backend reported an error.
+    #[error("the session store failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps any backend error.
+    pub fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Backend(error.into())
+    }
+}
+
+/// Where sessions are kept on the server.
+///
+/// Every method works on one session, named by its [`StoreKey`], and must
+/// keep these contracts (the acceptance suite in `session_core::testing`
+/// checks them):
+///
+/// - A session that expired is never returned, and counts as missing for
+///   every method.
+/// - [`apply`](Self::apply) never creates a session. On a missing one it
+///   writes nothing and returns [`Applied::Gone`]: that is what makes logout
+///   final against requests that were already in flight.
+/// - A change set is applied atomically: two `apply` calls on one session
+///   that change different keys both take effect, whatever their order.
+pub trait SessionStore: Send + Sync + 'static {
+    /// Loads a session, or `None` if it does not exist or has expired.
+    fn load(&self, key: &StoreKey)
+    -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+
+    /// Stores a new session that lives for `ttl`, unless a live session is
+    /// already stored under `key`: then nothing is written and the result is
+    /// `false`.
+    fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Applies a change set to an existing session atomically and makes it
+    /// live for `ttl` from now. A session left with no entries is deleted.
+    /// On a missing or expired session nothing is written and the result is
+    /// [`Applied::Gone`].
+    fn apply(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Applied, StoreError>> + Send;
+
+    /// Makes an existing session live for `ttl` from now; [`Applied::Gone`]
+    /// if it is missing or expired.
+    fn touch(
+        &self,
+        key: &StoreKey,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Applied, StoreError>> + Send;
+
+    /// Deletes a session. Deleting a missing session is not an error.
+    fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A boxed future, as returned by [`DynSessionStore`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe form of [`SessionStore`], for a store chosen at run time.
+///
+/// Every `SessionStore` is a `DynSessionStore`; use [`AnyStore`] to hold one.
+#[allow(missing_docs)]
+pub trait DynSessionStore: Send + Sync + 'static {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn apply<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        changes: &'a ChangeSet,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Applied, StoreError>>;
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Applied, StoreError>>;
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+impl<S: SessionStore> DynSessionStore for S {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        Box::pin(SessionStore::load(self, key))
+    }
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(SessionStore::create(self, key, record, ttl))
+    }
+    fn apply<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        changes: &'a ChangeSet,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Applied, StoreError>> {
+        Box::pin(SessionStore::apply(self, key, changes, ttl))
+    }
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Applied, StoreError>> {
+        Box::pin(SessionStore::touch(self, key, ttl))
+    }
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(SessionStore::delete(self, key))
+    }
+}
+
+/// A store chosen at run time (for example from `SESSION_TYPE`).
+#[derive(Clone)]
+pub struct AnyStore(Arc<dyn DynSessionStore>);
+
+impl AnyStore {
+    /// Wraps any store.
+    pub fn new(store: impl SessionStore) -> Self {
+        Self(Arc::new(store))
+    }
+}
+
+impl std::fmt::Debug for AnyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnyStore(..)")
+    }
+}
+
+impl SessionStore for AnyStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.0.load(key).await
+    }
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.0.create(key, record, ttl).await
+    }
+    async fn apply(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> Result<Applied, StoreError> {
+        self.0.apply(key, changes, ttl).await
+    }
+    async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
+        self.0.touch(key, ttl).await
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.0.delete(key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_set_applies_clear_then_remove_then_set() {
+        let mut entries: HashMap<String, Bytes> = [("a", "1"), ("b", "2")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Bytes::from(v)))
+            .collect();
+        ChangeSet {
+            clear: false,
+            set: vec![("c".into(), Bytes::from("3"))],
+            remove: vec!["a".into()],
+        }
+        .apply_to(&mut entries);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries["c"], "3");
+        ChangeSet {
+            clear: true,
+            set: vec![("d".into(), Bytes::from("4"))],
+            remove: vec![],
+        }
+        .apply_to(&mut entries);
+        assert_eq!(entries.keys().collect::<Vec<_>>(), ["d"]);
+    }
+}
