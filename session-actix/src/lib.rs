@@ -1,0 +1,57 @@
+//! Server-side sessions for actix-web, in the spirit of Flask-Session.
+//!
+//! Register [`SessionMiddleware`] on an `App`, choose where sessions live
+//! (memory, files, a signed cookie, and more behind features), and take a
+//! [`Session`] in your handlers:
+//!
+//! ```no_run
+//! use actix_web::{App, HttpServer, Responder, get};
+//! use session_actix::{Session, SessionConfig, SessionMiddleware};
+//!
+//! #[get("/")]
+//! async fn index(session: Session) -> actix_web::Result<impl Responder> {
+//!     session.insert("name", "nick")?;
+//!     Ok("hello")
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // SESSION_TYPE=filesystem, SESSION_TYPE=cookie, ...; memory by default.
+//!     let sessions = SessionMiddleware::from_config(SessionConfig::from_env()?).await?;
+//!     HttpServer::new(move || App::new().wrap(sessions.clone()).service(index))
+//!         .bind(("127.0.0.1", 8080))?
+//!         .run()
+//!         .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # What the middleware guarantees
+//!
+//! - **Lazy:** the store is asked at most once per request, and only if the
+//!   session is used; a request that changes nothing writes nothing and
+//!   sends no cookie.
+//! - **No lost updates between keys:** only the keys a request changed are
+//!   saved, atomically, so concurrent requests that change different keys
+//!   all keep their changes (for the same key, the last write wins).
+//! - **Logout wins:** after [`Session::purge`], a request of the same
+//!   session that was in flight cannot bring it back.
+//! - **Ids never at rest:** stores see `prefix + hex(sha256(id))`.
+//! - **Bad input is contained:** a forged, garbled or oversized cookie is a
+//!   fresh session, never an error.
+//! - **Outages are bounded:** every store call has a timeout; a failing
+//!   store gives `503` or an empty session, as configured.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod cycle;
+mod extract;
+mod middleware;
+mod session;
+
+pub use extract::SessionExt;
+pub use middleware::{SessionMiddleware, SessionMiddlewareBuilder, SessionService};
+pub use session::{Session, SessionError, SessionStatus};
+pub use session_core::{
+    Codec, ConfigError, CookieConfig, OutagePolicy, SameSite, SessionConfig, StoreKind,
+};
+pub use session_core::{codec, config, id, signing, store};

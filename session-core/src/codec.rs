@@ -117,7 +117,10 @@ mod tests {
         entries.insert(String::new(), Bytes::new());
         let mut out = Vec::new();
         encode_entries(&entries, &mut out);
-        assert_eq!(out.len(), entry_size("name", b"\"nick\"") + entry_size("", b""));
+        assert_eq!(
+            out.len(),
+            entry_size("name", b"\"nick\"") + entry_size("", b"")
+        );
         assert_eq!(decode_entries(&out), Some(entries));
     }
 
@@ -126,7 +129,11 @@ mod tests {
         assert_eq!(decode_entries(&[]), Some(HashMap::new()));
         assert_eq!(decode_entries(&[1]), None);
         assert_eq!(decode_entries(&[5, 0, 0, 0, b'a']), None);
-        assert_eq!(decode_entries(&[1, 0, 0, 0, 0xff, 0, 0, 0, 0]), None, "bad utf-8");
+        assert_eq!(
+            decode_entries(&[1, 0, 0, 0, 0xff, 0, 0, 0, 0]),
+            None,
+            "bad utf-8"
+        );
         assert_eq!(decode_entries(&[0, 0, 0, 0, 255, 255, 255, 255]), None);
     }
 }

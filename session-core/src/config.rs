@@ -31,7 +31,8 @@ pub enum StoreKind {
 }
 
 impl StoreKind {
-    const NAMES: &'static str = "memory, filesystem, redis, memcached, sql, mongodb, cookie or null";
+    const NAMES: &'static str =
+        "memory, filesystem, redis, memcached, sql, mongodb, cookie or null";
 
     /// The name `SESSION_TYPE` uses for this store.
     pub fn name(self) -> &'static str {
@@ -527,7 +528,13 @@ fn parse_mode(key: &'static str, v: &str) -> Result<u32, ConfigError> {
         Some(digits) => u32::from_str_radix(digits, 8).ok(),
         None => v.parse().ok(),
     }
-    .ok_or_else(|| ConfigError::invalid(key, v, "octal permission bits such as 0600, or decimal such as 384"))
+    .ok_or_else(|| {
+        ConfigError::invalid(
+            key,
+            v,
+            "octal permission bits such as 0600, or decimal such as 384",
+        )
+    })
 }
 
 #[cfg(test)]
@@ -560,7 +567,10 @@ mod tests {
             ("SESSION_REFRESH_EACH_REQUEST", "0"),
             ("SESSION_USE_SIGNER", "1"),
             ("SECRET_KEY", "k".repeat(32).as_str()),
-            ("SECRET_KEY_FALLBACKS", &format!("{}, {}", "a".repeat(32), "b".repeat(40))),
+            (
+                "SECRET_KEY_FALLBACKS",
+                &format!("{}, {}", "a".repeat(32), "b".repeat(40)),
+            ),
             ("SESSION_KEY_PREFIX", "app:"),
             ("SESSION_HASH_IDS", "false"),
             ("SESSION_SERIALIZATION_FORMAT", "json"),
@@ -606,7 +616,10 @@ mod tests {
         assert_eq!(c.memcached_servers, ["a:1", "b:2"]);
         assert_eq!(c.sql_url.as_deref(), Some("sqlite::memory:"));
         assert_eq!(c.sql_table, "t");
-        assert_eq!((c.mongodb_uri.as_str(), c.mongodb_db.as_str()), ("mongodb://m", "d"));
+        assert_eq!(
+            (c.mongodb_uri.as_str(), c.mongodb_db.as_str()),
+            ("mongodb://m", "d")
+        );
         assert_eq!(c.mongodb_collection, "c");
     }
 
@@ -615,14 +628,32 @@ mod tests {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("SESSION_TYPE", "redsi")], "SESSION_TYPE"),
             (&[("SESSION_PERMANENT", "yes")], "SESSION_PERMANENT"),
-            (&[("PERMANENT_SESSION_LIFETIME", "31d")], "PERMANENT_SESSION_LIFETIME"),
-            (&[("PERMANENT_SESSION_LIFETIME", "-1")], "PERMANENT_SESSION_LIFETIME"),
-            (&[("PERMANENT_SESSION_LIFETIME", "0")], "PERMANENT_SESSION_LIFETIME"),
-            (&[("SESSION_FILE_THRESHOLD", "many")], "SESSION_FILE_THRESHOLD"),
+            (
+                &[("PERMANENT_SESSION_LIFETIME", "31d")],
+                "PERMANENT_SESSION_LIFETIME",
+            ),
+            (
+                &[("PERMANENT_SESSION_LIFETIME", "-1")],
+                "PERMANENT_SESSION_LIFETIME",
+            ),
+            (
+                &[("PERMANENT_SESSION_LIFETIME", "0")],
+                "PERMANENT_SESSION_LIFETIME",
+            ),
+            (
+                &[("SESSION_FILE_THRESHOLD", "many")],
+                "SESSION_FILE_THRESHOLD",
+            ),
             (&[("SESSION_FILE_MODE", "0999")], "SESSION_FILE_MODE"),
             (&[("SESSION_FILE_MODE", "4096")], "SESSION_FILE_MODE"),
-            (&[("SESSION_COOKIE_SAMESITE", "sometimes")], "SESSION_COOKIE_SAMESITE"),
-            (&[("SESSION_COOKIE_SAMESITE", "None")], "SESSION_COOKIE_SAMESITE"),
+            (
+                &[("SESSION_COOKIE_SAMESITE", "sometimes")],
+                "SESSION_COOKIE_SAMESITE",
+            ),
+            (
+                &[("SESSION_COOKIE_SAMESITE", "None")],
+                "SESSION_COOKIE_SAMESITE",
+            ),
             (&[("SESSION_COOKIE_NAME", "a b")], "SESSION_COOKIE_NAME"),
             (&[("SESSION_COOKIE_PATH", "app")], "SESSION_COOKIE_PATH"),
             (&[("SESSION_USE_SIGNER", "true")], "SECRET_KEY"),
@@ -630,7 +661,10 @@ mod tests {
             (&[("SECRET_KEY", "short")], "SECRET_KEY"),
             (&[("SECRET_KEY_FALLBACKS", "short")], "SECRET_KEY_FALLBACKS"),
             (&[("SESSION_STORE_OUTAGE", "shrug")], "SESSION_STORE_OUTAGE"),
-            (&[("SESSION_SERIALIZATION_FORMAT", "pickle")], "SESSION_SERIALIZATION_FORMAT"),
+            (
+                &[("SESSION_SERIALIZATION_FORMAT", "pickle")],
+                "SESSION_SERIALIZATION_FORMAT",
+            ),
             (&[("SESSION_MEMCACHED", ",")], "SESSION_MEMCACHED"),
         ];
         for (pairs, key) in cases {

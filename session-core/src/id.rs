@@ -119,8 +119,7 @@ mod tests {
 
     #[test]
     fn generated_ids_differ() {
-        let ids: std::collections::HashSet<_> =
-            (0..1000).map(|_| SessionId::generate()).collect();
+        let ids: std::collections::HashSet<_> = (0..1000).map(|_| SessionId::generate()).collect();
         assert_eq!(ids.len(), 1000);
     }
 
@@ -131,9 +130,18 @@ mod tests {
         assert!(SessionId::parse("").is_none());
         assert!(SessionId::parse(&s[1..]).is_none(), "too short");
         assert!(SessionId::parse(&format!("{s}A")).is_none(), "too long");
-        assert!(SessionId::parse(&format!("{}/", &s[1..])).is_none(), "bad char");
-        assert!(SessionId::parse(&format!("{}=", &s[1..])).is_none(), "padding");
-        assert!(SessionId::parse(&format!("../{}", &s[3..])).is_none(), "path");
+        assert!(
+            SessionId::parse(&format!("{}/", &s[1..])).is_none(),
+            "bad char"
+        );
+        assert!(
+            SessionId::parse(&format!("{}=", &s[1..])).is_none(),
+            "padding"
+        );
+        assert!(
+            SessionId::parse(&format!("../{}", &s[3..])).is_none(),
+            "path"
+        );
         // 'B' as the last char sets a padding bit: not canonical.
         let non_canonical = format!("{}B", &"A".repeat(42));
         assert!(SessionId::parse(&non_canonical).is_none());

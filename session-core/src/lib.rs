@@ -16,6 +16,8 @@ pub mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+/// The `bytes` crate, whose `Bytes` holds encoded values.
+pub use bytes;
 pub use codec::Codec;
 pub use config::{ConfigError, CookieConfig, OutagePolicy, SameSite, SessionConfig, StoreKind};
 pub use id::{SessionId, StoreKey};

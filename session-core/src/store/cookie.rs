@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(s.decode(&format!("{other_payload}.{tag}")), None);
         assert_eq!(s.decode(payload), None);
         assert_eq!(s.decode(&s.encode(&record("1"), Duration::ZERO)), None);
-        let other_key = CookieStore::new("another secret of at least thirty-two bytes", [] as [&str; 0]);
+        let other_key = CookieStore::new(
+            "another secret of at least thirty-two bytes",
+            [] as [&str; 0],
+        );
         assert_eq!(other_key.unwrap().decode(&value), None);
         for bad in ["", "x", "x.y", "%%%.%%%"] {
             assert_eq!(s.decode(bad), None);
@@ -135,7 +138,8 @@ mod tests {
     #[test]
     fn rotated_keys_still_decode() {
         let old = store().encode(&record("1"), Duration::from_secs(60));
-        let rotated = CookieStore::new("the new cookie secret, also long enough", [SECRET]).unwrap();
+        let rotated =
+            CookieStore::new("the new cookie secret, also long enough", [SECRET]).unwrap();
         assert_eq!(rotated.decode(&old).unwrap().entries, record("1").entries);
     }
 

@@ -380,14 +380,40 @@ mod tests {
         let key = |i: u32| StoreKey::from_raw(format!("s{i}"));
         // s0 expires at once; s1 sooner than s2.
         assert!(store.create(&key(0), &rec, Duration::ZERO).await.unwrap());
-        assert!(store.create(&key(1), &rec, Duration::from_secs(100)).await.unwrap());
-        assert!(store.create(&key(2), &rec, Duration::from_secs(200)).await.unwrap());
-        assert!(store.create(&key(3), &rec, Duration::from_secs(300)).await.unwrap());
+        assert!(
+            store
+                .create(&key(1), &rec, Duration::from_secs(100))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .create(&key(2), &rec, Duration::from_secs(200))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .create(&key(3), &rec, Duration::from_secs(300))
+                .await
+                .unwrap()
+        );
         assert_eq!(session_files(dir.path()).unwrap().count(), 3);
-        assert!(store.load(&key(1)).await.unwrap().is_some(), "the expired one went first");
-        assert!(store.create(&key(4), &rec, Duration::from_secs(400)).await.unwrap());
+        assert!(
+            store.load(&key(1)).await.unwrap().is_some(),
+            "the expired one went first"
+        );
+        assert!(
+            store
+                .create(&key(4), &rec, Duration::from_secs(400))
+                .await
+                .unwrap()
+        );
         assert_eq!(session_files(dir.path()).unwrap().count(), 3);
-        assert!(store.load(&key(1)).await.unwrap().is_none(), "then the oldest");
+        assert!(
+            store.load(&key(1)).await.unwrap().is_none(),
+            "then the oldest"
+        );
         for i in 2..=4 {
             assert!(store.load(&key(i)).await.unwrap().is_some());
         }
@@ -400,7 +426,12 @@ mod tests {
         let key = StoreKey::from_raw("k");
         fs::write(dir.path().join(Inner::file_name(&key)), b"garbage").unwrap();
         assert_eq!(store.load(&key).await.unwrap(), None);
-        assert!(store.create(&key, &record(&[("a", "1")]), Duration::from_secs(9)).await.unwrap());
+        assert!(
+            store
+                .create(&key, &record(&[("a", "1")]), Duration::from_secs(9))
+                .await
+                .unwrap()
+        );
         let loaded = store.load(&key).await.unwrap().unwrap();
         assert_eq!(loaded.entries, record(&[("a", "1")]).entries);
         assert!(loaded.expires_at.unwrap() > SystemTime::now() + Duration::from_secs(8));
@@ -411,7 +442,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::builder(dir.path()).build().unwrap();
         store
-            .create(&StoreKey::from_raw("a"), &record(&[("a", "1")]), Duration::from_secs(9))
+            .create(
+                &StoreKey::from_raw("a"),
+                &record(&[("a", "1")]),
+                Duration::from_secs(9),
+            )
             .await
             .unwrap();
         let reopened = FileStore::builder(dir.path()).build().unwrap();

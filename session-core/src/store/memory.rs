@@ -81,7 +81,9 @@ impl MemoryStore {
 /// A panic while a shard was locked cannot leave it half-written (every
 /// change is a single map operation), so a poisoned lock is still usable.
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Shard {

@@ -105,6 +105,9 @@ pub mod filesystem;
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
 pub mod null;
+mod open;
+
+pub use open::{Backend, open};
 
 /// A session as a store keeps it: encoded values by session key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -215,8 +218,10 @@ impl StoreError {
 ///   that change different keys both take effect, whatever their order.
 pub trait SessionStore: Send + Sync + 'static {
     /// Loads a session, or `None` if it does not exist or has expired.
-    fn load(&self, key: &StoreKey)
-    -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+    fn load(
+        &self,
+        key: &StoreKey,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
 
     /// Stores a new session that lives for `ttl`, unless a live session is
     /// already stored under `key`: then nothing is written and the result is

@@ -1,0 +1,60 @@
+//! Opening the store a [`SessionConfig`] names.
+
+use super::{AnyStore, null::NullStore};
+use crate::config::{ConfigError, SessionConfig, StoreKind};
+
+/// Where sessions live: a server-side store, or the signed cookie.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Backend {
+    /// A server-side store; the cookie carries only the id.
+    Store(AnyStore),
+    /// The whole session in a signed cookie.
+    #[cfg(feature = "cookie")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cookie")))]
+    Cookie(super::cookie::CookieStore),
+}
+
+/// Opens the store that `config.store` (`SESSION_TYPE`) names, with the
+/// settings of its keys. A store that cannot be opened, or that this build
+/// does not include, is an error naming the key to look at.
+pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
+    let unavailable = |feature: &str| {
+        ConfigError::new(
+            "SESSION_TYPE",
+            format!(
+                "`{}` is not available in this build: enable the `{feature}` feature of session-actix",
+                config.store.name()
+            ),
+        )
+    };
+    Ok(match config.store {
+        #[cfg(feature = "memory")]
+        StoreKind::Memory => Backend::Store(AnyStore::new(super::memory::MemoryStore::new())),
+        #[cfg(feature = "filesystem")]
+        StoreKind::Filesystem => {
+            let store = super::filesystem::FileStore::builder(&config.file_dir)
+                .threshold(config.file_threshold)
+                .mode(config.file_mode)
+                .build()
+                .map_err(|e| {
+                    ConfigError::new(
+                        "SESSION_FILE_DIR",
+                        format!("cannot use {}: {e}", config.file_dir.display()),
+                    )
+                })?;
+            Backend::Store(AnyStore::new(store))
+        }
+        #[cfg(feature = "cookie")]
+        StoreKind::Cookie => {
+            let secret = config.secret_key.as_deref().ok_or_else(|| {
+                ConfigError::new("SECRET_KEY", "is required with SESSION_TYPE=cookie")
+            })?;
+            let store = super::cookie::CookieStore::new(secret, &config.secret_key_fallbacks)
+                .map_err(|e| ConfigError::new("SECRET_KEY", e.to_string()))?;
+            Backend::Cookie(store)
+        }
+        StoreKind::Null => Backend::Store(AnyStore::new(NullStore)),
+        kind => return Err(unavailable(kind.name())),
+    })
+}
