@@ -1,1 +1,454 @@
+//! The acceptance suite every store runs: one case per contract of
+//! [`SessionStore`].
+//!
+//! Run it against your store with [`store_suite!`](crate::store_suite), which
+//! generates one test per case:
+//!
+//! ```
+//! mod memory {
+//!     session_core::store_suite!(async { session_core::store::memory::MemoryStore::new() });
+//! }
+//! ```
+//!
+//! The cases use keys under a random prefix, so they can share a server
+//! with other tests and with each other. Expiry is checked with a one-second
+//! lifetime (the finest that memcached keeps), so the suite takes a few
+//! seconds.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use crate::store::{Applied, ChangeSet, Record, SessionStore};
+use crate::{SessionId, StoreKey};
+
+#[doc(hidden)]
+pub use tokio as __tokio;
+
+const LONG: Duration = Duration::from_secs(600);
+const SHORT: Duration = Duration::from_secs(1);
+/// Comfortably past `SHORT`, for stores that expire on whole seconds.
+const PAST_SHORT: Duration = Duration::from_millis(2200);
+
+/// A key no other test uses.
+pub fn unique_key(name: &str) -> StoreKey {
+    StoreKey::new(&format!("suite:{name}:"), &SessionId::generate(), true)
+}
+
+/// A record of string entries.
+pub fn record(pairs: &[(&str, &str)]) -> Record {
+    Record::from(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Bytes::copy_from_slice(v.as_bytes())))
+            .collect::<HashMap<_, _>>(),
+    )
+}
+
+fn set(pairs: &[(&str, &str)]) -> ChangeSet {
+    ChangeSet {
+        set: record(pairs).entries.into_iter().collect(),
+        ..ChangeSet::default()
+    }
+}
+
+async fn entries<S: SessionStore>(store: &S, key: &StoreKey) -> Option<HashMap<String, Bytes>> {
+    store
+        .load(key)
+        .await
+        .expect("load failed")
+        .map(|r| r.entries)
+}
+
+/// Generates one test (on a two-thread tokio runtime) per case of the acceptance suite, for the
+/// store that `$make` (an expression giving a future of the store) builds.
+#[macro_export]
+macro_rules! store_suite {
+    ($make:expr) => {
+        $crate::store_suite!(@cases $make;
+            missing_session_is_none,
+            create_then_load_round_trips,
+            create_does_not_overwrite,
+            apply_merges_key_by_key,
+            apply_clear_then_set,
+            apply_never_creates,
+            apply_that_empties_deletes,
+            touch_and_delete,
+            expired_sessions_are_gone,
+            touch_extends_the_lifetime,
+            load_reports_expiry,
+            concurrent_applies_to_different_keys_all_persist,
+            delete_wins_over_concurrent_apply,
+            keys_are_isolated,
+            values_round_trip_byte_for_byte,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testing::__tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime")
+                    .block_on(async {
+                        let store = $make.await;
+                        $crate::testing::$case(::std::sync::Arc::new(store)).await;
+                    });
+            }
+        )*
+    };
+}
+
+/// A key that was never written loads as `None`.
+pub async fn missing_session_is_none<S: SessionStore>(store: Arc<S>) {
+    assert_eq!(entries(&*store, &unique_key("missing")).await, None);
+}
+
+/// What `create` stores, `load` returns.
+pub async fn create_then_load_round_trips<S: SessionStore>(store: Arc<S>) {
+    let key = unique_key("create");
+    let rec = record(&[("name", "\"nick\""), ("visits", "3")]);
+    assert!(
+        store.create(&key, &rec, LONG).await.unwrap(),
+        "create on a free key"
+    );
+    assert_eq!(entries(&*store, &key).await, Some(rec.entries));
+}
+
+/// `create` on a live key writes nothing and returns false.
+pub async fn create_does_not_overwrite<S: SessionStore>(store: Arc<S>) {
+    let key = unique_key("taken");
+    assert!(
+        store
+            .create(&key, &record(&[("a", "1")]), LONG)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create(&key, &record(&[("b", "2")]), LONG)
+            .await
+            .unwrap(),
+        "create on a taken key must return false"
+    );
+    assert_eq!(
+        entries(&*store, &key).await,
+        Some(record(&[("a", "1")]).entries)
+    );
+}
+
+/// `apply` sets and removes only the keys in the change set.
+pub async fn apply_merges_key_by_key<S: SessionStore>(store: Arc<S>) {
+    let key = unique_key("merge");
+    store
+        .create(&key, &record(&[("a", "1"), ("b", "2"), ("c", "3")]), LONG)
+        .await
+        .unwrap();
+    let changes = ChangeSet {
+        clear: false,
+        set: vec![
+            ("b".into(), Bytes::from("20")),
+            ("d".into(), Bytes::from("4")),
+        ],
+        remove: vec!["c".into(), "never-there".into()],
+    };
+    assert_eq!(
+        store.apply(&key, &changes, LONG).await.unwrap(),
+        Applied::Done
+    );
+    assert_eq!(
+        entries(&*store, &key).await,
+        Some(record(&[("a", "1"), ("b", "20"), ("d", "4")]).entries)
+    );
+}
+
+/// `clear` drops every entry before the set is applied.
+pub async fn apply_clear_then_set<S: SessionStore>(store: Arc<S>) {
+    let key = unique_key("clear");
+    store
+        .create(&key, &record(&[("a", "1"), ("b", "2")]), LONG)
+        .await
+        .unwrap();
+    let changes = ChangeSet {
+        clear: true,
+        ..set(&[("c", "3")])
+    };
+    assert_eq!(
+        store.apply(&key, &changes, LONG).await.unwrap(),
+        Applied::Done
+    );
+    assert_eq!(
+        entries(&*store, &key).await,
+        Some(record(&[("c", "3")]).entries)
+    );
+}
+
+/// `apply` on a missing session is `Gone` and creates nothing: logout is final.
+pub async fn apply_never_creates<S: SessionStore>(store: Arc<S>) {
+    let key = unique_key("gone");
+    assert_eq!(
+        store.apply(&key, &set(&[("a", "1")]), LONG).await.unwrap(),
+        Applied::Gone
+    );
+    assert_eq!(
+        entries(&*store, &key).await,
+        None,
+        "apply re-created a session"
+    );
+    store
+        .create(&key, &record(&[("a", "1")]), LONG)
+        .await
+        .unwrap();
+    store.delete(&key).await.unwrap();
+    assert_eq!(
+        store.apply(&key, &set(&[("b", "2")]), LONG).await.unwrap(),
+        Applied::Gone
+    );
+    assert_eq!(
+        entries(&*store, &key).await,
+        None,
+        "apply revived a deleted session"
+    );
+}
+
+/// A session left with no entries is deleted.
+pub async fn apply_that_empties_deletes<S: SessionStore>(store: Arc<S>) {
+    let key = unique_key("empty");
+    store
+        .create(&key, &record(&[("a", "1")]), LONG)
+        .await
+        .unwrap();
+    let changes = ChangeSet {
+        remove: vec!["a".into()],
+        ..ChangeSet::default()
+    };
+    assert_eq!(
+        store.apply(&key, &changes, LONG).await.unwrap(),
+        Applied::Done
+    );
+    assert_eq!(entries(&*store, &key).await, None);
+    let key = unique_key("cleared");
+    store
+        .create(&key, &record(&[("a", "1")]), LONG)
+        .await
+        .unwrap();
+    let clear = ChangeSet {
+        clear: true,
+        ..ChangeSet::default()
+    };
+    assert_eq!(
+        store.apply(&key, &clear, LONG).await.unwrap(),
+        Applied::Done
+    );
+    assert_eq!(entries(&*store, &key).await, None);
+}
+
+/// `touch` reports whether the session exists; `delete` is idempotent.
+pub async fn touch_and_delete<S: SessionStore>(store: Arc<S>) {
+    let key = unique_key("touch");
+    assert_eq!(store.touch(&key, LONG).await.unwrap(), Applied::Gone);
+    store
+        .create(&key, &record(&[("a", "1")]), LONG)
+        .await
+        .unwrap();
+    assert_eq!(store.touch(&key, LONG).await.unwrap(), Applied::Done);
+    store.delete(&key).await.unwrap();
+    assert_eq!(entries(&*store, &key).await, None);
+    store
+        .delete(&key)
+        .await
+        .expect("deleting a missing session is not an error");
+    assert_eq!(store.touch(&key, LONG).await.unwrap(), Applied::Gone);
+}
+
+/// An expired session is missing for every method, and its key is free.
+pub async fn expired_sessions_are_gone<S: SessionStore>(store: Arc<S>) {
+    let keys: Vec<_> = (0..4).map(|_| unique_key("expiry")).collect();
+    for key in &keys {
+        store
+            .create(key, &record(&[("a", "1")]), SHORT)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        entries(&*store, &keys[0]).await,
+        None,
+        "load returned an expired session"
+    );
+    assert_eq!(
+        store
+            .apply(&keys[1], &set(&[("b", "2")]), LONG)
+            .await
+            .unwrap(),
+        Applied::Gone,
+        "apply revived an expired session"
+    );
+    assert_eq!(entries(&*store, &keys[1]).await, None);
+    assert_eq!(store.touch(&keys[2], LONG).await.unwrap(), Applied::Gone);
+    assert!(
+        store
+            .create(&keys[3], &record(&[("c", "3")]), LONG)
+            .await
+            .unwrap(),
+        "an expired session still held its key"
+    );
+    assert_eq!(
+        entries(&*store, &keys[3]).await,
+        Some(record(&[("c", "3")]).entries)
+    );
+}
+
+/// `touch` and `apply` give the session a new lifetime.
+pub async fn touch_extends_the_lifetime<S: SessionStore>(store: Arc<S>) {
+    let touched = unique_key("extend-touch");
+    let applied = unique_key("extend-apply");
+    for key in [&touched, &applied] {
+        store
+            .create(key, &record(&[("a", "1")]), SHORT)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.touch(&touched, LONG).await.unwrap(), Applied::Done);
+    assert_eq!(
+        store
+            .apply(&applied, &set(&[("b", "2")]), LONG)
+            .await
+            .unwrap(),
+        Applied::Done
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(
+        entries(&*store, &touched).await.is_some(),
+        "touch did not extend"
+    );
+    assert!(
+        entries(&*store, &applied).await.is_some(),
+        "apply did not extend"
+    );
+}
+
+/// If a store reports when a session expires, the time is right.
+pub async fn load_reports_expiry<S: SessionStore>(store: Arc<S>) {
+    let key = unique_key("expires-at");
+    let before = SystemTime::now();
+    store
+        .create(&key, &record(&[("a", "1")]), LONG)
+        .await
+        .unwrap();
+    let loaded = store.load(&key).await.unwrap().expect("just created");
+    if let Some(at) = loaded.expires_at {
+        let slack = Duration::from_secs(2);
+        assert!(at + slack >= before + LONG, "expires too early: {at:?}");
+        assert!(
+            at <= SystemTime::now() + LONG + slack,
+            "expires too late: {at:?}"
+        );
+    }
+}
+
+/// Many concurrent change sets to different keys of one session: none is lost.
+pub async fn concurrent_applies_to_different_keys_all_persist<S: SessionStore>(store: Arc<S>) {
+    const WRITERS: usize = 16;
+    let key = unique_key("concurrent");
+    store
+        .create(&key, &record(&[("seed", "0")]), LONG)
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..WRITERS {
+        let (store, key) = (Arc::clone(&store), key.clone());
+        tasks.spawn(async move {
+            let changes = set(&[(&format!("k{i}"), &i.to_string())]);
+            store.apply(&key, &changes, LONG).await.unwrap()
+        });
+    }
+    while let Some(applied) = tasks.join_next().await {
+        assert_eq!(applied.unwrap(), Applied::Done);
+    }
+    let got = entries(&*store, &key).await.expect("session vanished");
+    for i in 0..WRITERS {
+        assert_eq!(
+            got.get(&format!("k{i}")).map(|v| &v[..]),
+            Some(i.to_string().as_bytes()),
+            "the write to k{i} was lost"
+        );
+    }
+    assert_eq!(got.len(), WRITERS + 1);
+}
+
+/// A delete racing an apply: once both are done, the session is gone,
+/// whichever ran first.
+pub async fn delete_wins_over_concurrent_apply<S: SessionStore>(store: Arc<S>) {
+    for round in 0..20 {
+        let key = unique_key("logout-race");
+        store
+            .create(&key, &record(&[("user", "\"ann\"")]), LONG)
+            .await
+            .unwrap();
+        let (s1, k1) = (Arc::clone(&store), key.clone());
+        let writer =
+            tokio::spawn(
+                async move { s1.apply(&k1, &set(&[("cart", "[1]")]), LONG).await.unwrap() },
+            );
+        let (s2, k2) = (Arc::clone(&store), key.clone());
+        let logout = tokio::spawn(async move { s2.delete(&k2).await.unwrap() });
+        let _ = writer.await.unwrap();
+        logout.await.unwrap();
+        assert_eq!(
+            entries(&*store, &key).await,
+            None,
+            "round {round}: a write in flight brought a deleted session back"
+        );
+    }
+}
+
+/// Sessions under different keys never see each other's data.
+pub async fn keys_are_isolated<S: SessionStore>(store: Arc<S>) {
+    let (a, b) = (unique_key("iso"), unique_key("iso"));
+    store
+        .create(&a, &record(&[("who", "a")]), LONG)
+        .await
+        .unwrap();
+    store
+        .create(&b, &record(&[("who", "b")]), LONG)
+        .await
+        .unwrap();
+    let _ = store.apply(&a, &set(&[("x", "1")]), LONG).await.unwrap();
+    store.delete(&b).await.unwrap();
+    assert_eq!(
+        entries(&*store, &a).await,
+        Some(record(&[("who", "a"), ("x", "1")]).entries)
+    );
+    assert_eq!(entries(&*store, &b).await, None);
+}
+
+/// Binary values, empty values, unicode and odd keys, and a large value
+/// come back unchanged.
+pub async fn values_round_trip_byte_for_byte<S: SessionStore>(store: Arc<S>) {
+    let key = unique_key("bytes");
+    let mut rec = Record::default();
+    rec.entries.insert(
+        "bin".into(),
+        Bytes::from_static(&[0, 255, 1, 254, b'\n', 0]),
+    );
+    rec.entries.insert("empty".into(), Bytes::new());
+    rec.entries
+        .insert("ключ 🔑".into(), Bytes::from("\"значение\""));
+    rec.entries
+        .insert("with.dots:and$dollars".into(), Bytes::from("1"));
+    rec.entries
+        .insert("big".into(), Bytes::from(vec![b'x'; 100 * 1024]));
+    store.create(&key, &rec, LONG).await.unwrap();
+    assert_eq!(entries(&*store, &key).await, Some(rec.entries.clone()));
+    let _ = store
+        .apply(&key, &set(&[("later", "2")]), LONG)
+        .await
+        .unwrap();
+    rec.entries.insert("later".into(), Bytes::from("2"));
+    assert_eq!(entries(&*store, &key).await, Some(rec.entries));
+}
