@@ -1,5 +1,5 @@
 //! The framework-independent half of server-side sessions: ids, signing,
-//! configuration, value codecs, the [`SessionStore`](store::SessionStore)
+//! configuration, value codecs, the [`SessionStore`]
 //! trait and the stores.
 //!
 //! Most applications use this crate through `session-actix`, which
