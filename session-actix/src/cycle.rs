@@ -205,12 +205,11 @@ async fn save<S: SessionStore>(
                 return Ok(CookieChange::Keep);
             }
             // Move what is stored now, with other requests' writes.
-            let Some(current) = timed(t, store.load(&old)).await? else {
-                return Ok(CookieChange::Keep);
+            // Nothing left (the request cleared it, or a logout won): no cookie.
+            let current = match timed(t, store.load(&old)).await? {
+                Some(current) if !current.entries.is_empty() => current,
+                _ => return Ok(CookieChange::Remove),
             };
-            if current.entries.is_empty() {
-                return Ok(CookieChange::Remove);
-            }
             let fresh = create_fresh(current.entries).await?;
             // A purge that landed while the copy was made wins: undo the copy.
             if timed(t, store.touch(&old, ttl)).await? == Applied::Gone {

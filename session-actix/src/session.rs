@@ -342,3 +342,128 @@ impl Session {
         self.state().status()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(pairs: &[(&str, &str)], max_size: usize) -> Session {
+        let record = Record::from(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Bytes::copy_from_slice(v.as_bytes())))
+                .collect::<HashMap<_, _>>(),
+        );
+        Session::from_state(State::new(None, Some(record), Codec::Json, max_size))
+    }
+
+    fn sorted(mut keys: Vec<String>) -> Vec<String> {
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn only_changed_keys_are_in_the_change_set() {
+        let s = session(&[("a", "1"), ("b", "2"), ("c", "3")], 1000);
+        assert_eq!(s.status(), SessionStatus::Unchanged);
+        assert_eq!(s.get::<u32>("a").unwrap(), Some(1));
+        assert_eq!(s.status(), SessionStatus::Unchanged, "reads change nothing");
+        s.insert("b", 20).unwrap();
+        assert!(s.remove("c"));
+        assert!(!s.remove("missing"));
+        assert_eq!(s.status(), SessionStatus::Changed);
+        let changes = s.state().change_set();
+        assert!(!changes.clear);
+        assert_eq!(changes.set, vec![("b".to_owned(), Bytes::from("20"))]);
+        assert_eq!(changes.remove, vec!["c".to_owned()]);
+        assert_eq!(sorted(s.keys()), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_key_set_then_removed_is_a_removal() {
+        let s = session(&[], 1000);
+        s.insert("k", "v").unwrap();
+        s.remove("k");
+        let changes = s.state().change_set();
+        assert!(changes.set.is_empty());
+        assert_eq!(changes.remove, ["k"]);
+    }
+
+    #[test]
+    fn clear_then_insert_sends_clear_and_the_new_key() {
+        let s = session(&[("a", "1")], 1000);
+        s.remove("a");
+        s.clear();
+        s.insert("b", true).unwrap();
+        let changes = s.state().change_set();
+        assert!(changes.clear);
+        assert_eq!(changes.set, vec![("b".to_owned(), Bytes::from("true"))]);
+        assert!(changes.remove.is_empty());
+        assert_eq!(s.keys(), ["b"]);
+    }
+
+    #[test]
+    fn purge_empties_and_later_inserts_start_over() {
+        let s = session(&[("user", "\"ann\"")], 1000);
+        s.renew();
+        s.purge();
+        assert_eq!(s.status(), SessionStatus::Purged);
+        assert!(s.is_empty());
+        s.insert("flash", "bye").unwrap();
+        assert_eq!(s.status(), SessionStatus::Purged);
+        assert_eq!(s.keys(), ["flash"]);
+    }
+
+    #[test]
+    fn renew_keeps_the_data() {
+        let s = session(&[("a", "1")], 1000);
+        s.renew();
+        assert_eq!(s.status(), SessionStatus::Renewed);
+        assert_eq!(s.get::<u32>("a").unwrap(), Some(1));
+    }
+
+    #[test]
+    fn inserts_past_the_size_limit_fail_and_change_nothing() {
+        // "a" -> "1" takes 8 + 1 + 1 bytes.
+        let s = session(&[("a", "1")], 30);
+        s.insert("b", "x").unwrap(); // 8 + 1 + 3 = 12; total 22
+        let err = s.insert("c", "long value").unwrap_err();
+        assert!(
+            matches!(err, SessionError::TooLarge { limit: 30, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("30 bytes"), "{err}");
+        assert!(!s.contains_key("c"));
+        // Replacing a value counts the old one out.
+        s.insert("b", "yyyyyyyy").unwrap(); // 8 + 1 + 10 = 19; total 29
+        s.remove("b");
+        s.insert("c", "long").unwrap();
+    }
+
+    #[test]
+    fn wrong_types_are_reported_with_key_and_type_and_kept() {
+        let s = session(&[("n", "\"not a number\""), ("ok", "1")], 1000);
+        let err = s.get::<u32>("n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("\"n\"") && text.contains("u32"), "{text}");
+        assert_eq!(s.get::<String>("n").unwrap().as_deref(), Some("not a number"));
+        assert_eq!(s.get::<u8>("ok").unwrap(), Some(1));
+        assert_eq!(s.status(), SessionStatus::Unchanged);
+    }
+
+    #[test]
+    fn values_that_cannot_serialize_are_errors() {
+        let s = session(&[], 1000);
+        let mut bad = HashMap::new();
+        bad.insert(vec![1u8], 1u8); // JSON map keys must be strings
+        let err = s.insert("bad", bad).unwrap_err();
+        assert!(matches!(err, SessionError::Serialize { .. }), "{err}");
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn session_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Session>();
+    }
+}
