@@ -47,6 +47,7 @@ mod cycle;
 mod extract;
 mod middleware;
 mod session;
+mod typed;
 
 pub use extract::SessionExt;
 pub use middleware::{SessionMiddleware, SessionMiddlewareBuilder, SessionService};
@@ -55,3 +56,7 @@ pub use session_core::{
     Codec, ConfigError, CookieConfig, OutagePolicy, SameSite, SessionConfig, StoreKind,
 };
 pub use session_core::{codec, config, id, signing, store};
+pub use session_macros::SessionData;
+#[doc(hidden)]
+pub use typed::__private;
+pub use typed::{SessionData, TypedSession};

@@ -267,6 +267,28 @@ impl Session {
         Ok(())
     }
 
+    /// Like [`insert`](Self::insert), but records no change when the
+    /// stored value encodes to the same bytes.
+    pub(crate) fn insert_if_changed<T: Serialize>(
+        &self,
+        key: &str,
+        value: T,
+    ) -> Result<(), SessionError> {
+        let unchanged = {
+            let state = self.state();
+            let stored = state.entries.get(key);
+            match (stored, state.codec.encode(&value)) {
+                (Some(stored), Ok(bytes)) => *stored == bytes,
+                _ => false,
+            }
+        };
+        if unchanged {
+            Ok(())
+        } else {
+            self.insert(key, value)
+        }
+    }
+
     /// Removes `key`; true if it was there.
     pub fn remove(&self, key: &str) -> bool {
         let mut state = self.state();
@@ -446,7 +468,10 @@ mod tests {
         let err = s.get::<u32>("n").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("\"n\"") && text.contains("u32"), "{text}");
-        assert_eq!(s.get::<String>("n").unwrap().as_deref(), Some("not a number"));
+        assert_eq!(
+            s.get::<String>("n").unwrap().as_deref(),
+            Some("not a number")
+        );
         assert_eq!(s.get::<u8>("ok").unwrap(), Some(1));
         assert_eq!(s.status(), SessionStatus::Unchanged);
     }

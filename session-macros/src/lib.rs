@@ -1,4 +1,23 @@
 //! `#[derive(SessionData)]`: typed, serde-backed session accessors.
 //!
-//! The derive is being built (see the project's issue tracker); this crate is
-//! part of the workspace layout so that `session-actix` can re-export it.
+//! Use it through `session-actix`, which re-exports it with the runtime it
+//! generates code against; see `session_actix::SessionData` for the
+//! attributes and what is generated.
+
+mod ast;
+mod attr;
+mod case;
+mod ctxt;
+mod expand;
+mod valid;
+
+use proc_macro::TokenStream;
+use syn::{DeriveInput, parse_macro_input};
+
+/// Derives `session_actix::SessionData`: typed accessors, one session key
+/// per field. See `session_actix::SessionData` for the attributes.
+#[proc_macro_derive(SessionData, attributes(session))]
+pub fn derive_session_data(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input).into()
+}

@@ -1,0 +1,148 @@
+//! Parses `#[session(...)]` on the struct and on its fields.
+
+use syn::meta::ParseNestedMeta;
+use syn::{Attribute, LitStr};
+
+use crate::case::RenameRule;
+use crate::ctxt::Ctxt;
+
+/// One attribute value, remembering the tokens it came from so a duplicate
+/// can point at them.
+pub(crate) struct Attr<T> {
+    name: &'static str,
+    value: Option<(proc_macro2::TokenStream, T)>,
+}
+
+impl<T> Attr<T> {
+    fn none(name: &'static str) -> Self {
+        Self { name, value: None }
+    }
+
+    fn set(&mut self, cx: &Ctxt, tokens: &syn::Path, value: T) {
+        if self.value.is_some() {
+            cx.error_spanned_by(
+                tokens,
+                format!("duplicate #[session({})] attribute", self.name),
+            );
+        } else {
+            self.value = Some((quote::quote!(#tokens), value));
+        }
+    }
+
+    pub(crate) fn get(&self) -> Option<&T> {
+        self.value.as_ref().map(|(_, v)| v)
+    }
+
+    pub(crate) fn tokens(&self) -> Option<&proc_macro2::TokenStream> {
+        self.value.as_ref().map(|(t, _)| t)
+    }
+}
+
+/// `#[session(...)]` on the struct.
+pub(crate) struct Container {
+    pub(crate) prefix: Attr<String>,
+    pub(crate) rename_all: Attr<RenameRule>,
+    pub(crate) default: Attr<()>,
+}
+
+/// How a field gets its value when its key is missing or unreadable.
+pub(crate) enum Default {
+    /// `#[session(default)]`: the field type's `Default`.
+    Type,
+    /// `#[session(default = "path")]`: a function.
+    Path(syn::ExprPath),
+}
+
+/// `#[session(...)]` on a field.
+pub(crate) struct Field {
+    pub(crate) key: Attr<LitStr>,
+    pub(crate) default: Attr<Default>,
+    pub(crate) skip: Attr<()>,
+}
+
+fn session_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
+    attrs.iter().filter(|a| a.path().is_ident("session"))
+}
+
+fn string(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
+    meta.value()?.parse()
+}
+
+impl Container {
+    pub(crate) fn from_ast(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+        let mut c = Container {
+            prefix: Attr::none("prefix"),
+            rename_all: Attr::none("rename_all"),
+            default: Attr::none("default"),
+        };
+        for attr in session_attrs(attrs) {
+            let parsed = attr.parse_nested_meta(|meta| {
+                let path = &meta.path;
+                if path.is_ident("prefix") {
+                    let lit = string(&meta)?;
+                    c.prefix.set(cx, path, lit.value());
+                } else if path.is_ident("rename_all") {
+                    let lit = string(&meta)?;
+                    match RenameRule::from_str(&lit.value()) {
+                        Some(rule) => c.rename_all.set(cx, path, rule),
+                        None => cx.error_spanned_by(
+                            &lit,
+                            format!("unknown #[session(rename_all)] rule, expected one of {}", RenameRule::NAMES),
+                        ),
+                    }
+                } else if path.is_ident("default") {
+                    c.default.set(cx, path, ());
+                } else {
+                    let name = quote::quote!(#path).to_string().replace(' ', "");
+                    return Err(meta.error(format!(
+                        "unknown session attribute `{name}` on a struct, expected `prefix`, `rename_all` or `default`"
+                    )));
+                }
+                Ok(())
+            });
+            if let Err(error) = parsed {
+                cx.syn_error(error);
+            }
+        }
+        c
+    }
+}
+
+impl Field {
+    pub(crate) fn from_ast(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+        let mut f = Field {
+            key: Attr::none("key"),
+            default: Attr::none("default"),
+            skip: Attr::none("skip"),
+        };
+        for attr in session_attrs(attrs) {
+            let parsed = attr.parse_nested_meta(|meta| {
+                let path = &meta.path;
+                if path.is_ident("key") {
+                    let lit = string(&meta)?;
+                    f.key.set(cx, path, lit);
+                } else if path.is_ident("default") {
+                    if meta.input.peek(syn::Token![=]) {
+                        let lit = string(&meta)?;
+                        let func: syn::ExprPath = lit.parse()?;
+                        f.default.set(cx, path, Default::Path(func));
+                    } else {
+                        f.default.set(cx, path, Default::Type);
+                    }
+                } else if path.is_ident("skip") {
+                    f.skip.set(cx, path, ());
+                } else {
+                    let name = quote::quote!(#path).to_string().replace(' ', "");
+                    return Err(meta.error(format!(
+                        "unknown session attribute `{name}` on a field, expected `key`, `default` or `skip`"
+                    )));
+                }
+                Ok(())
+            });
+            if let Err(error) = parsed {
+                cx.syn_error(error);
+            }
+        }
+        f
+    }
+}

@@ -1,0 +1,10 @@
+use session_actix::SessionData;
+
+struct NotSerde;
+
+#[derive(SessionData)]
+struct Cart {
+    thing: Option<NotSerde>,
+}
+
+fn main() {}
