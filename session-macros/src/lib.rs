@@ -1,8 +1,13 @@
 //! `#[derive(SessionData)]`: typed, serde-backed session accessors.
 //!
-//! Use it through `session-actix`, which re-exports it with the runtime it
-//! generates code against; see `session_actix::SessionData` for the
-//! attributes and what is generated.
+//! Use it through `session-actix`, which re-exports it together with the
+//! runtime the generated code calls (through the hidden
+//! `session_actix::__private`, so users need no other import); see
+//! `session_actix::SessionData` for the attributes and what is generated.
+//!
+//! The work goes in stages: `ast` (a borrowed view of the input), `attr`
+//! (parse `#[session(...)]`), `valid` (reject what makes no sense, every
+//! error at once), `expand` (generate code).
 
 mod ast;
 mod attr;
