@@ -106,6 +106,9 @@ pub mod filesystem;
 pub mod memory;
 pub mod null;
 mod open;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
 pub use open::{Backend, open};
 

@@ -54,7 +54,46 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
                 .map_err(|e| ConfigError::new("SECRET_KEY", e.to_string()))?;
             Backend::Cookie(store)
         }
+        #[cfg(feature = "redis")]
+        StoreKind::Redis => {
+            let store = super::redis::RedisStore::builder(&config.redis_url)
+                .timeout(config.store_timeout)
+                .build()
+                .await
+                .map_err(|e| {
+                    ConfigError::new(
+                        "SESSION_REDIS",
+                        format!("cannot connect to {}: {e}", redact(&config.redis_url)),
+                    )
+                })?;
+            Backend::Store(AnyStore::new(store))
+        }
         StoreKind::Null => Backend::Store(AnyStore::new(NullStore)),
         kind => return Err(unavailable(kind.name())),
     })
+}
+
+/// A URL without its password, for error messages.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            redact("redis://user:secret@host:6379/0"),
+            "redis://***@host:6379/0"
+        );
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+    }
 }

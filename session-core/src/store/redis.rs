@@ -1,0 +1,528 @@
+//! The Redis store: single server, Redis Cluster and Redis Sentinel.
+//!
+//! # Layout
+//!
+//! A session is a Redis hash under its store key (`session:` + 64 hex digits
+//! by default): one hash field per session key, holding the encoded value,
+//! with the session's lifetime as the key's TTL. In `redis-cli`:
+//!
+//! ```text
+//! 127.0.0.1:6379> HGETALL session:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+//! 1) "name"
+//! 2) "\"nick\""
+//! 3) "visits"
+//! 4) "3"
+//! 127.0.0.1:6379> PTTL session:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+//! (integer) 2678391123
+//! ```
+//!
+//! # Round trips and atomicity
+//!
+//! - `load`: one pipelined `HGETALL` + `PTTL` (so the middleware knows when a
+//!   refresh is due without another call).
+//! - `apply` and `create`: one `EVALSHA` of a small Lua script that checks
+//!   the key exists (or does not), then `HDEL`s and `HSET`s only the changed
+//!   fields and resets the TTL, atomically. Two requests that change
+//!   different keys both persist; a script never re-creates a deleted or
+//!   expired session, which is what makes logout final. A hash whose last
+//!   field is removed disappears, so an emptied session is deleted.
+//! - `touch`: `PEXPIRE`; `delete`: `DEL`.
+//!
+//! Every key a script touches is the session's own, so all of it works
+//! unchanged on Redis Cluster.
+//!
+//! # Connections and outages
+//!
+//! A single server is reached through a [`ConnectionManager`]: one
+//! multiplexed connection shared by every worker, reconnecting by itself.
+//! A cluster uses the cluster client's own multiplexed connections, and
+//! Sentinel asks the sentinels for the current master, reconnecting to the
+//! new one after a failover. Every call is bounded by the response timeout
+//! given to the builder, and the middleware's own store timeout bounds the
+//! whole call; while Redis is down, requests get the configured outage
+//! behaviour, and the store recovers by itself when Redis is back.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+
+use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use crate::StoreKey;
+
+/// Fields per `HSET`/`HDEL` inside the scripts: Lua's `unpack` has a stack
+/// limit of a few thousand values.
+const SCRIPT_BATCH: &str = "500";
+
+/// Applies a change set to an existing session.
+/// KEYS[1]: the session. ARGV: ttl ms, clear (0/1), number of removals,
+/// batch size, the removed fields, then field/value pairs to set.
+static APPLY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 0 then return 0 end
+local batch = tonumber(ARGV[4])
+if ARGV[2] == '1' then redis.call('DEL', key) end
+local removes = tonumber(ARGV[3])
+local i = 5
+while i < 5 + removes do
+  local last = math.min(i + batch - 1, 4 + removes)
+  redis.call('HDEL', key, unpack(ARGV, i, last))
+  i = last + 1
+end
+while i <= #ARGV do
+  local last = math.min(i + 2 * batch - 1, #ARGV)
+  redis.call('HSET', key, unpack(ARGV, i, last))
+  i = last + 1
+end
+if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
+return 1
+",
+    )
+});
+
+/// Creates a session unless the key is taken.
+/// KEYS[1]: the session. ARGV: ttl ms, batch size, then field/value pairs.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 1 then return 0 end
+local batch = tonumber(ARGV[2])
+local i = 3
+while i <= #ARGV do
+  local last = math.min(i + 2 * batch - 1, #ARGV)
+  redis.call('HSET', key, unpack(ARGV, i, last))
+  i = last + 1
+end
+redis.call('PEXPIRE', key, ARGV[1])
+return 1
+",
+    )
+});
+
+/// Keeps sessions in Redis: a single server, a Redis Cluster (feature
+/// `redis-cluster`) or a master found through Redis Sentinel (feature
+/// `redis-sentinel`). See the [module docs](self) for the layout and the
+/// guarantees.
+#[derive(Clone)]
+pub struct RedisStore {
+    backend: Backend,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.backend {
+            Backend::Single(_) => "single",
+            #[cfg(feature = "redis-cluster")]
+            Backend::Cluster(_) => "cluster",
+            #[cfg(feature = "redis-sentinel")]
+            Backend::Sentinel(_) => "sentinel",
+        };
+        f.debug_struct("RedisStore").field("kind", &kind).finish()
+    }
+}
+
+#[derive(Clone)]
+enum Backend {
+    Single(ConnectionManager),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+    #[cfg(feature = "redis-sentinel")]
+    Sentinel(std::sync::Arc<sentinel::Sentinel>),
+}
+
+/// A connection for one call.
+enum Conn {
+    Single(ConnectionManager),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+    #[cfg(feature = "redis-sentinel")]
+    Sentinel(redis::aio::MultiplexedConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            #[cfg(feature = "redis-cluster")]
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+            #[cfg(feature = "redis-sentinel")]
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            #[cfg(feature = "redis-cluster")]
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            #[cfg(feature = "redis-sentinel")]
+            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            #[cfg(feature = "redis-cluster")]
+            Conn::Cluster(c) => c.get_db(),
+            #[cfg(feature = "redis-sentinel")]
+            Conn::Sentinel(c) => c.get_db(),
+        }
+    }
+}
+
+/// Configures a [`RedisStore`] reached by URL.
+#[derive(Debug)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    timeout: Duration,
+}
+
+impl RedisStoreBuilder {
+    /// How long one command (and one connection attempt) may take before it
+    /// fails. Defaults to 5 seconds.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connects. The URL is one of:
+    ///
+    /// - `redis://[user:password@]host[:port][/db]`: a single server
+    ///   (`rediss://` needs TLS, which this build does not include);
+    /// - `redis+cluster://host:port[,host:port...]`: a Redis Cluster,
+    ///   through any of its nodes (feature `redis-cluster`);
+    /// - `redis+sentinel://host:port[,host:port...]/service[/db]`: the
+    ///   master that the sentinels name for `service` (feature
+    ///   `redis-sentinel`).
+    pub async fn build(self) -> Result<RedisStore, StoreError> {
+        let timeout = self.timeout;
+        if let Some(nodes) = self.url.strip_prefix("redis+cluster://") {
+            return cluster(nodes, timeout).await;
+        }
+        if let Some(rest) = self.url.strip_prefix("redis+sentinel://") {
+            return sentinel_store(rest, timeout).await;
+        }
+        let client = redis::Client::open(self.url.as_str()).map_err(StoreError::backend)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(timeout);
+        let manager = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(RedisStore::new(manager))
+    }
+}
+
+#[cfg(feature = "redis-cluster")]
+async fn cluster(nodes: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
+    let nodes: Vec<String> = nodes
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| format!("redis://{n}"))
+        .collect();
+    let client = redis::cluster::ClusterClientBuilder::new(nodes)
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .build()
+        .map_err(StoreError::backend)?;
+    let connection = client
+        .get_async_connection()
+        .await
+        .map_err(StoreError::backend)?;
+    Ok(RedisStore::cluster(connection))
+}
+
+#[cfg(not(feature = "redis-cluster"))]
+async fn cluster(_: &str, _: Duration) -> Result<RedisStore, StoreError> {
+    Err(StoreError::backend(
+        "redis+cluster:// needs the `redis-cluster` feature",
+    ))
+}
+
+#[cfg(feature = "redis-sentinel")]
+async fn sentinel_store(rest: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
+    let sentinel = sentinel::Sentinel::parse(rest, timeout)?;
+    Ok(RedisStore {
+        backend: Backend::Sentinel(std::sync::Arc::new(sentinel)),
+    })
+}
+
+#[cfg(not(feature = "redis-sentinel"))]
+async fn sentinel_store(_: &str, _: Duration) -> Result<RedisStore, StoreError> {
+    Err(StoreError::backend(
+        "redis+sentinel:// needs the `redis-sentinel` feature",
+    ))
+}
+
+#[cfg(feature = "redis-sentinel")]
+mod sentinel {
+    use std::time::Duration;
+
+    use redis::AsyncConnectionConfig;
+    use redis::aio::MultiplexedConnection;
+    use redis::sentinel::{SentinelClient, SentinelServerType};
+
+    use super::StoreError;
+
+    /// The sentinels, and the connection to the master they named last.
+    pub(super) struct Sentinel {
+        client: tokio::sync::Mutex<SentinelClient>,
+        master: std::sync::Mutex<Option<MultiplexedConnection>>,
+        config: AsyncConnectionConfig,
+    }
+
+    impl Sentinel {
+        /// Parses `host:port[,host:port...]/service[/db]`.
+        pub(super) fn parse(rest: &str, timeout: Duration) -> Result<Self, StoreError> {
+            let (hosts, path) = rest.split_once('/').ok_or_else(|| {
+                StoreError::backend("redis+sentinel:// needs /service after the hosts")
+            })?;
+            let (service, db) = match path.split_once('/') {
+                Some((service, db)) => (
+                    service,
+                    Some(db.parse::<i64>().map_err(|_| {
+                        StoreError::backend(format!("redis+sentinel://: bad database {db:?}"))
+                    })?),
+                ),
+                None => (path, None),
+            };
+            let sentinels: Vec<String> = hosts
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| format!("redis://{h}"))
+                .collect();
+            let node = db.map(|db| {
+                redis::sentinel::SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(redis::RedisConnectionInfo::default().set_db(db))
+            });
+            let client = SentinelClient::build(
+                sentinels,
+                service.to_owned(),
+                node,
+                SentinelServerType::Master,
+            )
+            .map_err(StoreError::backend)?;
+            Ok(Self {
+                client: tokio::sync::Mutex::new(client),
+                master: std::sync::Mutex::new(None),
+                config: AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout)),
+            })
+        }
+
+        /// The master's connection, asking the sentinels if there is none.
+        pub(super) async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
+            if let Some(connection) = self.cached() {
+                return Ok(connection);
+            }
+            let mut client = self.client.lock().await;
+            if let Some(connection) = self.cached() {
+                return Ok(connection);
+            }
+            let connection = client
+                .get_async_connection_with_config(&self.config)
+                .await
+                .map_err(StoreError::backend)?;
+            *self.master.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
+            Ok(connection)
+        }
+
+        fn cached(&self) -> Option<MultiplexedConnection> {
+            self.master
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        }
+
+        /// Forgets the master after an error that may mean a failover.
+        pub(super) fn failed(&self, error: &redis::RedisError) {
+            let failover = error.is_io_error()
+                || error.is_connection_dropped()
+                || error.is_connection_refusal()
+                || error.is_timeout()
+                || matches!(error.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"));
+            if failover {
+                *self.master.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
+        }
+    }
+}
+
+impl RedisStore {
+    /// Starts configuring a store reached by `url` (see
+    /// [`RedisStoreBuilder::build`] for the forms it takes).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A store on an existing connection manager (single server), for apps
+    /// that already have one. Sharing it with the rest of the app is fine.
+    pub fn new(connection: ConnectionManager) -> Self {
+        Self {
+            backend: Backend::Single(connection),
+        }
+    }
+
+    /// A store on an existing Redis Cluster connection.
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn cluster(connection: redis::cluster_async::ClusterConnection) -> Self {
+        Self {
+            backend: Backend::Cluster(connection),
+        }
+    }
+
+    async fn connection(&self) -> Result<Conn, StoreError> {
+        Ok(match &self.backend {
+            Backend::Single(c) => Conn::Single(c.clone()),
+            #[cfg(feature = "redis-cluster")]
+            Backend::Cluster(c) => Conn::Cluster(c.clone()),
+            #[cfg(feature = "redis-sentinel")]
+            Backend::Sentinel(s) => Conn::Sentinel(s.connection().await?),
+        })
+    }
+
+    /// Runs one call on a connection, turning errors into store errors (and
+    /// letting Sentinel forget a master that failed).
+    async fn call<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection().await?;
+        f(&mut connection).await.map_err(|error| {
+            #[cfg(feature = "redis-sentinel")]
+            if let Backend::Sentinel(s) = &self.backend {
+                s.failed(&error);
+            }
+            StoreError::backend(error)
+        })
+    }
+}
+
+fn millis(ttl: Duration) -> u64 {
+    (ttl.as_millis() as u64).max(1)
+}
+
+impl SessionStore for RedisStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let (fields, pttl): (Vec<(String, Vec<u8>)>, i64) = self
+            .call(async |c| {
+                redis::pipe()
+                    .hgetall(key.as_str())
+                    .pttl(key.as_str())
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let entries: HashMap<String, Bytes> = fields
+            .into_iter()
+            .map(|(k, v)| (k, Bytes::from(v)))
+            .collect();
+        // -1: no TTL (written by someone else); -2: gone meanwhile.
+        let expires_at = u64::try_from(pttl)
+            .ok()
+            .map(|ms| SystemTime::now() + Duration::from_millis(ms));
+        Ok(Some(Record {
+            entries,
+            expires_at,
+        }))
+    }
+
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        // A hash cannot be empty: an empty session is simply not stored.
+        if record.entries.is_empty() {
+            return Ok(true);
+        }
+        let created: i64 = self
+            .call(async |c| {
+                let mut call = CREATE.key(key.as_str());
+                call.arg(millis(ttl)).arg(SCRIPT_BATCH);
+                for (field, value) in &record.entries {
+                    call.arg(field.as_str()).arg(value.as_ref());
+                }
+                call.invoke_async(c).await
+            })
+            .await?;
+        Ok(created == 1)
+    }
+
+    async fn apply(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> Result<Applied, StoreError> {
+        let applied: i64 = self
+            .call(async |c| {
+                let mut call = APPLY.key(key.as_str());
+                call.arg(millis(ttl))
+                    .arg(if changes.clear { "1" } else { "0" })
+                    .arg(changes.remove.len())
+                    .arg(SCRIPT_BATCH);
+                for field in &changes.remove {
+                    call.arg(field.as_str());
+                }
+                for (field, value) in &changes.set {
+                    call.arg(field.as_str()).arg(value.as_ref());
+                }
+                call.invoke_async(c).await
+            })
+            .await?;
+        Ok(if applied == 1 {
+            Applied::Done
+        } else {
+            Applied::Gone
+        })
+    }
+
+    async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
+        let touched: bool = self
+            .call(async |c| {
+                redis::cmd("PEXPIRE")
+                    .arg(key.as_str())
+                    .arg(millis(ttl))
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        Ok(if touched {
+            Applied::Done
+        } else {
+            Applied::Gone
+        })
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.call(async |c| redis::cmd("DEL").arg(key.as_str()).query_async(c).await)
+            .await
+    }
+}
