@@ -147,6 +147,103 @@ async fn routes_with_signed_ids() {
 }
 
 #[tokio::test]
+async fn routes_on_redis() {
+    exercise_routes(&start(&[("SESSION_TYPE", "redis")])).await;
+}
+
+#[tokio::test]
+async fn routes_on_redis_cluster() {
+    let url = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002";
+    exercise_routes(&start(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", url)])).await;
+}
+
+#[tokio::test]
+async fn routes_on_redis_sentinel() {
+    let url = "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381/mymaster";
+    exercise_routes(&start(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", url)])).await;
+}
+
+/// Starts a private redis-server on `port`; killed on drop.
+struct Redis(Child);
+
+impl Redis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/services.sh)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self(child)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_redis_outage_gives_503_quickly_and_the_app_recovers() {
+    const PORT: u16 = 6395;
+    let redis = Redis::start(PORT);
+    let url = format!("redis://127.0.0.1:{PORT}");
+    let server = start(&[
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", &url),
+        ("SESSION_STORE_TIMEOUT", "0.5"),
+    ]);
+    let b = &server.base;
+    let c = client();
+    assert_eq!(get(&c, format!("{b}/visits")).await, (StatusCode::OK, "1".into()));
+    drop(redis);
+    let started = Instant::now();
+    assert_eq!(get(&c, format!("{b}/visits")).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    // Routes that do not touch the session are not affected at all.
+    assert_eq!(get(&c, format!("{b}/nowhere")).await.0, StatusCode::NOT_FOUND);
+    assert!(started.elapsed() < Duration::from_secs(10), "the outage was not bounded");
+    let _redis = Redis::start(PORT);
+    // The restarted server is empty: a new session starts, without restarting the app.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = get(&c, format!("{b}/visits")).await;
+        if status == StatusCode::OK {
+            assert_eq!(body, "1");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the app did not recover: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(get(&c, format!("{b}/visits")).await, (StatusCode::OK, "2".into()));
+}
+
+#[tokio::test]
+async fn a_redis_outage_with_the_empty_policy_serves_empty_sessions() {
+    const PORT: u16 = 6396;
+    let redis = Redis::start(PORT);
+    let url = format!("redis://127.0.0.1:{PORT}");
+    let server = start(&[
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", &url),
+        ("SESSION_STORE_TIMEOUT", "0.5"),
+        ("SESSION_STORE_OUTAGE", "empty"),
+    ]);
+    let b = &server.base;
+    let c = client();
+    assert_eq!(get(&c, format!("{b}/")).await.0, StatusCode::OK);
+    assert_eq!(get(&c, format!("{b}/index")).await, (StatusCode::OK, "nick".into()));
+    drop(redis);
+    assert_eq!(get(&c, format!("{b}/index")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&c, format!("{b}/visits")).await, (StatusCode::OK, "1".into()));
+}
+
+#[tokio::test]
 async fn forged_cookies_get_a_fresh_session() {
     let server = start(&[]);
     let c = reqwest::Client::new();
@@ -205,6 +302,8 @@ fn bad_configuration_exits_non_zero_naming_the_key() {
         (&[("SESSION_TYPE", "cookie")][..], "SECRET_KEY"),
         (&[("SESSION_FILE_MODE", "rw-------")][..], "SESSION_FILE_MODE"),
         (&[("PORT", "eighty")][..], "PORT"),
+        (&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", "redis://127.0.0.1:1")][..], "SESSION_REDIS"),
+        (&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", "http://nope")][..], "SESSION_REDIS"),
     ] {
         let (status, stderr) = start_failing(env);
         assert!(!status.success(), "{env:?} started");
