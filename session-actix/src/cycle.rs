@@ -180,8 +180,10 @@ async fn save<S: SessionStore>(
 
     match snap.status {
         SessionStatus::Purged => {
-            if let Some(live) = &live {
-                timed(t, store.delete(live)).await?;
+            // Whatever the cookie named goes, even if this request found it
+            // already moved by a login: the logout follows the move.
+            if let Some(id) = &snap.id {
+                purge(store, t, key(id)).await?;
             }
             if !snap.entries.is_empty() {
                 Ok(set(&create_fresh(snap.entries).await?))
@@ -191,39 +193,19 @@ async fn save<S: SessionStore>(
                 Ok(CookieChange::Keep)
             }
         }
-        SessionStatus::Renewed => {
-            let Some(old) = live else {
-                return if snap.entries.is_empty() {
-                    Ok(CookieChange::Keep)
-                } else {
-                    Ok(set(&create_fresh(snap.entries).await?))
-                };
-            };
-            // Save this request's changes where they belong first; if the
-            // session was purged meanwhile, the login loses to the logout.
-            if timed(t, store.apply(&old, &snap.changes, ttl)).await? == Applied::Gone {
-                return Ok(CookieChange::Keep);
-            }
-            // Move what is stored now, with other requests' writes.
-            // Nothing left (the request cleared it, or a logout won): no cookie.
-            let current = match timed(t, store.load(&old)).await? {
-                Some(current) if !current.entries.is_empty() => current,
-                _ => return Ok(CookieChange::Remove),
-            };
-            let fresh = create_fresh(current.entries).await?;
-            // A purge that landed while the copy was made wins: undo the copy.
-            if timed(t, store.touch(&old, ttl)).await? == Applied::Gone {
-                timed(t, store.delete(&key(&fresh))).await?;
-                return Ok(CookieChange::Keep);
-            }
-            timed(t, store.delete(&old)).await?;
-            Ok(set(&fresh))
-        }
+        SessionStatus::Renewed => match live {
+            Some(old) => renew(store, settings, &old, snap).await,
+            None if snap.entries.is_empty() => Ok(CookieChange::Keep),
+            None => Ok(set(&create_fresh(snap.entries).await?)),
+        },
         SessionStatus::Changed => match (&live, &snap.id) {
             (Some(live), Some(id)) => {
                 match timed(t, store.apply(live, &snap.changes, ttl)).await? {
+                    // A logout (or expiry) won: nothing to save, no cookie.
                     Applied::Gone => Ok(CookieChange::Keep),
-                    Applied::Done if snap.entries.is_empty() => Ok(CookieChange::Remove),
+                    Applied::Deleted => Ok(CookieChange::Remove),
+                    // Another request may hold keys this one does not see:
+                    // the store, not this request's view, says it is alive.
                     Applied::Done => Ok(keep_or_resend(id)),
                 }
             }
@@ -234,12 +216,97 @@ async fn save<S: SessionStore>(
             (Some(live), Some(id)) if refresh_due(settings, snap.expires_at) => {
                 match timed(t, store.touch(live, ttl)).await? {
                     Applied::Done => Ok(keep_or_resend(id)),
-                    Applied::Gone => Ok(CookieChange::Keep),
+                    _ => Ok(CookieChange::Keep),
                 }
             }
             _ => Ok(CookieChange::Keep),
         },
     }
+}
+
+/// How long the note that a login moved a session stays: longer than any
+/// request of that session can still be in flight.
+const MOVE_NOTE_TTL: Duration = Duration::from_secs(300);
+
+/// The key of the note a login leaves at the old id: which keys it moved to.
+fn move_note(old: &StoreKey) -> StoreKey {
+    StoreKey::from_raw(format!("{old}:moved"))
+}
+
+/// Moves a stored session to a new id (login), so that a logout racing it
+/// still wins, whatever the interleaving:
+///
+/// 1. this request's changes go to the old id (`Gone`: a logout won);
+/// 2. a note at `old:moved` names the new id, so that a logout arriving
+///    with the old id from now on ends the new session too;
+/// 3. the new session is created;
+/// 4. the old one is taken (atomically read and deleted): `None` means a
+///    logout deleted it first, so the login is undone;
+/// 5. writes other requests made to the old id meanwhile are carried over;
+///    `Gone` means a logout followed the note and ended the new session.
+async fn renew<S: SessionStore>(
+    store: &S,
+    settings: &Settings,
+    old: &StoreKey,
+    snap: Snapshot,
+) -> Result<CookieChange, StoreError> {
+    let (t, ttl) = (settings.timeout, settings.lifetime);
+    match timed(t, store.apply(old, &snap.changes, ttl)).await? {
+        Applied::Done => {}
+        Applied::Deleted => return Ok(CookieChange::Remove),
+        Applied::Gone => return Ok(CookieChange::Keep),
+    }
+    let id = SessionId::generate();
+    let new = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
+    let note = move_note(old);
+    let note_ttl = MOVE_NOTE_TTL.min(ttl);
+    let target: HashMap<String, Bytes> = [(new.as_str().to_owned(), Bytes::new())].into();
+    // Another login of the same session may have left a note: add to it.
+    if !timed(
+        t,
+        store.create(&note, &Record::from(target.clone()), note_ttl),
+    )
+    .await?
+    {
+        let add = ChangeSet {
+            set: target.into_iter().collect(),
+            ..ChangeSet::default()
+        };
+        let _ = timed(t, store.apply(&note, &add, note_ttl)).await?;
+    }
+    if !timed(t, store.create(&new, &Record::from(snap.entries), ttl)).await? {
+        return Err(StoreError::backend("a fresh session id was taken"));
+    }
+    let Some(latest) = timed(t, store.take(old)).await? else {
+        timed(t, store.delete(&new)).await?;
+        return Ok(CookieChange::Remove);
+    };
+    let carry = ChangeSet {
+        clear: true,
+        set: latest.entries.into_iter().collect(),
+        remove: Vec::new(),
+    };
+    Ok(match timed(t, store.apply(&new, &carry, ttl)).await? {
+        Applied::Done => CookieChange::Set(cookie_value(settings, &id)),
+        Applied::Deleted | Applied::Gone => CookieChange::Remove,
+    })
+}
+
+/// Deletes a session and, following the notes logins leave, every session
+/// it was moved to.
+async fn purge<S: SessionStore>(store: &S, t: Duration, key: StoreKey) -> Result<(), StoreError> {
+    let mut pending = vec![key];
+    // Each login adds one hop; a handful covers any real chain.
+    for _ in 0..8 {
+        let Some(key) = pending.pop() else {
+            return Ok(());
+        };
+        timed(t, store.delete(&key)).await?;
+        if let Some(note) = timed(t, store.take(&move_note(&key))).await? {
+            pending.extend(note.entries.into_keys().map(StoreKey::from_raw));
+        }
+    }
+    Ok(())
 }
 
 /// Saves a cookie-store session: the cookie is the session.

@@ -53,8 +53,8 @@ impl Slot {
 /// Reads the cookie and loads the session it names.
 async fn load(shared: &Shared, req: &HttpRequest) -> Result<Session, SessionError> {
     let settings = &shared.settings;
-    let cookie = req.cookie(&settings.cookie.name);
-    let value = cookie.as_ref().map(|c| c.value());
+    let value = cookie_value(req, &settings.cookie.name);
+    let value = value.as_deref();
     let state = |id, record| State::new(id, record, settings.codec, settings.max_size);
     match &shared.loader {
         #[cfg(feature = "cookie")]
@@ -86,6 +86,32 @@ async fn load(shared: &Shared, req: &HttpRequest) -> Result<Session, SessionErro
             }
         }
     }
+}
+
+/// The value of the first cookie named `name`, read straight from the
+/// `Cookie` headers.
+///
+/// actix-web's own parser gives up on the whole header when any cookie in it
+/// is malformed, which would let an unrelated cookie (another app's, or a
+/// script's) hide the session. Values are returned as sent: ours never need
+/// percent-decoding.
+fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(actix_web::http::header::COOKIE)
+        .flat_map(|header| header.as_bytes().split(|&b| b == b';'))
+        .find_map(|pair| {
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let (n, v) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
+            if n != name.as_bytes() {
+                return None;
+            }
+            let v = v
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(v);
+            // A value that is not text cannot be ours: no session.
+            Some(std::str::from_utf8(v).unwrap_or_default().to_owned())
+        })
 }
 
 /// The id in a cookie value, if it is well-formed and, when signing is on,

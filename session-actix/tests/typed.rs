@@ -327,6 +327,9 @@ impl SessionStore for Recorder {
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.store.delete(key).await
     }
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.store.take(key).await
+    }
 }
 
 #[actix_web::test]
@@ -377,8 +380,7 @@ async fn concurrent_requests_setting_different_fields_both_persist() {
             ),
     )
     .await;
-    let app = Arc::new(app);
-    let res = test::call_service(&*app, test::TestRequest::get().uri("/start").to_request()).await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/start").to_request()).await;
     let cookie = session_cookie(&res).unwrap();
     let get = |uri: &'static str| test::TestRequest::get().uri(uri).cookie(cookie.clone());
     let (a, b) = tokio::join!(
@@ -387,7 +389,7 @@ async fn concurrent_requests_setting_different_fields_both_persist() {
     );
     assert_eq!(a.unwrap().status(), 200);
     assert_eq!(b.unwrap().status(), 200);
-    let res = test::call_service(&*app, get("/read").to_request()).await;
+    let res = test::call_service(&app, get("/read").to_request()).await;
     assert_eq!(test::read_body(res).await, "Some(99) 1 1");
 }
 

@@ -75,6 +75,8 @@ macro_rules! store_suite {
             apply_clear_then_set,
             apply_never_creates,
             apply_that_empties_deletes,
+            take_returns_and_deletes,
+            take_loses_no_concurrent_apply,
             touch_and_delete,
             expired_sessions_are_gone,
             touch_extends_the_lifetime,
@@ -228,7 +230,7 @@ pub async fn apply_that_empties_deletes<S: SessionStore>(store: Arc<S>) {
     };
     assert_eq!(
         store.apply(&key, &changes, LONG).await.unwrap(),
-        Applied::Done
+        Applied::Deleted
     );
     assert_eq!(entries(&*store, &key).await, None);
     let key = unique_key("cleared");
@@ -242,9 +244,84 @@ pub async fn apply_that_empties_deletes<S: SessionStore>(store: Arc<S>) {
     };
     assert_eq!(
         store.apply(&key, &clear, LONG).await.unwrap(),
-        Applied::Done
+        Applied::Deleted
     );
     assert_eq!(entries(&*store, &key).await, None);
+}
+
+/// `take` returns the session and deletes it; a missing one is `None`.
+pub async fn take_returns_and_deletes<S: SessionStore>(store: Arc<S>) {
+    let key = unique_key("take");
+    assert_eq!(store.take(&key).await.unwrap(), None);
+    store
+        .create(&key, &record(&[("a", "1"), ("b", "2")]), LONG)
+        .await
+        .unwrap();
+    let taken = store.take(&key).await.unwrap().expect("a live session");
+    assert_eq!(taken.entries, record(&[("a", "1"), ("b", "2")]).entries);
+    assert_eq!(entries(&*store, &key).await, None);
+    assert_eq!(store.take(&key).await.unwrap(), None);
+    assert_eq!(
+        store.apply(&key, &set(&[("c", "3")]), LONG).await.unwrap(),
+        Applied::Gone,
+        "apply after take re-created the session"
+    );
+    let expired = unique_key("take-expired");
+    store
+        .create(&expired, &record(&[("a", "1")]), SHORT)
+        .await
+        .unwrap();
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        store.take(&expired).await.unwrap(),
+        None,
+        "take returned an expired session"
+    );
+}
+
+/// Applies racing a `take`: every apply that reported `Done` is in the
+/// taken record; the others found the session gone.
+pub async fn take_loses_no_concurrent_apply<S: SessionStore>(store: Arc<S>) {
+    const WRITERS: usize = 8;
+    for round in 0..10 {
+        let key = unique_key("take-race");
+        store
+            .create(&key, &record(&[("seed", "0")]), LONG)
+            .await
+            .unwrap();
+        let mut writers = tokio::task::JoinSet::new();
+        for i in 0..WRITERS {
+            let (store, key) = (Arc::clone(&store), key.clone());
+            writers.spawn(async move {
+                let applied = store
+                    .apply(&key, &set(&[(&format!("k{i}"), "1")]), LONG)
+                    .await
+                    .unwrap();
+                (i, applied)
+            });
+        }
+        let taken = store
+            .take(&key)
+            .await
+            .unwrap()
+            .expect("the session was live");
+        while let Some(result) = writers.join_next().await {
+            let (i, applied) = result.unwrap();
+            match applied {
+                Applied::Done => assert!(
+                    taken.entries.contains_key(&format!("k{i}")),
+                    "round {round}: the write to k{i} was applied but not taken"
+                ),
+                Applied::Gone => {}
+                Applied::Deleted => panic!("a set cannot empty a session"),
+            }
+        }
+        assert_eq!(
+            entries(&*store, &key).await,
+            None,
+            "round {round}: take left the session"
+        );
+    }
 }
 
 /// `touch` reports whether the session exists; `delete` is idempotent.

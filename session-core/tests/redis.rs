@@ -69,7 +69,7 @@ async fn a_session_is_a_hash_with_a_ttl_under_a_hashed_key() {
             .apply(&key, &remove, Duration::from_secs(60))
             .await
             .unwrap(),
-        Applied::Done
+        Applied::Deleted
     );
     assert_eq!(redis_cli(6379, &["EXISTS", key.as_str()]), "0");
 }

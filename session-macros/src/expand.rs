@@ -65,22 +65,48 @@ fn stub(input: &DeriveInput) -> TokenStream {
     }
 }
 
-/// The expression that gives a field its value when its key is missing or
-/// unreadable.
-fn default_expr(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
-    let ty = field.ty;
-    let span = field.original.span();
+/// How a field gets its value when its key is missing or unreadable: as a
+/// value, or as something to call (a closure only where a path will not do,
+/// so the generated code is clippy-clean).
+enum DefaultKind<'a> {
+    Path(&'a syn::ExprPath),
+    Type,
+    Container,
+}
+
+fn default_kind<'a>(cont: &Container<'_>, field: &'a Field<'_>) -> DefaultKind<'a> {
     match field.attrs.default.get() {
-        Some(attr::Default::Path(path)) => quote_spanned!(path.span()=> #path()),
-        Some(attr::Default::Type) => {
-            quote_spanned!(span=> <#ty as ::core::default::Default>::default())
-        }
-        None if cont.attrs.default.get().is_some() => {
-            let this = cont.ident;
-            let ident = field.ident;
+        Some(attr::Default::Path(path)) => DefaultKind::Path(path),
+        Some(attr::Default::Type) => DefaultKind::Type,
+        None if cont.attrs.default.get().is_some() => DefaultKind::Container,
+        None => DefaultKind::Type,
+    }
+}
+
+/// The field's default, as a value.
+fn default_value(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
+    let (ty, this, ident) = (field.ty, cont.ident, field.ident);
+    let span = field.original.span();
+    match default_kind(cont, field) {
+        DefaultKind::Path(path) => quote_spanned!(path.span()=> #path()),
+        DefaultKind::Type => quote_spanned!(span=> <#ty as ::core::default::Default>::default()),
+        DefaultKind::Container => {
             quote_spanned!(span=> <#this as ::core::default::Default>::default().#ident)
         }
-        None => quote_spanned!(span=> <#ty as ::core::default::Default>::default()),
+    }
+}
+
+/// The field's default, as something to call.
+fn default_fn(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
+    let ty = field.ty;
+    let span = field.original.span();
+    match default_kind(cont, field) {
+        DefaultKind::Path(path) => quote_spanned!(path.span()=> #path),
+        DefaultKind::Type => quote_spanned!(span=> <#ty as ::core::default::Default>::default),
+        DefaultKind::Container => {
+            let value = default_value(cont, field);
+            quote_spanned!(span=> || #value)
+        }
     }
 }
 
@@ -104,7 +130,7 @@ fn expand(cont: &Container<'_>) -> TokenStream {
         let bare = name.unraw();
         let ty = field.ty;
         let key = &field.key;
-        let default = default_expr(cont, field);
+        let default = default_fn(cont, field);
         let set = format_ident!("set_{}", bare);
         let remove = format_ident!("remove_{}", bare);
         let update = format_ident!("update_{}", bare);
@@ -122,7 +148,7 @@ fn expand(cont: &Container<'_>) -> TokenStream {
         quote_spanned! {span=>
             #[doc = #doc_get]
             #vis fn #name(&self) -> #ty {
-                #private::get::<#ty>(&self.__session, #key, || #default)
+                #private::get::<#ty>(&self.__session, #key, #default)
             }
 
             #[doc = #doc_set]
@@ -150,7 +176,7 @@ fn expand(cont: &Container<'_>) -> TokenStream {
     let load_fields = cont.fields.iter().map(|field| {
         let name = field.ident;
         if field.attrs.skip.get().is_some() {
-            let default = default_expr(cont, field);
+            let default = default_value(cont, field);
             quote!(#name: #default)
         } else {
             quote!(#name: self.#name())

@@ -45,7 +45,10 @@ fn start(env: &[(&str, &str)]) -> Server {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the quickstart exited early: {status}");
         }
-        assert!(Instant::now() < deadline, "the quickstart did not start listening");
+        assert!(
+            Instant::now() < deadline,
+            "the quickstart did not start listening"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Server {
@@ -77,12 +80,24 @@ async fn exercise_routes(server: &Server) {
     let b = &server.base;
     let c = client();
     assert_eq!(get(&c, format!("{b}/index")).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(get(&c, format!("{b}/")).await, (StatusCode::OK, "hello".into()));
-    assert_eq!(get(&c, format!("{b}/index")).await, (StatusCode::OK, "nick".into()));
+    assert_eq!(
+        get(&c, format!("{b}/")).await,
+        (StatusCode::OK, "hello".into())
+    );
+    assert_eq!(
+        get(&c, format!("{b}/index")).await,
+        (StatusCode::OK, "nick".into())
+    );
     for n in 1..=3 {
-        assert_eq!(get(&c, format!("{b}/visits")).await, (StatusCode::OK, n.to_string()));
+        assert_eq!(
+            get(&c, format!("{b}/visits")).await,
+            (StatusCode::OK, n.to_string())
+        );
     }
-    assert_eq!(get(&c, format!("{b}/get?key=color")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&c, format!("{b}/get?key=color")).await.0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(
         get(&c, format!("{b}/set?key=color&value=blue")).await,
         (StatusCode::OK, "ok".into())
@@ -100,12 +115,27 @@ async fn exercise_routes(server: &Server) {
         get(&c, format!("{b}/get?key=user")).await,
         (StatusCode::OK, "ann".into())
     );
-    assert_eq!(get(&c, format!("{b}/visits")).await, (StatusCode::OK, "4".into()));
-    assert_eq!(post(&c, format!("{b}/logout")).await, (StatusCode::OK, "bye".into()));
-    assert_eq!(get(&c, format!("{b}/get?key=user")).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(get(&c, format!("{b}/visits")).await, (StatusCode::OK, "1".into()));
+    assert_eq!(
+        get(&c, format!("{b}/visits")).await,
+        (StatusCode::OK, "4".into())
+    );
+    assert_eq!(
+        post(&c, format!("{b}/logout")).await,
+        (StatusCode::OK, "bye".into())
+    );
+    assert_eq!(
+        get(&c, format!("{b}/get?key=user")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&c, format!("{b}/visits")).await,
+        (StatusCode::OK, "1".into())
+    );
     // Another client has a session of its own.
-    assert_eq!(get(&client(), format!("{b}/index")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&client(), format!("{b}/index")).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -123,7 +153,13 @@ async fn routes_on_the_filesystem_store() {
     exercise_routes(&server).await;
     let files = std::fs::read_dir(dir.path())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".session"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".session")
+        })
         .count();
     assert_eq!(files, 1, "one live session (the last /visits) is on disk");
 }
@@ -169,7 +205,14 @@ struct Redis(Child);
 impl Redis {
     fn start(port: u16) -> Self {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/services.sh)");
@@ -201,13 +244,25 @@ async fn a_redis_outage_gives_503_quickly_and_the_app_recovers() {
     ]);
     let b = &server.base;
     let c = client();
-    assert_eq!(get(&c, format!("{b}/visits")).await, (StatusCode::OK, "1".into()));
+    assert_eq!(
+        get(&c, format!("{b}/visits")).await,
+        (StatusCode::OK, "1".into())
+    );
     drop(redis);
     let started = Instant::now();
-    assert_eq!(get(&c, format!("{b}/visits")).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get(&c, format!("{b}/visits")).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     // Routes that do not touch the session are not affected at all.
-    assert_eq!(get(&c, format!("{b}/nowhere")).await.0, StatusCode::NOT_FOUND);
-    assert!(started.elapsed() < Duration::from_secs(10), "the outage was not bounded");
+    assert_eq!(
+        get(&c, format!("{b}/nowhere")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the outage was not bounded"
+    );
     let _redis = Redis::start(PORT);
     // The restarted server is empty: a new session starts, without restarting the app.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -217,10 +272,16 @@ async fn a_redis_outage_gives_503_quickly_and_the_app_recovers() {
             assert_eq!(body, "1");
             break;
         }
-        assert!(Instant::now() < deadline, "the app did not recover: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "the app did not recover: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(get(&c, format!("{b}/visits")).await, (StatusCode::OK, "2".into()));
+    assert_eq!(
+        get(&c, format!("{b}/visits")).await,
+        (StatusCode::OK, "2".into())
+    );
 }
 
 #[tokio::test]
@@ -237,10 +298,16 @@ async fn a_redis_outage_with_the_empty_policy_serves_empty_sessions() {
     let b = &server.base;
     let c = client();
     assert_eq!(get(&c, format!("{b}/")).await.0, StatusCode::OK);
-    assert_eq!(get(&c, format!("{b}/index")).await, (StatusCode::OK, "nick".into()));
+    assert_eq!(
+        get(&c, format!("{b}/index")).await,
+        (StatusCode::OK, "nick".into())
+    );
     drop(redis);
     assert_eq!(get(&c, format!("{b}/index")).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(get(&c, format!("{b}/visits")).await, (StatusCode::OK, "1".into()));
+    assert_eq!(
+        get(&c, format!("{b}/visits")).await,
+        (StatusCode::OK, "1".into())
+    );
 }
 
 #[tokio::test]
@@ -289,7 +356,12 @@ fn start_failing(env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     (status, stderr)
 }
 
@@ -297,16 +369,37 @@ fn start_failing(env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
 fn bad_configuration_exits_non_zero_naming_the_key() {
     for (env, key) in [
         (&[("SESSION_TYPE", "redsi")][..], "SESSION_TYPE"),
-        (&[("PERMANENT_SESSION_LIFETIME", "31 days")][..], "PERMANENT_SESSION_LIFETIME"),
-        (&[("SESSION_PERMANENT", "yes please")][..], "SESSION_PERMANENT"),
+        (
+            &[("PERMANENT_SESSION_LIFETIME", "31 days")][..],
+            "PERMANENT_SESSION_LIFETIME",
+        ),
+        (
+            &[("SESSION_PERMANENT", "yes please")][..],
+            "SESSION_PERMANENT",
+        ),
         (&[("SESSION_TYPE", "cookie")][..], "SECRET_KEY"),
-        (&[("SESSION_FILE_MODE", "rw-------")][..], "SESSION_FILE_MODE"),
+        (
+            &[("SESSION_FILE_MODE", "rw-------")][..],
+            "SESSION_FILE_MODE",
+        ),
         (&[("PORT", "eighty")][..], "PORT"),
-        (&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", "redis://127.0.0.1:1")][..], "SESSION_REDIS"),
-        (&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", "http://nope")][..], "SESSION_REDIS"),
+        (
+            &[
+                ("SESSION_TYPE", "redis"),
+                ("SESSION_REDIS", "redis://127.0.0.1:1"),
+            ][..],
+            "SESSION_REDIS",
+        ),
+        (
+            &[("SESSION_TYPE", "redis"), ("SESSION_REDIS", "http://nope")][..],
+            "SESSION_REDIS",
+        ),
     ] {
         let (status, stderr) = start_failing(env);
         assert!(!status.success(), "{env:?} started");
-        assert!(stderr.contains(key), "{env:?}: stderr does not name {key}: {stderr}");
+        assert!(
+            stderr.contains(key),
+            "{env:?}: stderr does not name {key}: {stderr}"
+        );
     }
 }

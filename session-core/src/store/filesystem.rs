@@ -304,9 +304,9 @@ impl SessionStore for FileStore {
             changes.apply_to(&mut stored.record.entries);
             if stored.record.entries.is_empty() {
                 inner.remove(&name)?;
-            } else {
-                inner.write(&name, &stored.record, expiry_ms(ttl))?;
+                return Ok(Applied::Deleted);
             }
+            inner.write(&name, &stored.record, expiry_ms(ttl))?;
             Ok(Applied::Done)
         })
         .await
@@ -330,6 +330,17 @@ impl SessionStore for FileStore {
         self.run(move |inner| {
             let _guard = inner.lock(&name)?;
             inner.remove(&name).map(drop)
+        })
+        .await
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let name = Inner::file_name(key);
+        self.run(move |inner| {
+            let _guard = inner.lock(&name)?;
+            let stored = inner.read(&name)?;
+            inner.remove(&name)?;
+            Ok(stored.map(|s| s.record))
         })
         .await
     }

@@ -151,11 +151,14 @@ impl SessionStore for MemoryStore {
         };
         changes.apply_to(&mut entry.record.entries);
         entry.expires = now + ttl;
-        if entry.record.entries.is_empty() {
+        let applied = if entry.record.entries.is_empty() {
             shard.sessions.remove(key.as_str());
-        }
+            Applied::Deleted
+        } else {
+            Applied::Done
+        };
         shard.wrote(now);
-        Ok(Applied::Done)
+        Ok(applied)
     }
 
     async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
@@ -172,5 +175,12 @@ impl SessionStore for MemoryStore {
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.shard(key).sessions.remove(key.as_str());
         Ok(())
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        shard.live(key, now);
+        Ok(shard.sessions.remove(key.as_str()).map(|e| e.record))
     }
 }

@@ -60,6 +60,7 @@
 //!         *expires = Instant::now() + ttl;
 //!         if record.entries.is_empty() {
 //!             map.remove(key.as_str());
+//!             return Ok(Applied::Deleted);
 //!         }
 //!         Ok(Applied::Done)
 //!     }
@@ -78,6 +79,12 @@
 //!     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
 //!         self.0.lock().unwrap().remove(key.as_str());
 //!         Ok(())
+//!     }
+//!
+//!     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+//!         let mut map = self.0.lock().unwrap();
+//!         let live = Self::live(&mut map, key).is_some();
+//!         Ok(map.remove(key.as_str()).filter(|_| live).map(|(record, _)| record))
 //!     }
 //! }
 //! ```
@@ -174,6 +181,9 @@ impl ChangeSet {
 pub enum Applied {
     /// The session existed and the change (or new lifetime) was written.
     Done,
+    /// The session existed, and the change left it without entries, so it
+    /// was deleted ([`apply`](SessionStore::apply) only).
+    Deleted,
     /// No live session is stored under the key: it was deleted (logout) or
     /// it expired. Nothing was written.
     Gone,
@@ -237,9 +247,9 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Applies a change set to an existing session atomically and makes it
-    /// live for `ttl` from now. A session left with no entries is deleted.
-    /// On a missing or expired session nothing is written and the result is
-    /// [`Applied::Gone`].
+    /// live for `ttl` from now. A session left with no entries is deleted
+    /// and the result is [`Applied::Deleted`]. On a missing or expired
+    /// session nothing is written and the result is [`Applied::Gone`].
     fn apply(
         &self,
         key: &StoreKey,
@@ -257,6 +267,17 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Deletes a session. Deleting a missing session is not an error.
     fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes a session and returns what it held, atomically: an `apply`
+    /// that runs at the same time either is in the returned record or finds
+    /// the session gone. `None` if it was missing or expired.
+    ///
+    /// Moving a session to a new id at login is built on it, so that a
+    /// logout racing the login still wins.
+    fn take(
+        &self,
+        key: &StoreKey,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
 }
 
 /// A boxed future, as returned by [`DynSessionStore`].
@@ -286,6 +307,7 @@ pub trait DynSessionStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Applied, StoreError>>;
     fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn take<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
 }
 
 impl<S: SessionStore> DynSessionStore for S {
@@ -317,6 +339,9 @@ impl<S: SessionStore> DynSessionStore for S {
     }
     fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(SessionStore::delete(self, key))
+    }
+    fn take<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        Box::pin(SessionStore::take(self, key))
     }
 }
 
@@ -362,6 +387,9 @@ impl SessionStore for AnyStore {
     }
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.0.delete(key).await
+    }
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.0.take(key).await
     }
 }
 

@@ -35,4 +35,8 @@ impl SessionStore for NullStore {
     async fn delete(&self, _key: &StoreKey) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn take(&self, _key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        Ok(None)
+    }
 }

@@ -26,7 +26,8 @@
 //!   different keys both persist; a script never re-creates a deleted or
 //!   expired session, which is what makes logout final. A hash whose last
 //!   field is removed disappears, so an emptied session is deleted.
-//! - `touch`: `PEXPIRE`; `delete`: `DEL`.
+//! - `touch`: `PEXPIRE`; `delete`: `DEL`; `take`: `HGETALL` and `DEL` in one
+//!   script.
 //!
 //! Every key a script touches is the session's own, so all of it works
 //! unchanged on Redis Cluster.
@@ -79,8 +80,20 @@ while i <= #ARGV do
   redis.call('HSET', key, unpack(ARGV, i, last))
   i = last + 1
 end
-if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
+if redis.call('EXISTS', key) == 0 then return 2 end
+redis.call('PEXPIRE', key, ARGV[1])
 return 1
+",
+    )
+});
+
+/// Deletes a session and returns its fields.
+static TAKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local fields = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return fields
 ",
     )
 });
@@ -497,10 +510,10 @@ impl SessionStore for RedisStore {
                 call.invoke_async(c).await
             })
             .await?;
-        Ok(if applied == 1 {
-            Applied::Done
-        } else {
-            Applied::Gone
+        Ok(match applied {
+            1 => Applied::Done,
+            2 => Applied::Deleted,
+            _ => Applied::Gone,
         })
     }
 
@@ -524,5 +537,19 @@ impl SessionStore for RedisStore {
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.call(async |c| redis::cmd("DEL").arg(key.as_str()).query_async(c).await)
             .await
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let fields: Vec<(String, Vec<u8>)> = self
+            .call(async |c| TAKE.key(key.as_str()).invoke_async(c).await)
+            .await?;
+        Ok((!fields.is_empty()).then(|| {
+            Record::from(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (k, Bytes::from(v)))
+                    .collect::<HashMap<_, _>>(),
+            )
+        }))
     }
 }

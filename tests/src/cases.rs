@@ -1,0 +1,699 @@
+//! The cases of the HTTP acceptance suite: each drives the app of
+//! [`crate::app`] through the middleware on one backend and checks
+//! behaviour users rely on. Run them with [`http_suite!`](crate::http_suite).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix_web::cookie::{Cookie, SameSite as CookieSameSite, time};
+use actix_web::http::{Method, StatusCode};
+use session_actix::{SameSite, SessionMiddlewareBuilder};
+use session_core::{AnyStore, SessionId};
+
+use crate::{Backend, Caps, Hooks, Typed, within};
+
+type Builder = SessionMiddlewareBuilder<AnyStore>;
+
+fn defaults(b: Builder) -> Builder {
+    b
+}
+
+/// Custom cookie attributes, all different from the defaults.
+fn custom_attributes(b: Builder) -> Builder {
+    b.cookie_name("sid")
+        .cookie_domain("example.test")
+        .cookie_path("/app")
+        .cookie_secure(true)
+        .cookie_same_site(SameSite::Strict)
+        .cookie_http_only(false)
+}
+
+/// Checks that `removal` deletes the cookie `set` created: same name, Path,
+/// Domain, Secure and SameSite, empty and already expired.
+#[track_caller]
+fn assert_removes(removal: Option<Cookie<'static>>, set: &Cookie<'_>, what: &str) {
+    let removal = removal.unwrap_or_else(|| panic!("{what}: the cookie is not removed"));
+    assert!(
+        crate::app::is_removal(&removal),
+        "{what}: not a removal: {removal}"
+    );
+    assert_eq!(
+        removal.max_age(),
+        Some(time::Duration::ZERO),
+        "{what}: {removal}"
+    );
+    assert_eq!(removal.value(), "", "{what}: {removal}");
+    assert_eq!(removal.name(), set.name(), "{what}: name");
+    assert_eq!(
+        removal.path(),
+        set.path(),
+        "{what}: Path of {removal} vs {set}"
+    );
+    assert_eq!(
+        removal.domain(),
+        set.domain(),
+        "{what}: Domain of {removal} vs {set}"
+    );
+    assert_eq!(
+        removal.secure().unwrap_or(false),
+        set.secure().unwrap_or(false),
+        "{what}: Secure of {removal} vs {set}"
+    );
+    assert_eq!(
+        removal.same_site(),
+        set.same_site(),
+        "{what}: SameSite of {removal} vs {set}"
+    );
+}
+
+/// A request that does not touch the session, or only reads a session that
+/// does not exist, sends no cookie; so does a read of an existing session
+/// whose refresh is not due.
+pub async fn untouched_sessions_send_no_cookie(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    app.get("/noop", None)
+        .await
+        .assert_ok("noop", "a route without the session")
+        .assert_no_cookie("a route without the session");
+    app.get("/peek", None)
+        .await
+        .assert_ok("", "reading an empty session")
+        .assert_no_cookie("reading an empty session");
+    app.get("/get?key=name", None)
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "reading a missing key")
+        .assert_no_cookie("reading a missing key");
+
+    let cookie = app
+        .get("/set?key=name&value=nick", None)
+        .await
+        .expect_new_session("the first write");
+    app.get("/get?key=name", Some(&cookie))
+        .await
+        .assert_ok("nick", "reading an existing session")
+        .assert_no_cookie("reading an existing session just created");
+    app.get("/noop", Some(&cookie))
+        .await
+        .assert_ok("noop", "a route without the session, with a cookie")
+        .assert_no_cookie("a route without the session, with a cookie");
+}
+
+/// A value set in one request is read back in the next through the
+/// cookie; a later write adds to the same session.
+pub async fn set_then_get_round_trips(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let first = app.get("/set?key=name&value=nick", None).await;
+    first.assert_ok("ok", "set");
+    let cookie = first.expect_new_session("set");
+    app.get("/get?key=name", Some(&cookie))
+        .await
+        .assert_ok("nick", "get with the cookie");
+    app.get("/get?key=name", None)
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "get without the cookie");
+
+    let second = app.get("/set?key=city&value=paris", Some(&cookie)).await;
+    second.assert_ok("ok", "a second set");
+    let cookie = second
+        .follow(Some(&cookie))
+        .expect("the session cookie stays");
+    app.get("/get?key=name", Some(&cookie))
+        .await
+        .assert_ok("nick", "the first key after a second set");
+    app.get("/get?key=city", Some(&cookie))
+        .await
+        .assert_ok("paris", "the second key");
+    app.get("/peek", Some(&cookie))
+        .await
+        .assert_ok("city,name", "the keys");
+    let third = app.get("/set?key=name&value=bob", Some(&cookie)).await;
+    third.assert_ok("ok", "overwrite");
+    let cookie = third
+        .follow(Some(&cookie))
+        .expect("the session cookie stays");
+    app.get("/get?key=name", Some(&cookie))
+        .await
+        .assert_ok("bob", "an overwritten key");
+}
+
+/// Strings, integers (including u64::MAX), floats, booleans, vectors, maps,
+/// nested structs and `None` all round-trip with their types.
+pub async fn typed_values_round_trip(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let cookie = app
+        .get("/typed/set", None)
+        .await
+        .assert_ok("ok", "typed set")
+        .expect_new_session("typed set");
+    let reply = app.get("/typed/get", Some(&cookie)).await;
+    reply.assert_status(StatusCode::OK, "typed get");
+    let got: Typed = serde_json::from_str(&reply.body).expect("typed get returns JSON");
+    assert_eq!(got, Typed::sample());
+}
+
+/// The quickstart's visit counter counts per session.
+pub async fn visits_count_per_session(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let first = app.get("/visits", None).await;
+    first.assert_ok("1", "first visit");
+    let mut cookie = first.follow(None);
+    for n in 2..=4 {
+        let reply = app.get("/visits", cookie.as_deref()).await;
+        reply.assert_ok(&n.to_string(), "a later visit");
+        cookie = reply.follow(cookie.as_deref());
+    }
+    app.get("/visits", None)
+        .await
+        .assert_ok("1", "another browser's first visit");
+}
+
+/// By default the cookie is `session`, HttpOnly, SameSite=Lax, Path=/, not
+/// Secure, with no Domain, and permanent: Max-Age and Expires of 31 days.
+pub async fn default_cookie_attributes(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let reply = app.get("/set?key=name&value=nick", None).await;
+    let c = reply.session_cookie().expect("a session cookie");
+    assert_eq!(c.name(), "session");
+    assert_eq!(c.http_only(), Some(true), "HttpOnly: {c}");
+    assert_eq!(c.same_site(), Some(CookieSameSite::Lax), "SameSite: {c}");
+    assert_eq!(c.path(), Some("/"), "Path: {c}");
+    assert_eq!(c.domain(), None, "Domain: {c}");
+    assert_ne!(c.secure(), Some(true), "Secure: {c}");
+    let lifetime = time::Duration::days(31);
+    assert_eq!(c.max_age(), Some(lifetime), "Max-Age: {c}");
+    let expires = c
+        .expires_datetime()
+        .unwrap_or_else(|| panic!("a permanent cookie has Expires: {c}"));
+    let now = time::OffsetDateTime::now_utc();
+    assert!(
+        expires > now + lifetime - time::Duration::hours(1)
+            && expires < now + lifetime + time::Duration::hours(1),
+        "Expires is about 31 days away: {c}"
+    );
+}
+
+/// `.permanent(false)` gives a browser-session cookie: no Max-Age, no
+/// Expires; the session still works.
+pub async fn browser_session_cookie_has_no_expiry(backend: Backend, _: Caps) {
+    let app = backend.start(|b| b.permanent(false), Hooks::new(1)).await;
+    let reply = app.get("/set?key=name&value=nick", None).await;
+    let c = reply.session_cookie().expect("a session cookie");
+    assert_eq!(c.max_age(), None, "Max-Age: {c}");
+    assert_eq!(c.expires(), None, "Expires: {c}");
+    assert_eq!(c.http_only(), Some(true), "HttpOnly: {c}");
+    app.get("/get?key=name", Some(c.value()))
+        .await
+        .assert_ok("nick", "a browser-session cookie loads its session");
+}
+
+/// A custom cookie name, Domain, Path, Secure, SameSite and HttpOnly are
+/// all honoured, and the session is read from the custom name only.
+pub async fn custom_cookie_attributes_are_honoured(backend: Backend, _: Caps) {
+    let app = backend
+        .start(custom_attributes, Hooks::new(1))
+        .await
+        .named("sid");
+    let reply = app.get("/set?key=name&value=nick", None).await;
+    assert!(
+        reply.set_cookies().iter().all(|c| c.name() == "sid"),
+        "only the custom name is set: {:?}",
+        reply.raw_set_cookies()
+    );
+    let c = reply.session_cookie().expect("a cookie named sid");
+    assert_eq!(c.domain(), Some("example.test"), "Domain: {c}");
+    assert_eq!(c.path(), Some("/app"), "Path: {c}");
+    assert_eq!(c.secure(), Some(true), "Secure: {c}");
+    assert_eq!(c.same_site(), Some(CookieSameSite::Strict), "SameSite: {c}");
+    assert_ne!(c.http_only(), Some(true), "HttpOnly off: {c}");
+    assert!(c.max_age().is_some(), "still permanent: {c}");
+
+    app.get("/get?key=name", Some(c.value()))
+        .await
+        .assert_ok("nick", "read through the custom name");
+    let under_default_name = actix_web::test::TestRequest::get()
+        .uri("/get?key=name")
+        .cookie(Cookie::new("session", c.value().to_owned()));
+    app.send(under_default_name)
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "the default name is not read");
+}
+
+/// Removing a key keeps the session while others remain; removing the last
+/// one deletes the session and removes the cookie with the attributes it
+/// was set with.
+pub async fn removing_the_last_key_removes_the_cookie(backend: Backend, caps: Caps) {
+    let app = backend
+        .start(custom_attributes, Hooks::new(1))
+        .await
+        .named("sid");
+    let created = app.get("/set?key=a&value=1", None).await;
+    let set = created.session_cookie().expect("a session cookie");
+    let mut cookie = Some(set.value().to_owned());
+    let reply = app.get("/set?key=b&value=2", cookie.as_deref()).await;
+    cookie = reply.follow(cookie.as_deref());
+
+    let reply = app.get("/remove?key=a", cookie.as_deref()).await;
+    reply.assert_ok("removed", "removing one of two keys");
+    assert!(
+        !reply.removes_session(),
+        "removing one of two keys must keep the cookie: {:?}",
+        reply.raw_set_cookies()
+    );
+    cookie = reply.follow(cookie.as_deref());
+    app.get("/get?key=b", cookie.as_deref())
+        .await
+        .assert_ok("2", "the other key");
+    app.get("/get?key=a", cookie.as_deref())
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "the removed key");
+
+    let reply = app.get("/remove?key=b", cookie.as_deref()).await;
+    reply.assert_ok("removed", "removing the last key");
+    assert_removes(reply.session_cookie(), &set, "removing the last key");
+
+    if caps.revokes_cookies {
+        app.get("/peek", cookie.as_deref())
+            .await
+            .assert_ok("", "the old cookie after the last key was removed")
+            .assert_no_cookie("the old cookie of a deleted session");
+    }
+}
+
+/// `clear` deletes the session and removes the cookie (default attributes).
+pub async fn clear_removes_the_session_and_the_cookie(backend: Backend, caps: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let created = app.get("/set?key=a&value=1", None).await;
+    let set = created.session_cookie().expect("a session cookie");
+    let reply = app.get("/set?key=b&value=2", Some(set.value())).await;
+    let cookie = reply.follow(Some(set.value())).expect("a session");
+    let reply = app.get("/clear", Some(&cookie)).await;
+    reply.assert_ok("cleared", "clear");
+    assert_removes(reply.session_cookie(), &set, "clear");
+    if caps.revokes_cookies {
+        app.get("/peek", Some(&cookie))
+            .await
+            .assert_ok("", "the old cookie after clear")
+            .assert_no_cookie("the old cookie after clear");
+        app.get("/get?key=a", Some(&cookie))
+            .await
+            .assert_status(StatusCode::NOT_FOUND, "a cleared key");
+    }
+}
+
+/// `renew` (login) sends a new cookie that loads the data; with a
+/// server-side store the id changes and the old cookie loads nothing.
+pub async fn renew_moves_the_data_to_a_new_cookie(backend: Backend, caps: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let before = app
+        .get("/set?key=cart&value=3", None)
+        .await
+        .expect_new_session("set before login");
+    let reply = app.post("/login?user=nick", Some(&before)).await;
+    reply.assert_ok("welcome nick", "login");
+    let after = reply.expect_new_session("login");
+    app.get("/get?key=cart", Some(&after))
+        .await
+        .assert_ok("3", "data set before the login, after it");
+    app.get("/get?key=user", Some(&after))
+        .await
+        .assert_ok("nick", "the user after login");
+
+    if caps.revokes_cookies {
+        assert_ne!(after, before, "login must change the session id");
+        app.get("/get?key=user", Some(&before))
+            .await
+            .assert_status(StatusCode::NOT_FOUND, "the pre-login cookie after login");
+        app.get("/peek", Some(&before))
+            .await
+            .assert_ok("", "the pre-login cookie loads nothing after login")
+            .assert_no_cookie("the pre-login cookie after login");
+    }
+
+    let fresh = app.post("/login?user=eve", None).await;
+    let fresh = fresh.expect_new_session("login without a session");
+    app.get("/peek", Some(&fresh))
+        .await
+        .assert_ok("user", "a login without a prior session");
+}
+
+/// `purge` (logout) removes the cookie with the attributes it was set
+/// with; with a server-side store the old cookie then loads nothing.
+pub async fn purge_removes_the_cookie(backend: Backend, caps: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let login = app.post("/login?user=nick", None).await;
+    let set = login.session_cookie().expect("login sets a cookie");
+    let reply = app.get("/set?key=cart&value=3", Some(set.value())).await;
+    let cookie = reply.follow(Some(set.value())).expect("a session");
+
+    let reply = app.post("/logout", Some(&cookie)).await;
+    reply.assert_ok("bye", "logout");
+    assert_removes(reply.session_cookie(), &set, "logout");
+
+    if caps.revokes_cookies {
+        app.get("/get?key=user", Some(&cookie))
+            .await
+            .assert_status(StatusCode::NOT_FOUND, "the user after logout")
+            .assert_no_cookie("the old cookie after logout");
+        app.get("/peek", Some(&cookie))
+            .await
+            .assert_ok("", "the old cookie after logout");
+    }
+    app.post("/logout", None)
+        .await
+        .assert_ok("bye", "logout without a session")
+        .assert_no_cookie("logout without a session");
+}
+
+enum Bad {
+    Value(String),
+    Header(Vec<u8>),
+}
+
+/// Forged, garbled, oversized, wrongly signed and non-UTF-8 cookies are a
+/// fresh, empty session: status 200, nothing of another session, and a
+/// write gets a new cookie (the client's value is never adopted).
+pub async fn bad_cookies_are_fresh_sessions(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let good = app
+        .get("/set?key=secret&value=42", None)
+        .await
+        .expect_new_session("the real session");
+    let flip = |s: &str, at: usize| {
+        let mut chars: Vec<char> = s.chars().collect();
+        chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+        chars.into_iter().collect::<String>()
+    };
+    let mut bad: Vec<(String, Bad)> = [
+        "",
+        "garbage",
+        "a.b.c",
+        ".....",
+        "\"quoted\"",
+        "../../etc/passwd",
+        "%2e%2e%2fsession",
+        "%00",
+    ]
+    .into_iter()
+    .map(|v| (format!("{v:?}"), Bad::Value(v.to_owned())))
+    .collect();
+    bad.extend([
+        ("10 KB".to_owned(), Bad::Value("A".repeat(10 * 1024))),
+        (
+            "a well-formed unknown id".to_owned(),
+            Bad::Value(SessionId::generate().as_str().to_owned()),
+        ),
+        (
+            "an unknown id with a made-up tag".to_owned(),
+            Bad::Value(format!(
+                "{}.{}",
+                SessionId::generate().as_str(),
+                "A".repeat(43)
+            )),
+        ),
+        (
+            "the real cookie, first char changed".to_owned(),
+            Bad::Value(flip(&good, 0)),
+        ),
+        (
+            "the real cookie, last char changed".to_owned(),
+            Bad::Value(flip(&good, good.len() - 1)),
+        ),
+        (
+            "the real cookie, truncated".to_owned(),
+            Bad::Value(good[..good.len() - 1].to_owned()),
+        ),
+        (
+            "the real cookie, extended".to_owned(),
+            Bad::Value(format!("{good}A")),
+        ),
+        (
+            "the real cookie with a second tag".to_owned(),
+            Bad::Value(format!("{good}.{}", "A".repeat(43))),
+        ),
+        (
+            "non-UTF-8 bytes".to_owned(),
+            Bad::Header(b"session=\xff\xfe\x80abc".to_vec()),
+        ),
+        (
+            "non-UTF-8 bytes in a signed-looking value".to_owned(),
+            Bad::Header([b"session=".as_slice(), &[0xc3; 43], b".", &[0xa9; 43]].concat()),
+        ),
+        (
+            "an empty value".to_owned(),
+            Bad::Header(b"session=".to_vec()),
+        ),
+        (
+            "a name without a value".to_owned(),
+            Bad::Header(b"session".to_vec()),
+        ),
+    ]);
+
+    for (label, bad) in &bad {
+        let request = |uri: &str| match bad {
+            Bad::Value(v) => app.request(Method::GET, uri, Some(v)),
+            Bad::Header(h) => app.request_with_cookie_header(uri, h),
+        };
+        let what = format!("cookie {label}");
+        app.send(request("/peek"))
+            .await
+            .assert_ok("", &what)
+            .assert_no_cookie(&what);
+        app.send(request("/get?key=secret"))
+            .await
+            .assert_status(StatusCode::NOT_FOUND, &what);
+        let reply = app.send(request("/set?key=k&value=v")).await;
+        reply.assert_ok("ok", &format!("a write with {what}"));
+        let fresh = reply.expect_new_session(&format!("a write with {what}"));
+        if let Bad::Value(v) = bad {
+            assert_ne!(&fresh, v, "{what}: the client's value was adopted");
+        }
+        app.get("/peek", Some(&fresh))
+            .await
+            .assert_ok("k", &format!("the session started with {what}"));
+    }
+    app.get("/get?key=secret", Some(&good))
+        .await
+        .assert_ok("42", "the real session is untouched");
+}
+
+/// Other cookies the browser sends, even malformed ones (set by another
+/// app on the same domain, or by JavaScript), do not hide the session
+/// cookie.
+pub async fn foreign_malformed_cookies_do_not_hide_the_session(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let good = app
+        .get("/set?key=name&value=nick", None)
+        .await
+        .expect_new_session("set");
+    for header in [
+        format!("theme=dark; session={good}; lang=en"),
+        format!("tracking=%FF; session={good}"),
+        format!("session={good}; tracking=%E9t%E9"),
+        format!("orphan; session={good}"),
+        format!("=nameless; session={good}"),
+    ] {
+        app.send(app.request_with_cookie_header("/get?key=name", header.as_bytes()))
+            .await
+            .assert_ok("nick", &format!("Cookie: {header}"));
+    }
+}
+
+/// With a one-second lifetime, a session is gone after two seconds, in the
+/// store (the test sends the old cookie regardless of its Max-Age); a write
+/// with the old cookie starts a new session.
+pub async fn sessions_expire_on_the_server(backend: Backend, _: Caps) {
+    let app = backend
+        .start(|b| b.lifetime(Duration::from_secs(1)), Hooks::new(1))
+        .await;
+    let cookie = app
+        .get("/set?key=name&value=nick", None)
+        .await
+        .expect_new_session("set");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    app.get("/get?key=name", Some(&cookie))
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "an expired session")
+        .assert_no_cookie("reading an expired session");
+    app.get("/peek", Some(&cookie))
+        .await
+        .assert_ok("", "an expired session is empty");
+    let reply = app.get("/set?key=other&value=1", Some(&cookie)).await;
+    let fresh = reply.expect_new_session("a write after expiry");
+    assert_ne!(fresh, cookie, "an expired session's cookie is not reused");
+    app.get("/peek", Some(&fresh))
+        .await
+        .assert_ok("other", "the new session holds only the new key");
+}
+
+/// Reading a session extends its lifetime (refresh each request): read
+/// before it expires, it lives a whole lifetime from that read.
+pub async fn reads_extend_the_lifetime(backend: Backend, _: Caps) {
+    let app = backend
+        .start(|b| b.lifetime(Duration::from_secs(5)), Hooks::new(1))
+        .await;
+    let mut cookie = Some(
+        app.get("/set?key=name&value=nick", None)
+            .await
+            .expect_new_session("set"),
+    );
+    // 3 s into a 5 s lifetime: due for a refresh.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let reply = app.get("/get?key=name", cookie.as_deref()).await;
+    reply.assert_ok("nick", "a read 3 s into a 5 s lifetime");
+    cookie = reply.follow(cookie.as_deref());
+    // 6 s after creation: alive only if the read extended the lifetime.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.get("/get?key=name", cookie.as_deref())
+        .await
+        .assert_ok("nick", "6 s after creation, 3 s after a read");
+}
+
+/// Ten concurrent requests of one session, all loaded before any writes,
+/// each set a different key: every key persists.
+pub async fn concurrent_writes_to_different_keys_all_persist(backend: Backend, _: Caps) {
+    const N: usize = 10;
+    let app = backend.start(defaults, Hooks::new(N)).await;
+    let cookie = app
+        .get("/set?key=base&value=0", None)
+        .await
+        .expect_new_session("set");
+    let handles: Vec<_> = (0..N)
+        .map(|i| {
+            app.spawn(app.request(
+                Method::GET,
+                &format!("/set_wait?key=k{i}&value={i}"),
+                Some(&cookie),
+            ))
+        })
+        .collect();
+    let mut current = Some(cookie.clone());
+    for handle in handles {
+        let reply = within("a concurrent write", handle)
+            .await
+            .expect("the request task");
+        reply.assert_ok("ok", "a concurrent write");
+        current = reply.follow(current.as_deref());
+    }
+    assert_eq!(
+        current.as_deref(),
+        Some(cookie.as_str()),
+        "the session id stays"
+    );
+    let mut expected: Vec<String> = (0..N).map(|i| format!("k{i}")).collect();
+    expected.push("base".to_owned());
+    expected.sort();
+    app.get("/peek", Some(&cookie))
+        .await
+        .assert_ok(&expected.join(","), "every concurrent write persists");
+}
+
+/// One request removes the only key it saw while another, concurrently,
+/// sets a different key: the other key persists and the browser keeps a
+/// cookie that loads it (the contract "no lost updates between keys").
+pub async fn concurrent_removal_of_the_last_key_keeps_other_writes(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(2)).await;
+    let cookie = app
+        .get("/set?key=flash&value=hi", None)
+        .await
+        .expect_new_session("set");
+    let done = Rc::new(RefCell::new(Vec::new()));
+    let requests = [
+        app.request(Method::GET, "/remove_wait?key=flash", Some(&cookie)),
+        app.request(Method::GET, "/set_wait?key=cart&value=3", Some(&cookie)),
+    ];
+    let handles: Vec<_> = requests
+        .into_iter()
+        .map(|req| {
+            let app = app.clone();
+            let done = Rc::clone(&done);
+            actix_web::rt::spawn(async move {
+                let reply = app.send(req).await;
+                done.borrow_mut().push(reply);
+            })
+        })
+        .collect();
+    for handle in handles {
+        within("a concurrent request", handle)
+            .await
+            .expect("the request task");
+    }
+    // The browser applies the responses in the order they arrive.
+    let mut jar = Some(cookie.clone());
+    for reply in done.borrow().iter() {
+        reply.assert_status(StatusCode::OK, "a concurrent request");
+        jar = reply.follow(jar.as_deref());
+    }
+    let stored = app.get("/get?key=cart", Some(&cookie)).await;
+    assert_eq!(
+        stored.status,
+        StatusCode::OK,
+        "`cart`, set concurrently with the removal of `flash`, is lost in the store"
+    );
+    let jar = jar.expect(
+        "`cart` was set concurrently with the removal of `flash`, but the browser was left \
+         without a session cookie",
+    );
+    app.get("/get?key=cart", Some(&jar))
+        .await
+        .assert_ok("3", "the browser's cookie loads `cart`");
+}
+
+/// Request A has loaded the session and is still running when request B
+/// logs out; A then writes a key. The old cookie loads nothing afterwards
+/// and A's response sets no cookie that brings the session back.
+pub async fn logout_wins_over_a_write_in_flight(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let cookie = app
+        .post("/login?user=nick", None)
+        .await
+        .expect_new_session("login");
+    let a = app.spawn(app.request(Method::GET, "/hold_set?key=cart&value=3", Some(&cookie)));
+    within("request A to load", app.hooks().loaded.notified()).await;
+    let b = app.post("/logout", Some(&cookie)).await;
+    b.assert_ok("bye", "logout");
+    assert!(b.removes_session(), "logout removes the cookie");
+    app.hooks().release.notify_one();
+    let a = within("request A", a).await.expect("the request task");
+    a.assert_status(StatusCode::OK, "the request in flight");
+
+    if let Some(value) = a.new_session() {
+        app.get("/get?key=user", Some(&value)).await.assert_status(
+            StatusCode::NOT_FOUND,
+            "the cookie the request in flight set brings the logged-in user back",
+        );
+    }
+    app.get("/peek", Some(&cookie))
+        .await
+        .assert_ok("", "the old cookie after logout and the request in flight")
+        .assert_no_cookie("the old cookie after logout");
+}
+
+/// Request A (a login: renew) has loaded the session and is still running
+/// when request B logs out: the login loses, nothing is brought back.
+pub async fn logout_wins_over_a_login_in_flight(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let cookie = app
+        .post("/login?user=nick", None)
+        .await
+        .expect_new_session("login");
+    let reply = app.get("/set?key=cart&value=3", Some(&cookie)).await;
+    let cookie = reply.follow(Some(&cookie)).expect("a session");
+    let a = app.spawn(app.request(Method::GET, "/hold_login?user=eve", Some(&cookie)));
+    within("request A to load", app.hooks().loaded.notified()).await;
+    let b = app.post("/logout", Some(&cookie)).await;
+    assert!(b.removes_session(), "logout removes the cookie");
+    app.hooks().release.notify_one();
+    let a = within("request A", a).await.expect("the request task");
+    a.assert_status(StatusCode::OK, "the login in flight");
+
+    if let Some(value) = a.new_session() {
+        app.get("/get?key=cart", Some(&value)).await.assert_status(
+            StatusCode::NOT_FOUND,
+            "the login in flight moved the logged-out session's data to a new id",
+        );
+    }
+    app.get("/peek", Some(&cookie))
+        .await
+        .assert_ok("", "the old cookie after logout and the login in flight");
+}

@@ -1,0 +1,1162 @@
+//! Middleware behaviour that needs a look inside: store calls, change sets,
+//! store keys, signing, outages, configuration errors, limits.
+//!
+//! Store doubles wrap the real memory store to record or fail calls; they
+//! are used only where a real store cannot show the behaviour (a store that
+//! hangs on demand, the exact calls made).
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::test::TestRequest;
+use actix_web::{App, HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use session_actix::store::cookie::CookieStore;
+use session_actix::store::memory::MemoryStore;
+use session_actix::{
+    OutagePolicy, SameSite, Session, SessionConfig, SessionError, SessionExt, SessionMiddleware,
+    SessionMiddlewareBuilder, StoreKind,
+};
+use session_core::store::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use session_core::{AnyStore, SessionId, StoreKey};
+use session_tests::{Hooks, OLD_SECRET, SECRET, TestApp, within};
+use tokio::sync::Notify;
+
+// ---------------------------------------------------------------------------
+// Store doubles
+
+/// One call a store received.
+#[derive(Clone, Debug, PartialEq)]
+enum Call {
+    Load(String),
+    Create(String, Record),
+    Apply(String, ChangeSet),
+    Touch(String),
+    Delete(String),
+    Take(String),
+}
+
+impl Call {
+    fn kind(&self) -> &'static str {
+        match self {
+            Call::Load(_) => "load",
+            Call::Create(..) => "create",
+            Call::Apply(..) => "apply",
+            Call::Touch(_) => "touch",
+            Call::Delete(_) => "delete",
+            Call::Take(_) => "take",
+        }
+    }
+
+    fn key(&self) -> &str {
+        match self {
+            Call::Load(k)
+            | Call::Create(k, _)
+            | Call::Apply(k, _)
+            | Call::Touch(k)
+            | Call::Delete(k)
+            | Call::Take(k) => k,
+        }
+    }
+}
+
+/// The memory store, recording every call.
+#[derive(Clone, Default)]
+struct Recorder {
+    inner: Arc<MemoryStore>,
+    calls: Arc<Mutex<Vec<Call>>>,
+    /// Report no expiry on load, as a store that cannot tell cheaply.
+    hide_expiry: bool,
+}
+
+impl Recorder {
+    fn push(&self, call: Call) {
+        self.calls.lock().unwrap().push(call);
+    }
+
+    /// The calls made since the last `drain`.
+    fn drain(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    /// The kinds of the calls made since the last `drain`.
+    fn drain_kinds(&self) -> Vec<&'static str> {
+        self.drain().iter().map(Call::kind).collect()
+    }
+}
+
+impl SessionStore for Recorder {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.push(Call::Load(key.to_string()));
+        let mut record = self.inner.load(key).await?;
+        if let Some(record) = record.as_mut().filter(|_| self.hide_expiry) {
+            record.expires_at = None;
+        }
+        Ok(record)
+    }
+
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.push(Call::Create(key.to_string(), record.clone()));
+        self.inner.create(key, record, ttl).await
+    }
+
+    async fn apply(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> Result<Applied, StoreError> {
+        self.push(Call::Apply(key.to_string(), changes.clone()));
+        self.inner.apply(key, changes, ttl).await
+    }
+
+    async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
+        self.push(Call::Touch(key.to_string()));
+        self.inner.touch(key, ttl).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.push(Call::Delete(key.to_string()));
+        self.inner.delete(key).await
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.push(Call::Take(key.to_string()));
+        self.inner.take(key).await
+    }
+}
+
+/// How a faulty store answers.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    None,
+    Fail,
+    Hang,
+}
+
+async fn fault(fault: Fault) -> Result<(), StoreError> {
+    match fault {
+        Fault::None => Ok(()),
+        Fault::Fail => Err(StoreError::backend("the test store is down")),
+        Fault::Hang => std::future::pending().await,
+    }
+}
+
+/// The memory store, with loads and writes that fail or hang on demand.
+#[derive(Clone)]
+struct Faulty {
+    inner: Arc<MemoryStore>,
+    load: Fault,
+    write: Fault,
+}
+
+impl Faulty {
+    fn new(load: Fault, write: Fault) -> Self {
+        Self {
+            inner: Arc::default(),
+            load,
+            write,
+        }
+    }
+}
+
+impl SessionStore for Faulty {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        fault(self.load).await?;
+        self.inner.load(key).await
+    }
+
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        fault(self.write).await?;
+        self.inner.create(key, record, ttl).await
+    }
+
+    async fn apply(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> Result<Applied, StoreError> {
+        fault(self.write).await?;
+        self.inner.apply(key, changes, ttl).await
+    }
+
+    async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
+        fault(self.write).await?;
+        self.inner.touch(key, ttl).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        fault(self.write).await?;
+        self.inner.delete(key).await
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        fault(self.write).await?;
+        self.inner.take(key).await
+    }
+}
+
+/// The memory store, holding the `nth` call of one operation (counted from
+/// `arm`) until released: to put a logout between two steps of a login.
+#[derive(Clone)]
+struct Gated(Arc<GateInner>);
+
+struct GateInner {
+    store: MemoryStore,
+    op: &'static str,
+    nth: usize,
+    armed: std::sync::atomic::AtomicBool,
+    calls: AtomicUsize,
+    paused: Notify,
+    release: Notify,
+}
+
+impl Gated {
+    fn new(op: &'static str, nth: usize) -> Self {
+        Self(Arc::new(GateInner {
+            store: MemoryStore::new(),
+            op,
+            nth,
+            armed: Default::default(),
+            calls: AtomicUsize::new(0),
+            paused: Notify::new(),
+            release: Notify::new(),
+        }))
+    }
+
+    fn arm(&self) {
+        self.0.armed.store(true, Ordering::SeqCst);
+    }
+
+    async fn gate(&self, op: &'static str) {
+        let g = &self.0;
+        if op == g.op
+            && g.armed.load(Ordering::SeqCst)
+            && g.calls.fetch_add(1, Ordering::SeqCst) + 1 == g.nth
+        {
+            g.paused.notify_one();
+            g.release.notified().await;
+        }
+    }
+}
+
+impl SessionStore for Gated {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.gate("load").await;
+        self.0.store.load(key).await
+    }
+
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.gate("create").await;
+        self.0.store.create(key, record, ttl).await
+    }
+
+    async fn apply(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> Result<Applied, StoreError> {
+        self.gate("apply").await;
+        self.0.store.apply(key, changes, ttl).await
+    }
+
+    async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
+        self.gate("touch").await;
+        self.0.store.touch(key, ttl).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.gate("delete").await;
+        self.0.store.delete(key).await
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.gate("take").await;
+        self.0.store.take(key).await
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Extra routes
+
+#[derive(Deserialize)]
+struct Big {
+    key: String,
+    len: usize,
+}
+
+#[derive(Deserialize)]
+struct Key {
+    key: String,
+}
+
+/// Takes the session three ways; all must be one session.
+async fn twice(a: Session, b: Session, req: HttpRequest) -> actix_web::Result<String> {
+    let c = req.session().await?;
+    a.insert("x", 1)?;
+    Ok(format!("{:?} {:?}", b.get::<i32>("x")?, c.get::<i32>("x")?))
+}
+
+/// Inserts `len` bytes under `key`; 413 with the error if too large.
+async fn set_big(session: Session, q: web::Query<Big>) -> actix_web::Result<HttpResponse> {
+    match session.insert(q.key.as_str(), "x".repeat(q.len)) {
+        Ok(()) => Ok(HttpResponse::Ok().body("ok")),
+        Err(e @ SessionError::TooLarge { limit, .. }) => {
+            Ok(HttpResponse::PayloadTooLarge().body(format!("limit={limit}; {e}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads `key` as a u32; 422 with the error if it is not one.
+async fn get_u32(session: Session, q: web::Query<Key>) -> actix_web::Result<HttpResponse> {
+    match session.get::<u32>(&q.key) {
+        Ok(v) => Ok(HttpResponse::Ok().body(format!("{v:?}"))),
+        Err(e @ SessionError::Deserialize { .. }) => {
+            let SessionError::Deserialize { key, .. } = &e else {
+                unreachable!()
+            };
+            Ok(HttpResponse::UnprocessableEntity().body(format!("key={key}; {e}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes to the session from a task on the runtime (which needs `Send`),
+/// before the handler returns.
+async fn spawned(session: Session) -> actix_web::Result<&'static str> {
+    let handle = session.clone();
+    tokio::spawn(async move { handle.insert("from_task", 7) })
+        .await
+        .expect("the spawned task")?;
+    let handle = session.clone();
+    std::thread::spawn(move || handle.insert("from_thread", 8))
+        .join()
+        .expect("the thread")?;
+    Ok("ok")
+}
+
+fn extra(cfg: &mut web::ServiceConfig) {
+    cfg.route("/twice", web::get().to(twice))
+        .route("/set_big", web::get().to(set_big))
+        .route("/get_u32", web::get().to(get_u32))
+        .route("/spawned", web::get().to(spawned));
+}
+
+async fn start<S: SessionStore>(builder: SessionMiddlewareBuilder<S>) -> TestApp {
+    TestApp::start_with(
+        builder.build().expect("valid settings"),
+        Hooks::new(1),
+        extra,
+    )
+    .await
+}
+
+async fn recorded(
+    recorder: &Recorder,
+    configure: impl FnOnce(SessionMiddlewareBuilder<Recorder>) -> SessionMiddlewareBuilder<Recorder>,
+) -> TestApp {
+    start(configure(SessionMiddleware::builder(recorder.clone()))).await
+}
+
+// ---------------------------------------------------------------------------
+// Laziness
+
+#[actix_web::test]
+async fn no_store_call_unless_the_session_is_used() {
+    let store = Recorder::default();
+    let app = recorded(&store, |b| b).await;
+    app.get("/noop", None).await.assert_ok("noop", "noop");
+    app.get("/peek", None)
+        .await
+        .assert_ok("", "peek without a cookie");
+    assert_eq!(
+        store.drain_kinds(),
+        Vec::<&str>::new(),
+        "no cookie: nothing to load, nothing to save"
+    );
+
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    assert_eq!(
+        store.drain_kinds(),
+        ["create"],
+        "a first write only creates"
+    );
+    app.get("/noop", Some(&cookie))
+        .await
+        .assert_ok("noop", "noop with a cookie")
+        .assert_no_cookie("noop with a cookie");
+    assert_eq!(
+        store.drain_kinds(),
+        Vec::<&str>::new(),
+        "a route that does not extract the session makes no store call"
+    );
+}
+
+#[actix_web::test]
+async fn one_load_per_request_however_often_the_session_is_taken() {
+    let store = Recorder::default();
+    let app = recorded(&store, |b| b).await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    store.drain();
+    app.get("/twice", Some(&cookie)).await.assert_ok(
+        "Some(1) Some(1)",
+        "two extractors and SessionExt share one session",
+    );
+    assert_eq!(store.drain_kinds(), ["load", "apply"]);
+}
+
+#[actix_web::test]
+async fn a_read_that_is_not_due_for_refresh_only_loads() {
+    let store = Recorder::default();
+    let app = recorded(&store, |b| b).await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    store.drain();
+    app.get("/get?key=a", Some(&cookie))
+        .await
+        .assert_ok("1", "read")
+        .assert_no_cookie("a read not due for refresh");
+    app.get("/get?key=missing", Some(&cookie)).await;
+    app.get("/remove?key=missing", Some(&cookie))
+        .await
+        .assert_ok("absent", "removing a missing key");
+    assert_eq!(
+        store.drain_kinds(),
+        ["load", "load", "load"],
+        "unchanged requests make no create, apply or touch"
+    );
+}
+
+#[actix_web::test]
+async fn a_read_refreshes_when_the_store_cannot_tell_the_expiry() {
+    let store = Recorder {
+        hide_expiry: true,
+        ..Recorder::default()
+    };
+    let app = recorded(&store, |b| b).await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    store.drain();
+    let reply = app.get("/get?key=a", Some(&cookie)).await;
+    reply.assert_ok("1", "read");
+    assert_eq!(store.drain_kinds(), ["load", "touch"]);
+    assert_eq!(
+        reply.new_session().as_deref(),
+        Some(cookie.as_str()),
+        "a refreshed permanent cookie is re-sent with the same id"
+    );
+
+    let store = Recorder {
+        hide_expiry: true,
+        ..Recorder::default()
+    };
+    let app = recorded(&store, |b| b.refresh_each_request(false)).await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    store.drain();
+    app.get("/get?key=a", Some(&cookie))
+        .await
+        .assert_ok("1", "read")
+        .assert_no_cookie("no refresh");
+    assert_eq!(store.drain_kinds(), ["load"], "refresh off: no touch");
+}
+
+// ---------------------------------------------------------------------------
+// Change sets and store keys
+
+fn bytes(s: &str) -> session_core::bytes::Bytes {
+    session_core::bytes::Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn applied(calls: Vec<Call>) -> ChangeSet {
+    match calls.as_slice() {
+        [Call::Load(_), Call::Apply(_, changes)] => changes.clone(),
+        other => panic!("expected a load then an apply, got {other:?}"),
+    }
+}
+
+#[actix_web::test]
+async fn change_sets_carry_only_the_changed_keys() {
+    let store = Recorder::default();
+    let app = recorded(&store, |b| b).await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    match store.drain().as_slice() {
+        [Call::Create(_, record)] => {
+            assert_eq!(record.entries.len(), 1);
+            assert_eq!(record.entries["a"], bytes("\"1\""));
+        }
+        other => panic!("expected one create, got {other:?}"),
+    }
+    app.get("/set?key=b&value=2", Some(&cookie)).await;
+    app.get("/set?key=c&value=3", Some(&cookie)).await;
+    store.drain();
+
+    app.get("/set?key=b&value=20", Some(&cookie)).await;
+    assert_eq!(
+        applied(store.drain()),
+        ChangeSet {
+            clear: false,
+            set: vec![("b".to_owned(), bytes("\"20\""))],
+            remove: vec![],
+        },
+        "only the key set is sent"
+    );
+
+    app.get("/remove?key=c", Some(&cookie)).await;
+    assert_eq!(
+        applied(store.drain()),
+        ChangeSet {
+            clear: false,
+            set: vec![],
+            remove: vec!["c".to_owned()],
+        },
+        "only the key removed is sent"
+    );
+
+    app.get("/visits", Some(&cookie)).await;
+    assert_eq!(
+        applied(store.drain()),
+        ChangeSet {
+            clear: false,
+            set: vec![("visits".to_owned(), bytes("1"))],
+            remove: vec![],
+        }
+    );
+
+    app.get("/clear", Some(&cookie)).await;
+    assert_eq!(
+        applied(store.drain()),
+        ChangeSet {
+            clear: true,
+            set: vec![],
+            remove: vec![],
+        },
+        "clear sends no per-key changes"
+    );
+}
+
+fn assert_hashed_key(key: &str, prefix: &str, cookie: &str) {
+    let rest = key
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("store key {key:?} does not start with {prefix:?}"));
+    // The note a login leaves at the old id names it the same way.
+    let rest = rest.strip_suffix(":moved").unwrap_or(rest);
+    assert_eq!(
+        rest.len(),
+        64,
+        "store key {key:?}: 64 hex digits after the prefix"
+    );
+    assert!(
+        rest.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "store key {key:?}: lowercase hex after the prefix"
+    );
+    let id = cookie.split('.').next().unwrap();
+    assert!(
+        !key.contains(id),
+        "store key {key:?} contains the cookie's id"
+    );
+}
+
+#[actix_web::test]
+async fn stores_see_hashed_ids_only() {
+    for (prefix, signed) in [("session:", false), ("app:", false), ("session:", true)] {
+        let store = Recorder::default();
+        let app = recorded(&store, |b| {
+            let b = b.key_prefix(prefix);
+            if signed { b.signing_key(SECRET) } else { b }
+        })
+        .await;
+        let cookie = app
+            .get("/set?key=a&value=1", None)
+            .await
+            .expect_new_session("set");
+        app.get("/set?key=b&value=2", Some(&cookie)).await;
+        app.post("/login?user=nick", Some(&cookie)).await;
+        let calls = store.drain();
+        assert!(calls.len() >= 4, "{calls:?}");
+        for call in &calls {
+            assert_hashed_key(call.key(), prefix, &cookie);
+        }
+        assert!(
+            calls.iter().all(|c| !c.key().contains(cookie.as_str())),
+            "no store key holds the cookie"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn ids_are_43_char_base64url_and_unique() {
+    let app = start(SessionMiddleware::builder(MemoryStore::new())).await;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let cookie = app
+            .get("/set?key=a&value=1", None)
+            .await
+            .expect_new_session("set");
+        assert!(
+            SessionId::parse(&cookie).is_some(),
+            "{cookie:?} is a session id"
+        );
+        assert!(seen.insert(cookie), "ids repeat");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Signing
+
+#[actix_web::test]
+async fn signed_cookies_are_id_dot_tag_and_tampering_is_a_fresh_session() {
+    let store = AnyStore::new(MemoryStore::new());
+    let app = start(SessionMiddleware::builder(store.clone()).signing_key(SECRET)).await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    let (id, tag) = cookie.split_once('.').expect("a signed cookie is id.tag");
+    assert!(SessionId::parse(id).is_some(), "{id:?} is a session id");
+    assert_eq!(tag.len(), 43, "a base64url HMAC-SHA256 tag");
+    app.get("/get?key=a", Some(&cookie))
+        .await
+        .assert_ok("1", "a signed cookie");
+
+    let mut chars: Vec<char> = tag.chars().collect();
+    chars[0] = if chars[0] == 'A' { 'B' } else { 'A' };
+    let forged_tag: String = chars.into_iter().collect();
+    let other = start(SessionMiddleware::builder(store.clone()).signing_key(OLD_SECRET)).await;
+    let other_key = other
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set under another key");
+    let (other_id, other_tag) = other_key.split_once('.').unwrap();
+    for forged in [
+        format!("{id}.{forged_tag}"),
+        id.to_owned(),
+        format!("{id}."),
+        format!("{id}.{other_tag}"),
+        format!("{other_id}.{tag}"),
+        other_key.clone(),
+        format!("{cookie}.{tag}"),
+    ] {
+        app.get("/get?key=a", Some(&forged))
+            .await
+            .assert_status(StatusCode::NOT_FOUND, &format!("forged cookie {forged:?}"))
+            .assert_no_cookie(&format!("forged cookie {forged:?}"));
+    }
+    app.get("/get?key=a", Some(&cookie))
+        .await
+        .assert_ok("1", "the real cookie still works");
+}
+
+#[actix_web::test]
+async fn fallback_keys_verify_until_dropped() {
+    let store = AnyStore::new(MemoryStore::new());
+    let old = start(SessionMiddleware::builder(store.clone()).signing_key(OLD_SECRET)).await;
+    let rotated = start(
+        SessionMiddleware::builder(store.clone())
+            .signing_key(SECRET)
+            .fallback_keys([OLD_SECRET]),
+    )
+    .await;
+    let dropped = start(SessionMiddleware::builder(store.clone()).signing_key(SECRET)).await;
+
+    let old_cookie = old
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set under the old key");
+    rotated
+        .get("/get?key=a", Some(&old_cookie))
+        .await
+        .assert_ok("1", "an old-key cookie with the old key as a fallback");
+    dropped
+        .get("/get?key=a", Some(&old_cookie))
+        .await
+        .assert_status(
+            StatusCode::NOT_FOUND,
+            "an old-key cookie once the key is dropped",
+        );
+
+    // A write under the rotated settings re-signs the cookie with the new key.
+    let reply = rotated.get("/set?key=b&value=2", Some(&old_cookie)).await;
+    let resigned = reply.expect_new_session("a write after rotation");
+    assert_ne!(resigned, old_cookie, "re-signed with the new key");
+    dropped
+        .get("/get?key=b", Some(&resigned))
+        .await
+        .assert_ok("2", "the re-signed cookie under the new key alone");
+}
+
+#[actix_web::test]
+async fn cookie_store_keys_rotate_too() {
+    let cookie_app = |secret: &str, fallbacks: &[&str]| {
+        let store = CookieStore::new(secret, fallbacks).expect("long enough secrets");
+        start(SessionMiddleware::cookie_store_builder(store))
+    };
+    let old = cookie_app(OLD_SECRET, &[]).await;
+    let rotated = cookie_app(SECRET, &[OLD_SECRET]).await;
+    let dropped = cookie_app(SECRET, &[]).await;
+    let cookie = old
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    rotated
+        .get("/get?key=a", Some(&cookie))
+        .await
+        .assert_ok("1", "an old-key cookie with a fallback");
+    dropped
+        .get("/get?key=a", Some(&cookie))
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "an old-key cookie once dropped");
+}
+
+// ---------------------------------------------------------------------------
+// Outages
+
+const SHORT: Duration = Duration::from_millis(200);
+
+fn faulty(load: Fault, write: Fault) -> SessionMiddlewareBuilder<Faulty> {
+    SessionMiddleware::builder(Faulty::new(load, write)).store_timeout(SHORT)
+}
+
+fn some_id() -> String {
+    SessionId::generate().as_str().to_owned()
+}
+
+#[actix_web::test]
+async fn a_failing_load_answers_503() {
+    let app = start(faulty(Fault::Fail, Fault::None)).await;
+    within("a request", app.get("/get?key=a", Some(&some_id())))
+        .await
+        .assert_status(StatusCode::SERVICE_UNAVAILABLE, "a failing load")
+        .assert_no_cookie("a failing load");
+    app.get("/noop", Some(&some_id())).await.assert_ok(
+        "noop",
+        "a route without the session does not need the store",
+    );
+}
+
+#[actix_web::test]
+async fn a_hanging_load_answers_503_after_the_store_timeout() {
+    let app = start(faulty(Fault::Hang, Fault::None)).await;
+    within(
+        "a request to a hanging store",
+        app.get("/get?key=a", Some(&some_id())),
+    )
+    .await
+    .assert_status(StatusCode::SERVICE_UNAVAILABLE, "a hanging load")
+    .assert_no_cookie("a hanging load");
+}
+
+#[actix_web::test]
+async fn failing_or_hanging_writes_answer_503() {
+    for write in [Fault::Fail, Fault::Hang] {
+        let app = start(faulty(Fault::None, write)).await;
+        within("a write", app.get("/set?key=a&value=1", None))
+            .await
+            .assert_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("{write:?} create"),
+            )
+            .assert_no_cookie("a failed write");
+    }
+}
+
+#[actix_web::test]
+async fn serve_empty_serves_an_empty_session_and_saves_nothing() {
+    for load in [Fault::Fail, Fault::Hang] {
+        let app = start(faulty(load, Fault::None).outage_policy(OutagePolicy::ServeEmpty)).await;
+        let cookie = some_id();
+        within("a read", app.get("/peek", Some(&cookie)))
+            .await
+            .assert_ok("", &format!("{load:?} load, serve empty"))
+            .assert_no_cookie("serve empty");
+        within("a write", app.get("/set?key=a&value=1", Some(&cookie)))
+            .await
+            .assert_ok("ok", &format!("a write after a {load:?} load, serve empty"))
+            .assert_no_cookie("a write on a degraded session is not saved");
+    }
+    for write in [Fault::Fail, Fault::Hang] {
+        let app = start(faulty(Fault::None, write).outage_policy(OutagePolicy::ServeEmpty)).await;
+        within("a write", app.get("/set?key=a&value=1", None))
+            .await
+            .assert_ok("ok", &format!("a {write:?} write, serve empty"))
+            .assert_no_cookie("a failed save sends no cookie");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The null store, configuration
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[actix_web::test]
+async fn the_null_store_reads_empty_and_refuses_writes() {
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let log = Captured::default();
+    let writer = log.clone();
+    let _guard = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .set_default();
+
+    let config = SessionConfig::from_source([("SESSION_TYPE", "null")]).expect("valid");
+    let middleware = SessionMiddleware::from_config(config)
+        .await
+        .expect("the null store opens");
+    let app = TestApp::start(middleware, Hooks::new(1)).await;
+    app.get("/peek", None)
+        .await
+        .assert_ok("", "a read without a store")
+        .assert_no_cookie("a read without a store");
+    app.get("/get?key=a", Some(&some_id())).await.assert_status(
+        StatusCode::NOT_FOUND,
+        "a read with a cookie, without a store",
+    );
+    app.get("/set?key=a&value=1", None)
+        .await
+        .assert_status(StatusCode::INTERNAL_SERVER_ERROR, "a write without a store")
+        .assert_no_cookie("a write without a store");
+
+    let log = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    assert!(
+        log.contains("no session store is configured"),
+        "the log says no store is configured: {log:?}"
+    );
+}
+
+#[actix_web::test]
+async fn bad_configuration_names_the_key() {
+    let config = SessionConfig::from_source([("SESSION_TYPE", "redis")]).expect("redis parses");
+    let err = SessionMiddleware::from_config(config).await.unwrap_err();
+    assert_eq!(err.key(), "SESSION_TYPE");
+    assert!(
+        err.to_string().contains("redis") && err.to_string().contains("not available"),
+        "{err}"
+    );
+
+    let err = SessionConfig::from_source([("SESSION_TYPE", "cookie")]).unwrap_err();
+    assert_eq!(err.key(), "SECRET_KEY", "{err}");
+    let mut config = SessionConfig::default();
+    config.store = StoreKind::Cookie;
+    let err = SessionMiddleware::from_config(config).await.unwrap_err();
+    assert_eq!(err.key(), "SECRET_KEY", "{err}");
+    assert!(err.to_string().contains("SECRET_KEY"), "{err}");
+
+    let err = SessionConfig::from_source([("SESSION_TYPE", "cookie"), ("SECRET_KEY", "short")])
+        .unwrap_err();
+    assert_eq!(err.key(), "SECRET_KEY", "{err}");
+
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    let mut config = SessionConfig::default();
+    config.store = StoreKind::Filesystem;
+    config.file_dir = file.path().join("sessions");
+    let err = SessionMiddleware::from_config(config).await.unwrap_err();
+    assert_eq!(err.key(), "SESSION_FILE_DIR", "{err}");
+
+    for (key, value) in [
+        ("SESSION_TYPE", "redsi"),
+        ("PERMANENT_SESSION_LIFETIME", "a month"),
+        ("SESSION_PERMANENT", "yes please"),
+        ("SESSION_COOKIE_SAMESITE", "sometimes"),
+        ("SESSION_STORE_OUTAGE", "panic"),
+        ("SESSION_COOKIE_PATH", "no-slash"),
+    ] {
+        let err = SessionConfig::from_source([(key, value)]).unwrap_err();
+        assert_eq!(err.key(), key, "{err}");
+    }
+    let err = SessionConfig::from_source([("SESSION_COOKIE_SAMESITE", "None")]).unwrap_err();
+    assert_eq!(
+        err.key(),
+        "SESSION_COOKIE_SAMESITE",
+        "None without Secure: {err}"
+    );
+
+    let err = SessionMiddleware::builder(MemoryStore::new())
+        .signing_key("too short")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.key(), "SECRET_KEY", "{err}");
+    let err = SessionMiddleware::builder(MemoryStore::new())
+        .cookie_same_site(SameSite::None)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.key(), "SESSION_COOKIE_SAMESITE", "{err}");
+}
+
+#[actix_web::test]
+async fn from_config_applies_every_setting() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let dir_text = dir.path().to_str().expect("a UTF-8 path");
+    let config = SessionConfig::from_source([
+        ("SESSION_TYPE", "filesystem"),
+        ("SESSION_FILE_DIR", dir_text),
+        ("SESSION_COOKIE_NAME", "flask"),
+        ("SESSION_COOKIE_SAMESITE", "None"),
+        ("SESSION_COOKIE_SECURE", "true"),
+        ("SESSION_PERMANENT", "false"),
+        ("SESSION_USE_SIGNER", "1"),
+        ("SECRET_KEY", SECRET),
+    ])
+    .expect("valid");
+    let app = TestApp::start(
+        SessionMiddleware::from_config(config).await.expect("opens"),
+        Hooks::new(1),
+    )
+    .await
+    .named("flask");
+    let reply = app.get("/set?key=a&value=1", None).await;
+    let c = reply.session_cookie().expect("a cookie named flask");
+    assert_eq!(
+        c.same_site(),
+        Some(actix_web::cookie::SameSite::None),
+        "{c}"
+    );
+    assert_eq!(c.secure(), Some(true), "{c}");
+    assert_eq!(c.max_age(), None, "not permanent: {c}");
+    assert!(c.value().contains('.'), "signed: {c}");
+    app.get("/get?key=a", Some(c.value()))
+        .await
+        .assert_ok("1", "round trip");
+    let files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".session"))
+        .count();
+    assert_eq!(files, 1, "one session file in SESSION_FILE_DIR");
+}
+
+// ---------------------------------------------------------------------------
+// The Session API through the middleware
+
+#[actix_web::test]
+async fn session_is_send_and_usable_from_spawned_tasks() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Session>();
+
+    let app = start(SessionMiddleware::builder(MemoryStore::new())).await;
+    let cookie = app
+        .get("/spawned", None)
+        .await
+        .assert_ok("ok", "spawned")
+        .expect_new_session("spawned");
+    let reply = app.get("/get_u32?key=from_task", Some(&cookie)).await;
+    reply.assert_ok("Some(7)", "a write from a tokio task is saved");
+    app.get("/get_u32?key=from_thread", Some(&cookie))
+        .await
+        .assert_ok("Some(8)", "a write from a thread is saved");
+}
+
+#[actix_web::test]
+async fn without_the_middleware_the_extractor_fails_with_a_hint() {
+    let app = actix_web::test::init_service(App::new().route(
+        "/peek",
+        web::get().to(|s: Session| async move { s.len().to_string() }),
+    ))
+    .await;
+    let res =
+        actix_web::test::call_service(&app, TestRequest::get().uri("/peek").to_request()).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+
+    let req = TestRequest::get().to_http_request();
+    let err = req.session().await.unwrap_err();
+    assert!(matches!(err, SessionError::NoMiddleware), "{err:?}");
+    assert!(
+        err.to_string().contains(".wrap(SessionMiddleware"),
+        "the error says how to fix it: {err}"
+    );
+}
+
+#[actix_web::test]
+async fn the_size_limit_is_a_clear_error_and_keeps_the_data() {
+    let app = start(SessionMiddleware::builder(MemoryStore::new()).max_size(100)).await;
+    let cookie = app
+        .get("/set?key=a&value=small", None)
+        .await
+        .expect_new_session("set");
+    let reply = app.get("/set_big?key=big&len=200", Some(&cookie)).await;
+    reply.assert_status(StatusCode::PAYLOAD_TOO_LARGE, "over the limit");
+    assert!(reply.body.starts_with("limit=100;"), "{}", reply.body);
+    assert!(
+        reply.body.contains("100"),
+        "the message names the limit: {}",
+        reply.body
+    );
+    let reply = app.get("/set_big?key=a&len=200", Some(&cookie)).await;
+    reply.assert_status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "replacing a key over the limit",
+    );
+    app.get("/get?key=a", Some(&cookie))
+        .await
+        .assert_ok("small", "the previous value is kept");
+    app.get("/peek", Some(&cookie))
+        .await
+        .assert_ok("a", "nothing of the refused inserts is stored");
+    app.get("/set_big?key=b&len=20", Some(&cookie))
+        .await
+        .assert_ok("ok", "an insert within the limit");
+}
+
+#[actix_web::test]
+async fn the_cookie_store_never_sends_a_cookie_a_browser_drops() {
+    let store = CookieStore::new(SECRET, [] as [&str; 0]).expect("a long secret");
+    let app = start(SessionMiddleware::cookie_store_builder(store)).await;
+    let reply = app.get("/set_big?key=big&len=5000", None).await;
+    reply.assert_status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "a session over 4 KB in a cookie",
+    );
+    reply.assert_no_cookie("a refused insert");
+    let reply = app.get("/set_big?key=big&len=2500", None).await;
+    reply.assert_ok("ok", "2500 bytes fit");
+    let raw = reply.raw_set_cookies();
+    let pair = raw[0].split(';').next().unwrap();
+    assert!(
+        pair.len() <= 4096,
+        "the cookie fits a browser: {} bytes",
+        pair.len()
+    );
+}
+
+#[actix_web::test]
+async fn a_value_of_the_wrong_type_is_an_error_for_that_key_only() {
+    let app = start(SessionMiddleware::builder(MemoryStore::new())).await;
+    let cookie = app
+        .get("/set?key=name&value=nick", None)
+        .await
+        .expect_new_session("set");
+    app.get("/visits", Some(&cookie)).await;
+    let reply = app.get("/get_u32?key=name", Some(&cookie)).await;
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY, "a string read as u32");
+    assert!(reply.body.starts_with("key=name;"), "{}", reply.body);
+    assert!(
+        reply.body.contains("\"name\""),
+        "the message names the key: {}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains("u32"),
+        "the message names the type: {}",
+        reply.body
+    );
+    app.get("/get_u32?key=visits", Some(&cookie))
+        .await
+        .assert_ok("Some(1)", "another key still loads");
+    app.get("/get?key=name", Some(&cookie))
+        .await
+        .assert_ok("nick", "the entry is kept as it is");
+}
+
+// ---------------------------------------------------------------------------
+// Logout against a login in flight, at the store level
+
+/// A login (renew) has moved the data to a new id and is about to delete
+/// the old one when a logout of the same session completes. The login's
+/// response must not bring the logged-out session back under the new id.
+/// A logout with the old cookie that lands between any two steps of a
+/// login that is moving the session: the session must end, under the old id
+/// and the new one.
+async fn logout_during_login(op: &'static str, nth: usize) {
+    let store = Gated::new(op, nth);
+    let app = start(SessionMiddleware::builder(store.clone())).await;
+    let cookie = app
+        .get("/set?key=cart&value=3", None)
+        .await
+        .expect_new_session("set");
+    store.arm();
+
+    let login = app.spawn(app.request(Method::POST, "/login?user=nick", Some(&cookie)));
+    within("the login to reach the gate", store.0.paused.notified()).await;
+    let logout = app.post("/logout", Some(&cookie)).await;
+    logout.assert_ok("bye", "logout");
+    assert!(logout.removes_session(), "logout removes the cookie");
+    store.0.release.notify_one();
+    let login = within("the login", login).await.expect("the request task");
+    login.assert_status(StatusCode::OK, "the login in flight");
+
+    app.get("/peek", Some(&cookie))
+        .await
+        .assert_ok("", "the old cookie after logout");
+    if let Some(value) = login.new_session() {
+        app.get("/peek", Some(&value)).await.assert_ok(
+            "",
+            &format!(
+                "a login in flight during the logout (held at {op} #{nth}) re-created the session under a new id"
+            ),
+        );
+    }
+}
+
+#[actix_web::test]
+async fn logout_wins_over_a_login_before_its_changes() {
+    logout_during_login("apply", 1).await;
+}
+
+#[actix_web::test]
+async fn logout_wins_over_a_login_before_it_leaves_its_note() {
+    logout_during_login("create", 1).await;
+}
+
+#[actix_web::test]
+async fn logout_wins_over_a_login_before_it_creates_the_new_session() {
+    logout_during_login("create", 2).await;
+}
+
+#[actix_web::test]
+async fn logout_wins_over_a_login_before_it_takes_the_old_session() {
+    logout_during_login("take", 1).await;
+}
+
+#[actix_web::test]
+async fn logout_wins_over_a_login_that_already_moved_the_data() {
+    logout_during_login("apply", 2).await;
+}
