@@ -134,6 +134,41 @@ impl Server {
         Self::start_with(None, port, args)
     }
 
+    /// Starts a server that speaks only TLS on `port`.
+    fn start_tls(port: u16, cert: &str, key: &str) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .args([
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-ca-cert-file",
+                cert,
+            ])
+            .args(["--tls-auth-clients", "no", "--save", ""])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/services.sh)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server (TLS) on {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child }
+    }
+
     /// Starts a server; a config file, if any, must come first.
     fn start_with(config: Option<&str>, port: u16, args: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("session-redis-test-{port}"));
@@ -291,4 +326,55 @@ async fn sentinel_follows_a_failover() {
     assert_eq!(entries.len(), 2);
     assert_eq!(redis_cli(6393, &["HGET", key.as_str(), "after"]), "1");
     drop(sentinels);
+}
+
+#[tokio::test]
+async fn rediss_speaks_tls_and_checks_the_certificate() {
+    const PORT: u16 = 6397;
+    let dir = std::env::temp_dir().join("session-redis-tls-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl makes a test certificate");
+    assert!(made.success());
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let _server = Server::start_tls(PORT, cert, key);
+
+    // The certificate is self-signed: a checked connection must refuse it.
+    let checked = RedisStore::builder(format!("rediss://127.0.0.1:{PORT}"))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await;
+    assert!(checked.is_err(), "an untrusted certificate was accepted");
+
+    let store = RedisStore::builder(format!("rediss://127.0.0.1:{PORT}/#insecure"))
+        .build()
+        .await
+        .expect("a TLS connection");
+    let key = unique_key("tls");
+    assert!(
+        store
+            .create(&key, &record(&[("a", "1")]), Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().entries,
+        record(&[("a", "1")]).entries
+    );
 }

@@ -213,8 +213,10 @@ impl RedisStoreBuilder {
 
     /// Connects. The URL is one of:
     ///
-    /// - `redis://[user:password@]host[:port][/db]`: a single server
-    ///   (`rediss://` needs TLS, which this build does not include);
+    /// - `redis://[user:password@]host[:port][/db]`: a single server;
+    ///   `rediss://` for TLS (feature `redis-tls`; the server's certificate
+    ///   is checked against the system's roots, unless the URL ends in
+    ///   `#insecure`);
     /// - `redis+cluster://host:port[,host:port...]`: a Redis Cluster,
     ///   through any of its nodes (feature `redis-cluster`);
     /// - `redis+sentinel://host:port[,host:port...]/service[/db]`: the
