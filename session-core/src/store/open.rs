@@ -68,6 +68,21 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
                 })?;
             Backend::Store(AnyStore::new(store))
         }
+        #[cfg(feature = "memcached")]
+        StoreKind::Memcached => {
+            let store = super::memcached::MemcachedStore::builder(&config.memcached_servers)
+                .timeout(config.store_timeout)
+                .build()
+                .map_err(|e| ConfigError::new("SESSION_MEMCACHED", e.to_string()))?;
+            // Fail at start-up when a server is down, as the redis arm does.
+            store.ping().await.map_err(|e| {
+                ConfigError::new(
+                    "SESSION_MEMCACHED",
+                    format!("cannot reach {}: {e}", config.memcached_servers.join(",")),
+                )
+            })?;
+            Backend::Store(AnyStore::new(store))
+        }
         StoreKind::Null => Backend::Store(AnyStore::new(NullStore)),
         kind => return Err(unavailable(kind.name())),
     })

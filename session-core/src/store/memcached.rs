@@ -1,0 +1,980 @@
+//! The memcached store: one item per session, changed by compare-and-swap.
+//!
+//! # Layout
+//!
+//! A session is one memcached item. Its value is a 4-byte format tag
+//! (`AXM1`) followed by the session's entries as [`encode_entries`] writes
+//! them; its expiration is the session's lifetime, kept by memcached itself.
+//! An item whose value is not in that format (another application's data
+//! under the same key) reads as a missing session and is never overwritten
+//! by `apply`.
+//!
+//! The item key is the [`StoreKey`] as it is. Memcached keys are at most 250
+//! bytes without spaces or control characters: a store key that breaks
+//! either rule (a long prefix, a raw id with odd bytes) is sent as
+//! `"h:" + hex(sha256(key))` instead. The keys this crate derives
+//! (`prefix + 64 hex digits`) are sent unchanged, so they can be read in
+//! memcached's own tools.
+//!
+//! # The cas merge
+//!
+//! [`apply`](SessionStore::apply) reads the item with its cas value (the
+//! meta command `mg <key> v c`), applies the change set to the entries it
+//! read, and writes them back only if the item was not changed meanwhile
+//! (`ms <key> C<cas>`). If another request wrote first, memcached refuses
+//! the write (`EX`) and the whole read-modify-write is done again, up to 64
+//! times with a short random back-off; after that the call fails. So two
+//! concurrent requests that change different keys of one session both
+//! persist. A session left with no entries is deleted with the same cas
+//! check (`md <key> C<cas>`), and the result is [`Applied::Deleted`]. If the item is gone when it is read or when it
+//! is written (`NF`), the write is dropped and the result is
+//! [`Applied::Gone`]: `apply` never re-creates a session, which is what
+//! makes logout final.
+//!
+//! [`take`](SessionStore::take) reads the item the same way and deletes it
+//! with the cas check, again retrying when an `apply` wrote in between, so
+//! every `apply` that returned [`Applied::Done`] is in the record it
+//! returns, and every later one finds the session gone.
+//!
+//! [`create`](SessionStore::create) is an add (`ms <key> ME`), which fails
+//! on a taken key; [`touch`](SessionStore::touch) sets a new expiration
+//! without reading the value (`mg <key> T<ttl>`); [`load`](SessionStore::load)
+//! asks for the remaining lifetime in the same round trip (`mg <key> v t`),
+//! so [`Record::expires_at`] is filled in (to the second, as memcached keeps
+//! it).
+//!
+//! # Lifetimes and the 30-day rule
+//!
+//! Memcached reads an expiration of up to 30 days (2,592,000 seconds) as
+//! seconds from now, and anything larger as a Unix time. This store sends
+//! lifetimes up to 30 days as seconds, and longer ones (the default
+//! `PERMANENT_SESSION_LIFETIME` is 31 days) as `now + ttl` by this machine's
+//! clock, so the clocks of the application and memcached hosts should
+//! agree. Lifetimes are rounded up to whole seconds, never to 0 (which
+//! memcached reads as "never expires"), and end in January 2038 at the
+//! latest, the limit of memcached's clock.
+//!
+//! # Several servers
+//!
+//! Sessions are spread over the servers by rendezvous (highest random
+//! weight) hashing: each session lives on the server whose SHA-256 of
+//! `server address + key` is highest. The placement depends only on the
+//! address strings (`tcp://` is ignored), so every process that lists the
+//! same servers agrees on it; adding a server moves about `1/n` of the
+//! sessions to it, and removing one moves only the sessions it held.
+//!
+//! # When a server is down
+//!
+//! There is no fail-over: the sessions of a server that does not answer
+//! are neither read from nor written to another one, because a session that
+//! moved and came back could undo a logout. Every call on those sessions
+//! fails with a [`StoreError`] (refused connections at once, a server that
+//! hangs after the store's [timeout](MemcachedStoreBuilder::timeout), 5
+//! seconds by default, which bounds every call), and the middleware's outage policy decides what the
+//! request sees; sessions on the other servers are not affected.
+//! Connections are opened on first use, so a store can be built while its
+//! servers are still starting; [`MemcachedStore::ping`] checks them. When a
+//! pooled connection turns out to be dead (the server restarted), the
+//! store drops that server's idle connections and tries the call once more
+//! on a new one.
+//!
+//! # Size limit
+//!
+//! A memcached item, key and about 60 bytes of header included, is at most
+//! 1 MB by default (the server's `-I` option). A session that would not fit
+//! is refused before it is sent, with an error that says so, and the stored
+//! session stays as it was. Set
+//! [`max_item_size`](MemcachedStoreBuilder::max_item_size) to the servers'
+//! `-I`: if it is larger than theirs, memcached refuses the write itself and
+//! also drops the stored session (that is how memcached handles a failed
+//! write, so that a stale value is not served).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_memcached::{Client, Error as McError, ErrorKind, MetaProtocol, MetaValue, Status};
+use bytes::Bytes;
+use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, RecycleResult};
+use sha2::{Digest, Sha256};
+
+use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use crate::StoreKey;
+use crate::codec::{decode_entries, encode_entries};
+
+/// Tags the value of every item this store writes.
+const MAGIC: &[u8; 4] = b"AXM1";
+/// Memcached's longest key.
+const MAX_KEY_LEN: usize = 250;
+/// The longest expiration memcached reads as relative seconds (30 days).
+const MAX_RELATIVE_EXPIRATION: u64 = 60 * 60 * 24 * 30;
+/// How many times `apply` reads and writes a session before giving up on a
+/// contended one. Each failed try means another writer succeeded, so this
+/// many concurrent writers of one session always get through.
+const MAX_ATTEMPTS: u32 = 64;
+const DEFAULT_POOL_SIZE: usize = 16;
+/// Memcached's default `-I`.
+const DEFAULT_MAX_ITEM_SIZE: usize = 1024 * 1024;
+/// What an item takes besides its key and value, with cas enabled
+/// (memcached 1.6 on 64-bit: 59 bytes), rounded up.
+const ITEM_OVERHEAD: usize = 64;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Keeps sessions in one or more memcached servers, like Flask-Session's
+/// `memcached` type, with changes merged key by key (see the
+/// [module docs](self)).
+///
+/// Cloning is cheap: clones share the connection pools.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use session_core::store::memcached::MemcachedStore;
+///
+/// let store = MemcachedStore::builder(["10.0.0.1:11211", "10.0.0.2:11211"])
+///     .pool_size(32)
+///     .build()?;
+/// store.ping().await?; // optional: fail early if a server is down
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct MemcachedStore {
+    servers: std::sync::Arc<[Server]>,
+    timeout: Duration,
+    max_item_size: usize,
+}
+
+/// Configures a [`MemcachedStore`].
+#[derive(Debug)]
+#[must_use]
+pub struct MemcachedStoreBuilder {
+    servers: Vec<String>,
+    pool_size: usize,
+    timeout: Duration,
+    max_item_size: usize,
+}
+
+struct Server {
+    /// The address as configured, without `tcp://`: the server's identity
+    /// for hashing and in error messages.
+    name: String,
+    pool: Pool<Connector>,
+}
+
+/// Opens connections to one server for its pool.
+struct Connector {
+    dsn: String,
+}
+
+impl managed::Manager for Connector {
+    type Type = Client;
+    type Error = McError;
+
+    async fn create(&self) -> Result<Client, McError> {
+        Client::new(&self.dsn).await
+    }
+
+    async fn recycle(&self, client: &mut Client, _: &Metrics) -> RecycleResult<McError> {
+        if client.is_closed() {
+            // An operation was cut short (a timeout, a broken connection):
+            // the reply stream is out of step, so the connection is dropped.
+            Err(RecycleError::message("the connection was closed"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl MemcachedStoreBuilder {
+    /// The most connections to keep open to each server. Defaults to 16.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// The longest one call of the store may take (a `load`, an `apply` with
+    /// all its tries), waiting for a free connection or opening one
+    /// included; a call that takes longer fails with
+    /// [`StoreError::Timeout`]. Defaults to 5 seconds, as
+    /// `SESSION_STORE_TIMEOUT`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The servers' item size limit, their `-I` option: a session that would
+    /// make a larger item (with its key and header) is refused before it is
+    /// sent. Defaults to 1 MB, memcached's default.
+    pub fn max_item_size(mut self, bytes: usize) -> Self {
+        self.max_item_size = bytes;
+        self
+    }
+
+    /// Creates the store. No connection is opened yet: a server that is
+    /// down shows at first use (or with [`MemcachedStore::ping`]).
+    ///
+    /// Fails with [`io::ErrorKind::InvalidInput`] when there is no server,
+    /// an address is empty or listed twice, or the pool size is 0.
+    pub fn build(self) -> io::Result<MemcachedStore> {
+        let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
+        if self.servers.is_empty() {
+            return Err(invalid("no memcached server is given".to_owned()));
+        }
+        if self.pool_size == 0 {
+            return Err(invalid(
+                "the memcached pool size must be at least 1".to_owned(),
+            ));
+        }
+        let mut servers: Vec<Server> = Vec::with_capacity(self.servers.len());
+        for address in &self.servers {
+            let address = address.trim();
+            let name = address.strip_prefix("tcp://").unwrap_or(address);
+            if name.is_empty() {
+                return Err(invalid("a memcached server address is empty".to_owned()));
+            }
+            if servers.iter().any(|s| s.name == name) {
+                return Err(invalid(format!("memcached server {name} is listed twice")));
+            }
+            // async-memcached parses addresses as URLs, which `127.0.0.1:11211`
+            // is not: name the scheme unless one is given.
+            let dsn = if name.contains("://") {
+                name.to_owned()
+            } else {
+                format!("tcp://{name}")
+            };
+            let pool = Pool::builder(Connector { dsn })
+                .max_size(self.pool_size)
+                .build()
+                .map_err(io::Error::other)?;
+            servers.push(Server {
+                name: name.to_owned(),
+                pool,
+            });
+        }
+        Ok(MemcachedStore {
+            servers: servers.into(),
+            timeout: self.timeout,
+            max_item_size: self.max_item_size,
+        })
+    }
+}
+
+impl MemcachedStore {
+    /// Starts configuring a store on these servers, each `host:port` (or
+    /// `tcp://host:port`, or `unix:///path/to/socket`), as in
+    /// `SESSION_MEMCACHED`. IPv6 addresses are not supported by the client.
+    pub fn builder(servers: impl IntoIterator<Item = impl Into<String>>) -> MemcachedStoreBuilder {
+        MemcachedStoreBuilder {
+            servers: servers.into_iter().map(Into::into).collect(),
+            pool_size: DEFAULT_POOL_SIZE,
+            timeout: DEFAULT_TIMEOUT,
+            max_item_size: DEFAULT_MAX_ITEM_SIZE,
+        }
+    }
+
+    /// The servers' addresses, in the order they were given.
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        self.servers.iter().map(|s| s.name.as_str())
+    }
+
+    /// The address of the server that keeps the session under `key`.
+    pub fn server_for(&self, key: &StoreKey) -> &str {
+        &self.pick(&wire_key(key.as_str())).name
+    }
+
+    /// Checks that every server answers (with memcached's `version`
+    /// command); the error names the first one that does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        for server in self.servers.iter() {
+            self.call(server, || self.ping_once(server)).await?;
+        }
+        Ok(())
+    }
+
+    fn pick(&self, key: &str) -> &Server {
+        let index = pick(self.servers.iter().map(|s| s.name.as_str()), key);
+        &self.servers[index]
+    }
+
+    async fn conn(&self, server: &Server) -> Result<Object<Connector>, Fail> {
+        match server.pool.get().await {
+            Ok(conn) => Ok(conn),
+            Err(PoolError::Backend(e)) => Err(Fail::Store(server.error(e))),
+            Err(PoolError::Timeout(_)) => Err(Fail::Store(StoreError::Timeout(self.timeout))),
+            Err(e) => Err(Fail::Store(StoreError::backend(format!(
+                "memcached {}: {e}",
+                server.name
+            )))),
+        }
+    }
+
+    /// Runs `op` within the store's timeout, and once more if it failed on
+    /// a pooled connection that had died (the server restarted): then the
+    /// server's idle connections are dropped first, as they most likely died
+    /// too. A call cut short by the timeout leaves its connection closed,
+    /// and the pool drops it.
+    async fn call<T, F: Future<Output = Result<T, Fail>>>(
+        &self,
+        server: &Server,
+        mut op: impl FnMut() -> F,
+    ) -> Result<T, StoreError> {
+        let run = async {
+            match op().await {
+                Err(Fail::Stale(_)) => {
+                    let _ = server.pool.retain(|_, _| false);
+                    op().await.map_err(Fail::into_store)
+                }
+                result => result.map_err(Fail::into_store),
+            }
+        };
+        tokio::time::timeout(self.timeout, run)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(self.timeout)))
+    }
+}
+
+impl fmt::Debug for MemcachedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemcachedStore")
+            .field("servers", &self.servers().collect::<Vec<_>>())
+            .field(
+                "pool_size",
+                &self.servers.first().map(|s| s.pool.status().max_size),
+            )
+            .field("timeout", &self.timeout)
+            .field("max_item_size", &self.max_item_size)
+            .finish()
+    }
+}
+
+/// Why one try of an operation failed.
+enum Fail {
+    /// A pooled connection that had already served calls broke: the server
+    /// probably restarted, and a new connection may well work.
+    Stale(StoreError),
+    /// Anything else.
+    Store(StoreError),
+}
+
+impl Fail {
+    fn from_client(server: &Server, conn: &Object<Connector>, error: McError) -> Self {
+        let broken = matches!(error, McError::Io(_) | McError::ConnectionClosed);
+        let error = server.error(error);
+        if broken && Object::metrics(conn).recycle_count > 0 {
+            Fail::Stale(error)
+        } else {
+            Fail::Store(error)
+        }
+    }
+
+    fn into_store(self) -> StoreError {
+        match self {
+            Fail::Stale(e) | Fail::Store(e) => e,
+        }
+    }
+}
+
+/// A memcached server refused or failed a command.
+#[derive(Debug, thiserror::Error)]
+#[error("memcached {server}: {error}")]
+struct ServerError {
+    server: String,
+    #[source]
+    error: McError,
+}
+
+/// A session too large for one memcached item.
+#[derive(Debug)]
+struct TooLarge {
+    server: String,
+    size: usize,
+    /// The store's limit, or `None` when the server refused the item.
+    limit: Option<usize>,
+}
+
+impl fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self { server, size, .. } = self;
+        write!(
+            f,
+            "the session is {size} bytes encoded, more than memcached {server} accepts for one item "
+        )?;
+        match self.limit {
+            Some(limit) => write!(
+                f,
+                "({limit} bytes with its key and header: the store's max_item_size, \
+                 which should match the server's -I option, 1 MB by default)"
+            )?,
+            None => f.write_str(
+                "(its -I option, 1 MB by default, is smaller than the store's max_item_size)",
+            )?,
+        }
+        f.write_str(": store less in it")
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+/// `apply` or `take` lost the cas race every time.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "memcached {server}: the session changed under each of {MAX_ATTEMPTS} tries to write it; \
+     too many requests are writing it at once"
+)]
+struct Contended {
+    server: String,
+}
+
+impl Server {
+    fn error(&self, error: McError) -> StoreError {
+        match error {
+            McError::Connect(e) => StoreError::Io(io::Error::new(
+                e.kind(),
+                format!("cannot connect to memcached {}: {e}", self.name),
+            )),
+            McError::Io(e) => StoreError::Io(io::Error::new(
+                e.kind(),
+                format!("memcached {}: {e}", self.name),
+            )),
+            error => StoreError::backend(ServerError {
+                server: self.name.clone(),
+                error,
+            }),
+        }
+    }
+
+    fn too_large(&self, size: usize, limit: Option<usize>) -> Fail {
+        Fail::Store(StoreError::backend(TooLarge {
+            server: self.name.clone(),
+            size,
+            limit,
+        }))
+    }
+
+    /// Maps the reply to a write of `size` bytes: a too-large item gets its
+    /// own error.
+    fn write_error(&self, conn: &Object<Connector>, error: McError, size: usize) -> Fail {
+        match &error {
+            McError::Protocol(Status::Error(ErrorKind::Server(msg)))
+                if msg.contains("too large") =>
+            {
+                self.too_large(size, None)
+            }
+            _ => Fail::from_client(self, conn, error),
+        }
+    }
+}
+
+/// The memcached key for a store key: itself when memcached accepts it,
+/// else `h:` and the hex SHA-256 of it.
+fn wire_key(key: &str) -> Cow<'_, str> {
+    if key.len() <= MAX_KEY_LEN
+        && !key.is_empty()
+        && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(format!("h:{}", hex::encode(Sha256::digest(key.as_bytes()))))
+    }
+}
+
+/// The index of the server with the highest rendezvous score for `key`.
+fn pick<'a>(servers: impl ExactSizeIterator<Item = &'a str>, key: &str) -> usize {
+    if servers.len() == 1 {
+        return 0;
+    }
+    let mut best = (0, 0);
+    for (index, server) in servers.enumerate() {
+        let score = score(server, key);
+        if index == 0 || score > best.1 {
+            best = (index, score);
+        }
+    }
+    best.0
+}
+
+/// A server's weight for a key: stable across processes, versions and
+/// platforms (no `Hash`-trait hasher, whose output may change).
+fn score(server: &str, key: &str) -> u64 {
+    let mut hash = Sha256::new();
+    hash.update((server.len() as u64).to_le_bytes());
+    hash.update(server.as_bytes());
+    hash.update(key.as_bytes());
+    let digest = hash.finalize();
+    u64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+/// The expiration to send memcached for a lifetime of `ttl`, `now` being
+/// the Unix time: whole seconds (at least 1) up to 30 days, an absolute
+/// Unix time beyond (capped at the end of memcached's 32-bit clock).
+fn expiration(ttl: Duration, now: u64) -> i64 {
+    let secs = ttl
+        .as_secs()
+        .saturating_add(u64::from(ttl.subsec_nanos() > 0))
+        .max(1);
+    if secs <= MAX_RELATIVE_EXPIRATION {
+        secs as i64
+    } else {
+        now.saturating_add(secs).min(i32::MAX as u64) as i64
+    }
+}
+
+fn ttl_flag(ttl: Duration) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("T{}", expiration(ttl, now))
+}
+
+fn encode(entries: &HashMap<String, Bytes>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        MAGIC.len()
+            + entries
+                .iter()
+                .map(|(k, v)| crate::codec::entry_size(k, v))
+                .sum::<usize>(),
+    );
+    out.extend_from_slice(MAGIC);
+    encode_entries(entries, &mut out);
+    out
+}
+
+/// The entries of an item's value; `None` (and a warning) if this store did
+/// not write it.
+fn decode(value: Option<&[u8]>, key: &str) -> Option<HashMap<String, Bytes>> {
+    let entries = value
+        .and_then(|v| v.strip_prefix(MAGIC))
+        .and_then(decode_entries);
+    if entries.is_none() {
+        tracing::warn!(key, "ignoring a memcached item that is not a session");
+    }
+    entries
+}
+
+/// When an item read with the `t` flag expires; `None` if it never does.
+fn expires_at(item: &MetaValue) -> Option<SystemTime> {
+    let remaining = u64::try_from(item.ttl_remaining?).ok()?;
+    Some(SystemTime::now() + Duration::from_secs(remaining))
+}
+
+/// A pause before trying a contended write again: the first retry only
+/// yields to other tasks, later ones sleep a random time of up to 0.5 ms,
+/// doubling to at most 8 ms.
+async fn back_off(attempt: u32) {
+    if attempt == 0 {
+        tokio::task::yield_now().await;
+        return;
+    }
+    let cap = 250u64 << attempt.min(5);
+    let jitter = getrandom::u64().unwrap_or(u64::from(attempt) * 97) % cap;
+    tokio::time::sleep(Duration::from_micros(jitter)).await;
+}
+
+impl MemcachedStore {
+    /// Refuses a value that would make an item larger than the servers take:
+    /// memcached would refuse it too, and drop the item it replaces.
+    fn check_size(&self, server: &Server, wire: &str, value: &[u8]) -> Result<(), Fail> {
+        if value.len() + wire.len() + ITEM_OVERHEAD > self.max_item_size {
+            return Err(server.too_large(value.len(), Some(self.max_item_size)));
+        }
+        Ok(())
+    }
+
+    async fn load_once(&self, server: &Server, wire: &str) -> Result<Option<Record>, Fail> {
+        let mut conn = self.conn(server).await?;
+        let reply = conn.meta_get(wire, false, None, Some(&["v", "t"])).await;
+        let item = reply.map_err(|e| Fail::from_client(server, &conn, e))?;
+        Ok(item.and_then(|item| {
+            Some(Record {
+                entries: decode(item.data.as_deref(), wire)?,
+                expires_at: expires_at(&item),
+            })
+        }))
+    }
+
+    async fn create_once(
+        &self,
+        server: &Server,
+        wire: &str,
+        value: &[u8],
+        ttl: &str,
+    ) -> Result<bool, Fail> {
+        self.check_size(server, wire, value)?;
+        let mut conn = self.conn(server).await?;
+        let flags = ["ME", ttl];
+        let reply = conn.meta_set(wire, value, false, None, Some(&flags)).await;
+        match reply {
+            Ok(_) => Ok(true),
+            Err(McError::Protocol(Status::NotStored)) => Ok(false),
+            Err(e) => Err(server.write_error(&conn, e, value.len())),
+        }
+    }
+
+    async fn apply_once(
+        &self,
+        server: &Server,
+        wire: &str,
+        changes: &ChangeSet,
+        ttl: &str,
+    ) -> Result<Applied, Fail> {
+        let mut conn = self.conn(server).await?;
+        for attempt in 0..MAX_ATTEMPTS {
+            let reply = conn.meta_get(wire, false, None, Some(&["v", "c"])).await;
+            let Some(MetaValue { cas, data, .. }) =
+                reply.map_err(|e| Fail::from_client(server, &conn, e))?
+            else {
+                return Ok(Applied::Gone);
+            };
+            let Some(mut entries) = decode(data.as_deref(), wire) else {
+                return Ok(Applied::Gone);
+            };
+            let Some(cas) = cas else {
+                return Err(Fail::Store(StoreError::backend(format!(
+                    "memcached {} sent no cas value",
+                    server.name
+                ))));
+            };
+            let cas = format!("C{cas}");
+            changes.apply_to(&mut entries);
+            let (written, size) = if entries.is_empty() {
+                let flags = [cas.as_str()];
+                let reply = conn.meta_delete(wire, false, None, Some(&flags)).await;
+                (reply.map(|_| Applied::Deleted), 0)
+            } else {
+                let value = encode(&entries);
+                self.check_size(server, wire, &value)?;
+                let flags = [cas.as_str(), ttl];
+                let reply = conn
+                    .meta_set(wire, &value[..], false, None, Some(&flags))
+                    .await;
+                (reply.map(|_| Applied::Done), value.len())
+            };
+            match written {
+                Ok(applied) => return Ok(applied),
+                // Deleted (logout) or expired since it was read.
+                Err(McError::Protocol(Status::NotFound)) => return Ok(Applied::Gone),
+                // Another request wrote first: merge into its result.
+                Err(McError::Protocol(Status::Exists)) => back_off(attempt).await,
+                Err(e) => return Err(server.write_error(&conn, e, size)),
+            }
+        }
+        Err(Fail::Store(StoreError::backend(Contended {
+            server: server.name.clone(),
+        })))
+    }
+
+    async fn take_once(&self, server: &Server, wire: &str) -> Result<Option<Record>, Fail> {
+        let mut conn = self.conn(server).await?;
+        for attempt in 0..MAX_ATTEMPTS {
+            let reply = conn
+                .meta_get(wire, false, None, Some(&["v", "c", "t"]))
+                .await;
+            let Some(item) = reply.map_err(|e| Fail::from_client(server, &conn, e))? else {
+                return Ok(None);
+            };
+            let Some(entries) = decode(item.data.as_deref(), wire) else {
+                return Ok(None);
+            };
+            let Some(cas) = item.cas else {
+                return Err(Fail::Store(StoreError::backend(format!(
+                    "memcached {} sent no cas value",
+                    server.name
+                ))));
+            };
+            let cas = format!("C{cas}");
+            let flags = [cas.as_str()];
+            let reply = conn.meta_delete(wire, false, None, Some(&flags)).await;
+            match reply {
+                Ok(_) => {
+                    return Ok(Some(Record {
+                        entries,
+                        expires_at: expires_at(&item),
+                    }));
+                }
+                // Deleted or expired since it was read.
+                Err(McError::Protocol(Status::NotFound)) => return Ok(None),
+                // An apply wrote first: take its result instead.
+                Err(McError::Protocol(Status::Exists)) => back_off(attempt).await,
+                Err(e) => return Err(Fail::from_client(server, &conn, e)),
+            }
+        }
+        Err(Fail::Store(StoreError::backend(Contended {
+            server: server.name.clone(),
+        })))
+    }
+
+    async fn touch_once(&self, server: &Server, wire: &str, ttl: &str) -> Result<Applied, Fail> {
+        let mut conn = self.conn(server).await?;
+        // `s` (the size) makes a hit answer with a flag, so that the client
+        // tells it from a miss.
+        let flags = ["s", ttl];
+        let reply = conn.meta_get(wire, false, None, Some(&flags)).await;
+        match reply.map_err(|e| Fail::from_client(server, &conn, e))? {
+            Some(_) => Ok(Applied::Done),
+            None => Ok(Applied::Gone),
+        }
+    }
+
+    async fn delete_once(&self, server: &Server, wire: &str) -> Result<(), Fail> {
+        let mut conn = self.conn(server).await?;
+        let reply = conn.meta_delete(wire, false, None, None).await;
+        match reply {
+            Ok(_) | Err(McError::Protocol(Status::NotFound)) => Ok(()),
+            Err(e) => Err(Fail::from_client(server, &conn, e)),
+        }
+    }
+
+    async fn ping_once(&self, server: &Server) -> Result<(), Fail> {
+        let mut conn = self.conn(server).await?;
+        let reply = conn.version().await;
+        reply
+            .map(drop)
+            .map_err(|e| Fail::from_client(server, &conn, e))
+    }
+}
+
+impl SessionStore for MemcachedStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let wire = wire_key(key.as_str());
+        let server = self.pick(&wire);
+        self.call(server, || self.load_once(server, &wire)).await
+    }
+
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let wire = wire_key(key.as_str());
+        let server = self.pick(&wire);
+        let value = encode(&record.entries);
+        let ttl = ttl_flag(ttl);
+        self.call(server, || self.create_once(server, &wire, &value, &ttl))
+            .await
+    }
+
+    async fn apply(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> Result<Applied, StoreError> {
+        let wire = wire_key(key.as_str());
+        let server = self.pick(&wire);
+        let ttl = ttl_flag(ttl);
+        self.call(server, || self.apply_once(server, &wire, changes, &ttl))
+            .await
+    }
+
+    async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
+        let wire = wire_key(key.as_str());
+        let server = self.pick(&wire);
+        let ttl = ttl_flag(ttl);
+        self.call(server, || self.touch_once(server, &wire, &ttl))
+            .await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let wire = wire_key(key.as_str());
+        let server = self.pick(&wire);
+        self.call(server, || self.delete_once(server, &wire)).await
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let wire = wire_key(key.as_str());
+        let server = self.pick(&wire);
+        self.call(server, || self.take_once(server, &wire)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_memcached_accepts_are_sent_as_they_are() {
+        let key = format!("session:{}", "ab".repeat(32));
+        assert_eq!(wire_key(&key), key.as_str());
+        let longest = "k".repeat(MAX_KEY_LEN);
+        assert_eq!(wire_key(&longest), longest.as_str());
+        assert_eq!(wire_key("!~"), "!~");
+    }
+
+    #[test]
+    fn other_keys_are_hashed() {
+        let hashed = |key: &str| format!("h:{}", hex::encode(Sha256::digest(key.as_bytes())));
+        for key in [
+            "k".repeat(MAX_KEY_LEN + 1),
+            "with space".to_owned(),
+            "tab\there".to_owned(),
+            "new\r\nline".to_owned(),
+            "del\x7f".to_owned(),
+            "ключ".to_owned(),
+            String::new(),
+        ] {
+            let wire = wire_key(&key);
+            assert_eq!(wire, hashed(&key), "{key:?}");
+            assert_eq!(wire.len(), 66);
+            assert!(wire.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        }
+        assert_ne!(wire_key("a b"), wire_key("a  b"));
+    }
+
+    #[test]
+    fn lifetimes_up_to_30_days_are_relative_seconds() {
+        let now = 1_800_000_000;
+        assert_eq!(expiration(Duration::from_secs(60), now), 60);
+        assert_eq!(expiration(Duration::from_millis(1500), now), 2);
+        assert_eq!(expiration(Duration::from_millis(1), now), 1);
+        assert_eq!(expiration(Duration::ZERO, now), 1, "0 would never expire");
+        assert_eq!(
+            expiration(Duration::from_secs(MAX_RELATIVE_EXPIRATION), now),
+            2_592_000
+        );
+    }
+
+    #[test]
+    fn longer_lifetimes_are_absolute_unix_times() {
+        let now = 1_800_000_000;
+        let day = 86_400;
+        assert_eq!(
+            expiration(Duration::from_secs(MAX_RELATIVE_EXPIRATION + 1), now),
+            now as i64 + 2_592_001
+        );
+        assert_eq!(
+            expiration(Duration::from_secs(31 * day), now),
+            now as i64 + 31 * day as i64
+        );
+        assert_eq!(
+            expiration(
+                Duration::from_secs(31 * day) - Duration::from_millis(1),
+                now
+            ),
+            now as i64 + 31 * day as i64,
+            "rounded up"
+        );
+        assert_eq!(expiration(Duration::MAX, now), i64::from(i32::MAX));
+    }
+
+    fn keys(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("session:{}", hex::encode(Sha256::digest(i.to_le_bytes()))))
+            .collect()
+    }
+
+    fn placement(servers: &[&str], keys: &[String]) -> Vec<String> {
+        keys.iter()
+            .map(|k| servers[pick(servers.iter().copied(), k)].to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn keys_spread_over_every_server() {
+        let servers = ["10.0.0.1:11211", "10.0.0.2:11211"];
+        let keys = keys(2000);
+        let placed = placement(&servers, &keys);
+        for server in servers {
+            let share = placed.iter().filter(|s| *s == server).count();
+            assert!(
+                (800..=1200).contains(&share),
+                "{server} got {share} of 2000"
+            );
+        }
+        assert_eq!(placed, placement(&servers, &keys), "placement is stable");
+        let reversed = ["10.0.0.2:11211", "10.0.0.1:11211"];
+        assert_eq!(
+            placed,
+            placement(&reversed, &keys),
+            "the order of the list does not matter"
+        );
+    }
+
+    #[test]
+    fn removing_a_server_moves_only_its_keys() {
+        let three = ["a:11211", "b:11211", "c:11211"];
+        let two = ["a:11211", "c:11211"];
+        let keys = keys(3000);
+        let before = placement(&three, &keys);
+        let after = placement(&two, &keys);
+        for (old, new) in before.iter().zip(&after) {
+            if old != "b:11211" {
+                assert_eq!(old, new, "a key of a kept server moved");
+            }
+        }
+        let moved = before.iter().filter(|s| *s == "b:11211").count();
+        assert!((800..=1200).contains(&moved), "b held {moved} of 3000");
+    }
+
+    #[test]
+    fn adding_a_server_moves_about_a_share_of_keys_to_it() {
+        let three = ["a:11211", "b:11211", "c:11211"];
+        let four = ["a:11211", "b:11211", "c:11211", "d:11211"];
+        let keys = keys(4000);
+        let before = placement(&three, &keys);
+        let after = placement(&four, &keys);
+        let mut moved = 0;
+        for (old, new) in before.iter().zip(&after) {
+            if old != new {
+                assert_eq!(new, "d:11211", "a key moved between old servers");
+                moved += 1;
+            }
+        }
+        assert!((800..=1200).contains(&moved), "{moved} of 4000 moved");
+    }
+
+    #[test]
+    fn the_hash_is_stable() {
+        // Pinned (computed independently, with Python's hashlib): a change
+        // of hash would move every session to another server.
+        assert_eq!(score("127.0.0.1:11211", "session:k"), 0x7834_7dd1_e2d4_140b);
+        assert_eq!(score("127.0.0.1:11212", "session:k"), 0xb592_4c18_4d81_e659);
+        let store = MemcachedStore::builder(["127.0.0.1:11211", "tcp://127.0.0.1:11212"])
+            .build()
+            .unwrap();
+        assert_eq!(
+            store.servers().collect::<Vec<_>>(),
+            ["127.0.0.1:11211", "127.0.0.1:11212"],
+            "tcp:// does not change a server's identity"
+        );
+        assert_eq!(
+            store.server_for(&StoreKey::from_raw("session:k")),
+            "127.0.0.1:11212"
+        );
+    }
+
+    #[test]
+    fn futures_are_send() {
+        fn send<T: Send>(_: T) {}
+        let store = MemcachedStore::builder(["a:1"]).build().unwrap();
+        send(store.ping());
+    }
+
+    #[test]
+    fn values_carry_the_format_tag() {
+        let mut entries = HashMap::new();
+        entries.insert("a".to_owned(), Bytes::from_static(b"1"));
+        let value = encode(&entries);
+        assert!(value.starts_with(MAGIC));
+        assert_eq!(decode(Some(&value), "k"), Some(entries));
+        assert_eq!(decode(Some(MAGIC), "k"), Some(HashMap::new()));
+        assert_eq!(decode(Some(b"foreign"), "k"), None);
+        assert_eq!(decode(None, "k"), None);
+    }
+
+    #[test]
+    fn bad_server_lists_are_rejected() {
+        let none: [&str; 0] = [];
+        for builder in [
+            MemcachedStore::builder(none),
+            MemcachedStore::builder(["a:1", " "]),
+            MemcachedStore::builder(["a:1", "tcp://a:1"]),
+            MemcachedStore::builder(["a:1"]).pool_size(0),
+        ] {
+            let err = builder.build().unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        }
+    }
+}
