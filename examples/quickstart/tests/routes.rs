@@ -163,7 +163,10 @@ async fn routes_on_the_filesystem_store() {
         .count();
     // The last /visits session, and the note the login left at the old id
     // (it lives a few minutes, so a logout racing the login can follow it).
-    assert_eq!(files, 2, "the live session and the login's move note are on disk");
+    assert_eq!(
+        files, 2,
+        "the live session and the login's move note are on disk"
+    );
 }
 
 #[tokio::test]
