@@ -40,6 +40,7 @@ enum CookieChange {
 struct Snapshot {
     id: Option<SessionId>,
     exists: bool,
+    stale_key: bool,
     expires_at: Option<SystemTime>,
     status: SessionStatus,
     changes: ChangeSet,
@@ -67,13 +68,31 @@ where
         if state.degraded {
             return res.map_into_left_body();
         }
+        let status = state.status();
+        let server_side = matches!(inner.backend, StoreOrCookie::Store(_));
+        // The whole session is copied only when it is written whole: a new
+        // session, a login, a logout with new entries, or the cookie store.
+        let whole = match status {
+            SessionStatus::Unchanged => !server_side,
+            SessionStatus::Changed => !(server_side && state.exists),
+            SessionStatus::Renewed | SessionStatus::Purged => true,
+        };
         Snapshot {
             id: state.id.clone(),
             exists: state.exists,
+            stale_key: state.stale_key,
             expires_at: state.expires_at,
-            status: state.status(),
-            changes: state.change_set(),
-            entries: state.entries.clone(),
+            status,
+            changes: if status == SessionStatus::Unchanged {
+                ChangeSet::default()
+            } else {
+                state.change_set()
+            },
+            entries: if whole {
+                state.entries.clone()
+            } else {
+                HashMap::new()
+            },
         }
     };
     let change = match &inner.backend {
@@ -126,13 +145,10 @@ fn replace<B>(res: ServiceResponse<B>, with: HttpResponse) -> ServiceResponse<Ei
     ServiceResponse::new(req, with).map_into_right_body()
 }
 
-/// Whether an unchanged session read by this request should have its
-/// lifetime extended: when the store cannot say when it expires, or once it
-/// has aged by a tenth of its lifetime (at most a minute).
-fn refresh_due(settings: &Settings, expires_at: Option<SystemTime>) -> bool {
-    if !settings.refresh {
-        return false;
-    }
+/// Whether a session has aged enough since its lifetime was last extended
+/// for another extension to be worth a write: when the store cannot say when
+/// it expires, or once a tenth of its lifetime (at most a minute) has passed.
+fn aged(settings: &Settings, expires_at: Option<SystemTime>) -> bool {
     let Some(expires_at) = expires_at else {
         return true;
     };
@@ -141,6 +157,12 @@ fn refresh_due(settings: &Settings, expires_at: Option<SystemTime>) -> bool {
         .duration_since(SystemTime::now())
         .unwrap_or_default();
     remaining + slack < settings.lifetime
+}
+
+/// Whether an unchanged session read by this request should have its
+/// lifetime extended (`SESSION_REFRESH_EACH_REQUEST`, once it has aged).
+fn refresh_due(settings: &Settings, expires_at: Option<SystemTime>) -> bool {
+    settings.refresh && aged(settings, expires_at)
 }
 
 /// Saves a server-side session; returns what to do with the cookie.
@@ -155,11 +177,14 @@ async fn save<S: SessionStore>(
     // The store key of the session the request came with, if it was stored.
     let live = snap.id.as_ref().filter(|_| snap.exists).map(key);
     let had_cookie = snap.id.is_some();
-    // A cookie for `id`, or nothing if a browser-session cookie is already set.
     let set = |id: &SessionId| CookieChange::Set(cookie_value(settings, id));
+    // The cookie of a saved session is sent again only to extend a
+    // permanent cookie's expiry, once it has aged, or to sign it with the
+    // current key: a browser-session cookie, or a recently sent one, is
+    // already right.
     let keep_or_resend = |id: &SessionId| {
-        if settings.permanent {
-            CookieChange::Set(cookie_value(settings, id))
+        if snap.stale_key || (settings.permanent && aged(settings, snap.expires_at)) {
+            set(id)
         } else {
             CookieChange::Keep
         }
@@ -219,6 +244,7 @@ async fn save<S: SessionStore>(
                     _ => Ok(CookieChange::Keep),
                 }
             }
+            (Some(_), Some(id)) if snap.stale_key => Ok(set(id)),
             _ => Ok(CookieChange::Keep),
         },
     }

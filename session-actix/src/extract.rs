@@ -65,12 +65,17 @@ async fn load(shared: &Shared, req: &HttpRequest) -> Result<Session, SessionErro
             Ok(Session::from_state(state(None, record)))
         }
         Loader::Store(store) => {
-            let Some(id) = value.and_then(|v| parse_id(settings.signer.as_ref(), v)) else {
+            let Some((id, stale_key)) = value.and_then(|v| parse_id(settings.signer.as_ref(), v))
+            else {
                 return Ok(Session::from_state(state(None, None)));
             };
             let key = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
             match crate::cycle::timed(settings.timeout, store.load(&key)).await {
-                Ok(record) => Ok(Session::from_state(state(Some(id), record))),
+                Ok(record) => {
+                    let mut loaded = state(Some(id), record);
+                    loaded.stale_key = stale_key;
+                    Ok(Session::from_state(loaded))
+                }
                 Err(error) => match settings.outage {
                     OutagePolicy::ServeEmpty => {
                         tracing::warn!(%error, "session store failed at load; serving an empty session");
@@ -115,11 +120,16 @@ fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
 }
 
 /// The id in a cookie value, if it is well-formed and, when signing is on,
-/// carries a valid signature. Oversized values are rejected before any work.
-fn parse_id(signer: Option<&session_core::Signer>, value: &str) -> Option<SessionId> {
+/// carries a valid signature; and whether it was signed with a fallback
+/// key (so the cookie should be signed again). Oversized values are
+/// rejected before any work.
+fn parse_id(signer: Option<&session_core::Signer>, value: &str) -> Option<(SessionId, bool)> {
     match signer {
-        None => SessionId::parse(value),
-        Some(signer) if value.len() == 2 * ID_LEN + 1 => SessionId::parse(signer.verify(value)?),
+        None => SessionId::parse(value).map(|id| (id, false)),
+        Some(signer) if value.len() == 2 * ID_LEN + 1 => {
+            let (id, current) = signer.verify_key(value)?;
+            SessionId::parse(id).map(|id| (id, !current))
+        }
         Some(_) => None,
     }
 }

@@ -139,6 +139,8 @@ pub(crate) struct State {
     pub(crate) degraded: bool,
     /// When the stored session expires, if known.
     pub(crate) expires_at: Option<SystemTime>,
+    /// The cookie was signed with a fallback key: sign it again.
+    pub(crate) stale_key: bool,
     /// The session as the handler sees it.
     pub(crate) entries: HashMap<String, Bytes>,
     size: usize,
@@ -167,6 +169,7 @@ impl State {
             exists,
             degraded: false,
             expires_at: record.expires_at,
+            stale_key: false,
             size: record.entries.iter().map(|(k, v)| entry_size(k, v)).sum(),
             entries: record.entries,
             changes: HashMap::new(),

@@ -69,6 +69,14 @@ impl Signer {
     /// Checks a `value.tag` made by [`sign`](Self::sign) with the current or
     /// a fallback key, and returns the value. Anything else is `None`.
     pub fn verify<'a>(&self, signed: &'a str) -> Option<&'a str> {
+        self.verify_key(signed).map(|(value, _)| value)
+    }
+
+    /// Like [`verify`](Self::verify), and also says whether the tag was made
+    /// by the current key (`true`) or a fallback (`false`): a value signed
+    /// with a fallback should be signed again, so the old key can be
+    /// dropped.
+    pub fn verify_key<'a>(&self, signed: &'a str) -> Option<(&'a str, bool)> {
         let (value, tag) = signed.rsplit_once('.')?;
         if tag.len() != TAG_LEN {
             return None;
@@ -79,12 +87,12 @@ impl Signer {
         }
         std::iter::once(&self.current)
             .chain(&self.fallbacks)
-            .any(|key| {
+            .position(|key| {
                 let mut mac = key.clone();
                 mac.update(value.as_bytes());
                 mac.verify_slice(&raw).is_ok()
             })
-            .then_some(value)
+            .map(|index| (value, index == 0))
     }
 }
 
@@ -128,6 +136,8 @@ mod tests {
         let signed_old = old.sign("v");
         let rotated = Signer::new("id", NEW, [OLD]).unwrap();
         assert_eq!(rotated.verify(&signed_old), Some("v"));
+        assert_eq!(rotated.verify_key(&signed_old), Some(("v", false)));
+        assert_eq!(rotated.verify_key(&rotated.sign("v")), Some(("v", true)));
         let dropped = Signer::new("id", NEW, [] as [&str; 0]).unwrap();
         assert_eq!(dropped.verify(&signed_old), None);
     }

@@ -723,6 +723,50 @@ async fn fallback_keys_verify_until_dropped() {
 }
 
 #[actix_web::test]
+async fn a_read_signs_a_fallback_key_cookie_again() {
+    let store = AnyStore::new(MemoryStore::new());
+    let old = start(SessionMiddleware::builder(store.clone()).signing_key(OLD_SECRET)).await;
+    let rotated = start(
+        SessionMiddleware::builder(store.clone())
+            .signing_key(SECRET)
+            .fallback_keys([OLD_SECRET]),
+    )
+    .await;
+    let old_cookie = old
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set under the old key");
+    let reply = rotated.get("/get?key=a", Some(&old_cookie)).await;
+    reply.assert_ok("1", "a read of an old-key cookie");
+    let resigned = reply.expect_new_session("a read of an old-key cookie re-signs it");
+    assert_ne!(resigned, old_cookie);
+    // Signed with the current key now: the next read sends nothing.
+    rotated
+        .get("/get?key=a", Some(&resigned))
+        .await
+        .assert_ok("1", "a read of the re-signed cookie")
+        .assert_no_cookie("a read of a current-key cookie");
+}
+
+#[actix_web::test]
+async fn a_write_does_not_resend_a_fresh_cookie() {
+    let app = start(SessionMiddleware::builder(MemoryStore::new())).await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    // The cookie was just sent with a 31-day expiry: a write saves the key
+    // and leaves the cookie alone.
+    app.get("/set?key=b&value=2", Some(&cookie))
+        .await
+        .assert_ok("ok", "a second write")
+        .assert_no_cookie("a write to a fresh session");
+    app.get("/get?key=b", Some(&cookie))
+        .await
+        .assert_ok("2", "the write was saved");
+}
+
+#[actix_web::test]
 async fn cookie_store_keys_rotate_too() {
     let cookie_app = |secret: &str, fallbacks: &[&str]| {
         let store = CookieStore::new(secret, fallbacks).expect("long enough secrets");
