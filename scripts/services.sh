@@ -111,3 +111,60 @@ for port in 11211 11212; do
     fi
 done
 log "memcached 11211, 11212 up"
+
+# PostgreSQL on 127.0.0.1:5432 and MariaDB on 127.0.0.1:3306, each with a
+# `test` database, for the SQL store (trust auth / root without a password,
+# as the machine sets them up; started here if they are down).
+SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
+port_up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_long() { # wait_long DESCRIPTION SECONDS COMMAND...
+    local what=$1 seconds=$2; shift 2
+    for _ in $(seq 1 $((seconds * 5))); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    echo "services: $what did not come up" >&2
+    return 1
+}
+
+need psql postgresql postgresql-client
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    pg_version=$(ls /etc/postgresql | sort -V | tail -1)
+    pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start
+    wait_long "postgresql on 5432" 30 pg_isready -q -h 127.0.0.1 -p 5432
+fi
+if [ "$(psql -h 127.0.0.1 -U postgres -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = 'test'")" != 1 ]; then
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE test"
+fi
+log "postgresql 5432 up (database test)"
+
+need mariadbd mariadb-server mariadb-client
+if ! mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
+    install -d -o mysql -g mysql /run/mysqld
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    wait_long "mariadb on 3306" 60 mariadb-admin -h 127.0.0.1 -u root ping
+fi
+mariadb -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS test"
+log "mariadb 3306 up (database test)"
+
+# A MongoDB-compatible server on 127.0.0.1:27017 for the MongoDB store:
+# Debian has no MongoDB, so SecantusDB (PyPI) runs in memory from a
+# virtualenv, through scripts/mongodb_server.py.
+MONGO_VENV=${SESSION_TEST_VENV:-/opt/session-test-venv}
+SECANTUS=SecantusDB==0.7.0b3
+if ! port_up 27017; then
+    if ! "$MONGO_VENV/bin/pip" show SecantusDB 2>/dev/null | grep -qx "Version: ${SECANTUS#*==}"; then
+        log "installing $SECANTUS into $MONGO_VENV"
+        python3 -m venv "$MONGO_VENV"
+        "$MONGO_VENV/bin/pip" install -q --disable-pip-version-check "$SECANTUS"
+    fi
+    setsid nohup "$MONGO_VENV/bin/python" "$SCRIPT_DIR/mongodb_server.py" \
+        --host 127.0.0.1 --port 27017 >"$RUN_DIR/mongodb.log" 2>&1 </dev/null &
+    echo $! >"$RUN_DIR/mongodb.pid"
+    if ! wait_long "mongodb (SecantusDB) on 27017" 60 port_up 27017; then
+        cat "$RUN_DIR/mongodb.log" >&2
+        exit 1
+    fi
+fi
+log "mongodb (SecantusDB) 27017 up"

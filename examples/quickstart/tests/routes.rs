@@ -214,6 +214,53 @@ async fn routes_on_memcached() {
     .await;
 }
 
+#[tokio::test]
+async fn routes_on_postgresql() {
+    let url = "postgres://postgres@127.0.0.1:5432/test";
+    let server = start(&[
+        ("SESSION_TYPE", "sql"),
+        ("SESSION_SQL_URL", url),
+        ("SESSION_SQL_TABLE", "quickstart_sessions"),
+    ]);
+    exercise_routes(&server).await;
+}
+
+#[tokio::test]
+async fn routes_on_mariadb() {
+    let url = "mysql://root@127.0.0.1:3306/test";
+    let server = start(&[
+        ("SESSION_TYPE", "sql"),
+        ("SESSION_SQL_URL", url),
+        ("SESSION_SQL_TABLE", "quickstart_sessions"),
+    ]);
+    exercise_routes(&server).await;
+}
+
+#[tokio::test]
+async fn routes_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("sessions.db").display()
+    );
+    exercise_routes(&start(&[
+        ("SESSION_TYPE", "sql"),
+        ("SESSION_SQL_URL", &url),
+    ]))
+    .await;
+}
+
+#[tokio::test]
+async fn routes_on_mongodb() {
+    let uri = "mongodb://127.0.0.1:27017/?directConnection=true";
+    let server = start(&[
+        ("SESSION_TYPE", "mongodb"),
+        ("SESSION_MONGODB", uri),
+        ("SESSION_MONGODB_COLLECT", "quickstart_sessions"),
+    ]);
+    exercise_routes(&server).await;
+}
+
 /// Starts a private redis-server on `port`; killed on drop.
 struct Redis(Child);
 

@@ -114,11 +114,28 @@ pub mod memcached;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
+#[cfg(feature = "mongodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
+pub mod mongodb;
 pub mod null;
 mod open;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+#[cfg(any(
+    feature = "sql-postgres",
+    feature = "sql-mysql",
+    feature = "sql-sqlite"
+))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        feature = "sql-postgres",
+        feature = "sql-mysql",
+        feature = "sql-sqlite"
+    )))
+)]
+pub mod sql;
 
 pub use open::{Backend, open};
 

@@ -83,13 +83,75 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
             })?;
             Backend::Store(AnyStore::new(store))
         }
+        #[cfg(any(
+            feature = "sql-postgres",
+            feature = "sql-mysql",
+            feature = "sql-sqlite"
+        ))]
+        StoreKind::Sql => {
+            let url = config.sql_url.as_deref().ok_or_else(|| {
+                ConfigError::new(
+                    "SESSION_SQL_URL",
+                    "is required with SESSION_TYPE=sql: a postgres://, mysql:// or sqlite: URL",
+                )
+            })?;
+            if !super::sql::is_valid_table_name(&config.sql_table) {
+                return Err(ConfigError::new(
+                    "SESSION_SQL_TABLE",
+                    format!(
+                        "{:?} is not a plain SQL identifier: use ASCII letters, digits and `_`, \
+                         not starting with a digit, at most 48 characters",
+                        config.sql_table
+                    ),
+                ));
+            }
+            let store = super::sql::SqlStore::builder(url)
+                .table(&config.sql_table)
+                .timeout(config.store_timeout)
+                .build()
+                .await
+                .map_err(|e| {
+                    ConfigError::new(
+                        "SESSION_SQL_URL",
+                        format!("cannot use {}: {e}", redact(url)),
+                    )
+                })?;
+            Backend::Store(AnyStore::new(store))
+        }
+        #[cfg(feature = "mongodb")]
+        StoreKind::MongoDb => {
+            let store = super::mongodb::MongoStore::builder(&config.mongodb_uri)
+                .database(&config.mongodb_db)
+                .collection(&config.mongodb_collection)
+                .timeout(config.store_timeout)
+                .build()
+                .await
+                .map_err(|e| {
+                    ConfigError::new(
+                        "SESSION_MONGODB",
+                        format!("cannot use {}: {e}", redact(&config.mongodb_uri)),
+                    )
+                })?;
+            Backend::Store(AnyStore::new(store))
+        }
         StoreKind::Null => Backend::Store(AnyStore::new(NullStore)),
+        // Unreachable when every store's feature is on.
+        #[allow(unreachable_patterns)]
         kind => return Err(unavailable(kind.name())),
     })
 }
 
 /// A URL without its password, for error messages.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "sql-postgres",
+        feature = "sql-mysql",
+        feature = "sql-sqlite",
+        feature = "mongodb"
+    )),
+    allow(dead_code)
+)]
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {

@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! A session is one memcached item. Its value is a 4-byte format tag
-//! (`AXM1`) followed by the session's entries as [`encode_entries`] writes
+//! (`AXM1`) followed by the session's entries as [`encode_entries`](crate::codec::encode_entries) writes
 //! them; its expiration is the session's lifetime, kept by memcached itself.
 //! An item whose value is not in that format (another application's data
 //! under the same key) reads as a missing session and is never overwritten

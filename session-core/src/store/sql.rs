@@ -1,0 +1,1306 @@
+//! The SQL store: PostgreSQL, MySQL/MariaDB and SQLite, through sqlx.
+//!
+//! Each database has its own feature: `sql-postgres`, `sql-mysql` (MySQL
+//! 5.7.22+ or MariaDB 10.2.25+, for `JSON_MERGE_PATCH`; tested on MariaDB
+//! 10.11) and `sql-sqlite` (SQLite is bundled: nothing to install). Build a store from a URL, or from a pool the app already has:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), session_core::store::StoreError> {
+//! use std::time::Duration;
+//! use session_core::store::sql::SqlStore;
+//!
+//! // postgres://..., mysql://... (also MariaDB), sqlite://path or sqlite::memory:
+//! let store = SqlStore::builder("postgres://app@127.0.0.1/app")
+//!     .table("sessions")
+//!     .cleanup_interval(Duration::from_secs(300))
+//!     .build()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! One row per session: the store key, the session's entries as one JSON
+//! object, and when it expires. The table (default `sessions`) and an index
+//! on `expires_at` are created at build time if they do not exist:
+//!
+//! ```sql
+//! -- PostgreSQL
+//! CREATE TABLE sessions (
+//!     id         TEXT PRIMARY KEY,
+//!     data       JSONB NOT NULL,
+//!     expires_at TIMESTAMPTZ NOT NULL
+//! );
+//! CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
+//!
+//! -- MySQL / MariaDB (InnoDB; MariaDB's JSON is LONGTEXT with a JSON_VALID check)
+//! CREATE TABLE sessions (
+//!     id         VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
+//!     data       JSON NOT NULL,
+//!     expires_at DATETIME(6) NOT NULL,  -- UTC
+//!     INDEX sessions_expires_at_idx (expires_at)
+//! ) ENGINE = InnoDB;
+//!
+//! -- SQLite
+//! CREATE TABLE sessions (
+//!     id         TEXT PRIMARY KEY NOT NULL,
+//!     data       TEXT NOT NULL,     -- a JSON object
+//!     expires_at INTEGER NOT NULL   -- Unix time in milliseconds
+//! );
+//! CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
+//! ```
+//!
+//! `data` maps each session key to its encoded value: a JSON string when the
+//! value is UTF-8 text without NUL characters (always the case with the
+//! default JSON codec), otherwise a one-element array holding the value in
+//! base64 (MessagePack, raw bytes). So the sessions stay readable and
+//! queryable in SQL:
+//!
+//! ```text
+//! test=# SELECT id, data, expires_at FROM sessions;
+//!  session:9f86d08...0a08 | {"name": "\"nick\"", "avatar": ["iVBORw0KGgo="]} | 2026-12-26 18:02:30+00
+//! ```
+//!
+//! The table name must be a plain SQL identifier (letters, digits and `_`,
+//! not starting with a digit, at most 48 characters); it is quoted in every
+//! query, so its case is kept. On PostgreSQL a session key may not contain a
+//! NUL character (`jsonb` cannot hold one).
+//!
+//! # Atomicity
+//!
+//! Every change set is one `UPDATE` that merges into the row in the
+//! database, so two requests that change different keys both persist
+//! (same key: the last writer wins), and a row that does not exist or has
+//! expired is never written, which is what makes logout final:
+//!
+//! - PostgreSQL: `data = (data - $removed::text[]) || $set::jsonb`;
+//! - MySQL/MariaDB: `data = JSON_MERGE_PATCH(data, ?)`, SQLite:
+//!   `data = json_patch(data, ?)`, with a patch that sets the new values and
+//!   has `null` for the removed keys (RFC 7396);
+//! - with `clear`, `data` is replaced by the new entries.
+//!
+//! A change set that sets nothing may leave the session empty: then a second
+//! statement deletes the row if it is still empty (a key set meanwhile by a
+//! concurrent request keeps it) and `apply` returns
+//! [`Applied::Deleted`]. `create` is an insert that replaces only an expired
+//! row (`ON CONFLICT ... DO UPDATE ... WHERE expires_at <= now`; on MySQL an
+//! insert, and on a duplicate key the expired row is deleted and the insert
+//! tried once more). `take` is `DELETE ... RETURNING` on PostgreSQL and
+//! SQLite, and `SELECT ... FOR UPDATE` then `DELETE` in one transaction on
+//! MySQL/MariaDB.
+//!
+//! PostgreSQL and MySQL compare expiry times with the database's own clock
+//! (`now()`, `UTC_TIMESTAMP(6)`), so app servers with skewed clocks agree;
+//! SQLite, which runs in the app's process, uses the app's clock.
+//!
+//! # Expired rows
+//!
+//! Expired rows are never returned, but stay in the table until deleted:
+//! the store deletes them every 5 minutes in a background task (see
+//! [`SqlStoreBuilder::cleanup_interval`]; the task stops when the last clone
+//! of the store is dropped), and [`SqlStore::cleanup`] does it on demand,
+//! for example from a cron job when the task is turned off.
+//!
+//! # SQLite or the filesystem store?
+//!
+//! Both keep sessions on one machine. Pick SQLite when several processes of
+//! the app share the sessions (SQLite serialises their writes, and a store
+//! built from a URL opens it in WAL mode, so readers never wait for a
+//! writer), when you want
+//! to query sessions with SQL, or when you want durability: a committed
+//! change survives a crash or power loss, which the file store does not
+//! promise. SQLite has no file-count threshold to tune and keeps every
+//! session in one file. Pick the [filesystem store](super::filesystem) when
+//! you want no dependency at all (no sqlx, no C library compiled in) and a
+//! session per file is fine.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use tokio::task::AbortHandle;
+
+pub use sqlx;
+
+use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use crate::StoreKey;
+
+/// How often expired rows are deleted unless the builder says otherwise.
+const DEFAULT_CLEANUP: Duration = Duration::from_secs(300);
+/// The longest table name: the index name adds `_expires_at_idx`, and
+/// PostgreSQL identifiers end at 63 bytes.
+const MAX_TABLE_NAME: usize = 48;
+
+/// Keeps sessions in PostgreSQL, MySQL/MariaDB or SQLite. See the
+/// [module docs](self) for the layout and the guarantees.
+///
+/// Cloning is cheap and shares the pool; the background cleanup stops when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct SqlStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    table: String,
+    cleanup: Mutex<Option<AbortHandle>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let handle = self.cleanup.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(handle) = handle.take() {
+            handle.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("database", &self.inner.db.name())
+            .field("table", &self.inner.table)
+            .finish()
+    }
+}
+
+/// The database behind a store, with its queries.
+enum Db {
+    #[cfg(feature = "sql-postgres")]
+    Postgres(postgres::Pg),
+    #[cfg(feature = "sql-mysql")]
+    MySql(mysql::My),
+    #[cfg(feature = "sql-sqlite")]
+    Sqlite(sqlite::Lite),
+}
+
+/// Runs the same call on whichever database the store has.
+macro_rules! dispatch {
+    ($db:expr, $d:ident => $call:expr) => {
+        match $db {
+            #[cfg(feature = "sql-postgres")]
+            Db::Postgres($d) => $call,
+            #[cfg(feature = "sql-mysql")]
+            Db::MySql($d) => $call,
+            #[cfg(feature = "sql-sqlite")]
+            Db::Sqlite($d) => $call,
+        }
+    };
+}
+
+impl Db {
+    fn name(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "sql-postgres")]
+            Db::Postgres(_) => "postgres",
+            #[cfg(feature = "sql-mysql")]
+            Db::MySql(_) => "mysql",
+            #[cfg(feature = "sql-sqlite")]
+            Db::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// Where a builder gets its pool.
+enum Source {
+    Url(String),
+    #[cfg(feature = "sql-postgres")]
+    Postgres(sqlx::PgPool),
+    #[cfg(feature = "sql-mysql")]
+    MySql(sqlx::MySqlPool),
+    #[cfg(feature = "sql-sqlite")]
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// Configures a [`SqlStore`].
+#[must_use]
+pub struct SqlStoreBuilder {
+    source: Source,
+    table: String,
+    cleanup_interval: Option<Duration>,
+    timeout: Duration,
+    max_connections: u32,
+}
+
+impl std::fmt::Debug for SqlStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: leave it out.
+        f.debug_struct("SqlStoreBuilder")
+            .field("table", &self.table)
+            .field("cleanup_interval", &self.cleanup_interval)
+            .field("timeout", &self.timeout)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlStoreBuilder {
+    fn new(source: Source) -> Self {
+        Self {
+            source,
+            table: "sessions".to_owned(),
+            cleanup_interval: Some(DEFAULT_CLEANUP),
+            timeout: Duration::from_secs(5),
+            max_connections: 10,
+        }
+    }
+
+    /// The table to keep sessions in. Defaults to `sessions`. It must be a
+    /// plain SQL identifier: ASCII letters, digits and `_`, not starting with
+    /// a digit, at most 48 characters; [`build`](Self::build) fails
+    /// otherwise.
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// How often a background task deletes expired rows. Defaults to 5
+    /// minutes; `None` or a zero duration turns the task off (call
+    /// [`SqlStore::cleanup`] yourself then). The task runs on the tokio
+    /// runtime that [`build`](Self::build) runs on, and stops when the last
+    /// clone of the store is dropped.
+    pub fn cleanup_interval(mut self, every: impl Into<Option<Duration>>) -> Self {
+        self.cleanup_interval = every.into().filter(|d| !d.is_zero());
+        self
+    }
+
+    /// How long to wait for a connection from the pool (and to connect).
+    /// Defaults to 5 seconds. Only for a store built from a URL: a pool
+    /// given to the builder keeps its own settings.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The most connections the pool opens. Defaults to 10. Only for a
+    /// store built from a URL.
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// Connects (for a URL), creates the table and its index if they are
+    /// missing, and starts the cleanup task.
+    ///
+    /// The URL is one of `postgres://` (or `postgresql://`, feature
+    /// `sql-postgres`), `mysql://` (or `mariadb://`, feature `sql-mysql`),
+    /// or `sqlite://path` / `sqlite::memory:` (feature `sql-sqlite`; the
+    /// file is created if it is missing, and opened in WAL mode). A
+    /// `sqlite::memory:` database lives as long as the store.
+    pub async fn build(self) -> Result<SqlStore, StoreError> {
+        check_table_name(&self.table)?;
+        let table = self.table.as_str();
+        let db = match self.source {
+            Source::Url(url) => connect(&url, self.timeout, self.max_connections, table).await?,
+            #[cfg(feature = "sql-postgres")]
+            Source::Postgres(pool) => Db::Postgres(
+                postgres::Pg::new(pool, table)
+                    .await
+                    .map_err(StoreError::backend)?,
+            ),
+            #[cfg(feature = "sql-mysql")]
+            Source::MySql(pool) => Db::MySql(
+                mysql::My::new(pool, table)
+                    .await
+                    .map_err(StoreError::backend)?,
+            ),
+            #[cfg(feature = "sql-sqlite")]
+            Source::Sqlite(pool) => Db::Sqlite(
+                sqlite::Lite::new(pool, table)
+                    .await
+                    .map_err(StoreError::backend)?,
+            ),
+        };
+        let inner = Arc::new(Inner {
+            db,
+            table: self.table,
+            cleanup: Mutex::new(None),
+        });
+        if let Some(every) = self.cleanup_interval {
+            let handle = spawn_cleanup(Arc::downgrade(&inner), every);
+            *inner.cleanup.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        }
+        Ok(SqlStore { inner })
+    }
+}
+
+#[allow(unused_variables)]
+async fn connect(
+    url: &str,
+    timeout: Duration,
+    max_connections: u32,
+    table: &str,
+) -> Result<Db, StoreError> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        #[cfg(feature = "sql-postgres")]
+        "postgres" | "postgresql" => {
+            use std::str::FromStr;
+
+            let options =
+                sqlx::postgres::PgConnectOptions::from_str(url).map_err(StoreError::backend)?;
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(timeout);
+            let pool = open_pool(pool, options, timeout).await?;
+            Ok(Db::Postgres(
+                postgres::Pg::new(pool, table)
+                    .await
+                    .map_err(StoreError::backend)?,
+            ))
+        }
+        #[cfg(feature = "sql-mysql")]
+        "mysql" | "mariadb" => {
+            use std::str::FromStr;
+
+            let url = match url.strip_prefix("mariadb:") {
+                Some(rest) => format!("mysql:{rest}"),
+                None => url.to_owned(),
+            };
+            let options =
+                sqlx::mysql::MySqlConnectOptions::from_str(&url).map_err(StoreError::backend)?;
+            let pool = sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(timeout);
+            let pool = open_pool(pool, options, timeout).await?;
+            Ok(Db::MySql(
+                mysql::My::new(pool, table)
+                    .await
+                    .map_err(StoreError::backend)?,
+            ))
+        }
+        #[cfg(feature = "sql-sqlite")]
+        "sqlite" => {
+            use std::str::FromStr;
+
+            use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let mut options = SqliteConnectOptions::from_str(url)
+                .map_err(StoreError::backend)?
+                .busy_timeout(timeout);
+            let mut pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(timeout);
+            if in_memory {
+                // The database lives while one connection to it is open.
+                pool = pool
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+            } else {
+                options = options
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal);
+            }
+            let pool = open_pool(pool, options, timeout).await?;
+            Ok(Db::Sqlite(
+                sqlite::Lite::new(pool, table)
+                    .await
+                    .map_err(StoreError::backend)?,
+            ))
+        }
+        #[cfg(not(feature = "sql-postgres"))]
+        "postgres" | "postgresql" => Err(missing_feature("postgres://", "sql-postgres")),
+        #[cfg(not(feature = "sql-mysql"))]
+        "mysql" | "mariadb" => Err(missing_feature("mysql://", "sql-mysql")),
+        #[cfg(not(feature = "sql-sqlite"))]
+        "sqlite" => Err(missing_feature("sqlite:", "sql-sqlite")),
+        _ => Err(StoreError::backend(
+            "the SQL store needs a postgres://, mysql:// or sqlite: URL",
+        )),
+    }
+}
+
+/// Opens a pool with its first connection. When that times out, one more
+/// attempt of its own tells why (the pool only says it timed out).
+async fn open_pool<DB: sqlx::Database>(
+    pool: sqlx::pool::PoolOptions<DB>,
+    options: <DB::Connection as sqlx::Connection>::Options,
+    timeout: Duration,
+) -> Result<sqlx::Pool<DB>, StoreError> {
+    use sqlx::Connection as _;
+
+    match pool.connect_with(options.clone()).await {
+        Err(sqlx::Error::PoolTimedOut) => {
+            let attempt = tokio::time::timeout(timeout, DB::Connection::connect_with(&options));
+            Err(match attempt.await {
+                Ok(Err(why)) => StoreError::backend(why),
+                _ => StoreError::Timeout(timeout),
+            })
+        }
+        opened => opened.map_err(StoreError::backend),
+    }
+}
+
+#[cfg(not(all(
+    feature = "sql-postgres",
+    feature = "sql-mysql",
+    feature = "sql-sqlite"
+)))]
+fn missing_feature(scheme: &str, feature: &str) -> StoreError {
+    StoreError::backend(format!(
+        "{scheme} URLs need the `{feature}` feature of the SQL store"
+    ))
+}
+
+/// Whether `table` can name the store's table: a plain SQL identifier of
+/// ASCII letters, digits and `_`, not starting with a digit, at most 48
+/// characters.
+pub fn is_valid_table_name(table: &str) -> bool {
+    let mut chars = table.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && table.len() <= MAX_TABLE_NAME
+}
+
+fn check_table_name(table: &str) -> Result<(), StoreError> {
+    if is_valid_table_name(table) {
+        Ok(())
+    } else {
+        Err(StoreError::backend(format!(
+            "invalid SQL table name {table:?}: use ASCII letters, digits and `_`, \
+             not starting with a digit, at most {MAX_TABLE_NAME} characters"
+        )))
+    }
+}
+
+fn spawn_cleanup(inner: Weak<Inner>, every: Duration) -> AbortHandle {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await; // the first tick is immediate
+        loop {
+            ticks.tick().await;
+            let Some(inner) = inner.upgrade() else { break };
+            match dispatch!(&inner.db, d => d.cleanup().await) {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(deleted = n, table = %inner.table, "expired sessions deleted"),
+                Err(e) => tracing::warn!(error = %e, table = %inner.table, "deleting expired sessions failed"),
+            }
+        }
+    })
+    .abort_handle()
+}
+
+impl SqlStore {
+    /// Starts configuring a store reached by `url` (see
+    /// [`SqlStoreBuilder::build`] for the forms it takes).
+    pub fn builder(url: impl Into<String>) -> SqlStoreBuilder {
+        SqlStoreBuilder::new(Source::Url(url.into()))
+    }
+
+    /// Starts configuring a store on an existing PostgreSQL pool. Sharing
+    /// it with the rest of the app is fine.
+    #[cfg(feature = "sql-postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sql-postgres")))]
+    pub fn postgres(pool: sqlx::PgPool) -> SqlStoreBuilder {
+        SqlStoreBuilder::new(Source::Postgres(pool))
+    }
+
+    /// Starts configuring a store on an existing MySQL or MariaDB pool.
+    #[cfg(feature = "sql-mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sql-mysql")))]
+    pub fn mysql(pool: sqlx::MySqlPool) -> SqlStoreBuilder {
+        SqlStoreBuilder::new(Source::MySql(pool))
+    }
+
+    /// Starts configuring a store on an existing SQLite pool (its settings,
+    /// such as the journal mode, are kept as they are).
+    #[cfg(feature = "sql-sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sql-sqlite")))]
+    pub fn sqlite(pool: sqlx::SqlitePool) -> SqlStoreBuilder {
+        SqlStoreBuilder::new(Source::Sqlite(pool))
+    }
+
+    /// The table the sessions are kept in.
+    pub fn table(&self) -> &str {
+        &self.inner.table
+    }
+
+    /// Deletes every expired row now, and returns how many there were.
+    pub async fn cleanup(&self) -> Result<u64, StoreError> {
+        dispatch!(&self.inner.db, d => d.cleanup().await).map_err(StoreError::backend)
+    }
+}
+
+impl SessionStore for SqlStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let row = dispatch!(&self.inner.db, d => d.load(key.as_str()).await)
+            .map_err(StoreError::backend)?;
+        row.map(|(data, expires_at)| {
+            Ok(Record {
+                entries: decode(&data)?,
+                expires_at: Some(expires_at),
+            })
+        })
+        .transpose()
+    }
+
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let data = encode(record.entries.iter());
+        dispatch!(&self.inner.db, d => d.create(key.as_str(), &data, ttl).await)
+            .map_err(StoreError::backend)
+    }
+
+    async fn apply(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> Result<Applied, StoreError> {
+        dispatch!(&self.inner.db, d => d.apply(key.as_str(), changes, ttl).await)
+            .map_err(StoreError::backend)
+    }
+
+    async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
+        let touched = dispatch!(&self.inner.db, d => d.touch(key.as_str(), ttl).await)
+            .map_err(StoreError::backend)?;
+        Ok(if touched {
+            Applied::Done
+        } else {
+            Applied::Gone
+        })
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        dispatch!(&self.inner.db, d => d.delete(key.as_str()).await).map_err(StoreError::backend)
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let data = dispatch!(&self.inner.db, d => d.take(key.as_str()).await)
+            .map_err(StoreError::backend)?;
+        data.map(|data| Ok(Record::from(decode(&data)?)))
+            .transpose()
+    }
+}
+
+// ---- The JSON in the `data` column ----
+
+/// A value as JSON: the text itself if it can be, else `["<base64>"]`.
+fn encode_value(value: &[u8]) -> Value {
+    match std::str::from_utf8(value) {
+        Ok(text) if !text.contains('\0') => Value::String(text.to_owned()),
+        _ => Value::Array(vec![Value::String(B64.encode(value))]),
+    }
+}
+
+fn decode_value(key: &str, value: Value) -> Result<Bytes, StoreError> {
+    match value {
+        Value::String(text) => Ok(Bytes::from(text)),
+        Value::Array(mut items) if items.len() == 1 => match items.pop() {
+            Some(Value::String(b64)) => B64.decode(b64).map(Bytes::from).map_err(|e| {
+                StoreError::backend(format!("session key {key:?}: bad base64 in the row: {e}"))
+            }),
+            _ => Err(corrupt(key)),
+        },
+        _ => Err(corrupt(key)),
+    }
+}
+
+fn corrupt(key: &str) -> StoreError {
+    StoreError::backend(format!(
+        "session key {key:?}: the row holds a value this store did not write"
+    ))
+}
+
+/// Entries as the JSON object kept in `data`.
+fn encode<'a>(entries: impl Iterator<Item = (&'a String, &'a Bytes)>) -> String {
+    let object: Map<String, Value> = entries.map(|(k, v)| (k.clone(), encode_value(v))).collect();
+    Value::Object(object).to_string()
+}
+
+/// The entries a change set writes, as a JSON object.
+fn encode_set(changes: &ChangeSet) -> String {
+    encode(changes.set.iter().map(|(k, v)| (k, v)))
+}
+
+/// A change set (without `clear`) as an RFC 7396 merge patch: the new
+/// values, and `null` for each removed key.
+#[cfg(any(feature = "sql-mysql", feature = "sql-sqlite"))]
+fn merge_patch(changes: &ChangeSet) -> String {
+    let mut object = Map::new();
+    for key in &changes.remove {
+        object.insert(key.clone(), Value::Null);
+    }
+    for (key, value) in &changes.set {
+        object.insert(key.clone(), encode_value(value));
+    }
+    Value::Object(object).to_string()
+}
+
+fn decode(data: &str) -> Result<HashMap<String, Bytes>, StoreError> {
+    let object: Map<String, Value> = serde_json::from_str(data)
+        .map_err(|e| StoreError::backend(format!("the session row is not a JSON object: {e}")))?;
+    object
+        .into_iter()
+        .map(|(k, v)| {
+            let value = decode_value(&k, v)?;
+            Ok((k, value))
+        })
+        .collect()
+}
+
+/// A lifetime in whole units of `unit` (at least one).
+fn ttl_in(ttl: Duration, unit: Duration) -> i64 {
+    i64::try_from(ttl.as_nanos() / unit.as_nanos())
+        .unwrap_or(i64::MAX)
+        .max(1)
+}
+
+/// The time `remaining` units of `unit` from now (none left: now).
+#[cfg(any(feature = "sql-postgres", feature = "sql-mysql"))]
+fn expires_in(remaining: i64, unit: Duration) -> std::time::SystemTime {
+    let units = u64::try_from(remaining).unwrap_or(0);
+    let nanos = units.saturating_mul(u64::try_from(unit.as_nanos()).unwrap_or(u64::MAX));
+    std::time::SystemTime::now() + Duration::from_nanos(nanos)
+}
+
+#[cfg(feature = "sql-postgres")]
+mod postgres {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use sqlx::{AssertSqlSafe, PgPool};
+
+    use super::{Applied, ChangeSet, encode_set, expires_in, ttl_in};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A PostgreSQL pool and the store's queries on its table.
+    pub(super) struct Pg {
+        pool: PgPool,
+        load: Arc<str>,
+        create: Arc<str>,
+        apply: Arc<str>,
+        delete_empty: Arc<str>,
+        touch: Arc<str>,
+        delete: Arc<str>,
+        take: Arc<str>,
+        cleanup: Arc<str>,
+    }
+
+    fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
+        // The table name in every query was checked to be an identifier.
+        AssertSqlSafe(Arc::clone(sql))
+    }
+
+    impl Pg {
+        /// Creates the table and its index if missing.
+        pub(super) async fn new(pool: PgPool, table: &str) -> Result<Self, sqlx::Error> {
+            let t = format!("\"{table}\"");
+            let mut tx = pool.begin().await?;
+            // Stores starting at once must not race to create the table.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(format!("session-core sql store {table}"))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\
+                 id TEXT PRIMARY KEY, \
+                 data JSONB NOT NULL, \
+                 expires_at TIMESTAMPTZ NOT NULL)"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON {t} (expires_at)"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let s = |sql: String| Arc::<str>::from(sql);
+            let remaining = "(extract(epoch FROM expires_at - now()) * 1000)::int8";
+            Ok(Self {
+                pool,
+                load: s(format!(
+                    "SELECT data::text, {remaining} FROM {t} WHERE id = $1 AND expires_at > now()"
+                )),
+                create: s(format!(
+                    "INSERT INTO {t} AS s (id, data, expires_at) \
+                     VALUES ($1, $2::jsonb, now() + $3 * interval '1 millisecond') \
+                     ON CONFLICT (id) DO UPDATE \
+                     SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at \
+                     WHERE s.expires_at <= now()"
+                )),
+                apply: s(format!(
+                    "UPDATE {t} SET \
+                     data = CASE WHEN $2 THEN '{{}}'::jsonb ELSE data - $3::text[] END || $4::jsonb, \
+                     expires_at = now() + $5 * interval '1 millisecond' \
+                     WHERE id = $1 AND expires_at > now() \
+                     RETURNING data = '{{}}'::jsonb"
+                )),
+                delete_empty: s(format!(
+                    "DELETE FROM {t} WHERE id = $1 AND data = '{{}}'::jsonb"
+                )),
+                touch: s(format!(
+                    "UPDATE {t} SET expires_at = now() + $2 * interval '1 millisecond' \
+                     WHERE id = $1 AND expires_at > now()"
+                )),
+                delete: s(format!("DELETE FROM {t} WHERE id = $1")),
+                take: s(format!(
+                    "DELETE FROM {t} WHERE id = $1 RETURNING data::text, expires_at > now()"
+                )),
+                cleanup: s(format!("DELETE FROM {t} WHERE expires_at <= now()")),
+            })
+        }
+
+        pub(super) async fn load(
+            &self,
+            key: &str,
+        ) -> Result<Option<(String, SystemTime)>, sqlx::Error> {
+            let row: Option<(String, i64)> = sqlx::query_as(q(&self.load))
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.map(|(data, ms)| (data, expires_in(ms, MS))))
+        }
+
+        pub(super) async fn create(
+            &self,
+            key: &str,
+            data: &str,
+            ttl: Duration,
+        ) -> Result<bool, sqlx::Error> {
+            let done = sqlx::query(q(&self.create))
+                .bind(key)
+                .bind(data)
+                .bind(ttl_in(ttl, MS))
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        pub(super) async fn apply(
+            &self,
+            key: &str,
+            changes: &ChangeSet,
+            ttl: Duration,
+        ) -> Result<Applied, sqlx::Error> {
+            let emptied: Option<bool> = sqlx::query_scalar(q(&self.apply))
+                .bind(key)
+                .bind(changes.clear)
+                .bind(&changes.remove)
+                .bind(encode_set(changes))
+                .bind(ttl_in(ttl, MS))
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(match emptied {
+                None => Applied::Gone,
+                Some(false) => Applied::Done,
+                Some(true) => {
+                    let deleted = sqlx::query(q(&self.delete_empty))
+                        .bind(key)
+                        .execute(&self.pool)
+                        .await?;
+                    if deleted.rows_affected() == 1 {
+                        Applied::Deleted
+                    } else {
+                        Applied::Done
+                    }
+                }
+            })
+        }
+
+        pub(super) async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, sqlx::Error> {
+            let done = sqlx::query(q(&self.touch))
+                .bind(key)
+                .bind(ttl_in(ttl, MS))
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        pub(super) async fn delete(&self, key: &str) -> Result<(), sqlx::Error> {
+            sqlx::query(q(&self.delete))
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+
+        pub(super) async fn take(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
+            let row: Option<(String, bool)> = sqlx::query_as(q(&self.take))
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.and_then(|(data, live)| live.then_some(data)))
+        }
+
+        pub(super) async fn cleanup(&self) -> Result<u64, sqlx::Error> {
+            let done = sqlx::query(q(&self.cleanup)).execute(&self.pool).await?;
+            Ok(done.rows_affected())
+        }
+    }
+}
+
+#[cfg(feature = "sql-mysql")]
+mod mysql {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use sqlx::{AssertSqlSafe, MySqlPool};
+
+    use super::{Applied, ChangeSet, encode_set, expires_in, merge_patch, ttl_in};
+
+    const US: Duration = Duration::from_micros(1);
+
+    /// A MySQL or MariaDB pool and the store's queries on its table.
+    ///
+    /// sqlx connects with `CLIENT_FOUND_ROWS`, so an `UPDATE` reports the
+    /// rows it matched, changed or not.
+    pub(super) struct My {
+        pool: MySqlPool,
+        load: Arc<str>,
+        insert: Arc<str>,
+        delete_expired: Arc<str>,
+        merge: Arc<str>,
+        replace: Arc<str>,
+        delete_empty: Arc<str>,
+        touch: Arc<str>,
+        delete: Arc<str>,
+        lock: Arc<str>,
+        cleanup: Arc<str>,
+    }
+
+    fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
+        // The table name in every query was checked to be an identifier.
+        AssertSqlSafe(Arc::clone(sql))
+    }
+
+    fn is_duplicate(error: &sqlx::Error) -> bool {
+        matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+    }
+
+    impl My {
+        /// Creates the table (with its index) if missing.
+        pub(super) async fn new(pool: MySqlPool, table: &str) -> Result<Self, sqlx::Error> {
+            let t = format!("`{table}`");
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\
+                 id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY, \
+                 data JSON NOT NULL, \
+                 expires_at DATETIME(6) NOT NULL, \
+                 INDEX `{table}_expires_at_idx` (expires_at)\
+                 ) ENGINE = InnoDB"
+            )))
+            .execute(&pool)
+            .await?;
+            let s = |sql: String| Arc::<str>::from(sql);
+            let now = "UTC_TIMESTAMP(6)";
+            let live = format!("id = ? AND expires_at > {now}");
+            let remaining = format!("TIMESTAMPDIFF(MICROSECOND, {now}, expires_at)");
+            Ok(Self {
+                pool,
+                load: s(format!(
+                    "SELECT CAST(data AS CHAR), {remaining} FROM {t} WHERE {live}"
+                )),
+                insert: s(format!(
+                    "INSERT INTO {t} (id, data, expires_at) \
+                     VALUES (?, ?, {now} + INTERVAL ? MICROSECOND)"
+                )),
+                delete_expired: s(format!(
+                    "DELETE FROM {t} WHERE id = ? AND expires_at <= {now}"
+                )),
+                merge: s(format!(
+                    "UPDATE {t} SET data = JSON_MERGE_PATCH(data, ?), \
+                     expires_at = {now} + INTERVAL ? MICROSECOND WHERE {live}"
+                )),
+                replace: s(format!(
+                    "UPDATE {t} SET data = ?, \
+                     expires_at = {now} + INTERVAL ? MICROSECOND WHERE {live}"
+                )),
+                delete_empty: s(format!(
+                    "DELETE FROM {t} WHERE id = ? AND JSON_LENGTH(data) = 0"
+                )),
+                touch: s(format!(
+                    "UPDATE {t} SET expires_at = {now} + INTERVAL ? MICROSECOND WHERE {live}"
+                )),
+                delete: s(format!("DELETE FROM {t} WHERE id = ?")),
+                lock: s(format!(
+                    "SELECT CAST(data AS CHAR), expires_at > {now} FROM {t} WHERE id = ? FOR UPDATE"
+                )),
+                cleanup: s(format!("DELETE FROM {t} WHERE expires_at <= {now}")),
+            })
+        }
+
+        pub(super) async fn load(
+            &self,
+            key: &str,
+        ) -> Result<Option<(String, SystemTime)>, sqlx::Error> {
+            let row: Option<(String, i64)> = sqlx::query_as(q(&self.load))
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.map(|(data, us)| (data, expires_in(us, US))))
+        }
+
+        async fn insert(&self, key: &str, data: &str, ttl: Duration) -> Result<bool, sqlx::Error> {
+            let inserted = sqlx::query(q(&self.insert))
+                .bind(key)
+                .bind(data)
+                .bind(ttl_in(ttl, US))
+                .execute(&self.pool)
+                .await;
+            match inserted {
+                Ok(_) => Ok(true),
+                Err(e) if is_duplicate(&e) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+
+        pub(super) async fn create(
+            &self,
+            key: &str,
+            data: &str,
+            ttl: Duration,
+        ) -> Result<bool, sqlx::Error> {
+            if self.insert(key, data, ttl).await? {
+                return Ok(true);
+            }
+            // Taken: free the key if its session expired, then try once more.
+            let freed = sqlx::query(q(&self.delete_expired))
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            if freed.rows_affected() == 0 {
+                return Ok(false);
+            }
+            self.insert(key, data, ttl).await
+        }
+
+        pub(super) async fn apply(
+            &self,
+            key: &str,
+            changes: &ChangeSet,
+            ttl: Duration,
+        ) -> Result<Applied, sqlx::Error> {
+            let (sql, data) = if changes.clear {
+                (&self.replace, encode_set(changes))
+            } else {
+                (&self.merge, merge_patch(changes))
+            };
+            let done = sqlx::query(q(sql))
+                .bind(data)
+                .bind(ttl_in(ttl, US))
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Ok(Applied::Gone);
+            }
+            if !changes.set.is_empty() {
+                return Ok(Applied::Done);
+            }
+            let deleted = sqlx::query(q(&self.delete_empty))
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            Ok(if deleted.rows_affected() == 1 {
+                Applied::Deleted
+            } else {
+                Applied::Done
+            })
+        }
+
+        pub(super) async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, sqlx::Error> {
+            let done = sqlx::query(q(&self.touch))
+                .bind(ttl_in(ttl, US))
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        pub(super) async fn delete(&self, key: &str) -> Result<(), sqlx::Error> {
+            sqlx::query(q(&self.delete))
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+
+        /// `SELECT ... FOR UPDATE` and `DELETE` in one transaction (MySQL
+        /// has no `DELETE ... RETURNING`).
+        pub(super) async fn take(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
+            let mut tx = self.pool.begin().await?;
+            let row: Option<(String, bool)> = sqlx::query_as(q(&self.lock))
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if row.is_some() {
+                sqlx::query(q(&self.delete))
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(row.and_then(|(data, live)| live.then_some(data)))
+        }
+
+        pub(super) async fn cleanup(&self) -> Result<u64, sqlx::Error> {
+            let done = sqlx::query(q(&self.cleanup)).execute(&self.pool).await?;
+            Ok(done.rows_affected())
+        }
+    }
+}
+
+#[cfg(feature = "sql-sqlite")]
+mod sqlite {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use sqlx::{AssertSqlSafe, SqlitePool};
+
+    use super::{Applied, ChangeSet, encode_set, merge_patch, ttl_in};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Now, in Unix milliseconds (SQLite has no clock type of its own).
+    fn now_ms() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Unix milliseconds `ttl` from now.
+    fn expiry(ttl: Duration) -> i64 {
+        now_ms().saturating_add(ttl_in(ttl, MS))
+    }
+
+    /// A SQLite pool and the store's queries on its table.
+    pub(super) struct Lite {
+        pool: SqlitePool,
+        load: Arc<str>,
+        create: Arc<str>,
+        merge: Arc<str>,
+        replace: Arc<str>,
+        delete_empty: Arc<str>,
+        touch: Arc<str>,
+        delete: Arc<str>,
+        take: Arc<str>,
+        cleanup: Arc<str>,
+    }
+
+    fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
+        // The table name in every query was checked to be an identifier.
+        AssertSqlSafe(Arc::clone(sql))
+    }
+
+    impl Lite {
+        /// Creates the table and its index if missing.
+        pub(super) async fn new(pool: SqlitePool, table: &str) -> Result<Self, sqlx::Error> {
+            let t = format!("\"{table}\"");
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\
+                 id TEXT PRIMARY KEY NOT NULL, \
+                 data TEXT NOT NULL, \
+                 expires_at INTEGER NOT NULL)"
+            )))
+            .execute(&pool)
+            .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON {t} (expires_at)"
+            )))
+            .execute(&pool)
+            .await?;
+            let s = |sql: String| Arc::<str>::from(sql);
+            let empty = "json(data) = '{}'";
+            Ok(Self {
+                pool,
+                load: s(format!(
+                    "SELECT data, expires_at FROM {t} WHERE id = ?1 AND expires_at > ?2"
+                )),
+                create: s(format!(
+                    "INSERT INTO {t} (id, data, expires_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (id) DO UPDATE \
+                     SET data = excluded.data, expires_at = excluded.expires_at \
+                     WHERE {t}.expires_at <= ?4"
+                )),
+                merge: s(format!(
+                    "UPDATE {t} SET data = json_patch(data, ?2), expires_at = ?3 \
+                     WHERE id = ?1 AND expires_at > ?4 RETURNING {empty}"
+                )),
+                replace: s(format!(
+                    "UPDATE {t} SET data = ?2, expires_at = ?3 \
+                     WHERE id = ?1 AND expires_at > ?4 RETURNING {empty}"
+                )),
+                delete_empty: s(format!("DELETE FROM {t} WHERE id = ?1 AND {empty}")),
+                touch: s(format!(
+                    "UPDATE {t} SET expires_at = ?2 WHERE id = ?1 AND expires_at > ?3"
+                )),
+                delete: s(format!("DELETE FROM {t} WHERE id = ?1")),
+                take: s(format!(
+                    "DELETE FROM {t} WHERE id = ?1 RETURNING data, expires_at"
+                )),
+                cleanup: s(format!("DELETE FROM {t} WHERE expires_at <= ?1")),
+            })
+        }
+
+        pub(super) async fn load(
+            &self,
+            key: &str,
+        ) -> Result<Option<(String, SystemTime)>, sqlx::Error> {
+            let row: Option<(String, i64)> = sqlx::query_as(q(&self.load))
+                .bind(key)
+                .bind(now_ms())
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.map(|(data, at)| {
+                let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(at).unwrap_or(0));
+                (data, at)
+            }))
+        }
+
+        pub(super) async fn create(
+            &self,
+            key: &str,
+            data: &str,
+            ttl: Duration,
+        ) -> Result<bool, sqlx::Error> {
+            let done = sqlx::query(q(&self.create))
+                .bind(key)
+                .bind(data)
+                .bind(expiry(ttl))
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        pub(super) async fn apply(
+            &self,
+            key: &str,
+            changes: &ChangeSet,
+            ttl: Duration,
+        ) -> Result<Applied, sqlx::Error> {
+            let (sql, data) = if changes.clear {
+                (&self.replace, encode_set(changes))
+            } else {
+                (&self.merge, merge_patch(changes))
+            };
+            let emptied: Option<bool> = sqlx::query_scalar(q(sql))
+                .bind(key)
+                .bind(data)
+                .bind(expiry(ttl))
+                .bind(now_ms())
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(match emptied {
+                None => Applied::Gone,
+                Some(false) => Applied::Done,
+                Some(true) => {
+                    let deleted = sqlx::query(q(&self.delete_empty))
+                        .bind(key)
+                        .execute(&self.pool)
+                        .await?;
+                    if deleted.rows_affected() == 1 {
+                        Applied::Deleted
+                    } else {
+                        Applied::Done
+                    }
+                }
+            })
+        }
+
+        pub(super) async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, sqlx::Error> {
+            let done = sqlx::query(q(&self.touch))
+                .bind(key)
+                .bind(expiry(ttl))
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        pub(super) async fn delete(&self, key: &str) -> Result<(), sqlx::Error> {
+            sqlx::query(q(&self.delete))
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+
+        pub(super) async fn take(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
+            let row: Option<(String, i64)> = sqlx::query_as(q(&self.take))
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+            let now = now_ms();
+            Ok(row.and_then(|(data, at)| (at > now).then_some(data)))
+        }
+
+        pub(super) async fn cleanup(&self) -> Result<u64, sqlx::Error> {
+            let done = sqlx::query(q(&self.cleanup))
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_identifiers() {
+        for ok in ["sessions", "_s", "Sessions_2", &"a".repeat(MAX_TABLE_NAME)] {
+            assert!(check_table_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "2sessions",
+            "sessions; DROP TABLE users",
+            "a\"b",
+            "a`b",
+            "public.sessions",
+            "séssions",
+            &"a".repeat(MAX_TABLE_NAME + 1),
+        ] {
+            assert!(check_table_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn values_are_text_when_they_can_be() {
+        assert_eq!(encode_value(b"\"nick\""), Value::String("\"nick\"".into()));
+        assert_eq!(encode_value(b""), Value::String(String::new()));
+        assert_eq!(
+            encode_value(&[0, 255]),
+            Value::Array(vec![Value::String("AP8=".into())])
+        );
+        assert_eq!(
+            encode_value(b"a\0b"),
+            Value::Array(vec![Value::String("YQBi".into())])
+        );
+        for value in [&b"\"nick\""[..], b"", &[0, 255], b"a\0b"] {
+            assert_eq!(decode_value("k", encode_value(value)).unwrap(), value);
+        }
+        assert!(decode_value("k", Value::Bool(true)).is_err());
+        assert!(decode_value("k", serde_json::json!(["not base64!"])).is_err());
+    }
+
+    #[test]
+    fn durations_in_units() {
+        assert_eq!(
+            ttl_in(Duration::from_secs(1), Duration::from_millis(1)),
+            1000
+        );
+        assert_eq!(ttl_in(Duration::ZERO, Duration::from_millis(1)), 1);
+        assert_eq!(ttl_in(Duration::MAX, Duration::from_micros(1)), i64::MAX);
+    }
+}
