@@ -1,0 +1,131 @@
+//! Criterion micro-benchmarks of the per-request building blocks: ids,
+//! store keys, signing, the value codec and the cookie store.
+//!
+//! ```sh
+//! cargo bench -p session-bench
+//! cargo bench -p session-bench -- signer     # a subset, by name
+//! ```
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde::{Deserialize, Serialize};
+use session_core::bytes::Bytes;
+use session_core::store::Record;
+use session_core::store::cookie::CookieStore;
+use session_core::{Codec, SessionId, Signer, StoreKey};
+
+const SECRET: &str = "a benchmark secret of at least thirty-two bytes";
+
+/// A small typed value, as an app might keep under one key.
+#[derive(Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+    roles: Vec<String>,
+}
+
+fn user() -> User {
+    User {
+        id: 42,
+        name: "nick".to_owned(),
+        roles: vec!["admin".to_owned(), "editor".to_owned()],
+    }
+}
+
+fn ids(c: &mut Criterion) {
+    c.bench_function("session_id/generate", |b| b.iter(SessionId::generate));
+    let text = SessionId::generate().as_str().to_owned();
+    c.bench_function("session_id/parse", |b| {
+        b.iter(|| SessionId::parse(black_box(&text)))
+    });
+    c.bench_function("session_id/parse_rejects_garbage", |b| {
+        b.iter(|| SessionId::parse(black_box("not-an-id-at-all-not-an-id-at-all-not-an-i")))
+    });
+    let id = SessionId::generate();
+    c.bench_function("store_key/new_sha256_hex", |b| {
+        b.iter(|| StoreKey::new(black_box("session:"), black_box(&id), true))
+    });
+    c.bench_function("store_key/new_raw", |b| {
+        b.iter(|| StoreKey::new(black_box("session:"), black_box(&id), false))
+    });
+}
+
+fn signing(c: &mut Criterion) {
+    let signer = Signer::new("session-id", SECRET, [] as [&str; 0]).unwrap();
+    let id = SessionId::generate();
+    c.bench_function("signer/sign", |b| {
+        b.iter(|| signer.sign(black_box(id.as_str())))
+    });
+    let signed = signer.sign(id.as_str());
+    c.bench_function("signer/verify", |b| {
+        b.iter(|| signer.verify(black_box(&signed)))
+    });
+    let mut forged = signed.clone();
+    forged.replace_range(forged.len() - 2.., "AA");
+    c.bench_function("signer/verify_forged", |b| {
+        b.iter(|| signer.verify(black_box(&forged)))
+    });
+    // A fallback key: a cookie signed with the old key tries both.
+    let rotated = Signer::new(
+        "session-id",
+        "a newer benchmark secret of at least 32 bytes",
+        [SECRET],
+    )
+    .unwrap();
+    c.bench_function("signer/verify_with_fallback", |b| {
+        b.iter(|| rotated.verify(black_box(&signed)))
+    });
+}
+
+fn codec(c: &mut Criterion) {
+    let codec = Codec::Json;
+    c.bench_function("codec_json/encode_str", |b| {
+        b.iter(|| codec.encode(black_box("nick")).unwrap())
+    });
+    let nick = codec.encode("nick").unwrap();
+    c.bench_function("codec_json/decode_string", |b| {
+        b.iter(|| codec.decode::<String>(black_box(&nick)).unwrap())
+    });
+    c.bench_function("codec_json/encode_u64", |b| {
+        b.iter(|| codec.encode(black_box(&12345u64)).unwrap())
+    });
+    let number = codec.encode(&12345u64).unwrap();
+    c.bench_function("codec_json/decode_u64", |b| {
+        b.iter(|| codec.decode::<u64>(black_box(&number)).unwrap())
+    });
+    let value = user();
+    c.bench_function("codec_json/encode_struct", |b| {
+        b.iter(|| codec.encode(black_box(&value)).unwrap())
+    });
+    let encoded = codec.encode(&value).unwrap();
+    c.bench_function("codec_json/decode_struct", |b| {
+        b.iter(|| codec.decode::<User>(black_box(&encoded)).unwrap())
+    });
+}
+
+fn cookie_store(c: &mut Criterion) {
+    let store = CookieStore::new(SECRET, [] as [&str; 0]).unwrap();
+    let codec = Codec::Json;
+    let entries: HashMap<String, Bytes> = [
+        ("name".to_owned(), codec.encode("nick").unwrap()),
+        ("visits".to_owned(), codec.encode(&3u64).unwrap()),
+        ("user".to_owned(), codec.encode(&user()).unwrap()),
+    ]
+    .into_iter()
+    .collect();
+    let record = Record::from(entries);
+    let ttl = Duration::from_secs(31 * 24 * 3600);
+    c.bench_function("cookie_store/encode", |b| {
+        b.iter(|| store.encode(black_box(&record), ttl))
+    });
+    let value = store.encode(&record, ttl);
+    c.bench_function("cookie_store/decode", |b| {
+        b.iter(|| store.decode(black_box(&value)).unwrap())
+    });
+}
+
+criterion_group!(benches, ids, signing, codec, cookie_store);
+criterion_main!(benches);

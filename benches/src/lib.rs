@@ -1,0 +1,391 @@
+//! The apps the benchmark serves: the quickstart's three routes behind no
+//! session at all, behind actix-session 0.11, and behind this project's
+//! stores.
+//!
+//! Every variant serves the same routes with the same handler shape:
+//!
+//! | route | does |
+//! | --- | --- |
+//! | `GET /` | sets `name` = `"nick"` (creates a session), answers `hello` |
+//! | `GET /index` | reads `name` |
+//! | `GET /visits` | reads `visits`, writes it back incremented |
+//!
+//! and the same cookie settings: name `session`, not `Secure`, `HttpOnly`,
+//! `SameSite=Lax`, `Path=/`. Everything else is each library's default.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use actix_web::cookie::{Key, SameSite as CookieSameSite};
+use actix_web::web::ServiceConfig;
+use session_actix::store::AnyStore;
+use session_actix::store::cookie::CookieStore;
+use session_actix::store::filesystem::FileStore;
+use session_actix::store::memory::MemoryStore;
+use session_actix::store::redis::RedisStore;
+use session_actix::{SameSite, SessionMiddleware};
+
+#[doc(hidden)]
+pub use {actix_session, actix_web};
+
+/// The cookie every variant uses.
+pub const COOKIE_NAME: &str = "session";
+
+/// Where this project's Redis store puts its keys (removed after a run).
+pub const OURS_REDIS_PREFIX: &str = "bench-ours:";
+
+/// Where actix-session's Redis store puts its keys (removed after a run).
+pub const ACTIX_REDIS_PREFIX: &str = "bench-actix:";
+
+/// The Redis the benchmark uses unless told otherwise.
+pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A secret for the stores that sign (the cookie stores): fixed, so runs
+/// are comparable; this is a benchmark, not a deployment.
+const SECRET: &[u8; 64] = b"session-bench: a fixed 64-byte secret, not for any real use!!!!!";
+
+/// One server under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// actix-web without any session middleware: the limit.
+    None,
+    /// actix-session 0.11, `CookieSessionStore`.
+    ActixCookie,
+    /// actix-session 0.11, `RedisSessionStore`.
+    ActixRedis,
+    /// This project, `MemoryStore`.
+    OursMemory,
+    /// This project, `FileStore` in a temporary directory.
+    OursFilesystem,
+    /// This project, `RedisStore`.
+    OursRedis,
+    /// This project, `CookieStore`.
+    OursCookie,
+}
+
+impl Variant {
+    /// Every variant, in the order a run measures them.
+    pub const ALL: [Variant; 7] = [
+        Variant::None,
+        Variant::ActixCookie,
+        Variant::ActixRedis,
+        Variant::OursMemory,
+        Variant::OursFilesystem,
+        Variant::OursRedis,
+        Variant::OursCookie,
+    ];
+
+    /// The variant's name on the command line and in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::None => "none",
+            Variant::ActixCookie => "actix-cookie",
+            Variant::ActixRedis => "actix-redis",
+            Variant::OursMemory => "ours-memory",
+            Variant::OursFilesystem => "ours-filesystem",
+            Variant::OursRedis => "ours-redis",
+            Variant::OursCookie => "ours-cookie",
+        }
+    }
+
+    /// True if the variant keeps sessions in Redis.
+    pub fn uses_redis(self) -> bool {
+        matches!(self, Variant::ActixRedis | Variant::OursRedis)
+    }
+
+    /// True if the variant has sessions at all (everything but `none`).
+    pub fn has_sessions(self) -> bool {
+        self != Variant::None
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Variant {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Variant::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Variant::ALL.iter().map(|v| v.name()).collect();
+                format!(
+                    "unknown variant {s:?}; expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// A variant ready to serve: its middleware (or what the app factory builds
+/// it from), created once, outside the app factory, as an app would.
+pub enum Built {
+    /// No middleware.
+    None,
+    /// actix-session's middleware is not `Send`: the factory builds it
+    /// from the store and the key.
+    ActixCookie(Key),
+    /// As above, with the Redis store (which is `Send` and shared).
+    ActixRedis(actix_session::storage::RedisSessionStore, Key),
+    /// Ours on the memory store.
+    OursMemory(SessionMiddleware<MemoryStore>),
+    /// Ours on the filesystem store; the directory lives as long as this.
+    OursFilesystem(SessionMiddleware<FileStore>, tempfile::TempDir),
+    /// Ours on the Redis store.
+    OursRedis(SessionMiddleware<RedisStore>),
+    /// Ours on the cookie store.
+    OursCookie(SessionMiddleware<AnyStore>),
+}
+
+impl fmt::Debug for Built {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Built::None => "Built::None",
+            Built::ActixCookie(..) => "Built::ActixCookie",
+            Built::ActixRedis(..) => "Built::ActixRedis",
+            Built::OursMemory(..) => "Built::OursMemory",
+            Built::OursFilesystem(..) => "Built::OursFilesystem",
+            Built::OursRedis(..) => "Built::OursRedis",
+            Built::OursCookie(..) => "Built::OursCookie",
+        })
+    }
+}
+
+/// Sets up `variant`: opens its store (connecting to `redis_url` for the
+/// Redis variants).
+pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
+    let key = Key::from(SECRET);
+    Ok(match variant {
+        Variant::None => Built::None,
+        Variant::ActixCookie => Built::ActixCookie(key),
+        Variant::ActixRedis => {
+            let store = actix_session::storage::RedisSessionStore::builder(redis_url)
+                .cache_keygen(|k| format!("{ACTIX_REDIS_PREFIX}{k}"))
+                .build()
+                .await
+                .map_err(|e| format!("actix-session's Redis store at {redis_url}: {e}"))?;
+            Built::ActixRedis(store, key)
+        }
+        Variant::OursMemory => Built::OursMemory(ours(MemoryStore::new())?),
+        Variant::OursFilesystem => {
+            let dir = tempfile::Builder::new()
+                .prefix("session-bench-")
+                .tempdir()
+                .map_err(|e| format!("a temporary directory: {e}"))?;
+            let store = FileStore::builder(dir.path())
+                .build()
+                .map_err(|e| format!("the filesystem store: {e}"))?;
+            Built::OursFilesystem(ours(store)?, dir)
+        }
+        Variant::OursRedis => {
+            let store = RedisStore::builder(redis_url)
+                .timeout(Duration::from_secs(5))
+                .build()
+                .await
+                .map_err(|e| format!("our Redis store at {redis_url}: {e}"))?;
+            Built::OursRedis(ours(store)?)
+        }
+        Variant::OursCookie => {
+            let store = CookieStore::new(SECRET, [] as [&str; 0]).map_err(|e| e.to_string())?;
+            let middleware = SessionMiddleware::cookie_store_builder(store)
+                .cookie_name(COOKIE_NAME)
+                .cookie_secure(false)
+                .cookie_same_site(SameSite::Lax)
+                .build()
+                .map_err(|e| e.to_string())?;
+            Built::OursCookie(middleware)
+        }
+    })
+}
+
+/// Our middleware on `store`, with the benchmark's cookie settings.
+fn ours<S: session_actix::store::SessionStore>(store: S) -> Result<SessionMiddleware<S>, String> {
+    SessionMiddleware::builder(store)
+        .cookie_name(COOKIE_NAME)
+        .cookie_secure(false)
+        .cookie_same_site(SameSite::Lax)
+        .key_prefix(OURS_REDIS_PREFIX)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// actix-session's middleware on `store`, with the benchmark's cookie
+/// settings. Built inside the app factory: it is not `Send`.
+pub fn actix_middleware<S: actix_session::storage::SessionStore>(
+    store: S,
+    key: Key,
+) -> actix_session::SessionMiddleware<S> {
+    actix_session::SessionMiddleware::builder(store, key)
+        .cookie_name(COOKIE_NAME.to_owned())
+        .cookie_secure(false)
+        .cookie_same_site(CookieSameSite::Lax)
+        .build()
+}
+
+/// The routes without sessions: the same shapes, nothing stored.
+pub mod plain {
+    use actix_web::{HttpResponse, Responder, get};
+
+    use super::ServiceConfig;
+
+    /// Would create a session.
+    #[get("/")]
+    async fn hello() -> impl Responder {
+        "hello"
+    }
+
+    /// Would read one key.
+    #[get("/index")]
+    async fn index() -> HttpResponse {
+        HttpResponse::Ok().body("nick")
+    }
+
+    /// Would read and write one key.
+    #[get("/visits")]
+    async fn visits() -> impl Responder {
+        let visits = std::hint::black_box(0u64) + 1;
+        visits.to_string()
+    }
+
+    /// Registers the routes.
+    pub fn routes(cfg: &mut ServiceConfig) {
+        cfg.service(hello).service(index).service(visits);
+    }
+}
+
+/// The quickstart's routes on this project's `Session`.
+pub mod ours {
+    use actix_web::{HttpResponse, Responder, get};
+    use session_actix::Session;
+
+    use super::ServiceConfig;
+
+    /// `session['name'] = 'nick'`
+    #[get("/")]
+    async fn hello(session: Session) -> actix_web::Result<impl Responder> {
+        session.insert("name", "nick")?;
+        Ok("hello")
+    }
+
+    /// `return session['name']`, or 404.
+    #[get("/index")]
+    async fn index(session: Session) -> actix_web::Result<HttpResponse> {
+        Ok(match session.get::<String>("name")? {
+            Some(name) => HttpResponse::Ok().body(name),
+            None => HttpResponse::NotFound().body("no name in the session"),
+        })
+    }
+
+    /// Counts this session's visits.
+    #[get("/visits")]
+    async fn visits(session: Session) -> actix_web::Result<impl Responder> {
+        let visits = session.get::<u64>("visits")?.unwrap_or(0) + 1;
+        session.insert("visits", visits)?;
+        Ok(visits.to_string())
+    }
+
+    /// Registers the routes.
+    pub fn routes(cfg: &mut ServiceConfig) {
+        cfg.service(hello).service(index).service(visits);
+    }
+}
+
+/// The same routes on actix-session's `Session`.
+pub mod actix {
+    use actix_session::Session;
+    use actix_web::{HttpResponse, Responder, get};
+
+    use super::ServiceConfig;
+
+    /// `session['name'] = 'nick'`
+    #[get("/")]
+    async fn hello(session: Session) -> actix_web::Result<impl Responder> {
+        session.insert("name", "nick")?;
+        Ok("hello")
+    }
+
+    /// `return session['name']`, or 404.
+    #[get("/index")]
+    async fn index(session: Session) -> actix_web::Result<HttpResponse> {
+        Ok(match session.get::<String>("name")? {
+            Some(name) => HttpResponse::Ok().body(name),
+            None => HttpResponse::NotFound().body("no name in the session"),
+        })
+    }
+
+    /// Counts this session's visits.
+    #[get("/visits")]
+    async fn visits(session: Session) -> actix_web::Result<impl Responder> {
+        let visits = session.get::<u64>("visits")?.unwrap_or(0) + 1;
+        session.insert("visits", visits)?;
+        Ok(visits.to_string())
+    }
+
+    /// Registers the routes.
+    pub fn routes(cfg: &mut ServiceConfig) {
+        cfg.service(hello).service(index).service(visits);
+    }
+}
+
+/// Builds the `App` of a [`Built`] variant and hands it to `$with`, a macro
+/// or closure-like path taking the app expression; one arm per variant, as
+/// each has its own type. Used by the server and the allocation counter.
+#[macro_export]
+macro_rules! with_app {
+    ($built:expr, |$app:ident| $body:expr) => {{
+        use $crate::actix_web::App;
+        match $built {
+            $crate::Built::None => {
+                let $app = move || App::new().configure($crate::plain::routes);
+                $body
+            }
+            $crate::Built::ActixCookie(key) => {
+                let key = key.clone();
+                let $app = move || {
+                    App::new()
+                        .wrap($crate::actix_middleware(
+                            $crate::actix_session::storage::CookieSessionStore::default(),
+                            key.clone(),
+                        ))
+                        .configure($crate::actix::routes)
+                };
+                $body
+            }
+            $crate::Built::ActixRedis(store, key) => {
+                let (store, key) = (store.clone(), key.clone());
+                let $app = move || {
+                    App::new()
+                        .wrap($crate::actix_middleware(store.clone(), key.clone()))
+                        .configure($crate::actix::routes)
+                };
+                $body
+            }
+            $crate::Built::OursMemory(mw) => {
+                let mw = mw.clone();
+                let $app = move || App::new().wrap(mw.clone()).configure($crate::ours::routes);
+                $body
+            }
+            $crate::Built::OursFilesystem(mw, _) => {
+                let mw = mw.clone();
+                let $app = move || App::new().wrap(mw.clone()).configure($crate::ours::routes);
+                $body
+            }
+            $crate::Built::OursRedis(mw) => {
+                let mw = mw.clone();
+                let $app = move || App::new().wrap(mw.clone()).configure($crate::ours::routes);
+                $body
+            }
+            $crate::Built::OursCookie(mw) => {
+                let mw = mw.clone();
+                let $app = move || App::new().wrap(mw.clone()).configure($crate::ours::routes);
+                $body
+            }
+        }
+    }};
+}
