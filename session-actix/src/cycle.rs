@@ -39,6 +39,7 @@ enum CookieChange {
 /// held across a store call.
 struct Snapshot {
     id: Option<SessionId>,
+    key: Option<StoreKey>,
     exists: bool,
     stale_key: bool,
     expires_at: Option<SystemTime>,
@@ -79,6 +80,7 @@ where
         };
         Snapshot {
             id: state.id.clone(),
+            key: state.key.clone(),
             exists: state.exists,
             stale_key: state.stale_key,
             expires_at: state.expires_at,
@@ -175,7 +177,7 @@ async fn save<S: SessionStore>(
     let t = settings.timeout;
     let key = |id: &SessionId| StoreKey::new(&settings.key_prefix, id, settings.hash_ids);
     // The store key of the session the request came with, if it was stored.
-    let live = snap.id.as_ref().filter(|_| snap.exists).map(key);
+    let live = snap.key.clone().filter(|_| snap.exists);
     let had_cookie = snap.id.is_some();
     let set = |id: &SessionId| CookieChange::Set(cookie_value(settings, id));
     // The cookie of a saved session is sent again only to extend a

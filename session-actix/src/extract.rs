@@ -74,6 +74,7 @@ async fn load(shared: &Shared, req: &HttpRequest) -> Result<Session, SessionErro
                 Ok(record) => {
                     let mut loaded = state(Some(id), record);
                     loaded.stale_key = stale_key;
+                    loaded.key = Some(key);
                     Ok(Session::from_state(loaded))
                 }
                 Err(error) => match settings.outage {

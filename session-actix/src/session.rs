@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use session_core::bytes::Bytes;
 use session_core::codec::{CodecError, entry_size};
 use session_core::store::{ChangeSet, Record, StoreError};
-use session_core::{Codec, SessionId};
+use session_core::{Codec, SessionId, StoreKey};
 
 /// A session error a handler can meet.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +132,8 @@ impl std::fmt::Debug for Session {
 pub(crate) struct State {
     /// The id the request came with, if it was well-formed (and signed).
     pub(crate) id: Option<SessionId>,
+    /// The store key of `id`, computed once at load.
+    pub(crate) key: Option<StoreKey>,
     /// The store (or cookie) had this session when it was loaded.
     pub(crate) exists: bool,
     /// The store failed at load and the policy is to serve an empty session:
@@ -166,6 +168,7 @@ impl State {
         };
         Self {
             id,
+            key: None,
             exists,
             degraded: false,
             expires_at: record.expires_at,

@@ -82,7 +82,10 @@ impl StoreKey {
         let mut key = String::with_capacity(prefix.len() + 64);
         key.push_str(prefix);
         if hash_ids {
-            key.push_str(&hex::encode(Sha256::digest(id.as_str().as_bytes())));
+            let mut hex = [0u8; 64];
+            hex::encode_to_slice(Sha256::digest(id.as_str().as_bytes()), &mut hex)
+                .expect("64 hex digits hold 32 bytes");
+            key.push_str(std::str::from_utf8(&hex).expect("hex is ASCII"));
         } else {
             key.push_str(id.as_str());
         }

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant, SystemTime};
 use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
 use crate::StoreKey;
 
-const SHARDS: usize = 16;
-/// Every this many writes to a shard, its expired sessions are dropped.
-const SWEEP_EVERY: u32 = 1024;
+const SHARDS: usize = 64;
+/// A shard drops its expired sessions after at least this many writes, and
+/// at least as many writes as it holds sessions: the sweep's cost, linear in
+/// the shard's size, stays constant per write.
+const SWEEP_EVERY: usize = 1024;
 
 /// Keeps sessions in this process's memory.
 ///
@@ -31,7 +33,7 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Shard {
     sessions: HashMap<String, Entry>,
-    writes: u32,
+    writes: usize,
 }
 
 #[derive(Debug)]
@@ -100,7 +102,7 @@ impl Shard {
 
     fn wrote(&mut self, now: Instant) {
         self.writes += 1;
-        if self.writes >= SWEEP_EVERY {
+        if self.writes >= SWEEP_EVERY.max(self.sessions.len()) {
             self.writes = 0;
             self.sessions.retain(|_, e| e.expires > now);
         }
