@@ -31,7 +31,8 @@ const LOCK_STRIPES: u8 = 64;
 ///   the directory, never lose each other's writes to different keys.
 /// - When creating a session would pass the threshold (500 files by
 ///   default), expired sessions are removed first, then the ones closest to
-///   expiring, which are the least recently used.
+///   expiring, which are the least recently used, a tenth of the threshold
+///   at a time so that a full directory is not scanned on every create.
 ///
 /// Files are written without `fsync`: a session may be lost in a power
 /// failure, but never read back half-written.
@@ -237,7 +238,11 @@ impl Inner {
             .collect();
         self.count.store(files.len(), Ordering::Relaxed);
         files.sort_unstable();
-        let excess = (files.len() + 1).saturating_sub(self.threshold);
+        // Evict a tenth of the threshold at once (at least the one file
+        // needed), so the directory is scanned once per that many creates,
+        // not on every create once it is full.
+        let keep = self.threshold - (self.threshold / 10).max(1);
+        let excess = files.len().saturating_sub(keep);
         for (i, (expires, name)) in files.iter().enumerate() {
             if i >= excess && *expires > now {
                 break;
@@ -428,6 +433,42 @@ mod tests {
         for i in 2..=4 {
             assert!(store.load(&key(i)).await.unwrap().is_some());
         }
+    }
+
+    #[tokio::test]
+    async fn a_full_directory_is_pruned_by_a_tenth_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::builder(dir.path())
+            .threshold(20)
+            .build()
+            .unwrap();
+        let rec = record(&[("k", "v")]);
+        for i in 0..20u64 {
+            let key = StoreKey::from_raw(format!("s{i}"));
+            let ttl = Duration::from_secs(100 + i);
+            assert!(store.create(&key, &rec, ttl).await.unwrap());
+        }
+        assert_eq!(session_files(dir.path()).unwrap().count(), 20);
+        let key = StoreKey::from_raw("new");
+        assert!(
+            store
+                .create(&key, &rec, Duration::from_secs(999))
+                .await
+                .unwrap()
+        );
+        // Two (a tenth of 20) went, the two oldest: room for the next creates.
+        assert_eq!(session_files(dir.path()).unwrap().count(), 19);
+        for i in 0..2 {
+            let gone = StoreKey::from_raw(format!("s{i}"));
+            assert!(store.load(&gone).await.unwrap().is_none());
+        }
+        assert!(
+            store
+                .load(&StoreKey::from_raw("s2"))
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[tokio::test]
