@@ -24,6 +24,7 @@ use session_actix::store::cookie::CookieStore;
 use session_actix::store::filesystem::FileStore;
 use session_actix::store::memory::MemoryStore;
 use session_actix::store::redis::RedisStore;
+use session_actix::store::sql::{SqlStore, sqlx};
 use session_actix::{SameSite, SessionMiddleware};
 
 #[doc(hidden)]
@@ -40,6 +41,10 @@ pub const ACTIX_REDIS_PREFIX: &str = "bench-actix:";
 
 /// The Redis the benchmark uses unless told otherwise.
 pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
+
+/// The PostgreSQL the `ours-postgres` variant uses (table `bench_sessions`,
+/// dropped and created afresh at each run).
+pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A secret for the stores that sign (the cookie stores): fixed, so runs
 /// are comparable; this is a benchmark, not a deployment.
@@ -60,19 +65,25 @@ pub enum Variant {
     OursFilesystem,
     /// This project, `RedisStore`.
     OursRedis,
+    /// This project, `SqlStore` on PostgreSQL.
+    OursPostgres,
+    /// This project, `SqlStore` on SQLite in a temporary directory.
+    OursSqlite,
     /// This project, `CookieStore`.
     OursCookie,
 }
 
 impl Variant {
     /// Every variant, in the order a run measures them.
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 9] = [
         Variant::None,
         Variant::ActixCookie,
         Variant::ActixRedis,
         Variant::OursMemory,
         Variant::OursFilesystem,
         Variant::OursRedis,
+        Variant::OursPostgres,
+        Variant::OursSqlite,
         Variant::OursCookie,
     ];
 
@@ -85,6 +96,8 @@ impl Variant {
             Variant::OursMemory => "ours-memory",
             Variant::OursFilesystem => "ours-filesystem",
             Variant::OursRedis => "ours-redis",
+            Variant::OursPostgres => "ours-postgres",
+            Variant::OursSqlite => "ours-sqlite",
             Variant::OursCookie => "ours-cookie",
         }
     }
@@ -139,6 +152,8 @@ pub enum Built {
     OursFilesystem(SessionMiddleware<FileStore>, tempfile::TempDir),
     /// Ours on the Redis store.
     OursRedis(SessionMiddleware<RedisStore>),
+    /// Ours on the SQL store; a SQLite file's directory lives as long as this.
+    OursSql(SessionMiddleware<SqlStore>, Option<tempfile::TempDir>),
     /// Ours on the cookie store.
     OursCookie(SessionMiddleware<AnyStore>),
 }
@@ -152,6 +167,7 @@ impl fmt::Debug for Built {
             Built::OursMemory(..) => "Built::OursMemory",
             Built::OursFilesystem(..) => "Built::OursFilesystem",
             Built::OursRedis(..) => "Built::OursRedis",
+            Built::OursSql(..) => "Built::OursSql",
             Built::OursCookie(..) => "Built::OursCookie",
         })
     }
@@ -190,6 +206,37 @@ pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
                 .await
                 .map_err(|e| format!("our Redis store at {redis_url}: {e}"))?;
             Built::OursRedis(ours(store)?)
+        }
+        Variant::OursPostgres => {
+            let pool = sqlx::PgPool::connect(POSTGRES_URL)
+                .await
+                .map_err(|e| format!("PostgreSQL at {POSTGRES_URL}: {e}"))?;
+            // A fresh table per run: earlier runs' sessions would skew it.
+            sqlx::query("DROP TABLE IF EXISTS bench_sessions")
+                .execute(&pool)
+                .await
+                .map_err(|e| format!("PostgreSQL: {e}"))?;
+            let store = SqlStore::postgres(pool)
+                .table("bench_sessions")
+                .build()
+                .await
+                .map_err(|e| format!("our SQL store on PostgreSQL: {e}"))?;
+            Built::OursSql(ours(store)?, None)
+        }
+        Variant::OursSqlite => {
+            let dir = tempfile::Builder::new()
+                .prefix("session-bench-")
+                .tempdir()
+                .map_err(|e| format!("a temporary directory: {e}"))?;
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("sessions.db").display()
+            );
+            let store = SqlStore::builder(url)
+                .build()
+                .await
+                .map_err(|e| format!("our SQL store on SQLite: {e}"))?;
+            Built::OursSql(ours(store)?, Some(dir))
         }
         Variant::OursCookie => {
             let store = CookieStore::new(SECRET, [] as [&str; 0]).map_err(|e| e.to_string())?;
@@ -377,6 +424,11 @@ macro_rules! with_app {
                 $body
             }
             $crate::Built::OursRedis(mw) => {
+                let mw = mw.clone();
+                let $app = move || App::new().wrap(mw.clone()).configure($crate::ours::routes);
+                $body
+            }
+            $crate::Built::OursSql(mw, _) => {
                 let mw = mw.clone();
                 let $app = move || App::new().wrap(mw.clone()).configure($crate::ours::routes);
                 $body

@@ -64,7 +64,7 @@ options:
                        into DIR/<variant>_<route>.data (build with frame pointers and
                        debug line tables to read them; see BENCHMARKS.md)
 
-variants: none, actix-cookie, actix-redis, ours-memory, ours-filesystem, ours-redis, ours-cookie
+variants: none, actix-cookie, actix-redis, ours-memory, ours-filesystem, ours-redis, ours-postgres, ours-sqlite, ours-cookie
 
 serve options:
   --redis URL          as above
