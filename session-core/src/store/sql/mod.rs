@@ -668,6 +668,22 @@ fn expires_in(remaining: i64, unit: Duration) -> std::time::SystemTime {
     std::time::SystemTime::now() + Duration::from_nanos(nanos)
 }
 
+/// What an `UPDATE` applying a change set came to. `emptied` is `None` when
+/// no live row matched (`Gone`), else whether the row may now be empty;
+/// then `delete_empty` deletes it if it still is (a key set meanwhile by
+/// another request keeps it) and says how many rows it deleted.
+async fn settle(
+    emptied: Option<bool>,
+    delete_empty: impl AsyncFnOnce() -> Result<u64, sqlx::Error>,
+) -> Result<Applied, sqlx::Error> {
+    Ok(match emptied {
+        None => Applied::Gone,
+        Some(false) => Applied::Done,
+        Some(true) if delete_empty().await? == 1 => Applied::Deleted,
+        Some(true) => Applied::Done,
+    })
+}
+
 #[cfg(feature = "sql-postgres")]
 mod postgres;
 

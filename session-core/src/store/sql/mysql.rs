@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use sqlx::{AssertSqlSafe, MySqlPool};
 
-use super::{Applied, ChangeSet, encode_set, expires_in, merge_patch, ttl_in};
+use super::{Applied, ChangeSet, encode_set, expires_in, merge_patch, settle, ttl_in};
 
 const US: Duration = Duration::from_micros(1);
 
@@ -150,21 +150,15 @@ impl My {
             .bind(key)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Ok(Applied::Gone);
-        }
-        if !changes.set.is_empty() {
-            return Ok(Applied::Done);
-        }
-        let deleted = sqlx::query(q(&self.delete_empty))
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        Ok(if deleted.rows_affected() == 1 {
-            Applied::Deleted
-        } else {
-            Applied::Done
+        let emptied = (done.rows_affected() == 1).then_some(changes.set.is_empty());
+        settle(emptied, async || {
+            let deleted = sqlx::query(q(&self.delete_empty))
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            Ok(deleted.rows_affected())
         })
+        .await
     }
 
     pub(super) async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, sqlx::Error> {

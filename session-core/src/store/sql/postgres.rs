@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use sqlx::{AssertSqlSafe, PgPool};
 
-use super::{Applied, ChangeSet, encode_set, expires_in, ttl_in};
+use super::{Applied, ChangeSet, encode_set, expires_in, settle, ttl_in};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -127,21 +127,14 @@ impl Pg {
             .bind(ttl_in(ttl, MS))
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match emptied {
-            None => Applied::Gone,
-            Some(false) => Applied::Done,
-            Some(true) => {
-                let deleted = sqlx::query(q(&self.delete_empty))
-                    .bind(key)
-                    .execute(&self.pool)
-                    .await?;
-                if deleted.rows_affected() == 1 {
-                    Applied::Deleted
-                } else {
-                    Applied::Done
-                }
-            }
+        settle(emptied, async || {
+            let deleted = sqlx::query(q(&self.delete_empty))
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            Ok(deleted.rows_affected())
         })
+        .await
     }
 
     pub(super) async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, sqlx::Error> {

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::{AssertSqlSafe, SqlitePool};
 
-use super::{Applied, ChangeSet, encode_set, merge_patch, ttl_in};
+use super::{Applied, ChangeSet, encode_set, merge_patch, settle, ttl_in};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -139,21 +139,14 @@ impl Lite {
             .bind(now_ms())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match emptied {
-            None => Applied::Gone,
-            Some(false) => Applied::Done,
-            Some(true) => {
-                let deleted = sqlx::query(q(&self.delete_empty))
-                    .bind(key)
-                    .execute(&self.pool)
-                    .await?;
-                if deleted.rows_affected() == 1 {
-                    Applied::Deleted
-                } else {
-                    Applied::Done
-                }
-            }
+        settle(emptied, async || {
+            let deleted = sqlx::query(q(&self.delete_empty))
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            Ok(deleted.rows_affected())
         })
+        .await
     }
 
     pub(super) async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, sqlx::Error> {
