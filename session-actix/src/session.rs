@@ -252,13 +252,37 @@ impl Session {
         key: impl Into<String>,
         value: T,
     ) -> Result<(), SessionError> {
-        let key = key.into();
+        self.put(key.into(), &value, false)
+    }
+
+    /// Like [`insert`](Self::insert), but records no change when the
+    /// stored value encodes to the same bytes.
+    pub(crate) fn insert_if_changed<T: Serialize>(
+        &self,
+        key: &str,
+        value: T,
+    ) -> Result<(), SessionError> {
+        self.put(key.to_owned(), &value, true)
+    }
+
+    /// Encodes `value` once, under one lock, and stores it unless it would
+    /// pass the size limit (or, with `skip_unchanged`, equals what is stored).
+    fn put<T: Serialize + ?Sized>(
+        &self,
+        key: String,
+        value: &T,
+        skip_unchanged: bool,
+    ) -> Result<(), SessionError> {
         let mut state = self.state();
-        let bytes = match state.codec.encode(&value) {
+        let bytes = match state.codec.encode(value) {
             Ok(bytes) => bytes,
             Err(source) => return Err(SessionError::Serialize { key, source }),
         };
-        let old = state.entries.get(&key).map_or(0, |v| entry_size(&key, v));
+        let stored = state.entries.get(&key);
+        if skip_unchanged && stored == Some(&bytes) {
+            return Ok(());
+        }
+        let old = stored.map_or(0, |v| entry_size(&key, v));
         let size = state.size - old + entry_size(&key, &bytes);
         if size > state.max_size {
             return Err(SessionError::TooLarge {
@@ -271,28 +295,6 @@ impl Session {
         state.entries.insert(key.clone(), bytes.clone());
         state.changes.insert(key, Some(bytes));
         Ok(())
-    }
-
-    /// Like [`insert`](Self::insert), but records no change when the
-    /// stored value encodes to the same bytes.
-    pub(crate) fn insert_if_changed<T: Serialize>(
-        &self,
-        key: &str,
-        value: T,
-    ) -> Result<(), SessionError> {
-        let unchanged = {
-            let state = self.state();
-            let stored = state.entries.get(key);
-            match (stored, state.codec.encode(&value)) {
-                (Some(stored), Ok(bytes)) => *stored == bytes,
-                _ => false,
-            }
-        };
-        if unchanged {
-            Ok(())
-        } else {
-            self.insert(key, value)
-        }
     }
 
     /// Removes `key`; true if it was there.
