@@ -234,6 +234,7 @@ async fn save<S: SessionStore>(
                     // Another request may hold keys this one does not see:
                     // the store, not this request's view, says it is alive.
                     Applied::Done => Ok(keep_or_resend(id)),
+                    Applied::TooLarge { .. } => Ok(CookieChange::Keep),
                 }
             }
             _ if snap.entries.is_empty() => Ok(CookieChange::Keep),
@@ -282,7 +283,7 @@ async fn renew<S: SessionStore>(
     match timed(t, store.apply(old, &snap.changes, ttl)).await? {
         Applied::Done => {}
         Applied::Deleted => return Ok(CookieChange::Remove),
-        Applied::Gone => return Ok(CookieChange::Keep),
+        Applied::Gone | Applied::TooLarge { .. } => return Ok(CookieChange::Keep),
     }
     let id = SessionId::generate();
     let new = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
@@ -313,10 +314,11 @@ async fn renew<S: SessionStore>(
         clear: true,
         set: latest.entries.into_iter().collect(),
         remove: Vec::new(),
+        max_size: None,
     };
     Ok(match timed(t, store.apply(&new, &carry, ttl)).await? {
         Applied::Done => CookieChange::Set(cookie_value(settings, &id)),
-        Applied::Deleted | Applied::Gone => CookieChange::Remove,
+        _ => CookieChange::Remove,
     })
 }
 

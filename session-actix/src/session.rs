@@ -200,6 +200,7 @@ impl State {
     pub(crate) fn change_set(&self) -> ChangeSet {
         let mut changes = ChangeSet {
             clear: self.cleared,
+            max_size: Some(self.max_size),
             ..ChangeSet::default()
         };
         for (key, change) in &self.changes {

@@ -171,6 +171,17 @@ pub struct SessionConfig {
     /// `SESSION_STORE_OUTAGE`: `fail` (503) or `empty` (serve with an empty
     /// session). Defaults to `fail`.
     pub outage: OutagePolicy,
+    /// `SESSION_ABSOLUTE_LIFETIME`, in seconds: a session ends this long
+    /// after it was created, however often it is refreshed (a login keeps
+    /// the creation time). Defaults to none: only the idle lifetime applies.
+    pub absolute_lifetime: Option<Duration>,
+    /// `SESSION_SAVE_ON_ERROR`: whether a response with a 5xx status still
+    /// saves the session's changes. Defaults to false (a `purge` is carried
+    /// out either way).
+    pub save_on_error: bool,
+    /// `SESSION_MEMORY_MAX_SESSIONS`: the most sessions the memory store
+    /// keeps. Defaults to 100000.
+    pub memory_max_sessions: usize,
     /// The session cookie.
     pub cookie: CookieConfig,
     /// `SESSION_FILE_DIR`. Defaults to `flask_session` in the working
@@ -220,6 +231,9 @@ impl Default for SessionConfig {
             max_size: 256 * 1024,
             store_timeout: Duration::from_secs(5),
             outage: OutagePolicy::Fail,
+            absolute_lifetime: None,
+            save_on_error: false,
+            memory_max_sessions: 100_000,
             cookie: CookieConfig::default(),
             file_dir: PathBuf::from("flask_session"),
             file_threshold: 500,
@@ -278,6 +292,9 @@ pub const KEYS: &[&str] = &[
     "SESSION_MAX_SIZE",
     "SESSION_STORE_TIMEOUT",
     "SESSION_STORE_OUTAGE",
+    "SESSION_ABSOLUTE_LIFETIME",
+    "SESSION_SAVE_ON_ERROR",
+    "SESSION_MEMORY_MAX_SESSIONS",
     "SESSION_COOKIE_NAME",
     "SESSION_COOKIE_DOMAIN",
     "SESSION_COOKIE_PATH",
@@ -383,6 +400,15 @@ impl SessionConfig {
                     _ => return Err(ConfigError::invalid(key, v, "fail or empty")),
                 };
             }
+            "SESSION_ABSOLUTE_LIFETIME" => {
+                self.absolute_lifetime = if v.is_empty() {
+                    None
+                } else {
+                    Some(parse_seconds(key, v)?)
+                };
+            }
+            "SESSION_SAVE_ON_ERROR" => self.save_on_error = parse_bool(key, v)?,
+            "SESSION_MEMORY_MAX_SESSIONS" => self.memory_max_sessions = parse_number(key, v)?,
             "SESSION_COOKIE_NAME" => self.cookie.name = v.to_owned(),
             "SESSION_COOKIE_DOMAIN" => {
                 self.cookie.domain = (!v.is_empty()).then(|| v.to_owned());
@@ -454,6 +480,18 @@ impl SessionConfig {
             return Err(ConfigError::new(
                 "SESSION_STORE_TIMEOUT",
                 "must be more than 0 seconds",
+            ));
+        }
+        if self.absolute_lifetime.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::new(
+                "SESSION_ABSOLUTE_LIFETIME",
+                "must be more than 0 seconds (leave it unset for no absolute lifetime)",
+            ));
+        }
+        if self.memory_max_sessions == 0 {
+            return Err(ConfigError::new(
+                "SESSION_MEMORY_MAX_SESSIONS",
+                "must be at least 1",
             ));
         }
         let name = &self.cookie.name;

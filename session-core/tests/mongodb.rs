@@ -134,6 +134,7 @@ async fn keys_with_dots_and_dollars_round_trip() {
             ("$new.key".into(), "1".into()),
         ],
         remove: vec!["$set".into(), "%".into(), "".into()],
+        max_size: None,
     };
     assert_eq!(
         store.apply(&key, &changes, ttl).await.unwrap(),

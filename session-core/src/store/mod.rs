@@ -101,6 +101,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use crate::StoreKey;
+use crate::codec::entry_size;
 
 #[cfg(feature = "cookie")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cookie")))]
@@ -150,6 +151,14 @@ pub struct Record {
     /// every request; `None` makes every request that reads the session
     /// refresh it. [`create`](SessionStore::create) ignores it.
     pub expires_at: Option<SystemTime>,
+    /// When the session was first created, kept across a login's move to a
+    /// new id; the middleware's absolute lifetime counts from it. A store
+    /// keeps what [`create`](SessionStore::create) is given (to the
+    /// millisecond; [`apply`](SessionStore::apply) and
+    /// [`touch`](SessionStore::touch) leave it unchanged) and returns it from
+    /// [`load`](SessionStore::load) and [`take`](SessionStore::take). `None`:
+    /// not known (a session written by a version that did not record it).
+    pub created_at: Option<SystemTime>,
 }
 
 impl From<HashMap<String, Bytes>> for Record {
@@ -157,8 +166,23 @@ impl From<HashMap<String, Bytes>> for Record {
         Self {
             entries,
             expires_at: None,
+            created_at: None,
         }
     }
+}
+
+impl Record {
+    /// The session's size as [`SESSION_MAX_SIZE`](crate::SessionConfig::max_size)
+    /// counts it: the sum of [`entry_size`] over its entries.
+    pub fn size(&self) -> usize {
+        session_size(&self.entries)
+    }
+}
+
+/// The size of a session's entries as the size limit counts it: the sum of
+/// [`entry_size`] over them.
+pub fn session_size(entries: &HashMap<String, Bytes>) -> usize {
+    entries.iter().map(|(k, v)| entry_size(k, v)).sum()
 }
 
 /// What one request changed in a session, key by key.
@@ -173,12 +197,54 @@ pub struct ChangeSet {
     pub set: Vec<(String, Bytes)>,
     /// Keys to remove.
     pub remove: Vec<String>,
+    /// The largest the session may be once the change set is applied, in
+    /// bytes as [`session_size`] counts them (`SESSION_MAX_SIZE`). A store
+    /// checks it on the merged result, atomically with the write: past it,
+    /// nothing is written and the result is [`Applied::TooLarge`]. `None`:
+    /// no limit.
+    pub max_size: Option<usize>,
 }
 
 impl ChangeSet {
     /// True when applying it would change nothing.
     pub fn is_empty(&self) -> bool {
         !self.clear && self.set.is_empty() && self.remove.is_empty()
+    }
+
+    /// The size `entries` would have once the change set is applied, as
+    /// [`session_size`] counts it, without changing them.
+    pub fn size_after(&self, entries: &HashMap<String, Bytes>) -> usize {
+        let mut size = if self.clear {
+            0
+        } else {
+            session_size(entries)
+        };
+        let old = |key: &str| match (self.clear, entries.get(key)) {
+            (false, Some(value)) => entry_size(key, value),
+            _ => 0,
+        };
+        let mut removed = std::collections::HashSet::new();
+        for key in &self.remove {
+            if removed.insert(key.as_str()) {
+                size -= old(key);
+            }
+        }
+        for (key, value) in &self.set {
+            if removed.insert(key.as_str()) {
+                size -= old(key);
+            }
+            size += entry_size(key, value);
+        }
+        size
+    }
+
+    /// `Some(size)` when applying the change set to `entries` would take
+    /// the session past [`max_size`](Self::max_size): the size it would
+    /// have. Stores that merge in their own code check it before writing.
+    pub fn too_large(&self, entries: &HashMap<String, Bytes>) -> Option<usize> {
+        let limit = self.max_size?;
+        let size = self.size_after(entries);
+        (size > limit).then_some(size)
     }
 
     /// Applies the change set to a map of entries, in the documented order.
@@ -207,6 +273,13 @@ pub enum Applied {
     /// No live session is stored under the key: it was deleted (logout) or
     /// it expired. Nothing was written.
     Gone,
+    /// The change set would have taken the session past its
+    /// [`max_size`](ChangeSet::max_size) ([`apply`](SessionStore::apply)
+    /// only). Nothing was written.
+    TooLarge {
+        /// The size the session would have had.
+        size: usize,
+    },
 }
 
 /// A store failed.
@@ -249,6 +322,12 @@ impl StoreError {
 ///   final against requests that were already in flight.
 /// - A change set is applied atomically: two `apply` calls on one session
 ///   that change different keys both take effect, whatever their order.
+/// - The size limit a change set carries ([`ChangeSet::max_size`]) holds
+///   for the merged session, not for one request's copy: of concurrent
+///   applies that together would pass it, those that would are refused
+///   with [`Applied::TooLarge`].
+/// - The creation time given to `create` ([`Record::created_at`]) comes
+///   back from `load` and `take`, whatever `apply` and `touch` did since.
 pub trait SessionStore: Send + Sync + 'static {
     /// Loads a session, or `None` if it does not exist or has expired.
     fn load(
@@ -427,6 +506,7 @@ mod tests {
             clear: false,
             set: vec![("c".into(), Bytes::from("3"))],
             remove: vec!["a".into()],
+            max_size: None,
         }
         .apply_to(&mut entries);
         assert_eq!(entries.len(), 2);
@@ -435,8 +515,36 @@ mod tests {
             clear: true,
             set: vec![("d".into(), Bytes::from("4"))],
             remove: vec![],
+            max_size: None,
         }
         .apply_to(&mut entries);
         assert_eq!(entries.keys().collect::<Vec<_>>(), ["d"]);
+    }
+
+    #[test]
+    fn size_after_counts_the_merged_result() {
+        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let entries: HashMap<String, Bytes> =
+            [("a".to_owned(), b("111")), ("b".to_owned(), b("22"))].into();
+        let changes = ChangeSet {
+            clear: false,
+            set: vec![("a".into(), b("1")), ("c".into(), b("3333"))],
+            remove: vec!["b".into(), "missing".into()],
+            max_size: Some(10),
+        };
+        let mut merged = entries.clone();
+        changes.apply_to(&mut merged);
+        assert_eq!(changes.size_after(&entries), session_size(&merged));
+        assert_eq!(changes.too_large(&entries), Some(session_size(&merged)));
+        let cleared = ChangeSet {
+            clear: true,
+            ..changes.clone()
+        };
+        assert_eq!(cleared.size_after(&entries), entry_size("a", b"1") + entry_size("c", b"3333"));
+        let unlimited = ChangeSet {
+            max_size: None,
+            ..changes
+        };
+        assert_eq!(unlimited.too_large(&entries), None);
     }
 }

@@ -319,6 +319,7 @@ impl SessionStore for MongoStore {
                 Ok(Record {
                     entries: decode_data(&document)?,
                     expires_at: expires_at(&document),
+                    created_at: None,
                 })
             })
             .transpose()

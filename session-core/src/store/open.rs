@@ -30,7 +30,9 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
     };
     Ok(match config.store {
         #[cfg(feature = "memory")]
-        StoreKind::Memory => Backend::Store(AnyStore::new(super::memory::MemoryStore::new())),
+        StoreKind::Memory => Backend::Store(AnyStore::new(
+            super::memory::MemoryStore::with_max_sessions(config.memory_max_sessions),
+        )),
         #[cfg(feature = "filesystem")]
         StoreKind::Filesystem => {
             let store = super::filesystem::FileStore::builder(&config.file_dir)

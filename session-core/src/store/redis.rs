@@ -532,6 +532,7 @@ impl SessionStore for RedisStore {
         Ok(Some(Record {
             entries,
             expires_at,
+            created_at: None,
         }))
     }
 

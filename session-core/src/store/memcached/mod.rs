@@ -491,6 +491,7 @@ impl MemcachedStore {
             Some(Record {
                 entries: decode(item.data.as_deref(), wire)?,
                 expires_at: expires_at(&item),
+                created_at: None,
             })
         }))
     }
@@ -592,6 +593,7 @@ impl MemcachedStore {
                     return Ok(Some(Record {
                         entries,
                         expires_at: expires_at(&item),
+                        created_at: None,
                     }));
                 }
                 // Deleted or expired since it was read.

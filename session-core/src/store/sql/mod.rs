@@ -539,6 +539,7 @@ impl SessionStore for SqlStore {
             Ok(Record {
                 entries: decode(&data)?,
                 expires_at: Some(expires_at),
+                created_at: None,
             })
         })
         .transpose()
