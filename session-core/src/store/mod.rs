@@ -297,6 +297,18 @@ pub enum StoreError {
     /// Reading or writing local storage failed.
     #[error("session store I/O failed: {0}")]
     Io(#[from] std::io::Error),
+    /// A store with a bounded size holds as many sessions in use as it may
+    /// (sessions seen again after their creation are never evicted to make
+    /// room for new ones), so a new session cannot be created.
+    #[error(
+        "the session store is full: {limit} sessions are in use ({setting}); raise it, or shorten the lifetime"
+    )]
+    Full {
+        /// The configuration key that sets the bound.
+        setting: &'static str,
+        /// The bound.
+        limit: usize,
+    },
     /// The store's backend reported an error.
     #[error("the session store failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
