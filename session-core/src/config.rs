@@ -1,6 +1,7 @@
 //! Configuration: builder-friendly fields, and Flask-style keys.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -126,7 +127,11 @@ impl Default for CookieConfig {
 /// Build one in code (`SessionConfig::default()` and set fields), or read
 /// it Flask-style from the environment with [`from_env`](Self::from_env) or
 /// from any key/value source with [`from_source`](Self::from_source).
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Its `Debug` output never shows a secret: `SECRET_KEY` and its fallbacks
+/// are replaced by `<redacted>`, and the passwords, tokens and keys in
+/// store URLs by `***`.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionConfig {
     /// `SESSION_TYPE`. Defaults to `memory`.
@@ -247,6 +252,138 @@ impl Default for SessionConfig {
             mongodb_collection: "sessions".to_owned(),
         }
     }
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = |set: bool| if set { "<redacted>" } else { "<none>" };
+        f.debug_struct("SessionConfig")
+            .field("store", &self.store)
+            .field("permanent", &self.permanent)
+            .field("lifetime", &self.lifetime)
+            .field("refresh_each_request", &self.refresh_each_request)
+            .field("use_signer", &self.use_signer)
+            .field(
+                "secret_key",
+                &format_args!("{}", secret(self.secret_key.is_some())),
+            )
+            .field(
+                "secret_key_fallbacks",
+                &format_args!("<{} redacted>", self.secret_key_fallbacks.len()),
+            )
+            .field("key_prefix", &self.key_prefix)
+            .field("hash_ids", &self.hash_ids)
+            .field("codec", &self.codec)
+            .field("max_size", &self.max_size)
+            .field("store_timeout", &self.store_timeout)
+            .field("outage", &self.outage)
+            .field("absolute_lifetime", &self.absolute_lifetime)
+            .field("save_on_error", &self.save_on_error)
+            .field("memory_max_sessions", &self.memory_max_sessions)
+            .field("cookie", &self.cookie)
+            .field("file_dir", &self.file_dir)
+            .field("file_threshold", &self.file_threshold)
+            .field("file_mode", &format_args!("{:#o}", self.file_mode))
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("memcached_servers", &self.memcached_servers)
+            .field("sql_url", &self.sql_url.as_deref().map(redact_url))
+            .field("sql_table", &self.sql_table)
+            .field("mongodb_uri", &redact_url(&self.mongodb_uri))
+            .field("mongodb_db", &self.mongodb_db)
+            .field("mongodb_collection", &self.mongodb_collection)
+            .finish()
+    }
+}
+
+/// Whether a URL query parameter named `name` carries a secret.
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "key",
+        "auth",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// A URL fit for a log line or an error message: the user-info part
+/// (`user:password@`) and the value of every query parameter that looks
+/// like a secret (`password`, `sslpassword`, `token`, `authSource`...) are
+/// replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &base[..scheme], &base[at..])
+        }
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if is_secret_param(name) => format!("{name}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// The text of a failure to reach the store at `url`: the URL redacted,
+/// and any secret of the URL that the driver's error repeats blanked out.
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "sql-postgres",
+        feature = "sql-mysql",
+        feature = "sql-sqlite",
+        feature = "mongodb"
+    )),
+    allow(dead_code)
+)]
+pub(crate) fn redacted_failure(what: &str, url: &str, error: &dyn fmt::Display) -> String {
+    let mut message = format!("{what} {}: {error}", redact_url(url));
+    for secret in url_secrets(url) {
+        message = message.replace(&secret, "***");
+    }
+    message
+}
+
+/// The secrets written in a URL: its password and secret-looking query
+/// values (both as written and percent-decoded would be overkill: drivers
+/// echo what they were given).
+fn url_secrets(url: &str) -> Vec<String> {
+    let mut secrets = Vec::new();
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    if let (Some(scheme), Some(at)) = (base.find("://"), base.rfind('@')) {
+        if at > scheme {
+            let userinfo = &base[scheme + 3..at];
+            if let Some((_, password)) = userinfo.split_once(':') {
+                secrets.push(password.to_owned());
+            }
+        }
+    }
+    for param in query.split('&') {
+        if let Some((name, value)) = param.split_once('=') {
+            if is_secret_param(name) {
+                secrets.push(value.to_owned());
+            }
+        }
+    }
+    // Short strings would blank out unrelated text.
+    secrets.retain(|s| s.len() >= 3);
+    secrets
 }
 
 /// A configuration value is wrong. The message names the key and what it
@@ -506,6 +643,33 @@ impl SessionConfig {
                 "a non-empty cookie name (letters, digits and !#$%&'*+-.^_`|~)",
             ));
         }
+        // Browsers drop a prefixed cookie that breaks the prefix's rules
+        // (RFC 6265bis 4.1.3): refuse it here rather than lose every session.
+        let host_prefix = name.starts_with("__Host-");
+        if (host_prefix || name.starts_with("__Secure-")) && !self.cookie.secure {
+            return Err(ConfigError::new(
+                "SESSION_COOKIE_SECURE",
+                format!(
+                    "must be true for a cookie named {name:?}: browsers drop a __Host- or __Secure- cookie without Secure"
+                ),
+            ));
+        }
+        if host_prefix && self.cookie.path != "/" {
+            return Err(ConfigError::new(
+                "SESSION_COOKIE_PATH",
+                format!(
+                    "must be / for a cookie named {name:?}: browsers drop a __Host- cookie with another Path"
+                ),
+            ));
+        }
+        if host_prefix && self.cookie.domain.is_some() {
+            return Err(ConfigError::new(
+                "SESSION_COOKIE_DOMAIN",
+                format!(
+                    "must be unset for a cookie named {name:?}: browsers drop a __Host- cookie with a Domain"
+                ),
+            ));
+        }
         if !self.cookie.path.starts_with('/') {
             return Err(ConfigError::invalid(
                 "SESSION_COOKIE_PATH",
@@ -631,6 +795,9 @@ mod tests {
             ("SESSION_MONGODB", "mongodb://m"),
             ("SESSION_MONGODB_DB", "d"),
             ("SESSION_MONGODB_COLLECT", "c"),
+            ("SESSION_ABSOLUTE_LIFETIME", "43200"),
+            ("SESSION_SAVE_ON_ERROR", "true"),
+            ("SESSION_MEMORY_MAX_SESSIONS", "5000"),
             ("UNRELATED", "ignored"),
         ])
         .unwrap();
@@ -659,6 +826,123 @@ mod tests {
             ("mongodb://m", "d")
         );
         assert_eq!(c.mongodb_collection, "c");
+        assert_eq!(c.absolute_lifetime, Some(Duration::from_secs(43200)));
+        assert!(c.save_on_error);
+        assert_eq!(c.memory_max_sessions, 5000);
+    }
+
+    #[test]
+    fn new_keys_default_to_off_and_the_documented_cap() {
+        let c = SessionConfig::default();
+        assert_eq!(c.absolute_lifetime, None);
+        assert!(!c.save_on_error);
+        assert_eq!(c.memory_max_sessions, 100_000);
+        let c = SessionConfig::from_source([("SESSION_ABSOLUTE_LIFETIME", "")]).unwrap();
+        assert_eq!(c.absolute_lifetime, None, "an empty value means unset");
+    }
+
+    #[test]
+    fn cookie_name_prefixes_are_enforced() {
+        let secure = ("SESSION_COOKIE_SECURE", "true");
+        assert!(
+            SessionConfig::from_source([("SESSION_COOKIE_NAME", "__Host-sid"), secure]).is_ok()
+        );
+        assert!(
+            SessionConfig::from_source([
+                ("SESSION_COOKIE_NAME", "__Secure-sid"),
+                secure,
+                ("SESSION_COOKIE_DOMAIN", "example.com"),
+                ("SESSION_COOKIE_PATH", "/app"),
+            ])
+            .is_ok()
+        );
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("SESSION_COOKIE_NAME", "__Host-sid")],
+                "SESSION_COOKIE_SECURE",
+            ),
+            (
+                &[("SESSION_COOKIE_NAME", "__Secure-sid")],
+                "SESSION_COOKIE_SECURE",
+            ),
+            (
+                &[
+                    ("SESSION_COOKIE_NAME", "__Host-sid"),
+                    secure,
+                    ("SESSION_COOKIE_PATH", "/app"),
+                ],
+                "SESSION_COOKIE_PATH",
+            ),
+            (
+                &[
+                    ("SESSION_COOKIE_NAME", "__Host-sid"),
+                    secure,
+                    ("SESSION_COOKIE_DOMAIN", "example.com"),
+                ],
+                "SESSION_COOKIE_DOMAIN",
+            ),
+        ];
+        for (pairs, key) in cases {
+            let err = SessionConfig::from_source(pairs.iter().copied()).unwrap_err();
+            assert_eq!(err.key(), *key, "{pairs:?}");
+            assert!(err.to_string().contains("__"), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let secret = "s3cr3t-signing-key-of-32-bytes-or-more";
+        let fallback = "0ld-fallback-signing-key-of-32-bytes-or-more";
+        let c = SessionConfig::from_source([
+            ("SECRET_KEY", secret),
+            ("SECRET_KEY_FALLBACKS", fallback),
+            ("SESSION_REDIS", "redis://user:redispw@host:6379/0"),
+            (
+                "SESSION_SQL_URL",
+                "postgres://app@db/test?sslmode=require&password=sqlpw",
+            ),
+            (
+                "SESSION_MONGODB",
+                "mongodb://u:mongopw@m/?authSource=admin&tlsCertificateKeyFilePassword=certpw",
+            ),
+        ])
+        .unwrap();
+        let text = format!("{c:?} {c:#?}");
+        for leaked in [secret, fallback, "redispw", "sqlpw", "mongopw", "certpw"] {
+            assert!(!text.contains(leaked), "{leaked} is in {text}");
+        }
+        assert!(text.contains("<redacted>"), "{text}");
+        assert!(
+            text.contains("sslmode=require"),
+            "harmless parameters stay: {text}"
+        );
+        assert!(text.contains("host:6379"), "{text}");
+    }
+
+    #[test]
+    fn urls_lose_passwords_and_secret_parameters() {
+        assert_eq!(
+            redact_url("redis://user:secret@host:6379/0"),
+            "redis://***@host:6379/0"
+        );
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+        assert_eq!(
+            redact_url("postgres://db/test?user=app&password=pw&sslmode=require"),
+            "postgres://db/test?user=app&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("mysql://u:p@h/d?sslpassword=x&PASSWORD=y"),
+            "mysql://***@h/d?sslpassword=***&PASSWORD=***"
+        );
+        let message = redacted_failure(
+            "cannot use",
+            "postgres://u:hunter22@h/d?password=swordfish",
+            &"connection to postgres://u:hunter22@h/d?password=swordfish refused",
+        );
+        assert!(
+            !message.contains("hunter22") && !message.contains("swordfish"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -704,6 +988,26 @@ mod tests {
                 "SESSION_SERIALIZATION_FORMAT",
             ),
             (&[("SESSION_MEMCACHED", ",")], "SESSION_MEMCACHED"),
+            (
+                &[("SESSION_ABSOLUTE_LIFETIME", "0")],
+                "SESSION_ABSOLUTE_LIFETIME",
+            ),
+            (
+                &[("SESSION_ABSOLUTE_LIFETIME", "a day")],
+                "SESSION_ABSOLUTE_LIFETIME",
+            ),
+            (
+                &[("SESSION_SAVE_ON_ERROR", "maybe")],
+                "SESSION_SAVE_ON_ERROR",
+            ),
+            (
+                &[("SESSION_MEMORY_MAX_SESSIONS", "0")],
+                "SESSION_MEMORY_MAX_SESSIONS",
+            ),
+            (
+                &[("SESSION_MEMORY_MAX_SESSIONS", "lots")],
+                "SESSION_MEMORY_MAX_SESSIONS",
+            ),
         ];
         for (pairs, key) in cases {
             let err = SessionConfig::from_source(pairs.iter().copied()).unwrap_err();

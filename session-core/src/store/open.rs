@@ -65,7 +65,7 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
                 .map_err(|e| {
                     ConfigError::new(
                         "SESSION_REDIS",
-                        format!("cannot connect to {}: {e}", redact(&config.redis_url)),
+                        crate::config::redacted_failure("cannot connect to", &config.redis_url, &e),
                     )
                 })?;
             Backend::Store(AnyStore::new(store))
@@ -115,7 +115,7 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
                 .map_err(|e| {
                     ConfigError::new(
                         "SESSION_SQL_URL",
-                        format!("cannot use {}: {e}", redact(url)),
+                        crate::config::redacted_failure("cannot use", url, &e),
                     )
                 })?;
             Backend::Store(AnyStore::new(store))
@@ -131,7 +131,7 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
                 .map_err(|e| {
                     ConfigError::new(
                         "SESSION_MONGODB",
-                        format!("cannot use {}: {e}", redact(&config.mongodb_uri)),
+                        crate::config::redacted_failure("cannot use", &config.mongodb_uri, &e),
                     )
                 })?;
             Backend::Store(AnyStore::new(store))
@@ -141,38 +141,4 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
         #[allow(unreachable_patterns)]
         kind => return Err(unavailable(kind.name())),
     })
-}
-
-/// A URL without its password, for error messages.
-#[cfg_attr(
-    not(any(
-        feature = "redis",
-        feature = "sql-postgres",
-        feature = "sql-mysql",
-        feature = "sql-sqlite",
-        feature = "mongodb"
-    )),
-    allow(dead_code)
-)]
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_stay_out_of_messages() {
-        assert_eq!(
-            redact("redis://user:secret@host:6379/0"),
-            "redis://***@host:6379/0"
-        );
-        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
-    }
 }
