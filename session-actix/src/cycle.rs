@@ -9,7 +9,7 @@ use actix_web::HttpResponse;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite as CookieSameSite, time};
 use actix_web::dev::ServiceResponse;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use session_core::bytes::Bytes;
 use session_core::store::{Applied, ChangeSet, Record};
 use session_core::{OutagePolicy, SameSite, SessionId, SessionStore, StoreError, StoreKey};
@@ -31,8 +31,23 @@ pub(crate) async fn timed<T>(
 /// What the response does with the session cookie.
 enum CookieChange {
     Keep,
-    Set(String),
+    /// Send the cookie with this value, living this long (when permanent).
+    Set(String, Duration),
     Remove,
+}
+
+/// Why a save wrote nothing.
+enum Failure {
+    /// The store failed or timed out: the outage policy answers.
+    Store(StoreError),
+    /// The merged session would pass `SESSION_MAX_SIZE`.
+    TooLarge { size: usize, limit: usize },
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::Store(error)
+    }
 }
 
 /// What the save needs from the session, copied out so that no lock is
@@ -41,11 +56,16 @@ struct Snapshot {
     id: Option<SessionId>,
     key: Option<StoreKey>,
     exists: bool,
+    ended: bool,
     stale_key: bool,
     expires_at: Option<SystemTime>,
+    created_at: Option<SystemTime>,
     status: SessionStatus,
     changes: ChangeSet,
     entries: HashMap<String, Bytes>,
+    /// When the request arrived: a logout follows a login's move only if
+    /// it arrived before the login was over.
+    started: SystemTime,
 }
 
 pub(crate) async fn finish<S, B>(
@@ -64,26 +84,35 @@ where
     // The response depends on the cookie: shared caches must not mix users.
     res.headers_mut()
         .append(header::VARY, HeaderValue::from_static("Cookie"));
+    // A handler that failed may have stopped half-way through its changes:
+    // keep none of them (SESSION_SAVE_ON_ERROR), but carry out a logout.
+    let failed = res.status().is_server_error() && !settings.save_on_error;
     let snapshot = {
         let state = session.state();
         if state.degraded {
             return res.map_into_left_body();
         }
         let status = state.status();
+        if failed && status != SessionStatus::Purged {
+            return res.map_into_left_body();
+        }
         let server_side = matches!(inner.backend, StoreOrCookie::Store(_));
         // The whole session is copied only when it is written whole: a new
         // session, a login, a logout with new entries, or the cookie store.
-        let whole = match status {
-            SessionStatus::Unchanged => !server_side,
-            SessionStatus::Changed => !(server_side && state.exists),
-            SessionStatus::Renewed | SessionStatus::Purged => true,
-        };
+        let whole = !failed
+            && match status {
+                SessionStatus::Unchanged => !server_side,
+                SessionStatus::Changed => !(server_side && state.exists),
+                SessionStatus::Renewed | SessionStatus::Purged => true,
+            };
         Snapshot {
             id: state.id.clone(),
             key: state.key.clone(),
             exists: state.exists,
+            ended: state.ended,
             stale_key: state.stale_key,
             expires_at: state.expires_at,
+            created_at: state.created_at,
             status,
             changes: if status == SessionStatus::Unchanged {
                 ChangeSet::default()
@@ -95,6 +124,7 @@ where
             } else {
                 HashMap::new()
             },
+            started: slot.started(),
         }
     };
     let change = match &inner.backend {
@@ -104,13 +134,22 @@ where
     };
     let cookie = match change {
         Ok(CookieChange::Keep) => return res.map_into_left_body(),
-        Ok(CookieChange::Set(value)) => set_cookie(settings, value),
+        Ok(CookieChange::Set(value, ttl)) => set_cookie(settings, value, ttl),
         Ok(CookieChange::Remove) => removal_cookie(settings),
-        Err(error) => return outage(settings, res, &error),
+        Err(Failure::Store(error)) => return outage(settings, res, &error),
+        Err(Failure::TooLarge { size, limit }) => {
+            tracing::error!(
+                size,
+                limit,
+                "session changes refused: with what other requests stored, the session would pass SESSION_MAX_SIZE; nothing was saved"
+            );
+            return replace(res, HttpResponse::InternalServerError().finish());
+        }
     };
     match HeaderValue::from_str(&cookie.to_string()) {
         Ok(value) => {
             res.headers_mut().append(header::SET_COOKIE, value);
+            keep_private(res.headers_mut());
             res.map_into_left_body()
         }
         Err(error) => {
@@ -118,6 +157,42 @@ where
             replace(res, HttpResponse::InternalServerError().finish())
         }
     }
+}
+
+/// Marks a response that sets or removes the session cookie
+/// `Cache-Control: private`, so that no shared cache stores it and hands
+/// one user's cookie to another. A response already `private` or
+/// `no-store` keeps its header; `public` and `s-maxage` (read by shared
+/// caches only) are dropped, other directives kept.
+fn keep_private(headers: &mut HeaderMap) {
+    let directives: Vec<String> = headers
+        .get_all(header::CACHE_CONTROL)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let lower = |d: &String| d.to_ascii_lowercase();
+    if directives
+        .iter()
+        .map(lower)
+        .any(|d| d.starts_with("private") || d == "no-store")
+    {
+        return;
+    }
+    let kept = directives.iter().filter(|d| {
+        let d = lower(d);
+        d != "public" && !d.starts_with("s-maxage")
+    });
+    let value = std::iter::once("private")
+        .chain(kept.map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(", ");
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("private")),
+    );
 }
 
 /// A save that failed: the response the outage policy asks for.
@@ -148,9 +223,10 @@ fn replace<B>(res: ServiceResponse<B>, with: HttpResponse) -> ServiceResponse<Ei
 }
 
 /// Whether a session has aged enough since its lifetime was last extended
-/// for another extension to be worth a write: when the store cannot say when
-/// it expires, or once a tenth of its lifetime (at most a minute) has passed.
-fn aged(settings: &Settings, expires_at: Option<SystemTime>) -> bool {
+/// for another extension (to `ttl` from now) to be worth a write: when the
+/// store cannot say when it expires, or once a tenth of its lifetime (at
+/// most a minute) has passed.
+fn aged(settings: &Settings, expires_at: Option<SystemTime>, ttl: Duration) -> bool {
     let Some(expires_at) = expires_at else {
         return true;
     };
@@ -158,13 +234,13 @@ fn aged(settings: &Settings, expires_at: Option<SystemTime>) -> bool {
     let remaining = expires_at
         .duration_since(SystemTime::now())
         .unwrap_or_default();
-    remaining + slack < settings.lifetime
+    remaining + slack < ttl
 }
 
 /// Whether an unchanged session read by this request should have its
 /// lifetime extended (`SESSION_REFRESH_EACH_REQUEST`, once it has aged).
-fn refresh_due(settings: &Settings, expires_at: Option<SystemTime>) -> bool {
-    settings.refresh && aged(settings, expires_at)
+fn refresh_due(settings: &Settings, expires_at: Option<SystemTime>, ttl: Duration) -> bool {
+    settings.refresh && aged(settings, expires_at, ttl)
 }
 
 /// Saves a server-side session; returns what to do with the cookie.
@@ -172,83 +248,111 @@ async fn save<S: SessionStore>(
     store: &S,
     settings: &Settings,
     snap: Snapshot,
-) -> Result<CookieChange, StoreError> {
-    let ttl = settings.lifetime;
+) -> Result<CookieChange, Failure> {
     let t = settings.timeout;
     let key = |id: &SessionId| StoreKey::new(&settings.key_prefix, id, settings.hash_ids);
+    // A session past its absolute lifetime was loaded as missing; it goes.
+    if snap.ended {
+        if let Some(ended) = &snap.key {
+            timed(t, store.delete(ended)).await?;
+        }
+    }
     // The store key of the session the request came with, if it was stored.
     let live = snap.key.clone().filter(|_| snap.exists);
     let had_cookie = snap.id.is_some();
-    let set = |id: &SessionId| CookieChange::Set(cookie_value(settings, id));
+    let nothing = if snap.ended {
+        CookieChange::Remove
+    } else {
+        CookieChange::Keep
+    };
+    let set = |id: &SessionId, ttl| CookieChange::Set(cookie_value(settings, id), ttl);
     // The cookie of a saved session is sent again only to extend a
     // permanent cookie's expiry, once it has aged, or to sign it with the
     // current key: a browser-session cookie, or a recently sent one, is
     // already right.
-    let keep_or_resend = |id: &SessionId| {
-        if snap.stale_key || (settings.permanent && aged(settings, snap.expires_at)) {
-            set(id)
+    let keep_or_resend = |id: &SessionId, ttl| {
+        if snap.stale_key || (settings.permanent && aged(settings, snap.expires_at, ttl)) {
+            set(id, ttl)
         } else {
             CookieChange::Keep
         }
     };
-    let create_fresh = async |entries: HashMap<String, Bytes>| -> Result<SessionId, StoreError> {
-        let record = Record::from(entries);
+    let create_fresh = async |entries: HashMap<String, Bytes>| -> Result<CookieChange, Failure> {
+        let now = SystemTime::now();
+        let ttl = settings.ttl(Some(now)).unwrap_or(settings.lifetime);
+        let record = Record {
+            entries,
+            expires_at: None,
+            created_at: Some(now),
+        };
         // 256 random bits do not collide; the loop is for a broken RNG.
         for _ in 0..3 {
             let id = SessionId::generate();
             if timed(t, store.create(&key(&id), &record, ttl)).await? {
-                return Ok(id);
+                return Ok(set(&id, ttl));
             }
         }
-        Err(StoreError::backend(
-            "three fresh session ids were all taken",
-        ))
+        Err(StoreError::backend("three fresh session ids were all taken").into())
     };
+    // The lifetime the session the request came with gets if written now;
+    // `None`: its absolute lifetime ran out during the request.
+    let ttl = settings.ttl(snap.created_at);
 
     match snap.status {
         SessionStatus::Purged => {
-            // Whatever the cookie named goes, even if this request found it
-            // already moved by a login: the logout follows the move.
+            // Whatever the cookie named goes, and, if a login was moving it
+            // while this request was in flight, where the login moved it.
             if let Some(id) = &snap.id {
-                purge(store, t, key(id)).await?;
+                purge(store, t, key(id), snap.started).await?;
             }
             if !snap.entries.is_empty() {
-                Ok(set(&create_fresh(snap.entries).await?))
+                create_fresh(snap.entries).await
             } else if had_cookie {
                 Ok(CookieChange::Remove)
             } else {
                 Ok(CookieChange::Keep)
             }
         }
-        SessionStatus::Renewed => match live {
-            Some(old) => renew(store, settings, &old, snap).await,
-            None if snap.entries.is_empty() => Ok(CookieChange::Keep),
-            None => Ok(set(&create_fresh(snap.entries).await?)),
+        SessionStatus::Renewed => match (live, ttl) {
+            (Some(old), Some(_)) => renew(store, settings, &old, snap).await,
+            _ if snap.entries.is_empty() => Ok(nothing),
+            _ => create_fresh(snap.entries).await,
         },
-        SessionStatus::Changed => match (&live, &snap.id) {
-            (Some(live), Some(id)) => {
+        SessionStatus::Changed => match (&live, &snap.id, ttl) {
+            (Some(live), Some(id), Some(ttl)) => {
                 match timed(t, store.apply(live, &snap.changes, ttl)).await? {
                     // A logout (or expiry) won: nothing to save, no cookie.
                     Applied::Gone => Ok(CookieChange::Keep),
                     Applied::Deleted => Ok(CookieChange::Remove),
                     // Another request may hold keys this one does not see:
                     // the store, not this request's view, says it is alive.
-                    Applied::Done => Ok(keep_or_resend(id)),
-                    Applied::TooLarge { .. } => Ok(CookieChange::Keep),
+                    Applied::Done => Ok(keep_or_resend(id, ttl)),
+                    Applied::TooLarge { size } => Err(Failure::TooLarge {
+                        size,
+                        limit: settings.max_size,
+                    }),
                 }
             }
-            _ if snap.entries.is_empty() => Ok(CookieChange::Keep),
-            _ => Ok(set(&create_fresh(snap.entries).await?)),
+            (Some(live), _, None) => {
+                timed(t, store.delete(live)).await?;
+                Ok(CookieChange::Remove)
+            }
+            _ if snap.entries.is_empty() => Ok(nothing),
+            _ => create_fresh(snap.entries).await,
         },
-        SessionStatus::Unchanged => match (&live, &snap.id) {
-            (Some(live), Some(id)) if refresh_due(settings, snap.expires_at) => {
+        SessionStatus::Unchanged => match (&live, &snap.id, ttl) {
+            (Some(live), Some(id), Some(ttl)) if refresh_due(settings, snap.expires_at, ttl) => {
                 match timed(t, store.touch(live, ttl)).await? {
-                    Applied::Done => Ok(keep_or_resend(id)),
+                    Applied::Done => Ok(keep_or_resend(id, ttl)),
                     _ => Ok(CookieChange::Keep),
                 }
             }
-            (Some(_), Some(id)) if snap.stale_key => Ok(set(id)),
-            _ => Ok(CookieChange::Keep),
+            (Some(_), Some(id), Some(ttl)) if snap.stale_key => Ok(set(id, ttl)),
+            (Some(live), _, None) => {
+                timed(t, store.delete(live)).await?;
+                Ok(CookieChange::Remove)
+            }
+            _ => Ok(nothing),
         },
     }
 }
@@ -262,69 +366,128 @@ fn move_note(old: &StoreKey) -> StoreKey {
     StoreKey::from_raw(format!("{old}:moved"))
 }
 
-/// Moves a stored session to a new id (login), so that a logout racing it
-/// still wins, whatever the interleaving:
+fn millis_since_epoch(t: SystemTime) -> u128 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+/// Moves a stored session to a new id (login). The old id never holds
+/// anything the login wrote, at any step, whatever fails; and a logout
+/// racing the login still wins, whatever the interleaving:
 ///
-/// 1. this request's changes go to the old id (`Gone`: a logout won);
-/// 2. a note at `old:moved` names the new id, so that a logout arriving
-///    with the old id from now on ends the new session too;
-/// 3. the new session is created;
-/// 4. the old one is taken (atomically read and deleted): `None` means a
+/// 1. a note at `old:moved` names the new id (its value empty: the login
+///    is under way), so that a logout that arrives while the login runs
+///    ends the new session too;
+/// 2. the new session is created with this request's view of the session
+///    (the login's changes included) and the old creation time;
+/// 3. the old one is taken (atomically read and deleted): `None` means a
 ///    logout deleted it first, so the login is undone;
-/// 5. writes other requests made to the old id meanwhile are carried over;
-///    `Gone` means a logout followed the note and ended the new session.
+/// 4. writes other requests made to the old id meanwhile are carried over,
+///    with this request's changes applied on top; `Gone` means a logout
+///    followed the note and ended the new session;
+/// 5. the note records when the login was over: a logout that arrives
+///    later with the old id (an attacker who planted it, say) no longer
+///    reaches the new session.
 async fn renew<S: SessionStore>(
     store: &S,
     settings: &Settings,
     old: &StoreKey,
     snap: Snapshot,
-) -> Result<CookieChange, StoreError> {
-    let (t, ttl) = (settings.timeout, settings.lifetime);
-    match timed(t, store.apply(old, &snap.changes, ttl)).await? {
-        Applied::Done => {}
-        Applied::Deleted => return Ok(CookieChange::Remove),
-        Applied::Gone | Applied::TooLarge { .. } => return Ok(CookieChange::Keep),
-    }
+) -> Result<CookieChange, Failure> {
+    let t = settings.timeout;
+    let created_at = snap.created_at.or_else(|| Some(SystemTime::now()));
+    let ttl = settings.ttl(created_at).unwrap_or(settings.lifetime);
     let id = SessionId::generate();
     let new = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
     let note = move_note(old);
-    let note_ttl = MOVE_NOTE_TTL.min(ttl);
-    let target: HashMap<String, Bytes> = [(new.as_str().to_owned(), Bytes::new())].into();
+    let note_ttl = MOVE_NOTE_TTL.min(settings.lifetime);
+    let target = |done: Bytes| vec![(new.as_str().to_owned(), done)];
     // Another login of the same session may have left a note: add to it.
-    if !timed(
-        t,
-        store.create(&note, &Record::from(target.clone()), note_ttl),
-    )
-    .await?
-    {
+    let first_note = Record::from(target(Bytes::new()).into_iter().collect::<HashMap<_, _>>());
+    if !timed(t, store.create(&note, &first_note, note_ttl)).await? {
         let add = ChangeSet {
-            set: target.into_iter().collect(),
+            set: target(Bytes::new()),
             ..ChangeSet::default()
         };
         let _ = timed(t, store.apply(&note, &add, note_ttl)).await?;
     }
-    if !timed(t, store.create(&new, &Record::from(snap.entries), ttl)).await? {
-        return Err(StoreError::backend("a fresh session id was taken"));
+    let record = Record {
+        entries: snap.entries,
+        expires_at: None,
+        created_at,
+    };
+    if !timed(t, store.create(&new, &record, ttl)).await? {
+        return Err(StoreError::backend("a fresh session id was taken").into());
     }
-    let Some(latest) = timed(t, store.take(old)).await? else {
-        timed(t, store.delete(&new)).await?;
-        return Ok(CookieChange::Remove);
+    // From here on the new session exists: a failure removes it again, so
+    // that nothing is left that nobody holds a cookie for.
+    let moved = async {
+        let Some(latest) = timed(t, store.take(old)).await? else {
+            timed(t, store.delete(&new)).await?;
+            return Ok(CookieChange::Remove);
+        };
+        let mut merged = latest.entries;
+        snap.changes.apply_to(&mut merged);
+        let carry = ChangeSet {
+            clear: true,
+            set: merged.into_iter().collect(),
+            remove: Vec::new(),
+            max_size: Some(settings.max_size),
+        };
+        match timed(t, store.apply(&new, &carry, ttl)).await? {
+            Applied::Done => {}
+            Applied::TooLarge { size } => tracing::warn!(
+                size,
+                limit = settings.max_size,
+                "writes made to the session during the login would pass SESSION_MAX_SIZE; the login keeps its own view"
+            ),
+            Applied::Deleted | Applied::Gone => return Ok(CookieChange::Remove),
+        }
+        Ok::<_, StoreError>(CookieChange::Set(cookie_value(settings, &id), ttl))
     };
-    let carry = ChangeSet {
-        clear: true,
-        set: latest.entries.into_iter().collect(),
-        remove: Vec::new(),
-        max_size: None,
+    let change = match moved.await {
+        Ok(change) => change,
+        Err(error) => {
+            if let Err(cleanup) = timed(t, store.delete(&new)).await {
+                tracing::warn!(%cleanup, "a failed login could not remove the session it created");
+            }
+            return Err(error.into());
+        }
     };
-    Ok(match timed(t, store.apply(&new, &carry, ttl)).await? {
-        Applied::Done => CookieChange::Set(cookie_value(settings, &id)),
-        _ => CookieChange::Remove,
-    })
+    if matches!(change, CookieChange::Set(..)) {
+        let done = Bytes::from(millis_since_epoch(SystemTime::now()).to_string());
+        let mark = ChangeSet {
+            set: target(done),
+            ..ChangeSet::default()
+        };
+        // Without the mark, a logout with the old id still ends the new
+        // session for the note's few minutes: safe, so a failure is no
+        // reason to fail the login.
+        if let Err(error) = timed(t, store.apply(&note, &mark, note_ttl)).await {
+            tracing::warn!(%error, "the login could not mark its move as done");
+        }
+    }
+    Ok(change)
 }
 
 /// Deletes a session and, following the notes logins leave, every session
-/// it was moved to.
-async fn purge<S: SessionStore>(store: &S, t: Duration, key: StoreKey) -> Result<(), StoreError> {
+/// it was moved to by a login that was not over when this request arrived
+/// (`started`).
+async fn purge<S: SessionStore>(
+    store: &S,
+    t: Duration,
+    key: StoreKey,
+    started: SystemTime,
+) -> Result<(), StoreError> {
+    let started = millis_since_epoch(started);
+    let in_flight = |done: &Bytes| {
+        std::str::from_utf8(done)
+            .ok()
+            .and_then(|ms| ms.parse::<u128>().ok())
+            // Empty (the login is under way) or unreadable: follow.
+            .is_none_or(|done| started <= done)
+    };
     let mut pending = vec![key];
     // Each login adds one hop; a handful covers any real chain.
     for _ in 0..8 {
@@ -333,7 +496,12 @@ async fn purge<S: SessionStore>(store: &S, t: Duration, key: StoreKey) -> Result
         };
         timed(t, store.delete(&key)).await?;
         if let Some(note) = timed(t, store.take(&move_note(&key))).await? {
-            pending.extend(note.entries.into_keys().map(StoreKey::from_raw));
+            pending.extend(
+                note.entries
+                    .into_iter()
+                    .filter(|(_, done)| in_flight(done))
+                    .map(|(target, _)| StoreKey::from_raw(target)),
+            );
         }
     }
     Ok(())
@@ -345,13 +513,34 @@ fn save_cookie(slot: &Slot, settings: &Settings, snap: Snapshot) -> CookieChange
     let crate::middleware::Loader::Cookie(store) = &slot.shared().loader else {
         unreachable!("a cookie-store middleware has a cookie loader");
     };
+    // A logout starts over; anything else keeps the creation time.
+    let created_at = match (snap.status, snap.created_at) {
+        (SessionStatus::Purged, _) | (_, None) => SystemTime::now(),
+        (_, Some(created_at)) => created_at,
+    };
+    let Some(ttl) = settings.ttl(Some(created_at)) else {
+        return if snap.exists || snap.ended {
+            CookieChange::Remove
+        } else {
+            CookieChange::Keep
+        };
+    };
     let write = snap.status != SessionStatus::Unchanged
-        || (snap.exists && refresh_due(settings, snap.expires_at));
+        || (snap.exists && refresh_due(settings, snap.expires_at, ttl));
     if !write {
-        CookieChange::Keep
+        if snap.ended {
+            CookieChange::Remove
+        } else {
+            CookieChange::Keep
+        }
     } else if !snap.entries.is_empty() {
-        CookieChange::Set(store.encode(&Record::from(snap.entries), settings.lifetime))
-    } else if snap.exists {
+        let record = Record {
+            entries: snap.entries,
+            expires_at: None,
+            created_at: Some(created_at),
+        };
+        CookieChange::Set(store.encode(&record, ttl), ttl)
+    } else if snap.exists || snap.ended {
         CookieChange::Remove
     } else {
         CookieChange::Keep
@@ -382,10 +571,12 @@ fn base_cookie(settings: &Settings, value: String) -> Cookie<'static> {
     cookie
 }
 
-fn set_cookie(settings: &Settings, value: String) -> Cookie<'static> {
+/// The session cookie; a permanent one lives `ttl` (the session's
+/// lifetime, cut short by its absolute lifetime).
+fn set_cookie(settings: &Settings, value: String, ttl: Duration) -> Cookie<'static> {
     let mut cookie = base_cookie(settings, value);
     if settings.permanent {
-        let lifetime = time::Duration::try_from(settings.lifetime).unwrap_or(time::Duration::MAX);
+        let lifetime = time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX);
         cookie.set_max_age(lifetime);
         cookie.set_expires(time::OffsetDateTime::now_utc().saturating_add(lifetime));
     }

@@ -4,10 +4,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use session_core::id::ID_LEN;
+use session_core::store::Record;
 use session_core::{OutagePolicy, SessionId, StoreKey};
 use tokio::sync::OnceCell;
 
@@ -22,6 +24,7 @@ pub(crate) struct Slot(Rc<SlotInner>);
 pub(crate) struct SlotInner {
     pub(crate) shared: Arc<Shared>,
     session: OnceCell<Session>,
+    started: SystemTime,
 }
 
 impl Slot {
@@ -29,11 +32,17 @@ impl Slot {
         Self(Rc::new(SlotInner {
             shared,
             session: OnceCell::new(),
+            started: SystemTime::now(),
         }))
     }
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.0.shared
+    }
+
+    /// When the middleware received the request.
+    pub(crate) fn started(&self) -> SystemTime {
+        self.0.started
     }
 
     /// The session, if anyone asked for it during the request.
@@ -50,74 +59,134 @@ impl Slot {
     }
 }
 
-/// Reads the cookie and loads the session it names.
+/// How many cookies with the session's name are tried, at most: a browser
+/// holds one per (Domain, Path) it was set for, so a handful covers every
+/// honest case, and a client sending hundreds cannot make a request cost
+/// hundreds of store reads.
+const MAX_CANDIDATES: usize = 4;
+
+/// Reads the cookies and loads the session they name.
+///
+/// Several cookies may carry the session's name: one tossed from a sibling
+/// subdomain or a plain-HTTP page of the same host is sent along with the
+/// real one, and often first. Each is tried, in order, until one names a
+/// live session (signature checked first when signing is on), so such a
+/// cookie can neither log the user out nor log them in as someone else.
 async fn load(shared: &Shared, req: &HttpRequest) -> Result<Session, SessionError> {
     let settings = &shared.settings;
-    let value = cookie_value(req, &settings.cookie.name);
-    let value = value.as_deref();
+    let values = cookie_values(req, &settings.cookie.name);
     let state = |id, record| State::new(id, record, settings.codec, settings.max_size);
     match &shared.loader {
         #[cfg(feature = "cookie")]
         Loader::Cookie(store) => {
-            let record = value
+            let record = values
+                .iter()
                 .filter(|v| v.len() <= session_core::store::cookie::BROWSER_COOKIE_LIMIT)
-                .and_then(|v| store.decode(v));
-            Ok(Session::from_state(state(None, record)))
+                .find_map(|v| store.decode(v));
+            let (record, ended) = within_absolute_lifetime(settings, record);
+            let mut loaded = state(None, record);
+            loaded.ended = ended;
+            Ok(Session::from_state(loaded))
         }
         Loader::Store(store) => {
-            let Some((id, stale_key)) = value.and_then(|v| parse_id(settings.signer.as_ref(), v))
-            else {
-                return Ok(Session::from_state(state(None, None)));
-            };
-            let key = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
-            match crate::cycle::timed(settings.timeout, store.load(&key)).await {
-                Ok(record) => {
-                    let mut loaded = state(Some(id), record);
-                    loaded.stale_key = stale_key;
-                    loaded.key = Some(key);
-                    Ok(Session::from_state(loaded))
+            let mut first = None;
+            for (id, stale_key) in values
+                .iter()
+                .filter_map(|v| parse_id(settings.signer.as_ref(), v))
+            {
+                let key = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
+                let record = match crate::cycle::timed(settings.timeout, store.load(&key)).await {
+                    Ok(record) => record,
+                    Err(error) => return unavailable(settings, state(None, None), error),
+                };
+                if record.is_none() && first.is_some() {
+                    continue;
                 }
-                Err(error) => match settings.outage {
-                    OutagePolicy::ServeEmpty => {
-                        tracing::warn!(%error, "session store failed at load; serving an empty session");
-                        let mut degraded = state(None, None);
-                        degraded.degraded = true;
-                        Ok(Session::from_state(degraded))
-                    }
-                    _ => {
-                        tracing::error!(%error, "session store failed at load; answering 503");
-                        Err(SessionError::Unavailable(error))
-                    }
-                },
+                let (record, ended) = within_absolute_lifetime(settings, record);
+                let mut loaded = state(Some(id), record);
+                loaded.stale_key = stale_key;
+                loaded.key = Some(key);
+                loaded.ended = ended;
+                if loaded.exists {
+                    return Ok(Session::from_state(loaded));
+                }
+                first.get_or_insert(loaded);
             }
+            Ok(Session::from_state(
+                first.unwrap_or_else(|| state(None, None)),
+            ))
         }
     }
 }
 
-/// The value of the first cookie named `name`, read straight from the
-/// `Cookie` headers.
+/// The outage policy at load: an empty session that is not saved, or 503.
+fn unavailable(
+    settings: &crate::middleware::Settings,
+    mut empty: State,
+    error: session_core::StoreError,
+) -> Result<Session, SessionError> {
+    match settings.outage {
+        OutagePolicy::ServeEmpty => {
+            tracing::warn!(%error, "session store failed at load; serving an empty session");
+            empty.degraded = true;
+            Ok(Session::from_state(empty))
+        }
+        _ => {
+            tracing::error!(%error, "session store failed at load; answering 503");
+            Err(SessionError::Unavailable(error))
+        }
+    }
+}
+
+/// A loaded record, or `None` with `ended` set when the absolute lifetime
+/// (`SESSION_ABSOLUTE_LIFETIME`) has run out: counted from its creation, and
+/// for a session that does not know when it was created (written before
+/// creation times were kept), at once.
+fn within_absolute_lifetime(
+    settings: &crate::middleware::Settings,
+    record: Option<Record>,
+) -> (Option<Record>, bool) {
+    match (settings.absolute_lifetime, record) {
+        (Some(_), Some(record)) if settings.ttl(record.created_at).is_none() => (None, true),
+        (_, record) => (record, false),
+    }
+}
+
+/// The values of the cookies named `name`, in the order sent (at most
+/// [`MAX_CANDIDATES`]), read straight from the `Cookie` headers.
 ///
 /// actix-web's own parser gives up on the whole header when any cookie in it
 /// is malformed, which would let an unrelated cookie (another app's, or a
 /// script's) hide the session. Values are returned as sent: ours never need
-/// percent-decoding.
-fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
+/// percent-decoding. A value that is not text cannot be ours and is skipped.
+fn cookie_values(req: &HttpRequest, name: &str) -> Vec<String> {
+    let mut values: Vec<String> = Vec::new();
+    let pairs = req
+        .headers()
         .get_all(actix_web::http::header::COOKIE)
-        .flat_map(|header| header.as_bytes().split(|&b| b == b';'))
-        .find_map(|pair| {
-            let eq = pair.iter().position(|&b| b == b'=')?;
-            let (n, v) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
-            if n != name.as_bytes() {
-                return None;
+        .flat_map(|header| header.as_bytes().split(|&b| b == b';'));
+    for pair in pairs {
+        let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let (n, v) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
+        if n != name.as_bytes() {
+            continue;
+        }
+        let v = v
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(v);
+        if let Ok(v) = std::str::from_utf8(v) {
+            if !values.iter().any(|seen| seen == v) {
+                values.push(v.to_owned());
             }
-            let v = v
-                .strip_prefix(b"\"")
-                .and_then(|v| v.strip_suffix(b"\""))
-                .unwrap_or(v);
-            // A value that is not text cannot be ours: no session.
-            Some(std::str::from_utf8(v).unwrap_or_default().to_owned())
-        })
+        }
+        if values.len() == MAX_CANDIDATES {
+            break;
+        }
+    }
+    values
 }
 
 /// The id in a cookie value, if it is well-formed and, when signing is on,

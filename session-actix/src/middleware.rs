@@ -4,7 +4,7 @@ use std::future::{Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
@@ -108,6 +108,8 @@ pub(crate) struct Settings {
     pub(crate) max_size: usize,
     pub(crate) timeout: Duration,
     pub(crate) outage: OutagePolicy,
+    pub(crate) absolute_lifetime: Option<Duration>,
+    pub(crate) save_on_error: bool,
 }
 
 impl Settings {
@@ -141,7 +143,24 @@ impl Settings {
             max_size,
             timeout: config.store_timeout,
             outage: config.outage,
+            absolute_lifetime: config.absolute_lifetime,
+            save_on_error: config.save_on_error,
         })
+    }
+
+    /// The lifetime a session created at `created_at` gets when it is
+    /// written now: the idle lifetime, cut short by what the absolute
+    /// lifetime leaves of it. `None`: the absolute lifetime has run out (or
+    /// it is on and the creation time is unknown), so the session is over.
+    pub(crate) fn ttl(&self, created_at: Option<SystemTime>) -> Option<Duration> {
+        let Some(absolute) = self.absolute_lifetime else {
+            return Some(self.lifetime);
+        };
+        let end = created_at? + absolute;
+        match end.duration_since(SystemTime::now()) {
+            Ok(left) if !left.is_zero() => Some(self.lifetime.min(left)),
+            _ => None,
+        }
     }
 }
 

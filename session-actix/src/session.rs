@@ -54,6 +54,13 @@ pub enum SessionError {
     /// is to fail the request.
     #[error("the session store is unavailable")]
     Unavailable(#[source] StoreError),
+    /// The key starts with a NUL character: such keys are reserved for
+    /// the stores' own bookkeeping.
+    #[error("session key {key:?}: keys starting with a NUL character are reserved")]
+    ReservedKey {
+        /// The session key.
+        key: String,
+    },
     /// The route has no session middleware.
     #[error(
         "no session middleware on this route: add `.wrap(SessionMiddleware::new(...))` to the App or scope"
@@ -141,6 +148,11 @@ pub(crate) struct State {
     pub(crate) degraded: bool,
     /// When the stored session expires, if known.
     pub(crate) expires_at: Option<SystemTime>,
+    /// When the stored session was created, if known.
+    pub(crate) created_at: Option<SystemTime>,
+    /// A stored session was found but its absolute lifetime is over: it
+    /// is treated as missing, and deleted after the request.
+    pub(crate) ended: bool,
     /// The cookie was signed with a fallback key: sign it again.
     pub(crate) stale_key: bool,
     /// The session as the handler sees it.
@@ -172,6 +184,8 @@ impl State {
             exists,
             degraded: false,
             expires_at: record.expires_at,
+            created_at: record.created_at,
+            ended: false,
             stale_key: false,
             size: record.entries.iter().map(|(k, v)| entry_size(k, v)).sum(),
             entries: record.entries,
@@ -274,6 +288,9 @@ impl Session {
         value: &T,
         skip_unchanged: bool,
     ) -> Result<(), SessionError> {
+        if key.starts_with('\0') {
+            return Err(SessionError::ReservedKey { key });
+        }
         let mut state = self.state();
         let bytes = match state.codec.encode(value) {
             Ok(bytes) => bytes,
@@ -493,6 +510,19 @@ mod tests {
         let err = s.insert("bad", bad).unwrap_err();
         assert!(matches!(err, SessionError::Serialize { .. }), "{err}");
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn keys_starting_with_nul_are_reserved() {
+        let s = session(&[], 1000);
+        let err = s.insert("\0size", 1).unwrap_err();
+        assert!(
+            matches!(err, SessionError::ReservedKey { ref key } if key == "\0size"),
+            "{err}"
+        );
+        assert!(s.is_empty());
+        assert_eq!(s.status(), SessionStatus::Unchanged);
+        s.insert("a\0b", 1).unwrap();
     }
 
     #[test]

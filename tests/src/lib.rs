@@ -31,6 +31,7 @@
 
 pub mod app;
 pub mod cases;
+pub mod doubles;
 
 use std::any::Any;
 use std::sync::Arc;
