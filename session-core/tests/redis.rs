@@ -2,12 +2,14 @@
 //! Sentinel (all started by `scripts/services.sh`), plus an outage and a
 //! failover on servers this test starts and stops itself.
 
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use session_core::store::redis::RedisStore;
-use session_core::store::{Applied, ChangeSet, SessionStore};
+use session_core::store::{Applied, ChangeSet, Record, SessionStore, session_size};
 use session_core::testing::{record, unique_key};
 
 const SINGLE: &str = "redis://127.0.0.1:6379";
@@ -21,16 +23,410 @@ async fn connect(url: &str) -> RedisStore {
         .unwrap_or_else(|e| panic!("{url} must be up (run scripts/services.sh): {e}"))
 }
 
+/// Generates one test per case of the Redis layout below, against `$url`.
+macro_rules! layout_cases {
+    ($url:expr) => {
+        layout_cases!(@cases $url;
+            create_writes_the_reserved_fields,
+            the_stored_size_follows_every_change,
+            a_session_written_without_reserved_fields_still_loads,
+            a_session_without_a_stored_size_is_counted_once_on_apply,
+            apply_counts_from_the_stored_size_without_reading_the_session,
+            clear_keeps_created_at_and_reserved_fields_keep_no_session_alive,
+            an_empty_record_is_stored_and_holds_its_key,
+        );
+    };
+    (@cases $url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                super::$case($url).await;
+            }
+        )*
+    };
+}
+
 mod single {
     session_core::store_suite!(super::connect(super::SINGLE));
+    layout_cases!(super::SINGLE);
 }
 
 mod cluster {
     session_core::store_suite!(super::connect(super::CLUSTER));
+    layout_cases!(super::CLUSTER);
 }
 
 mod sentinel {
     session_core::store_suite!(super::connect(super::SENTINEL));
+    layout_cases!(super::SENTINEL);
+}
+
+/// A plain connection to the servers behind one of the URLs above, to read
+/// and write hashes as they are, without the store.
+enum Raw {
+    Node(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Raw {
+    async fn open(url: &str) -> Self {
+        match url {
+            CLUSTER => Raw::Cluster(
+                redis::cluster::ClusterClient::new(vec!["redis://127.0.0.1:7000"])
+                    .unwrap()
+                    .get_async_connection()
+                    .await
+                    .unwrap(),
+            ),
+            SENTINEL => {
+                let sentinels =
+                    ["26379", "26380", "26381"].map(|p| format!("redis://127.0.0.1:{p}"));
+                Raw::Node(
+                    redis::sentinel::SentinelClient::build(
+                        sentinels.to_vec(),
+                        "mymaster".into(),
+                        None,
+                        redis::sentinel::SentinelServerType::Master,
+                    )
+                    .unwrap()
+                    .get_async_connection()
+                    .await
+                    .unwrap(),
+                )
+            }
+            _ => Raw::Node(
+                redis::Client::open(url)
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> T {
+        match self {
+            Raw::Node(c) => cmd.query_async(c).await,
+            Raw::Cluster(c) => cmd.query_async(c).await,
+        }
+        .expect("a raw command")
+    }
+
+    /// A hash's fields as they are stored, reserved ones included.
+    async fn hash(&mut self, key: &session_core::StoreKey) -> HashMap<String, Vec<u8>> {
+        self.query(redis::cmd("HGETALL").arg(key.as_str())).await
+    }
+
+    /// The size the store keeps in the reserved `\0size` field.
+    async fn stored_size(&mut self, key: &session_core::StoreKey) -> Option<usize> {
+        let size: Option<String> = self
+            .query(redis::cmd("HGET").arg(key.as_str()).arg("\0size"))
+            .await;
+        size.map(|s| s.parse().expect("a decimal size"))
+    }
+}
+
+const LONG: Duration = Duration::from_secs(600);
+
+fn millis(t: SystemTime) -> u128 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+fn set(pairs: &[(&str, &str)]) -> ChangeSet {
+    ChangeSet {
+        set: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Bytes::copy_from_slice(v.as_bytes())))
+            .collect(),
+        ..ChangeSet::default()
+    }
+}
+
+/// Beside the user's fields, `create` writes the size and the creation
+/// time, as decimal text under NUL-led names, and `load` shows neither.
+async fn create_writes_the_reserved_fields(url: &str) {
+    let (store, mut raw) = (connect(url).await, Raw::open(url).await);
+    let key = unique_key("redis-reserved");
+    let created = SystemTime::now() - Duration::from_secs(86_400);
+    let rec = Record {
+        created_at: Some(created),
+        ..record(&[("name", "\"nick\""), ("visits", "3")])
+    };
+    assert!(store.create(&key, &rec, LONG).await.unwrap());
+    let mut expected: HashMap<String, Vec<u8>> = rec
+        .entries
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_vec()))
+        .collect();
+    expected.insert("\0size".into(), rec.size().to_string().into_bytes());
+    expected.insert("\0created".into(), millis(created).to_string().into_bytes());
+    assert_eq!(raw.hash(&key).await, expected);
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.entries, rec.entries);
+}
+
+/// Every kind of change keeps `\0size` equal to the session's size, and
+/// leaves the creation time alone.
+async fn the_stored_size_follows_every_change(url: &str) {
+    let (store, mut raw) = (connect(url).await, Raw::open(url).await);
+    let key = unique_key("redis-size");
+    let created = SystemTime::now();
+    let rec = Record {
+        created_at: Some(created),
+        ..record(&[("a", "1"), ("b", "22"), ("c", "333")])
+    };
+    store.create(&key, &rec, LONG).await.unwrap();
+    let steps = [
+        // A new field, a longer and a shorter value, an empty value.
+        set(&[("d", "4444"), ("a", "1111111"), ("b", ""), ("e", "")]),
+        // Removing a field, one that was never there, an empty one.
+        ChangeSet {
+            remove: vec!["c".into(), "missing".into(), "e".into()],
+            ..set(&[])
+        },
+        // The same field twice: the last value counts, once.
+        set(&[("f", "1"), ("f", "123456")]),
+        // A field removed and set again in one change set.
+        ChangeSet {
+            remove: vec!["d".into()],
+            ..set(&[("d", "55")])
+        },
+        // Clear, then set.
+        ChangeSet {
+            clear: true,
+            ..set(&[("g", "7"), ("h", "")])
+        },
+    ];
+    for (i, changes) in steps.iter().enumerate() {
+        assert_eq!(
+            store.apply(&key, changes, LONG).await.unwrap(),
+            Applied::Done,
+            "step {i}"
+        );
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(
+            raw.stored_size(&key).await,
+            Some(session_size(&loaded.entries)),
+            "step {i}: the stored size drifted from {:?}",
+            loaded.entries
+        );
+        assert_eq!(
+            loaded.created_at.map(millis),
+            Some(millis(created)),
+            "step {i}"
+        );
+    }
+}
+
+/// A hash as the previous version wrote it (user fields only) loads and is
+/// taken with its entries and no creation time.
+async fn a_session_written_without_reserved_fields_still_loads(url: &str) {
+    let (store, mut raw) = (connect(url).await, Raw::open(url).await);
+    let key = unique_key("redis-old");
+    let _: () = raw
+        .query(
+            redis::cmd("HSET")
+                .arg(key.as_str())
+                .arg("name")
+                .arg("\"nick\"")
+                .arg("visits")
+                .arg("3"),
+        )
+        .await;
+    let _: () = raw
+        .query(redis::cmd("PEXPIRE").arg(key.as_str()).arg(600_000))
+        .await;
+    let expected = record(&[("name", "\"nick\""), ("visits", "3")]).entries;
+    let loaded = store
+        .load(&key)
+        .await
+        .unwrap()
+        .expect("an old session loads");
+    assert_eq!(loaded.entries, expected);
+    assert_eq!(loaded.created_at, None);
+    assert!(loaded.expires_at.is_some());
+    let taken = store
+        .take(&key)
+        .await
+        .unwrap()
+        .expect("an old session is taken");
+    assert_eq!((taken.entries, taken.created_at), (expected, None));
+}
+
+/// The first `apply` to a hash without `\0size` counts the session, checks
+/// the limit against it and stores it; no creation time is invented.
+async fn a_session_without_a_stored_size_is_counted_once_on_apply(url: &str) {
+    let (store, mut raw) = (connect(url).await, Raw::open(url).await);
+    let key = unique_key("redis-old-size");
+    let old = record(&[("a", "1111111111"), ("b", "22")]);
+    let _: () = raw
+        .query(
+            redis::cmd("HSET")
+                .arg(key.as_str())
+                .arg("a")
+                .arg("1111111111")
+                .arg("b")
+                .arg("22"),
+        )
+        .await;
+    let _: () = raw
+        .query(redis::cmd("PEXPIRE").arg(key.as_str()).arg(600_000))
+        .await;
+    let grow = set(&[("c", "333")]);
+    let grown = grow.size_after(&old.entries);
+    let refused = ChangeSet {
+        max_size: Some(grown - 1),
+        ..grow.clone()
+    };
+    assert_eq!(
+        store.apply(&key, &refused, LONG).await.unwrap(),
+        Applied::TooLarge { size: grown }
+    );
+    assert_eq!(raw.stored_size(&key).await, None, "a refused apply wrote");
+    let allowed = ChangeSet {
+        max_size: Some(grown),
+        ..grow
+    };
+    assert_eq!(
+        store.apply(&key, &allowed, LONG).await.unwrap(),
+        Applied::Done
+    );
+    assert_eq!(raw.stored_size(&key).await, Some(grown));
+    assert_eq!(store.load(&key).await.unwrap().unwrap().created_at, None);
+}
+
+/// `apply` trusts `\0size` instead of reading the whole session: that is
+/// what keeps a write's cost flat as the session grows.
+async fn apply_counts_from_the_stored_size_without_reading_the_session(url: &str) {
+    let (store, mut raw) = (connect(url).await, Raw::open(url).await);
+    let key = unique_key("redis-flat");
+    store
+        .create(&key, &record(&[("a", "1")]), LONG)
+        .await
+        .unwrap();
+    // A size no recount of this session would give.
+    let _: () = raw
+        .query(
+            redis::cmd("HSET")
+                .arg(key.as_str())
+                .arg("\0size")
+                .arg(1_000_000),
+        )
+        .await;
+    let changes = ChangeSet {
+        max_size: Some(4096),
+        ..set(&[("b", "2")])
+    };
+    assert_eq!(
+        store.apply(&key, &changes, LONG).await.unwrap(),
+        Applied::TooLarge {
+            size: 1_000_000 + 8 + 1 + 1
+        }
+    );
+}
+
+/// `clear` keeps the creation time; once the last user field goes, the
+/// session is deleted, reserved fields and all.
+async fn clear_keeps_created_at_and_reserved_fields_keep_no_session_alive(url: &str) {
+    let (store, mut raw) = (connect(url).await, Raw::open(url).await);
+    let key = unique_key("redis-clear");
+    let created = SystemTime::now() - Duration::from_secs(3600);
+    let rec = Record {
+        created_at: Some(created),
+        ..record(&[("a", "1"), ("b", "2")])
+    };
+    store.create(&key, &rec, LONG).await.unwrap();
+    let clear = ChangeSet {
+        clear: true,
+        ..set(&[("c", "3")])
+    };
+    assert_eq!(
+        store.apply(&key, &clear, LONG).await.unwrap(),
+        Applied::Done
+    );
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.entries, record(&[("c", "3")]).entries);
+    assert_eq!(loaded.created_at.map(millis), Some(millis(created)));
+    let pttl: i64 = raw.query(redis::cmd("PTTL").arg(key.as_str())).await;
+    assert!(pttl > 0, "a cleared session lost its lifetime: {pttl}");
+    let remove = ChangeSet {
+        remove: vec!["c".into()],
+        ..ChangeSet::default()
+    };
+    assert_eq!(
+        store.apply(&key, &remove, LONG).await.unwrap(),
+        Applied::Deleted
+    );
+    let exists: i64 = raw.query(redis::cmd("EXISTS").arg(key.as_str())).await;
+    assert_eq!(exists, 0, "the reserved fields kept an emptied session");
+}
+
+/// A record without entries is stored (with its creation time): the key is
+/// taken, it loads empty, and the first apply that leaves it empty deletes it.
+async fn an_empty_record_is_stored_and_holds_its_key(url: &str) {
+    let store = connect(url).await;
+    let key = unique_key("redis-empty");
+    let created = SystemTime::now();
+    let empty = Record {
+        created_at: Some(created),
+        ..Record::default()
+    };
+    assert!(store.create(&key, &empty, LONG).await.unwrap());
+    assert!(
+        !store.create(&key, &empty, LONG).await.unwrap(),
+        "the key was free"
+    );
+    let loaded = store.load(&key).await.unwrap().expect("stored");
+    assert!(loaded.entries.is_empty());
+    assert_eq!(loaded.created_at.map(millis), Some(millis(created)));
+    assert_eq!(
+        store.apply(&key, &set(&[("a", "1")]), LONG).await.unwrap(),
+        Applied::Done
+    );
+    let remove = ChangeSet {
+        remove: vec!["a".into()],
+        ..ChangeSet::default()
+    };
+    assert_eq!(
+        store.apply(&key, &remove, LONG).await.unwrap(),
+        Applied::Deleted
+    );
+    assert_eq!(store.load(&key).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn session_keys_in_the_reserved_namespace_are_refused() {
+    let store = connect(SINGLE).await;
+    let key = unique_key("redis-nul");
+    assert!(
+        store
+            .create(&key, &record(&[("\0size", "1")]), LONG)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.load(&key).await.unwrap(),
+        None,
+        "a refused create wrote"
+    );
+    store
+        .create(&key, &record(&[("a", "1")]), LONG)
+        .await
+        .unwrap();
+    let overwrite = set(&[("\0created", "0")]);
+    assert!(store.apply(&key, &overwrite, LONG).await.is_err());
+    let drop_size = ChangeSet {
+        remove: vec!["\0size".into()],
+        ..ChangeSet::default()
+    };
+    assert!(store.apply(&key, &drop_size, LONG).await.is_err());
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (loaded.entries, loaded.created_at),
+        (record(&[("a", "1")]).entries, None)
+    );
 }
 
 fn redis_cli(port: u16, args: &[&str]) -> String {

@@ -4,7 +4,19 @@
 //!
 //! A session is a Redis hash under its store key (`session:` + 64 hex digits
 //! by default): one hash field per session key, holding the encoded value,
-//! with the session's lifetime as the key's TTL. In `redis-cli`:
+//! with the session's lifetime as the key's TTL. Two more fields belong to
+//! the store; their names start with NUL, which a session key never does,
+//! so they never show up among the session's entries:
+//!
+//! - `\0created`: when the session was created, in milliseconds since the
+//!   Unix epoch as decimal text ([`Record::created_at`]); written by
+//!   `create` when it is given one, left alone by every later write (a
+//!   `clear` included), returned by `load` and `take`.
+//! - `\0size`: the session's size as the size limit counts it (8 + key +
+//!   value bytes per entry), kept up to date by every write so that
+//!   [`ChangeSet::max_size`] is checked without reading the session.
+//!
+//! In `redis-cli` (which shows NUL as `\x00`):
 //!
 //! ```text
 //! 127.0.0.1:6379> HGETALL session:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
@@ -12,25 +24,46 @@
 //! 2) "\"nick\""
 //! 3) "visits"
 //! 4) "3"
+//! 5) "\x00size"
+//! 6) "33"
+//! 7) "\x00created"
+//! 8) "1764108828123"
 //! 127.0.0.1:6379> PTTL session:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 //! (integer) 2678391123
 //! ```
 //!
+//! A session written by an earlier version has neither field: it loads with
+//! `created_at: None`, and its first `apply` counts its size once (one
+//! `HGETALL` inside the script) and stores it. A session created without
+//! entries is stored all the same (its hash then holds only `\0size`, and
+//! `\0created` if given): it exists until it expires, and the first `apply`
+//! that leaves it without entries deletes it.
+//!
 //! # Round trips and atomicity
 //!
 //! - `load`: one pipelined `HGETALL` + `PTTL` (so the middleware knows when a
-//!   refresh is due without another call).
+//!   refresh is due without another call); the reserved fields come with
+//!   the `HGETALL`.
 //! - `apply` and `create`: one `EVALSHA` of a small Lua script that checks
 //!   the key exists (or does not), then `HDEL`s and `HSET`s only the changed
 //!   fields and resets the TTL, atomically. Two requests that change
 //!   different keys both persist; a script never re-creates a deleted or
-//!   expired session, which is what makes logout final. A hash whose last
-//!   field is removed disappears, so an emptied session is deleted.
+//!   expired session, which is what makes logout final. `apply` works out
+//!   the merged session's size from `\0size` and the old length of each
+//!   changed field (`HSTRLEN`) before writing anything, so its cost does not
+//!   grow with the session: past the change set's `max_size` it writes
+//!   nothing and answers [`Applied::TooLarge`]. A session left without user
+//!   fields is deleted (the reserved fields do not keep it alive).
 //! - `touch`: `PEXPIRE`; `delete`: `DEL`; `take`: `HGETALL` and `DEL` in one
 //!   script.
 //!
 //! Every key a script touches is the session's own, so all of it works
 //! unchanged on Redis Cluster.
+//!
+//! While instances of an earlier version write to the same sessions (a
+//! rolling upgrade), their writes do not update `\0size`, so the limit is
+//! checked against a size that may be off until the session is cleared or
+//! expires; and they show the reserved fields to their users as entries.
 //!
 //! # Connections and outages
 //!
@@ -46,80 +79,17 @@
 //! whole call; while Redis is down, requests get the configured outage
 //! behaviour, and the store recovers by itself when Redis is back.
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
 use crate::StoreKey;
 
-/// Fields per `HSET`/`HDEL` inside the scripts: Lua's `unpack` has a stack
-/// limit of a few thousand values.
-const SCRIPT_BATCH: &str = "500";
+mod layout;
 
-/// Applies a change set to an existing session.
-/// KEYS[1]: the session. ARGV: ttl ms, clear (0/1), number of removals,
-/// batch size, the removed fields, then field/value pairs to set.
-static APPLY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local key = KEYS[1]
-if redis.call('EXISTS', key) == 0 then return 0 end
-local batch = tonumber(ARGV[4])
-if ARGV[2] == '1' then redis.call('DEL', key) end
-local removes = tonumber(ARGV[3])
-local i = 5
-while i < 5 + removes do
-  local last = math.min(i + batch - 1, 4 + removes)
-  redis.call('HDEL', key, unpack(ARGV, i, last))
-  i = last + 1
-end
-while i <= #ARGV do
-  local last = math.min(i + 2 * batch - 1, #ARGV)
-  redis.call('HSET', key, unpack(ARGV, i, last))
-  i = last + 1
-end
-if redis.call('EXISTS', key) == 0 then return 2 end
-redis.call('PEXPIRE', key, ARGV[1])
-return 1
-",
-    )
-});
-
-/// Deletes a session and returns its fields.
-static TAKE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local fields = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1])
-return fields
-",
-    )
-});
-
-/// Creates a session unless the key is taken.
-/// KEYS[1]: the session. ARGV: ttl ms, batch size, then field/value pairs.
-static CREATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local key = KEYS[1]
-if redis.call('EXISTS', key) == 1 then return 0 end
-local batch = tonumber(ARGV[2])
-local i = 3
-while i <= #ARGV do
-  local last = math.min(i + 2 * batch - 1, #ARGV)
-  redis.call('HSET', key, unpack(ARGV, i, last))
-  i = last + 1
-end
-redis.call('PEXPIRE', key, ARGV[1])
-return 1
-",
-    )
-});
+use layout::{APPLY, CREATE, CREATED, SCRIPT_BATCH, SIZE, TAKE};
 
 /// Keeps sessions in Redis: a single server, a Redis Cluster (feature
 /// `redis-cluster`) or a master found through Redis Sentinel (feature
@@ -351,100 +321,7 @@ async fn sentinel_store(_: &str, _: Duration) -> Result<RedisStore, StoreError> 
 }
 
 #[cfg(feature = "redis-sentinel")]
-mod sentinel {
-    use std::time::Duration;
-
-    use redis::AsyncConnectionConfig;
-    use redis::aio::MultiplexedConnection;
-    use redis::sentinel::{SentinelClient, SentinelServerType};
-
-    use super::StoreError;
-
-    /// The sentinels, and the connection to the master they named last.
-    pub(super) struct Sentinel {
-        client: tokio::sync::Mutex<SentinelClient>,
-        master: std::sync::Mutex<Option<MultiplexedConnection>>,
-        config: AsyncConnectionConfig,
-    }
-
-    impl Sentinel {
-        /// Parses `host:port[,host:port...]/service[/db]`.
-        pub(super) fn parse(rest: &str, timeout: Duration) -> Result<Self, StoreError> {
-            let (hosts, path) = rest.split_once('/').ok_or_else(|| {
-                StoreError::backend("redis+sentinel:// needs /service after the hosts")
-            })?;
-            let (service, db) = match path.split_once('/') {
-                Some((service, db)) => (
-                    service,
-                    Some(db.parse::<i64>().map_err(|_| {
-                        StoreError::backend(format!("redis+sentinel://: bad database {db:?}"))
-                    })?),
-                ),
-                None => (path, None),
-            };
-            let sentinels: Vec<String> = hosts
-                .split(',')
-                .map(str::trim)
-                .filter(|h| !h.is_empty())
-                .map(|h| format!("redis://{h}"))
-                .collect();
-            let node = db.map(|db| {
-                redis::sentinel::SentinelNodeConnectionInfo::default()
-                    .set_redis_connection_info(redis::RedisConnectionInfo::default().set_db(db))
-            });
-            let client = SentinelClient::build(
-                sentinels,
-                service.to_owned(),
-                node,
-                SentinelServerType::Master,
-            )
-            .map_err(StoreError::backend)?;
-            Ok(Self {
-                client: tokio::sync::Mutex::new(client),
-                master: std::sync::Mutex::new(None),
-                config: AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout)),
-            })
-        }
-
-        /// The master's connection, asking the sentinels if there is none.
-        pub(super) async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
-            if let Some(connection) = self.cached() {
-                return Ok(connection);
-            }
-            let mut client = self.client.lock().await;
-            if let Some(connection) = self.cached() {
-                return Ok(connection);
-            }
-            let connection = client
-                .get_async_connection_with_config(&self.config)
-                .await
-                .map_err(StoreError::backend)?;
-            *self.master.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
-            Ok(connection)
-        }
-
-        fn cached(&self) -> Option<MultiplexedConnection> {
-            self.master
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-        }
-
-        /// Forgets the master after an error that may mean a failover.
-        pub(super) fn failed(&self, error: &redis::RedisError) {
-            let failover = error.is_io_error()
-                || error.is_connection_dropped()
-                || error.is_connection_refusal()
-                || error.is_timeout()
-                || matches!(error.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"));
-            if failover {
-                *self.master.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            }
-        }
-    }
-}
+mod sentinel;
 
 impl RedisStore {
     /// Starts configuring a store reached by `url` (see
@@ -521,10 +398,7 @@ impl SessionStore for RedisStore {
         if fields.is_empty() {
             return Ok(None);
         }
-        let entries: HashMap<String, Bytes> = fields
-            .into_iter()
-            .map(|(k, v)| (k, Bytes::from(v)))
-            .collect();
+        let (entries, created_at) = layout::decode(fields);
         // -1: no TTL (written by someone else); -2: gone meanwhile.
         let expires_at = u64::try_from(pttl)
             .ok()
@@ -532,7 +406,7 @@ impl SessionStore for RedisStore {
         Ok(Some(Record {
             entries,
             expires_at,
-            created_at: None,
+            created_at,
         }))
     }
 
@@ -542,16 +416,20 @@ impl SessionStore for RedisStore {
         record: &Record,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        // A hash cannot be empty: an empty session is simply not stored.
-        if record.entries.is_empty() {
-            return Ok(true);
-        }
+        layout::check_keys(record.entries.keys().map(String::as_str))?;
+        let size = record.size().to_string();
+        let created_ms = record.created_at.and_then(layout::encode_created);
         let created: i64 = self
             .call(async |c| {
                 let mut call = CREATE.key(key.as_str());
                 call.arg(millis(ttl)).arg(SCRIPT_BATCH);
                 for (field, value) in &record.entries {
                     call.arg(field.as_str()).arg(value.as_ref());
+                }
+                // Always there, so the hash exists even with no entries.
+                call.arg(SIZE).arg(&size);
+                if let Some(ms) = &created_ms {
+                    call.arg(CREATED).arg(ms);
                 }
                 call.invoke_async(c).await
             })
@@ -565,13 +443,22 @@ impl SessionStore for RedisStore {
         changes: &ChangeSet,
         ttl: Duration,
     ) -> Result<Applied, StoreError> {
-        let applied: i64 = self
+        layout::check_keys(
+            (changes.remove.iter())
+                .chain(changes.set.iter().map(|(field, _)| field))
+                .map(String::as_str),
+        )?;
+        let (applied, size): (i64, i64) = self
             .call(async |c| {
                 let mut call = APPLY.key(key.as_str());
                 call.arg(millis(ttl))
                     .arg(if changes.clear { "1" } else { "0" })
                     .arg(changes.remove.len())
                     .arg(SCRIPT_BATCH);
+                match changes.max_size {
+                    Some(limit) => call.arg(limit),
+                    None => call.arg(""),
+                };
                 for field in &changes.remove {
                     call.arg(field.as_str());
                 }
@@ -584,6 +471,9 @@ impl SessionStore for RedisStore {
         Ok(match applied {
             1 => Applied::Done,
             2 => Applied::Deleted,
+            3 => Applied::TooLarge {
+                size: usize::try_from(size).unwrap_or(usize::MAX),
+            },
             _ => Applied::Gone,
         })
     }
@@ -614,13 +504,14 @@ impl SessionStore for RedisStore {
         let fields: Vec<(String, Vec<u8>)> = self
             .call(async |c| TAKE.key(key.as_str()).invoke_async(c).await)
             .await?;
-        Ok((!fields.is_empty()).then(|| {
-            Record::from(
-                fields
-                    .into_iter()
-                    .map(|(k, v)| (k, Bytes::from(v)))
-                    .collect::<HashMap<_, _>>(),
-            )
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let (entries, created_at) = layout::decode(fields);
+        Ok(Some(Record {
+            entries,
+            expires_at: None,
+            created_at,
         }))
     }
 }

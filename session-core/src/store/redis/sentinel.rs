@@ -1,0 +1,94 @@
+//! Redis Sentinel: finding the master, and following it after a failover.
+
+use std::time::Duration;
+
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use redis::sentinel::{SentinelClient, SentinelServerType};
+
+use super::StoreError;
+
+/// The sentinels, and the connection to the master they named last.
+pub(super) struct Sentinel {
+    client: tokio::sync::Mutex<SentinelClient>,
+    master: std::sync::Mutex<Option<MultiplexedConnection>>,
+    config: AsyncConnectionConfig,
+}
+
+impl Sentinel {
+    /// Parses `host:port[,host:port...]/service[/db]`.
+    pub(super) fn parse(rest: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let (hosts, path) = rest.split_once('/').ok_or_else(|| {
+            StoreError::backend("redis+sentinel:// needs /service after the hosts")
+        })?;
+        let (service, db) = match path.split_once('/') {
+            Some((service, db)) => (
+                service,
+                Some(db.parse::<i64>().map_err(|_| {
+                    StoreError::backend(format!("redis+sentinel://: bad database {db:?}"))
+                })?),
+            ),
+            None => (path, None),
+        };
+        let sentinels: Vec<String> = hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("redis://{h}"))
+            .collect();
+        let node = db.map(|db| {
+            redis::sentinel::SentinelNodeConnectionInfo::default()
+                .set_redis_connection_info(redis::RedisConnectionInfo::default().set_db(db))
+        });
+        let client = SentinelClient::build(
+            sentinels,
+            service.to_owned(),
+            node,
+            SentinelServerType::Master,
+        )
+        .map_err(StoreError::backend)?;
+        Ok(Self {
+            client: tokio::sync::Mutex::new(client),
+            master: std::sync::Mutex::new(None),
+            config: AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout)),
+        })
+    }
+
+    /// The master's connection, asking the sentinels if there is none.
+    pub(super) async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
+        if let Some(connection) = self.cached() {
+            return Ok(connection);
+        }
+        let mut client = self.client.lock().await;
+        if let Some(connection) = self.cached() {
+            return Ok(connection);
+        }
+        let connection = client
+            .get_async_connection_with_config(&self.config)
+            .await
+            .map_err(StoreError::backend)?;
+        *self.master.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
+        Ok(connection)
+    }
+
+    fn cached(&self) -> Option<MultiplexedConnection> {
+        self.master
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Forgets the master after an error that may mean a failover.
+    pub(super) fn failed(&self, error: &redis::RedisError) {
+        let failover = error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.is_timeout()
+            || matches!(error.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"));
+        if failover {
+            *self.master.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+}
