@@ -242,8 +242,10 @@ async fn a_session_too_large_for_memcached_is_a_clear_error() {
 async fn the_size_limit_matches_the_server() {
     let store = MemcachedStore::builder([A]).pool_size(1).build().unwrap();
     let key = unique_key("limit");
-    // The encoded session is a 4-byte tag plus 4 + 3 + 4 bytes of framing.
-    let fits = 1024 * 1024 - 64 - key.as_str().len() - 4 - 11;
+    // The encoded session is a 4-byte tag, a 4-byte header length (the
+    // header is empty without a creation time), and 4 + 3 + 4 bytes of
+    // framing around the value.
+    let fits = 1024 * 1024 - 64 - key.as_str().len() - 8 - 11;
     let rec = one_value("max", fits);
     assert!(
         store.create(&key, &rec, LONG).await.unwrap(),
@@ -277,6 +279,102 @@ async fn the_size_limit_matches_the_server() {
         "the connection is still in step"
     );
     store.delete(&key).await.unwrap();
+}
+
+#[tokio::test]
+async fn sessions_written_by_the_previous_version_still_load() {
+    use async_memcached::{AsciiProtocol, Client};
+
+    let store = store(&[A]).await;
+    let key = unique_key("old-format");
+    // As the previous version wrote an item: the tag `AXM1`, then each
+    // entry as a u32 LE key length, the key, a u32 LE value length, the
+    // value; no header.
+    let mut old = b"AXM1".to_vec();
+    for (k, v) in [("name", "\"nick\""), ("visits", "3")] {
+        old.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        old.extend_from_slice(k.as_bytes());
+        old.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        old.extend_from_slice(v.as_bytes());
+    }
+    let mut raw = Client::new(&format!("tcp://{A}")).await.unwrap();
+    raw.set(key.as_str(), &old[..], Some(600), None)
+        .await
+        .unwrap();
+
+    let loaded = store.load(&key).await.unwrap().expect("an old item loads");
+    assert_eq!(
+        loaded.entries,
+        record(&[("name", "\"nick\""), ("visits", "3")]).entries
+    );
+    assert_eq!(loaded.created_at, None);
+    assert!(loaded.expires_at.is_some());
+
+    // The next apply merges into it and writes it in the current format.
+    assert_eq!(
+        store
+            .apply(&key, &set(&[("visits", "4")]), LONG)
+            .await
+            .unwrap(),
+        Applied::Done
+    );
+    let value = raw.get(key.as_str()).await.unwrap().expect("still there");
+    assert!(value.data.unwrap().starts_with(b"AXM2"));
+    let taken = store.take(&key).await.unwrap().expect("still live");
+    assert_eq!(
+        taken.entries,
+        record(&[("name", "\"nick\""), ("visits", "4")]).entries
+    );
+    assert_eq!(taken.created_at, None);
+}
+
+#[tokio::test]
+async fn max_size_refuses_an_apply_before_any_write() {
+    let store = store(&[A, B]).await;
+    let key = unique_key("max-size");
+    let created = SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_123);
+    let rec = session_core::store::Record {
+        created_at: Some(created),
+        ..record(&[("a", "1")])
+    };
+    assert!(store.create(&key, &rec, LONG).await.unwrap());
+    let grow = ChangeSet {
+        max_size: Some(rec.size()),
+        ..set(&[("b", "2")])
+    };
+    let size = grow.size_after(&rec.entries);
+    assert_eq!(
+        store.apply(&key, &grow, LONG).await.unwrap(),
+        Applied::TooLarge { size }
+    );
+    // Clearing first makes room; the creation time stays.
+    let replace = ChangeSet {
+        clear: true,
+        ..grow
+    };
+    assert_eq!(
+        store.apply(&key, &replace, LONG).await.unwrap(),
+        Applied::Done
+    );
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.entries, record(&[("b", "2")]).entries);
+    assert_eq!(loaded.created_at, Some(created));
+    // A missing session is gone, not too large.
+    store.delete(&key).await.unwrap();
+    assert_eq!(
+        store
+            .apply(
+                &key,
+                &ChangeSet {
+                    max_size: Some(0),
+                    ..set(&[("c", "3")])
+                },
+                LONG
+            )
+            .await
+            .unwrap(),
+        Applied::Gone
+    );
 }
 
 /// Every method on `store` fails within `limit`, and the error passes `check`.

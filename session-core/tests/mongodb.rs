@@ -1,12 +1,14 @@
 //! The MongoDB store against a MongoDB-compatible server (SecantusDB,
 //! started by `scripts/services.sh` on 127.0.0.1:27017): the acceptance
 //! suite, the TTL index, the document layout, keys with dots and dollars,
-//! and a 31-day lifetime.
+//! the size limit as the server computes it, documents of the previous
+//! layout, and a 31-day lifetime.
 
 use std::time::{Duration, SystemTime};
 
 use session_core::store::mongodb::MongoStore;
-use session_core::store::mongodb::mongodb::bson::{Bson, doc};
+use session_core::store::mongodb::mongodb::bson::spec::BinarySubtype;
+use session_core::store::mongodb::mongodb::bson::{Binary, Bson, DateTime, doc};
 use session_core::store::{Applied, ChangeSet, Record, SessionStore};
 use session_core::testing::{record, unique_key};
 
@@ -50,7 +52,11 @@ async fn the_ttl_index_exists() {
 async fn a_session_is_a_document_of_binaries() {
     let store = connect("layout_sessions").await;
     let key = unique_key("mongo-layout");
-    let mut rec = record(&[("name", "\"nick\"")]);
+    let created = SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_123);
+    let mut rec = Record {
+        created_at: Some(created),
+        ..record(&[("name", "\"nick\"")])
+    };
     rec.entries
         .insert("cart.items".into(), vec![0u8, 255].into());
     store
@@ -78,6 +84,14 @@ async fn a_session_is_a_document_of_binaries() {
         .to_system_time();
     let left = expires.duration_since(SystemTime::now()).unwrap();
     assert!(left > Duration::from_secs(3590), "{left:?}");
+    assert_eq!(
+        document
+            .get_datetime("created_at")
+            .unwrap()
+            .to_system_time(),
+        created,
+        "created_at is a BSON date"
+    );
     // Removing the last keys deletes the document.
     let changes = ChangeSet {
         remove: vec!["name".into(), "cart.items".into()],
@@ -153,6 +167,121 @@ async fn keys_with_dots_and_dollars_round_trip() {
     let data = nested.get_document("data").unwrap();
     assert!(data.keys().all(|k| !k.contains('.') && !k.contains('$')));
     assert_eq!(store.take(&key).await.unwrap().unwrap().entries, want);
+}
+
+/// The size the server computes for the stored entries matches
+/// `ChangeSet::size_after` to the byte, escaped field names included.
+#[tokio::test]
+async fn max_size_counts_keys_as_they_are_not_as_stored() {
+    let store = connect("suite_sessions").await;
+    let key = unique_key("mongo-size");
+    let ttl = Duration::from_secs(60);
+    let rec = Record::from(
+        [
+            ("a.b", "1"),
+            ("%", "22"),
+            ("", "333"),
+            ("$x%y", "4444"),
+            ("nul\0.", "55555"),
+            ("ключ", "6"),
+            ("gone", "7"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), bytes::Bytes::from(v)))
+        .collect::<std::collections::HashMap<_, _>>(),
+    );
+    assert!(store.create(&key, &rec, ttl).await.unwrap());
+    let mut changes = ChangeSet {
+        set: vec![("new.key".into(), "8".into()), ("%".into(), "9".into())],
+        remove: vec!["gone".into()],
+        ..ChangeSet::default()
+    };
+    let size = changes.size_after(&rec.entries);
+    changes.max_size = Some(size - 1);
+    assert_eq!(
+        store.apply(&key, &changes, ttl).await.unwrap(),
+        Applied::TooLarge { size }
+    );
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().entries,
+        rec.entries,
+        "a refused change was written"
+    );
+    changes.max_size = Some(size);
+    assert_eq!(
+        store.apply(&key, &changes, ttl).await.unwrap(),
+        Applied::Done,
+        "a change that reaches the limit exactly was refused"
+    );
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(stored.size(), size);
+
+    // Clearing counts only the new values.
+    let clear = ChangeSet {
+        clear: true,
+        set: vec![("only".into(), "1".into())],
+        max_size: Some(8 + 4 + 1),
+        ..ChangeSet::default()
+    };
+    assert_eq!(store.apply(&key, &clear, ttl).await.unwrap(), Applied::Done);
+    // A missing session is gone, however large the change.
+    store.delete(&key).await.unwrap();
+    assert_eq!(
+        store
+            .apply(
+                &key,
+                &ChangeSet {
+                    max_size: Some(0),
+                    ..clear
+                },
+                ttl
+            )
+            .await
+            .unwrap(),
+        Applied::Gone
+    );
+}
+
+/// A document written before `created_at` existed (the layout the previous
+/// version wrote) loads with no creation time, and applies keep working.
+#[tokio::test]
+async fn documents_without_created_at_still_load() {
+    let store = connect("suite_sessions").await;
+    let key = unique_key("mongo-old");
+    let expires = SystemTime::now() + Duration::from_secs(600);
+    store
+        .collection()
+        .insert_one(doc! {
+            "_id": key.as_str(),
+            "data": { "name": Binary { subtype: BinarySubtype::Generic, bytes: b"\"nick\"".to_vec() } },
+            "expires_at": DateTime::from_system_time(expires),
+        })
+        .await
+        .unwrap();
+    let loaded = store
+        .load(&key)
+        .await
+        .unwrap()
+        .expect("an old document loads");
+    assert_eq!(loaded.entries, record(&[("name", "\"nick\"")]).entries);
+    assert_eq!(loaded.created_at, None);
+    let ttl = Duration::from_secs(60);
+    let changes = ChangeSet {
+        set: vec![("visits".into(), "1".into())],
+        max_size: Some(1000),
+        ..ChangeSet::default()
+    };
+    assert_eq!(
+        store.apply(&key, &changes, ttl).await.unwrap(),
+        Applied::Done
+    );
+    assert_eq!(store.touch(&key, ttl).await.unwrap(), Applied::Done);
+    let taken = store.take(&key).await.unwrap().expect("still live");
+    assert_eq!(
+        taken.entries,
+        record(&[("name", "\"nick\""), ("visits", "1")]).entries
+    );
+    assert_eq!(taken.created_at, None);
 }
 
 #[tokio::test]

@@ -25,12 +25,16 @@
 //!     name: Binary.createFromBase64('Im5pY2si', 0),
 //!     'cart%2Eitems': Binary.createFromBase64('WzFd', 0)
 //!   },
-//!   expires_at: ISODate('2026-12-26T18:02:30.281Z')
+//!   expires_at: ISODate('2026-12-26T18:02:30.281Z'),
+//!   created_at: ISODate('2026-11-25T18:02:30.281Z')
 //! }
 //! ```
 //!
 //! `_id` is the store key; `data` holds one field per session key, its
-//! encoded value as BSON binary; `expires_at` is when the session expires. A
+//! encoded value as BSON binary; `expires_at` is when the session expires;
+//! `created_at` when it was created, if [`create`](SessionStore::create) was
+//! told (documents written before this field existed have none, and load
+//! with [`Record::created_at`] `None`). A
 //! TTL index on `expires_at` (`expireAfterSeconds: 0`) is created at build
 //! time, so the server deletes expired sessions by itself; MongoDB does that
 //! about once a minute, so every read also filters on `expires_at`, and an
@@ -49,6 +53,17 @@
 //!   `expires_at`. MongoDB applies it atomically to the document, so two
 //!   requests that change different keys both persist; no match means the
 //!   session was deleted or expired: [`Applied::Gone`], nothing written.
+//!   `created_at` is left as it is.
+//! - With a [`max_size`](ChangeSet::max_size), the filter also holds an
+//!   `$expr` that computes the size the merged session would have (the
+//!   stored entries the change set keeps, summed with `$reduce` over
+//!   `$objectToArray`, plus the new values): the server checks it and
+//!   writes in one atomic step, so the limit holds for the session as
+//!   concurrent requests build it, still in one round trip. When nothing
+//!   matches, a read tells a missing session ([`Applied::Gone`]) from one
+//!   the change would take past the limit ([`Applied::TooLarge`], sized
+//!   from that read); if neither (a concurrent apply made room meanwhile),
+//!   the update is tried again, a few times at most.
 //! - A change set that sets nothing may leave `data` empty: then a
 //!   `delete_one` on `{_id, data: {}}` deletes the session if it is still
 //!   empty (a key set meanwhile by a concurrent request keeps it), and
@@ -84,9 +99,16 @@ pub use ::mongodb;
 
 use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
 use crate::StoreKey;
+use crate::codec::entry_size;
 
 /// MongoDB's duplicate key error.
 const DUPLICATE_KEY: i32 = 11000;
+/// How many times `apply` with a size limit tries its update when it finds
+/// the session neither missing nor too large after a refusal. Each retry
+/// means another apply made room meanwhile, so this is rarely more than 2.
+const MAX_SIZE_ATTEMPTS: u32 = 8;
+/// What [`entry_size`] counts besides the key and the value.
+const ENTRY_OVERHEAD: usize = 8;
 /// The expiry a session gets when it is taken: the Unix epoch.
 const TAKEN: bson::DateTime = bson::DateTime::from_millis(0);
 
@@ -204,6 +226,29 @@ impl MongoStore {
     pub fn collection(&self) -> &Collection<Document> {
         &self.collection
     }
+
+    /// The end of an `apply` that matched: a change set that sets nothing
+    /// may have left the session empty, and then it is deleted, unless a
+    /// key was set meanwhile by a concurrent request.
+    async fn delete_if_empty(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+    ) -> Result<Applied, StoreError> {
+        if !changes.set.is_empty() {
+            return Ok(Applied::Done);
+        }
+        let deleted = self
+            .collection
+            .delete_one(doc! { "_id": key.as_str(), "data": {} })
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(if deleted.deleted_count == 1 {
+            Applied::Deleted
+        } else {
+            Applied::Done
+        })
+    }
 }
 
 /// A session key as a field name: `%`, `.`, `$` and NUL percent-encoded,
@@ -284,6 +329,66 @@ fn expires_at(document: &Document) -> Option<SystemTime> {
         .map(|at| at.to_system_time())
 }
 
+/// The record a session document holds.
+fn decode_record(document: &Document) -> Result<Record, StoreError> {
+    Ok(Record {
+        entries: decode_data(document)?,
+        expires_at: expires_at(document),
+        created_at: document
+            .get_datetime("created_at")
+            .ok()
+            .map(|at| at.to_system_time()),
+    })
+}
+
+/// An aggregation expression for the size, as [`entry_size`] counts it, of
+/// the stored entries a change set keeps: those whose field is not in
+/// `touched` (the keys it sets or removes, encoded).
+///
+/// A field's key is one byte shorter per `%`-escape than the field (`%XX`
+/// stands for one byte), and the field `%` alone is the empty key: its
+/// count, `1 - 2`, is clamped to 0.
+fn kept_size(touched: Vec<Bson>) -> Document {
+    let key_len = doc! { "$max": [0, { "$subtract": [
+        { "$strLenBytes": "$$this.k" },
+        { "$multiply": [2, { "$subtract": [{ "$size": { "$split": ["$$this.k", "%"] } }, 1] }] },
+    ] }] };
+    let entry = doc! { "$add": [
+        "$$value", ENTRY_OVERHEAD as i64, key_len, { "$binarySize": "$$this.v" },
+    ] };
+    let add = if touched.is_empty() {
+        Bson::Document(entry)
+    } else {
+        Bson::Document(doc! { "$cond": [{ "$in": ["$$this.k", touched] }, "$$value", entry] })
+    };
+    doc! { "$reduce": {
+        "input": { "$objectToArray": "$data" },
+        "initialValue": 0_i64,
+        "in": add,
+    } }
+}
+
+/// The filter clause that holds only while `changes` keeps the merged
+/// session within `limit`.
+fn within(changes: &ChangeSet, limit: usize) -> Document {
+    let added: usize = changes.set.iter().map(|(k, v)| entry_size(k, v)).sum();
+    let added = i64::try_from(added).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let merged = if changes.clear {
+        Bson::Int64(added)
+    } else {
+        let touched = changes
+            .set
+            .iter()
+            .map(|(k, _)| k)
+            .chain(&changes.remove)
+            .map(|k| Bson::String(encode_key(k)))
+            .collect();
+        Bson::Document(doc! { "$add": [kept_size(touched), added] })
+    };
+    doc! { "$lte": [merged, limit] }
+}
+
 fn now() -> bson::DateTime {
     bson::DateTime::now()
 }
@@ -314,15 +419,7 @@ impl SessionStore for MongoStore {
             .find_one(live(key))
             .await
             .map_err(StoreError::backend)?;
-        found
-            .map(|document| {
-                Ok(Record {
-                    entries: decode_data(&document)?,
-                    expires_at: expires_at(&document),
-                    created_at: None,
-                })
-            })
-            .transpose()
+        found.as_ref().map(decode_record).transpose()
     }
 
     async fn create(
@@ -337,7 +434,10 @@ impl SessionStore for MongoStore {
             .map(|(k, v)| (encode_key(k), binary(v)))
             .collect();
         let filter = doc! { "_id": key.as_str(), "expires_at": { "$lte": now() } };
-        let replacement = doc! { "data": data, "expires_at": expiry(ttl) };
+        let mut replacement = doc! { "data": data, "expires_at": expiry(ttl) };
+        if let Some(at) = record.created_at {
+            replacement.insert("created_at", bson::DateTime::from_system_time(at));
+        }
         match self
             .collection
             .replace_one(filter, replacement)
@@ -387,27 +487,46 @@ impl SessionStore for MongoStore {
         }
         set.insert("expires_at", expiry(ttl));
         update.insert("$set", set);
-        let updated = self
-            .collection
-            .update_one(live(key), update)
-            .await
-            .map_err(StoreError::backend)?;
-        if updated.matched_count == 0 {
-            return Ok(Applied::Gone);
+        let Some(limit) = changes.max_size else {
+            let updated = self
+                .collection
+                .update_one(live(key), update)
+                .await
+                .map_err(StoreError::backend)?;
+            if updated.matched_count == 0 {
+                return Ok(Applied::Gone);
+            }
+            return self.delete_if_empty(key, changes).await;
+        };
+        let within = within(changes, limit);
+        for _ in 0..MAX_SIZE_ATTEMPTS {
+            let mut filter = live(key);
+            filter.insert("$expr", within.clone());
+            let updated = self
+                .collection
+                .update_one(filter, update.clone())
+                .await
+                .map_err(StoreError::backend)?;
+            if updated.matched_count == 1 {
+                return self.delete_if_empty(key, changes).await;
+            }
+            // Missing, or too large: the update cannot tell which.
+            let Some(document) = self
+                .collection
+                .find_one(live(key))
+                .await
+                .map_err(StoreError::backend)?
+            else {
+                return Ok(Applied::Gone);
+            };
+            if let Some(size) = changes.too_large(&decode_data(&document)?) {
+                return Ok(Applied::TooLarge { size });
+            }
         }
-        if !changes.set.is_empty() {
-            return Ok(Applied::Done);
-        }
-        let deleted = self
-            .collection
-            .delete_one(doc! { "_id": key.as_str(), "data": {} })
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(if deleted.deleted_count == 1 {
-            Applied::Deleted
-        } else {
-            Applied::Done
-        })
+        Err(StoreError::backend(format!(
+            "the session changed under each of {MAX_SIZE_ATTEMPTS} tries to check its size; \
+             too many requests are writing it at once"
+        )))
     }
 
     async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
@@ -454,7 +573,11 @@ impl SessionStore for MongoStore {
         {
             tracing::warn!(error = %e, "deleting a taken session failed; the TTL index will");
         }
-        Ok(Some(Record::from(decode_data(&document)?)))
+        Ok(Some(Record {
+            // The tombstone's: not when the session would have expired.
+            expires_at: None,
+            ..decode_record(&document)?
+        }))
     }
 }
 

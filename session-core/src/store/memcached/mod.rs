@@ -3,9 +3,13 @@
 //! # Layout
 //!
 //! A session is one memcached item. Its value is a 4-byte format tag
-//! (`AXM1`) followed by the session's entries as [`encode_entries`](crate::codec::encode_entries) writes
-//! them; its expiration is the session's lifetime, kept by memcached itself.
-//! An item whose value is not in that format (another application's data
+//! (`AXM2`), a header with the session's metadata (its creation time, to
+//! the millisecond, when known), and the session's entries as
+//! [`encode_entries`](crate::codec::encode_entries) writes them; its
+//! expiration is the session's lifetime, kept by memcached itself. Items
+//! written by the previous version (`AXM1`, no header) still load, with no
+//! creation time, and their next `apply` rewrites them in the new format.
+//! An item whose value is in neither format (another application's data
 //! under the same key) reads as a missing session and is never overwritten
 //! by `apply`.
 //!
@@ -26,10 +30,17 @@
 //! times with a short random back-off; after that the call fails. So two
 //! concurrent requests that change different keys of one session both
 //! persist. A session left with no entries is deleted with the same cas
-//! check (`md <key> C<cas>`), and the result is [`Applied::Deleted`]. If the item is gone when it is read or when it
-//! is written (`NF`), the write is dropped and the result is
-//! [`Applied::Gone`]: `apply` never re-creates a session, which is what
-//! makes logout final.
+//! check (`md <key> C<cas>`), and the result is [`Applied::Deleted`]. If
+//! the item is gone when it is read or when it is written (`NF`), the write
+//! is dropped and the result is [`Applied::Gone`]: `apply` never re-creates
+//! a session, which is what makes logout final. The creation time read is
+//! written back unchanged.
+//!
+//! The change set's [`max_size`](ChangeSet::max_size) is checked on the
+//! merged entries inside the loop: a merge past it writes nothing and
+//! returns [`Applied::TooLarge`]. As the merge it checks is the one the cas
+//! write would have stored, the limit holds for the session as concurrent
+//! requests build it, not only for one request's copy.
 //!
 //! [`take`](SessionStore::take) reads the item the same way and deletes it
 //! with the cas check, again retrying when an `apply` wrote in between, so
@@ -489,9 +500,8 @@ impl MemcachedStore {
         let item = reply.map_err(|e| Fail::from_client(server, &conn, e))?;
         Ok(item.and_then(|item| {
             Some(Record {
-                entries: decode(item.data.as_deref(), wire)?,
                 expires_at: expires_at(&item),
-                created_at: None,
+                ..decode(item.data.as_deref(), wire)?
             })
         }))
     }
@@ -529,7 +539,12 @@ impl MemcachedStore {
             else {
                 return Ok(Applied::Gone);
             };
-            let Some(mut entries) = decode(data.as_deref(), wire) else {
+            let Some(Record {
+                mut entries,
+                created_at,
+                ..
+            }) = decode(data.as_deref(), wire)
+            else {
                 return Ok(Applied::Gone);
             };
             let Some(cas) = cas else {
@@ -538,6 +553,11 @@ impl MemcachedStore {
                     server.name
                 ))));
             };
+            // Checked on what this try read: if the cas write below would
+            // succeed, that is what it would have merged into.
+            if let Some(size) = changes.too_large(&entries) {
+                return Ok(Applied::TooLarge { size });
+            }
             let cas = format!("C{cas}");
             changes.apply_to(&mut entries);
             let (written, size) = if entries.is_empty() {
@@ -545,7 +565,7 @@ impl MemcachedStore {
                 let reply = conn.meta_delete(wire, false, None, Some(&flags)).await;
                 (reply.map(|_| Applied::Deleted), 0)
             } else {
-                let value = encode(&entries);
+                let value = encode(&entries, created_at);
                 self.check_size(server, wire, &value)?;
                 let flags = [cas.as_str(), ttl];
                 let reply = conn
@@ -576,7 +596,7 @@ impl MemcachedStore {
             let Some(item) = reply.map_err(|e| Fail::from_client(server, &conn, e))? else {
                 return Ok(None);
             };
-            let Some(entries) = decode(item.data.as_deref(), wire) else {
+            let Some(record) = decode(item.data.as_deref(), wire) else {
                 return Ok(None);
             };
             let Some(cas) = item.cas else {
@@ -591,9 +611,8 @@ impl MemcachedStore {
             match reply {
                 Ok(_) => {
                     return Ok(Some(Record {
-                        entries,
                         expires_at: expires_at(&item),
-                        created_at: None,
+                        ..record
                     }));
                 }
                 // Deleted or expired since it was read.
@@ -653,7 +672,7 @@ impl SessionStore for MemcachedStore {
     ) -> Result<bool, StoreError> {
         let wire = wire_key(key.as_str());
         let server = self.pick(&wire);
-        let value = encode(&record.entries);
+        let value = encode(&record.entries, record.created_at);
         let ttl = ttl_flag(ttl);
         self.call(server, || self.create_once(server, &wire, &value, &ttl))
             .await

@@ -1,5 +1,21 @@
 //! How a session looks on the wire, and which server holds it: key
 //! mapping, rendezvous hashing, expiration times and the value format.
+//!
+//! # The value format
+//!
+//! ```text
+//! "AXM2" | header length: u32 LE | header | entries
+//! header: created_at as i64 LE milliseconds since the Unix epoch, or nothing when unknown
+//! ```
+//!
+//! The entries are what [`encode_entries`] writes. A reader takes the
+//! header fields it knows from its start and skips the rest, so a later
+//! version can append metadata (a session's own lifetime, its user) without
+//! a new tag; a change that older readers must not ignore takes a new tag.
+//!
+//! The previous version wrote `"AXM1" | entries`, with no header: such items
+//! still decode, with no creation time, and are rewritten in the current
+//! format by their next `apply`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -10,9 +26,12 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::codec::{decode_entries, encode_entries};
+use crate::store::Record;
 
 /// The tag every value this store writes starts with.
-pub(super) const MAGIC: &[u8; 4] = b"AXM1";
+pub(super) const MAGIC: &[u8; 4] = b"AXM2";
+/// The tag of the previous format: the entries, without a header.
+pub(super) const MAGIC_V1: &[u8; 4] = b"AXM1";
 /// The longest key memcached accepts.
 pub(super) const MAX_KEY_LEN: usize = 250;
 /// The longest expiration memcached takes as relative seconds: 30 days.
@@ -79,29 +98,77 @@ pub(super) fn ttl_flag(ttl: Duration) -> String {
     format!("T{}", expiration(ttl, now))
 }
 
-pub(super) fn encode(entries: &HashMap<String, Bytes>) -> Vec<u8> {
+/// The value of an item holding `entries`, created at `created_at`.
+pub(super) fn encode(entries: &HashMap<String, Bytes>, created_at: Option<SystemTime>) -> Vec<u8> {
+    let header = created_at.map(|at| to_millis(at).to_le_bytes());
+    let header: &[u8] = header.as_ref().map_or(&[], |h| &h[..]);
     let mut out = Vec::with_capacity(
         MAGIC.len()
+            + 4
+            + header.len()
             + entries
                 .iter()
                 .map(|(k, v)| crate::codec::entry_size(k, v))
                 .sum::<usize>(),
     );
     out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(header);
     encode_entries(entries, &mut out);
     out
 }
 
-/// The entries of an item's value; `None` (and a warning) if this store did
-/// not write it.
-pub(super) fn decode(value: Option<&[u8]>, key: &str) -> Option<HashMap<String, Bytes>> {
-    let entries = value
-        .and_then(|v| v.strip_prefix(MAGIC))
-        .and_then(decode_entries);
-    if entries.is_none() {
+/// The session in an item's value, in either format, without its expiry;
+/// `None` (and a warning) if this store did not write it.
+pub(super) fn decode(value: Option<&[u8]>, key: &str) -> Option<Record> {
+    let record = value.and_then(decode_value);
+    if record.is_none() {
         tracing::warn!(key, "ignoring a memcached item that is not a session");
     }
-    entries
+    record
+}
+
+fn decode_value(value: &[u8]) -> Option<Record> {
+    if let Some(entries) = value.strip_prefix(MAGIC_V1) {
+        return decode_entries(entries).map(Record::from);
+    }
+    let (len, rest) = value.strip_prefix(MAGIC)?.split_first_chunk::<4>()?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return None;
+    }
+    let (header, entries) = rest.split_at(len);
+    let created_at = match header.first_chunk::<8>() {
+        // A time this platform cannot hold is unknown: not a reason to
+        // lose the session.
+        Some(millis) => from_millis(i64::from_le_bytes(*millis)),
+        // Empty: not known. Anything shorter is not a header this store wrote.
+        None if header.is_empty() => None,
+        None => return None,
+    };
+    Some(Record {
+        created_at,
+        ..Record::from(decode_entries(entries)?)
+    })
+}
+
+/// Milliseconds since the Unix epoch, negative before it (saturating).
+fn to_millis(at: SystemTime) -> i64 {
+    match at.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+/// The time `millis` after the Unix epoch; `None` if this platform's clock
+/// cannot hold it.
+fn from_millis(millis: i64) -> Option<SystemTime> {
+    let offset = Duration::from_millis(millis.unsigned_abs());
+    if millis >= 0 {
+        UNIX_EPOCH.checked_add(offset)
+    } else {
+        UNIX_EPOCH.checked_sub(offset)
+    }
 }
 
 /// When an item read with the `t` flag expires; `None` if it never does.
@@ -245,15 +312,82 @@ mod tests {
         assert!((800..=1200).contains(&moved), "{moved} of 4000 moved");
     }
 
+    fn entries(pairs: &[(&str, &[u8])]) -> HashMap<String, Bytes> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Bytes::copy_from_slice(v)))
+            .collect()
+    }
+
     #[test]
-    fn values_carry_the_format_tag() {
-        let mut entries = HashMap::new();
-        entries.insert("a".to_owned(), Bytes::from_static(b"1"));
-        let value = encode(&entries);
+    fn values_carry_the_format_tag_and_the_creation_time() {
+        let entries = entries(&[("a", b"1"), ("", b""), ("ключ", &[0, 255])]);
+        let created = UNIX_EPOCH + Duration::from_millis(1_800_000_000_123);
+        let value = encode(&entries, Some(created));
         assert!(value.starts_with(MAGIC));
-        assert_eq!(decode(Some(&value), "k"), Some(entries));
-        assert_eq!(decode(Some(MAGIC), "k"), Some(HashMap::new()));
-        assert_eq!(decode(Some(b"foreign"), "k"), None);
+        let record = decode(Some(&value), "k").unwrap();
+        assert_eq!(record.entries, entries);
+        assert_eq!(record.created_at, Some(created));
+        assert_eq!(record.expires_at, None);
+
+        let unknown = encode(&entries, None);
+        let record = decode(Some(&unknown), "k").unwrap();
+        assert_eq!((record.entries, record.created_at), (entries, None));
+        assert_eq!(encode(&HashMap::new(), None), b"AXM2\0\0\0\0");
+    }
+
+    #[test]
+    fn the_creation_time_is_kept_to_the_millisecond() {
+        let created = UNIX_EPOCH + Duration::new(1_800_000_000, 123_456_789);
+        let record = decode(Some(&encode(&HashMap::new(), Some(created))), "k").unwrap();
+        assert_eq!(
+            record.created_at,
+            Some(UNIX_EPOCH + Duration::from_millis(1_800_000_000_123))
+        );
+        let before_1970 = UNIX_EPOCH - Duration::from_millis(86_400_001);
+        let record = decode(Some(&encode(&HashMap::new(), Some(before_1970))), "k").unwrap();
+        assert_eq!(record.created_at, Some(before_1970));
+    }
+
+    #[test]
+    fn values_of_the_previous_format_still_decode() {
+        // As the previous version wrote them: the tag, then length-prefixed
+        // key and value, without a header.
+        let old = b"AXM1\x01\0\0\0a\x02\0\0\0{}";
+        let record = decode(Some(old), "k").unwrap();
+        assert_eq!(record.entries, entries(&[("a", b"{}")]));
+        assert_eq!(record.created_at, None);
+        assert_eq!(decode(Some(MAGIC_V1), "k"), Some(Record::default()));
+    }
+
+    #[test]
+    fn header_fields_a_later_version_appends_are_skipped() {
+        let created: i64 = 1_800_000_000_000;
+        let mut value = MAGIC.to_vec();
+        value.extend_from_slice(&12u32.to_le_bytes());
+        value.extend_from_slice(&created.to_le_bytes());
+        value.extend_from_slice(b"next");
+        value.extend_from_slice(b"\x01\0\0\0a\x01\0\0\0x");
+        let record = decode(Some(&value), "k").unwrap();
+        assert_eq!(record.entries, entries(&[("a", b"x")]));
+        assert_eq!(
+            record.created_at,
+            Some(UNIX_EPOCH + Duration::from_millis(created as u64))
+        );
+    }
+
+    #[test]
+    fn values_this_store_did_not_write_are_not_sessions() {
+        for value in [
+            &b"foreign"[..],
+            b"AXM2",
+            b"AXM2\x08\0\0\0short",
+            b"AXM2\x04\0\0\0four",
+            b"AXM3\0\0\0\0",
+            b"AXM1\x05\0\0\0a",
+        ] {
+            assert_eq!(decode(Some(value), "k"), None, "{value:?}");
+        }
         assert_eq!(decode(None, "k"), None);
     }
 }
