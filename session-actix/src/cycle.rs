@@ -252,10 +252,10 @@ async fn save<S: SessionStore>(
     let t = settings.timeout;
     let key = |id: &SessionId| StoreKey::new(&settings.key_prefix, id, settings.hash_ids);
     // A session past its absolute lifetime was loaded as missing; it goes.
-    if snap.ended {
-        if let Some(ended) = &snap.key {
-            timed(t, store.delete(ended)).await?;
-        }
+    if snap.ended
+        && let Some(ended) = &snap.key
+    {
+        timed(t, store.delete(ended)).await?;
     }
     // The store key of the session the request came with, if it was stored.
     let live = snap.key.clone().filter(|_| snap.exists);

@@ -177,10 +177,10 @@ fn cookie_values(req: &HttpRequest, name: &str) -> Vec<String> {
             .strip_prefix(b"\"")
             .and_then(|v| v.strip_suffix(b"\""))
             .unwrap_or(v);
-        if let Ok(v) = std::str::from_utf8(v) {
-            if !values.iter().any(|seen| seen == v) {
-                values.push(v.to_owned());
-            }
+        if let Ok(v) = std::str::from_utf8(v)
+            && !values.iter().any(|seen| seen == v)
+        {
+            values.push(v.to_owned());
         }
         if values.len() == MAX_CANDIDATES {
             break;

@@ -363,6 +363,28 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
         self
     }
 
+    /// Ends a session this long after it was created, however often it is
+    /// refreshed; a login ([`Session::renew`](crate::Session::renew)) keeps
+    /// the creation time, and a permanent cookie's `Max-Age` never outlives
+    /// it. Defaults to none (`SESSION_ABSOLUTE_LIFETIME` unset): only the
+    /// idle lifetime applies.
+    ///
+    /// Sessions written before creation times were kept have none and end
+    /// at their next request once this is on.
+    pub fn absolute_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.absolute_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Whether a response with a 5xx status still saves the session's
+    /// changes (a [`purge`](crate::Session::purge) is carried out either
+    /// way). Defaults to false: a handler that failed may have stopped
+    /// half-way through its changes.
+    pub fn save_on_error(mut self, save: bool) -> Self {
+        self.config.save_on_error = save;
+        self
+    }
+
     /// Checks the settings and builds the middleware; the error names the
     /// setting (by its configuration key) that is wrong.
     pub fn build(self) -> Result<SessionMiddleware<S>, ConfigError> {

@@ -361,24 +361,21 @@ pub(crate) fn redacted_failure(what: &str, url: &str, error: &dyn fmt::Display) 
 }
 
 /// The secrets written in a URL: its password and secret-looking query
-/// values (both as written and percent-decoded would be overkill: drivers
-/// echo what they were given).
+/// values, as written (drivers echo what they were given).
 fn url_secrets(url: &str) -> Vec<String> {
     let mut secrets = Vec::new();
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    if let (Some(scheme), Some(at)) = (base.find("://"), base.rfind('@')) {
-        if at > scheme {
-            let userinfo = &base[scheme + 3..at];
-            if let Some((_, password)) = userinfo.split_once(':') {
-                secrets.push(password.to_owned());
-            }
-        }
+    if let (Some(scheme), Some(at)) = (base.find("://"), base.rfind('@'))
+        && at > scheme
+        && let Some((_, password)) = base[scheme + 3..at].split_once(':')
+    {
+        secrets.push(password.to_owned());
     }
     for param in query.split('&') {
-        if let Some((name, value)) = param.split_once('=') {
-            if is_secret_param(name) {
-                secrets.push(value.to_owned());
-            }
+        if let Some((name, value)) = param.split_once('=')
+            && is_secret_param(name)
+        {
+            secrets.push(value.to_owned());
         }
     }
     // Short strings would blank out unrelated text.

@@ -456,6 +456,49 @@ impl<S: SessionStore> DynSessionStore for S {
     }
 }
 
+/// A shared store is a store: keep an `Arc` of it to reach it from outside
+/// the middleware (an admin task, a test).
+impl<S: SessionStore> SessionStore for Arc<S> {
+    fn load(
+        &self,
+        key: &StoreKey,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        (**self).load(key)
+    }
+    fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).create(key, record, ttl)
+    }
+    fn apply(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Applied, StoreError>> + Send {
+        (**self).apply(key, changes, ttl)
+    }
+    fn touch(
+        &self,
+        key: &StoreKey,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Applied, StoreError>> + Send {
+        (**self).touch(key, ttl)
+    }
+    fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).delete(key)
+    }
+    fn take(
+        &self,
+        key: &StoreKey,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        (**self).take(key)
+    }
+}
+
 /// A store chosen at run time (for example from `SESSION_TYPE`).
 #[derive(Clone)]
 pub struct AnyStore(Arc<dyn DynSessionStore>);
