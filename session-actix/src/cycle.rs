@@ -366,10 +366,12 @@ fn move_note(old: &StoreKey) -> StoreKey {
     StoreKey::from_raw(format!("{old}:moved"))
 }
 
-fn millis_since_epoch(t: SystemTime) -> u128 {
+/// A time as a note records it: microseconds since the epoch (a logout
+/// that follows the login's response is microseconds later, at least).
+fn micros_since_epoch(t: SystemTime) -> u128 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
-        .as_millis()
+        .as_micros()
 }
 
 /// Moves a stored session to a new id (login). The old id never holds
@@ -456,7 +458,7 @@ async fn renew<S: SessionStore>(
         }
     };
     if matches!(change, CookieChange::Set(..)) {
-        let done = Bytes::from(millis_since_epoch(SystemTime::now()).to_string());
+        let done = Bytes::from(micros_since_epoch(SystemTime::now()).to_string());
         let mark = ChangeSet {
             set: target(done),
             ..ChangeSet::default()
@@ -480,11 +482,11 @@ async fn purge<S: SessionStore>(
     key: StoreKey,
     started: SystemTime,
 ) -> Result<(), StoreError> {
-    let started = millis_since_epoch(started);
+    let started = micros_since_epoch(started);
     let in_flight = |done: &Bytes| {
         std::str::from_utf8(done)
             .ok()
-            .and_then(|ms| ms.parse::<u128>().ok())
+            .and_then(|us| us.parse::<u128>().ok())
             // Empty (the login is under way) or unreadable: follow.
             .is_none_or(|done| started <= done)
     };
