@@ -1,12 +1,14 @@
 //! The SQL store against real databases: PostgreSQL and MariaDB (started by
 //! `scripts/services.sh`) and SQLite (a temporary file), each running the
-//! acceptance suite on a table of its own, plus the schema, the cleanup of
+//! acceptance suite on a table of its own, plus the schema and its upgrade
+//! from the previous version, size limits counted in bytes, the cleanup of
 //! expired rows and the checks on the table name.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use session_core::store::sql::{SqlStore, sqlx};
-use session_core::store::{Applied, ChangeSet, SessionStore};
+use session_core::store::{Applied, ChangeSet, Record, SessionStore};
 use session_core::testing::{record, unique_key};
 
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -165,13 +167,17 @@ impl Raw {
     }
 }
 
-async fn schema_exists_with_its_expiry_index(url: &str, table: &str, types: [&str; 3]) {
+async fn schema_exists_with_its_expiry_index(url: &str, table: &str, types: [&str; 4]) {
     let raw = Raw::connect(url).await;
     raw.exec(&format!("DROP TABLE IF EXISTS {table}")).await;
     let store = raw.store(table, None).await;
     let columns = raw.columns(table).await;
     let names: Vec<_> = columns.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["id", "data", "expires_at"], "{columns:?}");
+    assert_eq!(
+        names,
+        ["id", "data", "expires_at", "created_at"],
+        "{columns:?}"
+    );
     for ((_, got), want) in columns.iter().zip(types) {
         assert!(
             got.to_lowercase().contains(want),
@@ -236,7 +242,7 @@ async fn postgres_schema() {
     schema_exists_with_its_expiry_index(
         POSTGRES,
         "schema_sessions",
-        ["text", "jsonb", "timestamp"],
+        ["text", "jsonb", "timestamp", "timestamp"],
     )
     .await;
 }
@@ -247,7 +253,7 @@ async fn mysql_schema() {
     schema_exists_with_its_expiry_index(
         MYSQL,
         "schema_sessions",
-        ["varchar(255)", "", "datetime(6)"],
+        ["varchar(255)", "", "datetime(6)", "datetime(6)"],
     )
     .await;
 }
@@ -257,9 +263,245 @@ async fn sqlite_schema() {
     schema_exists_with_its_expiry_index(
         &sqlite_url("schema"),
         "schema_sessions",
-        ["text", "text", "integer"],
+        ["text", "text", "integer", "integer"],
     )
     .await;
+}
+
+/// The schema of the version before `created_at`, exactly as it created it
+/// (index included), and a row written as it wrote one.
+fn old_schema(raw: &Raw, table: &str, key: &str) -> Vec<String> {
+    match raw {
+        Raw::Postgres(_) => vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS \"{table}\" (\
+                 id TEXT PRIMARY KEY, \
+                 data JSONB NOT NULL, \
+                 expires_at TIMESTAMPTZ NOT NULL)"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON \"{table}\" (expires_at)"
+            ),
+            format!(
+                "INSERT INTO \"{table}\" (id, data, expires_at) \
+                 VALUES ('{key}', '{{\"a\": \"1\"}}'::jsonb, now() + 600000 * interval '1 millisecond')"
+            ),
+        ],
+        Raw::MySql(_) => vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS `{table}` (\
+                 id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY, \
+                 data JSON NOT NULL, \
+                 expires_at DATETIME(6) NOT NULL, \
+                 INDEX `{table}_expires_at_idx` (expires_at)\
+                 ) ENGINE = InnoDB"
+            ),
+            format!(
+                "INSERT INTO `{table}` (id, data, expires_at) \
+                 VALUES ('{key}', '{{\"a\": \"1\"}}', UTC_TIMESTAMP(6) + INTERVAL 600000000 MICROSECOND)"
+            ),
+        ],
+        Raw::Sqlite(_) => {
+            let expires = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 600_000;
+            vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS \"{table}\" (\
+                     id TEXT PRIMARY KEY NOT NULL, \
+                     data TEXT NOT NULL, \
+                     expires_at INTEGER NOT NULL)"
+                ),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON \"{table}\" (expires_at)"
+                ),
+                format!(
+                    "INSERT INTO \"{table}\" (id, data, expires_at) \
+                     VALUES ('{key}', '{{\"a\": \"1\"}}', {expires})"
+                ),
+            ]
+        }
+    }
+}
+
+/// A table made by the version before `created_at` gains the column when
+/// stores start on it (two at once, as app servers do), its rows load
+/// without a creation time and stay writable, and new sessions keep theirs.
+async fn old_table_gains_created_at(url: &str, table: &str) {
+    let raw = Raw::connect(url).await;
+    raw.exec(&format!("DROP TABLE IF EXISTS {table}")).await;
+    let old = unique_key("old-row");
+    for sql in old_schema(&raw, table, old.as_str()) {
+        raw.exec(&sql).await;
+    }
+    let (store, other) = tokio::join!(raw.store(table, None), raw.store(table, None));
+    drop(other);
+    let names: Vec<_> = raw
+        .columns(table)
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["id", "data", "expires_at", "created_at"], "{url}");
+    // Building again on the upgraded table is fine.
+    drop(raw.store(table, None).await);
+
+    let loaded = store.load(&old).await.unwrap().expect("the old row loads");
+    assert_eq!(loaded.entries, record(&[("a", "1")]).entries, "{url}");
+    assert_eq!(
+        loaded.created_at, None,
+        "{url}: a creation time was invented"
+    );
+    assert!(loaded.expires_at.is_some(), "{url}");
+    let ttl = Duration::from_secs(60);
+    let changes = ChangeSet {
+        set: vec![("b".into(), Bytes::from("2"))],
+        max_size: Some(1000),
+        ..ChangeSet::default()
+    };
+    assert_eq!(
+        store.apply(&old, &changes, ttl).await.unwrap(),
+        Applied::Done
+    );
+    let loaded = store.load(&old).await.unwrap().expect("still live");
+    assert_eq!(loaded.entries.len(), 2, "{url}");
+    assert_eq!(loaded.created_at, None, "{url}");
+
+    let new = unique_key("new-row");
+    let created = UNIX_EPOCH + Duration::from_millis(1_764_000_000_123);
+    let rec = Record {
+        created_at: Some(created),
+        ..record(&[("a", "1")])
+    };
+    assert!(store.create(&new, &rec, ttl).await.unwrap());
+    assert_eq!(store.touch(&new, ttl).await.unwrap(), Applied::Done);
+    let loaded = store.load(&new).await.unwrap().expect("just created");
+    assert_eq!(loaded.created_at, Some(created), "{url}");
+    let taken = store.take(&old).await.unwrap().expect("still live");
+    assert_eq!(taken.created_at, None, "{url}");
+}
+
+#[tokio::test]
+async fn postgres_old_table_gains_created_at() {
+    old_table_gains_created_at(POSTGRES, "old_sessions").await;
+}
+
+#[tokio::test]
+async fn mysql_old_table_gains_created_at() {
+    old_table_gains_created_at(MYSQL, "old_sessions").await;
+}
+
+#[tokio::test]
+async fn sqlite_old_table_gains_created_at() {
+    old_table_gains_created_at(&sqlite_url("old"), "old_sessions").await;
+}
+
+/// The size limit counts bytes, as `session_size` does, not characters:
+/// multi-byte keys and values, and binary values (kept in base64, with
+/// each of its paddings) count what they hold. A change set exactly at the
+/// limit is written, one byte over is refused with the size it would have
+/// had.
+async fn size_limit_counts_bytes(url: &str) {
+    let store = connect(url, "suite_sessions").await;
+    let ttl = Duration::from_secs(60);
+    let key = unique_key("bytes");
+    let mut base = record(&[("clé", "\"ü😀\""), ("ascii", "1")]);
+    for (name, value) in [
+        ("b1", &[0xff][..]),
+        ("b2", &[0, 0xfe]),
+        ("b3", &[1, 2, 0xfd]),
+    ] {
+        base.entries
+            .insert(name.into(), Bytes::copy_from_slice(value));
+    }
+    assert!(store.create(&key, &base, ttl).await.unwrap());
+    let grow = ChangeSet {
+        set: vec![
+            ("ключ".into(), Bytes::from("\"значение\"")),
+            ("b4".into(), Bytes::from_static(&[0xff, 0, 0, 0])),
+        ],
+        remove: vec!["ascii".into()],
+        ..ChangeSet::default()
+    };
+    let size = grow.size_after(&base.entries);
+    let over = ChangeSet {
+        max_size: Some(size - 1),
+        ..grow.clone()
+    };
+    assert_eq!(
+        store.apply(&key, &over, ttl).await.unwrap(),
+        Applied::TooLarge { size },
+        "{url}"
+    );
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().entries,
+        base.entries,
+        "{url}: a refused change was written"
+    );
+    let at = ChangeSet {
+        max_size: Some(size),
+        ..grow.clone()
+    };
+    assert_eq!(
+        store.apply(&key, &at, ttl).await.unwrap(),
+        Applied::Done,
+        "{url}"
+    );
+    let mut merged = base.entries.clone();
+    grow.apply_to(&mut merged);
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().entries,
+        merged,
+        "{url}"
+    );
+
+    // A clear whose new entries pass the limit on their own writes
+    // nothing; on a session that is gone it says so.
+    let clear = ChangeSet {
+        clear: true,
+        set: vec![("é".into(), Bytes::from("ü"))],
+        max_size: Some(8 + 2 + 2 - 1),
+        ..ChangeSet::default()
+    };
+    assert_eq!(
+        store.apply(&key, &clear, ttl).await.unwrap(),
+        Applied::TooLarge { size: 12 },
+        "{url}"
+    );
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().entries,
+        merged,
+        "{url}"
+    );
+    store.delete(&key).await.unwrap();
+    assert_eq!(
+        store.apply(&key, &clear, ttl).await.unwrap(),
+        Applied::Gone,
+        "{url}"
+    );
+    assert_eq!(
+        store.apply(&key, &over, ttl).await.unwrap(),
+        Applied::Gone,
+        "{url}"
+    );
+    assert!(store.load(&key).await.unwrap().is_none(), "{url}");
+}
+
+#[tokio::test]
+async fn postgres_size_limit_counts_bytes() {
+    size_limit_counts_bytes(POSTGRES).await;
+}
+
+#[tokio::test]
+async fn mysql_size_limit_counts_bytes() {
+    size_limit_counts_bytes(MYSQL).await;
+}
+
+#[tokio::test]
+async fn sqlite_size_limit_counts_bytes() {
+    size_limit_counts_bytes(&sqlite_url("bytes")).await;
 }
 
 /// Creates `short` sessions that expire in a second and `long` ones that

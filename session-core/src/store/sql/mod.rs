@@ -21,15 +21,17 @@
 //! # Layout
 //!
 //! One row per session: the store key, the session's entries as one JSON
-//! object, and when it expires. The table (default `sessions`) and an index
-//! on `expires_at` are created at build time if they do not exist:
+//! object, when it expires and when it was created. The table (default
+//! `sessions`) and an index on `expires_at` are created at build time if
+//! they do not exist:
 //!
 //! ```sql
 //! -- PostgreSQL
 //! CREATE TABLE sessions (
 //!     id         TEXT PRIMARY KEY,
 //!     data       JSONB NOT NULL,
-//!     expires_at TIMESTAMPTZ NOT NULL
+//!     expires_at TIMESTAMPTZ NOT NULL,
+//!     created_at TIMESTAMPTZ
 //! );
 //! CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
 //!
@@ -38,6 +40,7 @@
 //!     id         VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
 //!     data       JSON NOT NULL,
 //!     expires_at DATETIME(6) NOT NULL,  -- UTC
+//!     created_at DATETIME(6) NULL,      -- UTC
 //!     INDEX sessions_expires_at_idx (expires_at)
 //! ) ENGINE = InnoDB;
 //!
@@ -45,10 +48,18 @@
 //! CREATE TABLE sessions (
 //!     id         TEXT PRIMARY KEY NOT NULL,
 //!     data       TEXT NOT NULL,     -- a JSON object
-//!     expires_at INTEGER NOT NULL   -- Unix time in milliseconds
+//!     expires_at INTEGER NOT NULL,  -- Unix time in milliseconds
+//!     created_at INTEGER            -- Unix time in milliseconds
 //! );
 //! CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
 //! ```
+//!
+//! `created_at` is the session's [creation time](Record::created_at), kept
+//! to the millisecond; `NULL` when it is not known. A table made by a
+//! version of this store without the column gets it at build time (`ALTER
+//! TABLE ... ADD COLUMN`, only when it is missing; adding a nullable column
+//! is instant on all three databases), and its rows load with
+//! `created_at: None`.
 //!
 //! `data` maps each session key to its encoded value: a JSON string when the
 //! value is UTF-8 text without NUL characters (always the case with the
@@ -78,6 +89,24 @@
 //!   `data = json_patch(data, ?)`, with a patch that sets the new values and
 //!   has `null` for the removed keys (RFC 7396);
 //! - with `clear`, `data` is replaced by the new entries.
+//!
+//! A size limit ([`ChangeSet::max_size`]) is checked in the same `UPDATE`:
+//! its `WHERE` measures the merged object as
+//! [`session_size`](super::session_size) does (per entry, 8 plus the bytes
+//! of the key and of the value, a base64 value counting what it decodes
+//! to), with `jsonb_each`, `json_each`, or on MySQL/MariaDB `JSON_TABLE`
+//! over `JSON_KEYS` and over `$.*`. The database measures the row it
+//! writes, under its row lock, so concurrent writes cannot together pass
+//! the limit, and a write within it costs no extra round trip. Only when
+//! that `UPDATE` matches no row does a transaction tell [`Applied::Gone`]
+//! from [`Applied::TooLarge`]: it measures the merge on the row read under
+//! a write lock (`FOR UPDATE`; `BEGIN IMMEDIATE` on SQLite) and writes it
+//! after all if a concurrent change made room meanwhile. A `clear` is
+//! measured in Rust (its new entries are the whole session) and goes to
+//! that transaction only when it is too large. A MySQL or MariaDB server
+//! without `JSON_TABLE` (MySQL 5.7, MariaDB before 10.6; found out at build
+//! time) takes that transaction for every write with a limit, and measures
+//! the merge in Rust: three more round trips per write.
 //!
 //! A change set that sets nothing may leave the session empty: then a second
 //! statement deletes the row if it is still empty (a key set meanwhile by a
@@ -116,7 +145,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -533,16 +562,10 @@ impl SqlStore {
 
 impl SessionStore for SqlStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let row = dispatch!(&self.inner.db, d => d.load(key.as_str()).await)
-            .map_err(StoreError::backend)?;
-        row.map(|(data, expires_at)| {
-            Ok(Record {
-                entries: decode(&data)?,
-                expires_at: Some(expires_at),
-                created_at: None,
-            })
-        })
-        .transpose()
+        dispatch!(&self.inner.db, d => d.load(key.as_str()).await)
+            .map_err(StoreError::backend)?
+            .map(Row::into_record)
+            .transpose()
     }
 
     async fn create(
@@ -552,7 +575,8 @@ impl SessionStore for SqlStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let data = encode(record.entries.iter());
-        dispatch!(&self.inner.db, d => d.create(key.as_str(), &data, ttl).await)
+        let created_at = record.created_at.map(unix_ms);
+        dispatch!(&self.inner.db, d => d.create(key.as_str(), &data, created_at, ttl).await)
             .map_err(StoreError::backend)
     }
 
@@ -581,11 +605,85 @@ impl SessionStore for SqlStore {
     }
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let data = dispatch!(&self.inner.db, d => d.take(key.as_str()).await)
-            .map_err(StoreError::backend)?;
-        data.map(|data| Ok(Record::from(decode(&data)?)))
+        dispatch!(&self.inner.db, d => d.take(key.as_str()).await)
+            .map_err(StoreError::backend)?
+            .map(Row::into_record)
             .transpose()
     }
+}
+
+/// A live session's row, as `load` and `take` read it.
+struct Row {
+    data: String,
+    /// `None` from `take`, which has no use for it.
+    expires_at: Option<SystemTime>,
+    /// Unix milliseconds.
+    created_at: Option<i64>,
+}
+
+impl Row {
+    fn into_record(self) -> Result<Record, StoreError> {
+        Ok(Record {
+            entries: decode(&self.data)?,
+            expires_at: self.expires_at,
+            created_at: self.created_at.map(from_unix_ms),
+        })
+    }
+}
+
+/// A time as Unix milliseconds (negative before 1970), the unit
+/// `created_at` is kept in, whatever the column's type.
+fn unix_ms(t: SystemTime) -> i64 {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => ms(after),
+        // Round down before 1970 too, so that every time in one
+        // millisecond is kept as that millisecond.
+        Err(before) => {
+            let before = before.duration();
+            let part = i64::from(before.subsec_nanos() % 1_000_000 != 0);
+            ms(before).saturating_add(part).saturating_neg()
+        }
+    }
+}
+
+fn from_unix_ms(ms: i64) -> SystemTime {
+    let magnitude = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        UNIX_EPOCH + magnitude
+    } else {
+        UNIX_EPOCH - magnitude
+    }
+}
+
+/// The rare path of an `apply` with a size limit (the single `UPDATE`
+/// matched no row, or a `clear` is too large on its own) decides from the
+/// merged session's size, measured under a write lock (`None`: no live
+/// row): `Some` settles the apply, `None` means it fits now (a concurrent
+/// change made room) and is written under that lock.
+fn decide_locked(size: Option<i64>, changes: &ChangeSet) -> Option<Applied> {
+    let Some(size) = size else {
+        return Some(Applied::Gone);
+    };
+    let size = usize::try_from(size).unwrap_or(0);
+    changes
+        .max_size
+        .filter(|&limit| size > limit)
+        .map(|_| Applied::TooLarge { size })
+}
+
+/// A session size limit as SQL binds it.
+fn limit_of(changes: &ChangeSet) -> Option<i64> {
+    changes
+        .max_size
+        .map(|max| i64::try_from(max).unwrap_or(i64::MAX))
+}
+
+/// True when the change set must go straight to the locked path: a
+/// `clear` whose new entries alone pass the limit. They are the whole
+/// merged session, so Rust measures a `clear` and no `UPDATE` has to.
+fn clear_too_large(changes: &ChangeSet) -> bool {
+    changes.clear && changes.too_large(&HashMap::new()).is_some()
 }
 
 // ---- The JSON in the `data` column ----
@@ -734,6 +832,24 @@ mod tests {
         }
         assert!(decode_value("k", Value::Bool(true)).is_err());
         assert!(decode_value("k", serde_json::json!(["not base64!"])).is_err());
+    }
+
+    #[test]
+    fn creation_times_round_down_to_the_millisecond() {
+        let at = |ms: i64, nanos: u64| {
+            let base = from_unix_ms(ms);
+            (unix_ms(base + Duration::from_nanos(nanos)), ms)
+        };
+        for ms in [0, 1, 1_764_000_000_123, -1, -1_000, -86_400_001] {
+            for nanos in [0, 1, 999_999] {
+                let (got, want) = at(ms, nanos);
+                assert_eq!(got, want, "{ms} ms + {nanos} ns");
+            }
+        }
+        assert_eq!(
+            unix_ms(UNIX_EPOCH + Duration::from_millis(1_764_000_000_123)),
+            1_764_000_000_123
+        );
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The SQL store on PostgreSQL: its schema and statements.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::{AssertSqlSafe, PgExecutor, PgPool};
 
-use super::{Applied, ChangeSet, encode_set, expires_in, settle, ttl_in};
+use super::{
+    Applied, ChangeSet, Row, clear_too_large, decide_locked, encode_set, expires_in, limit_of,
+    settle, ttl_in,
+};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -15,6 +18,8 @@ pub(super) struct Pg {
     load: Arc<str>,
     create: Arc<str>,
     apply: Arc<str>,
+    apply_limited: Arc<str>,
+    measure: Arc<str>,
     delete_empty: Arc<str>,
     touch: Arc<str>,
     delete: Arc<str>,
@@ -27,8 +32,22 @@ fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
     AssertSqlSafe(Arc::clone(sql))
 }
 
+/// The size of the `jsonb` object `json` as `session_size` counts it: per
+/// entry 8, the key's bytes and the value's bytes (the text of a string,
+/// or what the base64 in a one-element array decodes to; it is padded, so
+/// its length without the `=` times 3/4 is exact).
+fn size_of(json: &str) -> String {
+    format!(
+        "(SELECT coalesce(sum(8 + octet_length(key) + CASE jsonb_typeof(value) \
+         WHEN 'string' THEN octet_length(value #>> '{{}}') \
+         ELSE length(rtrim(value ->> 0, '=')) * 3 / 4 END), 0) \
+         FROM jsonb_each({json}))"
+    )
+}
+
 impl Pg {
-    /// Creates the table and its index if missing.
+    /// Creates the table and its index if missing, and adds `created_at`
+    /// to a table made before it existed.
     pub(super) async fn new(pool: PgPool, table: &str) -> Result<Self, sqlx::Error> {
         let t = format!("\"{table}\"");
         let mut tx = pool.begin().await?;
@@ -41,10 +60,28 @@ impl Pg {
             "CREATE TABLE IF NOT EXISTS {t} (\
              id TEXT PRIMARY KEY, \
              data JSONB NOT NULL, \
-             expires_at TIMESTAMPTZ NOT NULL)"
+             expires_at TIMESTAMPTZ NOT NULL, \
+             created_at TIMESTAMPTZ)"
         )))
         .execute(&mut *tx)
         .await?;
+        // ALTER TABLE waits for an exclusive lock even when the column is
+        // there, which would queue every session query behind it: look
+        // first (`to_regclass` finds the table as the queries do).
+        let has_created_at: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute \
+             WHERE attrelid = to_regclass($1) AND attname = 'created_at' AND NOT attisdropped)",
+        )
+        .bind(&t)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !has_created_at {
+            sqlx::query(AssertSqlSafe(format!(
+                "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS created_at TIMESTAMPTZ"
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(AssertSqlSafe(format!(
             "CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON {t} (expires_at)"
         )))
@@ -53,24 +90,36 @@ impl Pg {
         tx.commit().await?;
         let s = |sql: String| Arc::<str>::from(sql);
         let remaining = "(extract(epoch FROM expires_at - now()) * 1000)::int8";
+        let created = "floor(extract(epoch FROM created_at) * 1000)::int8";
+        let merged = "(CASE WHEN $2 THEN '{}'::jsonb ELSE data - $3::text[] END || $4::jsonb)";
+        let apply = format!(
+            "UPDATE {t} SET data = {merged}, \
+             expires_at = now() + $5 * interval '1 millisecond' \
+             WHERE id = $1 AND expires_at > now()"
+        );
         Ok(Self {
             pool,
             load: s(format!(
-                "SELECT data::text, {remaining} FROM {t} WHERE id = $1 AND expires_at > now()"
+                "SELECT data::text, {remaining}, {created} FROM {t} \
+                 WHERE id = $1 AND expires_at > now()"
             )),
             create: s(format!(
-                "INSERT INTO {t} AS s (id, data, expires_at) \
-                 VALUES ($1, $2::jsonb, now() + $3 * interval '1 millisecond') \
+                "INSERT INTO {t} AS s (id, data, expires_at, created_at) \
+                 VALUES ($1, $2::jsonb, now() + $3 * interval '1 millisecond', \
+                 'epoch'::timestamptz + $4::int8 * interval '1 millisecond') \
                  ON CONFLICT (id) DO UPDATE \
-                 SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at \
+                 SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at, \
+                 created_at = EXCLUDED.created_at \
                  WHERE s.expires_at <= now()"
             )),
-            apply: s(format!(
-                "UPDATE {t} SET \
-                 data = CASE WHEN $2 THEN '{{}}'::jsonb ELSE data - $3::text[] END || $4::jsonb, \
-                 expires_at = now() + $5 * interval '1 millisecond' \
-                 WHERE id = $1 AND expires_at > now() \
-                 RETURNING data = '{{}}'::jsonb"
+            apply_limited: s(format!(
+                "{apply} AND {} <= $6 RETURNING data = '{{}}'::jsonb",
+                size_of(merged)
+            )),
+            apply: s(format!("{apply} RETURNING data = '{{}}'::jsonb")),
+            measure: s(format!(
+                "SELECT {} FROM {t} WHERE id = $1 AND expires_at > now() FOR UPDATE",
+                size_of(merged)
             )),
             delete_empty: s(format!(
                 "DELETE FROM {t} WHERE id = $1 AND data = '{{}}'::jsonb"
@@ -81,52 +130,115 @@ impl Pg {
             )),
             delete: s(format!("DELETE FROM {t} WHERE id = $1")),
             take: s(format!(
-                "DELETE FROM {t} WHERE id = $1 RETURNING data::text, expires_at > now()"
+                "DELETE FROM {t} WHERE id = $1 RETURNING data::text, expires_at > now(), {created}"
             )),
             cleanup: s(format!("DELETE FROM {t} WHERE expires_at <= now()")),
         })
     }
 
-    pub(super) async fn load(
-        &self,
-        key: &str,
-    ) -> Result<Option<(String, SystemTime)>, sqlx::Error> {
-        let row: Option<(String, i64)> = sqlx::query_as(q(&self.load))
+    pub(super) async fn load(&self, key: &str) -> Result<Option<Row>, sqlx::Error> {
+        let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(q(&self.load))
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|(data, ms)| (data, expires_in(ms, MS))))
+        Ok(row.map(|(data, ms, created_at)| Row {
+            data,
+            expires_at: Some(expires_in(ms, MS)),
+            created_at,
+        }))
     }
 
     pub(super) async fn create(
         &self,
         key: &str,
         data: &str,
+        created_at: Option<i64>,
         ttl: Duration,
     ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(q(&self.create))
             .bind(key)
             .bind(data)
             .bind(ttl_in(ttl, MS))
+            .bind(created_at)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
+    /// One `UPDATE`; with a size limit, its `WHERE` also measures the
+    /// merged session, and on no match a locked re-read tells why.
     pub(super) async fn apply(
         &self,
         key: &str,
         changes: &ChangeSet,
         ttl: Duration,
     ) -> Result<Applied, sqlx::Error> {
-        let emptied: Option<bool> = sqlx::query_scalar(q(&self.apply))
+        if clear_too_large(changes) {
+            return self.apply_locked(key, changes, ttl).await;
+        }
+        // What a `clear` leaves is measured already: only a merge needs the
+        // database to measure it.
+        let limit = limit_of(changes).filter(|_| !changes.clear);
+        let emptied = self.update(&self.pool, key, changes, ttl, limit).await?;
+        if emptied.is_none() && limit.is_some() {
+            return self.apply_locked(key, changes, ttl).await;
+        }
+        self.settle(key, emptied).await
+    }
+
+    /// Runs the apply statement: `None` if no row matched, else whether the
+    /// session may now be empty.
+    async fn update<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        key: &str,
+        changes: &ChangeSet,
+        ttl: Duration,
+        limit: Option<i64>,
+    ) -> Result<Option<bool>, sqlx::Error> {
+        let sql = if limit.is_some() {
+            &self.apply_limited
+        } else {
+            &self.apply
+        };
+        let mut query = sqlx::query_scalar(q(sql))
             .bind(key)
             .bind(changes.clear)
             .bind(&changes.remove)
             .bind(encode_set(changes))
-            .bind(ttl_in(ttl, MS))
-            .fetch_optional(&self.pool)
+            .bind(ttl_in(ttl, MS));
+        if let Some(limit) = limit {
+            query = query.bind(limit);
+        }
+        query.fetch_optional(executor).await
+    }
+
+    /// The rare path: the merged size measured on the row read `FOR
+    /// UPDATE`, and the change written under that lock if it fits.
+    async fn apply_locked(
+        &self,
+        key: &str,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> Result<Applied, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let size: Option<i64> = sqlx::query_scalar(q(&self.measure))
+            .bind(key)
+            .bind(changes.clear)
+            .bind(&changes.remove)
+            .bind(encode_set(changes))
+            .fetch_optional(&mut *tx)
             .await?;
+        if let Some(settled) = decide_locked(size, changes) {
+            tx.rollback().await?;
+            return Ok(settled);
+        }
+        let emptied = self.update(&mut *tx, key, changes, ttl, None).await?;
+        tx.commit().await?;
+        self.settle(key, emptied).await
+    }
+
+    async fn settle(&self, key: &str, emptied: Option<bool>) -> Result<Applied, sqlx::Error> {
         settle(emptied, async || {
             let deleted = sqlx::query(q(&self.delete_empty))
                 .bind(key)
@@ -154,12 +266,18 @@ impl Pg {
         Ok(())
     }
 
-    pub(super) async fn take(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        let row: Option<(String, bool)> = sqlx::query_as(q(&self.take))
+    pub(super) async fn take(&self, key: &str) -> Result<Option<Row>, sqlx::Error> {
+        let row: Option<(String, bool, Option<i64>)> = sqlx::query_as(q(&self.take))
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.and_then(|(data, live)| live.then_some(data)))
+        Ok(row.and_then(|(data, live, created_at)| {
+            live.then_some(Row {
+                data,
+                expires_at: None,
+                created_at,
+            })
+        }))
     }
 
     pub(super) async fn cleanup(&self) -> Result<u64, sqlx::Error> {

@@ -3,17 +3,18 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::{AssertSqlSafe, SqlitePool};
+use sqlx::{AssertSqlSafe, SqliteExecutor, SqlitePool};
 
-use super::{Applied, ChangeSet, encode_set, merge_patch, settle, ttl_in};
+use super::{
+    Applied, ChangeSet, Row, clear_too_large, decide_locked, encode_set, limit_of, merge_patch,
+    settle, ttl_in, unix_ms,
+};
 
 const MS: Duration = Duration::from_millis(1);
 
 /// Now, in Unix milliseconds (SQLite has no clock type of its own).
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    unix_ms(SystemTime::now())
 }
 
 /// Unix milliseconds `ttl` from now.
@@ -27,6 +28,8 @@ pub(super) struct Lite {
     load: Arc<str>,
     create: Arc<str>,
     merge: Arc<str>,
+    merge_limited: Arc<str>,
+    measure: Arc<str>,
     replace: Arc<str>,
     delete_empty: Arc<str>,
     touch: Arc<str>,
@@ -40,18 +43,35 @@ fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
     AssertSqlSafe(Arc::clone(sql))
 }
 
+/// The size of the JSON object `json` as `session_size` counts it: per
+/// entry 8, the key's bytes and the value's bytes (the text of a string,
+/// or what the base64 in a one-element array decodes to; it is padded, so
+/// its length without the `=` times 3/4 is exact). `length` counts
+/// characters in text, so text is measured as a blob.
+fn size_of(json: &str) -> String {
+    format!(
+        "(SELECT coalesce(sum(8 + length(CAST(key AS BLOB)) + CASE type \
+         WHEN 'text' THEN length(CAST(value AS BLOB)) \
+         ELSE length(rtrim(json_extract(value, '$[0]'), '=')) * 3 / 4 END), 0) \
+         FROM json_each({json}))"
+    )
+}
+
 impl Lite {
-    /// Creates the table and its index if missing.
+    /// Creates the table and its index if missing, and adds `created_at`
+    /// to a table made before it existed.
     pub(super) async fn new(pool: SqlitePool, table: &str) -> Result<Self, sqlx::Error> {
         let t = format!("\"{table}\"");
         sqlx::query(AssertSqlSafe(format!(
             "CREATE TABLE IF NOT EXISTS {t} (\
              id TEXT PRIMARY KEY NOT NULL, \
              data TEXT NOT NULL, \
-             expires_at INTEGER NOT NULL)"
+             expires_at INTEGER NOT NULL, \
+             created_at INTEGER)"
         )))
         .execute(&pool)
         .await?;
+        add_created_at(&pool, &t, table).await?;
         sqlx::query(AssertSqlSafe(format!(
             "CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON {t} (expires_at)"
         )))
@@ -59,20 +79,32 @@ impl Lite {
         .await?;
         let s = |sql: String| Arc::<str>::from(sql);
         let empty = "json(data) = '{}'";
+        let merge = format!(
+            "UPDATE {t} SET data = json_patch(data, ?2), expires_at = ?3 \
+             WHERE id = ?1 AND expires_at > ?4"
+        );
         Ok(Self {
             pool,
             load: s(format!(
-                "SELECT data, expires_at FROM {t} WHERE id = ?1 AND expires_at > ?2"
+                "SELECT data, expires_at, created_at FROM {t} WHERE id = ?1 AND expires_at > ?2"
             )),
             create: s(format!(
-                "INSERT INTO {t} (id, data, expires_at) VALUES (?1, ?2, ?3) \
+                "INSERT INTO {t} (id, data, expires_at, created_at) VALUES (?1, ?2, ?3, ?5) \
                  ON CONFLICT (id) DO UPDATE \
-                 SET data = excluded.data, expires_at = excluded.expires_at \
+                 SET data = excluded.data, expires_at = excluded.expires_at, \
+                 created_at = excluded.created_at \
                  WHERE {t}.expires_at <= ?4"
             )),
-            merge: s(format!(
-                "UPDATE {t} SET data = json_patch(data, ?2), expires_at = ?3 \
-                 WHERE id = ?1 AND expires_at > ?4 RETURNING {empty}"
+            merge_limited: s(format!(
+                "{merge} AND {} <= ?5 RETURNING {empty}",
+                size_of("json_patch(data, ?2)")
+            )),
+            merge: s(format!("{merge} RETURNING {empty}")),
+            // With `clear`, the patch applies to `{}` (where its nulls, the
+            // removed keys, remove nothing).
+            measure: s(format!(
+                "SELECT {} FROM {t} WHERE id = ?1 AND expires_at > ?4",
+                size_of("json_patch(CASE WHEN ?3 THEN '{}' ELSE data END, ?2)")
             )),
             replace: s(format!(
                 "UPDATE {t} SET data = ?2, expires_at = ?3 \
@@ -84,24 +116,22 @@ impl Lite {
             )),
             delete: s(format!("DELETE FROM {t} WHERE id = ?1")),
             take: s(format!(
-                "DELETE FROM {t} WHERE id = ?1 RETURNING data, expires_at"
+                "DELETE FROM {t} WHERE id = ?1 RETURNING data, expires_at, created_at"
             )),
             cleanup: s(format!("DELETE FROM {t} WHERE expires_at <= ?1")),
         })
     }
 
-    pub(super) async fn load(
-        &self,
-        key: &str,
-    ) -> Result<Option<(String, SystemTime)>, sqlx::Error> {
-        let row: Option<(String, i64)> = sqlx::query_as(q(&self.load))
+    pub(super) async fn load(&self, key: &str) -> Result<Option<Row>, sqlx::Error> {
+        let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(q(&self.load))
             .bind(key)
             .bind(now_ms())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|(data, at)| {
-            let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(at).unwrap_or(0));
-            (data, at)
+        Ok(row.map(|(data, at, created_at)| Row {
+            data,
+            expires_at: Some(UNIX_EPOCH + Duration::from_millis(u64::try_from(at).unwrap_or(0))),
+            created_at,
         }))
     }
 
@@ -109,6 +139,7 @@ impl Lite {
         &self,
         key: &str,
         data: &str,
+        created_at: Option<i64>,
         ttl: Duration,
     ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(q(&self.create))
@@ -116,29 +147,87 @@ impl Lite {
             .bind(data)
             .bind(expiry(ttl))
             .bind(now_ms())
+            .bind(created_at)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
+    /// One `UPDATE`; with a size limit, its `WHERE` also measures the
+    /// merged session, and on no match a locked re-read tells why.
     pub(super) async fn apply(
         &self,
         key: &str,
         changes: &ChangeSet,
         ttl: Duration,
     ) -> Result<Applied, sqlx::Error> {
-        let (sql, data) = if changes.clear {
-            (&self.replace, encode_set(changes))
-        } else {
-            (&self.merge, merge_patch(changes))
+        if clear_too_large(changes) {
+            return self.apply_locked(key, changes, ttl).await;
+        }
+        // What a `clear` leaves is measured already: only a merge needs the
+        // database to measure it.
+        let limit = limit_of(changes).filter(|_| !changes.clear);
+        let emptied = self.update(&self.pool, key, changes, ttl, limit).await?;
+        if emptied.is_none() && limit.is_some() {
+            return self.apply_locked(key, changes, ttl).await;
+        }
+        self.settle(key, emptied).await
+    }
+
+    /// Runs the apply statement: `None` if no row matched, else whether the
+    /// session may now be empty.
+    async fn update<'e>(
+        &self,
+        executor: impl SqliteExecutor<'e>,
+        key: &str,
+        changes: &ChangeSet,
+        ttl: Duration,
+        limit: Option<i64>,
+    ) -> Result<Option<bool>, sqlx::Error> {
+        let (sql, data) = match (changes.clear, limit) {
+            (true, _) => (&self.replace, encode_set(changes)),
+            (false, None) => (&self.merge, merge_patch(changes)),
+            (false, Some(_)) => (&self.merge_limited, merge_patch(changes)),
         };
-        let emptied: Option<bool> = sqlx::query_scalar(q(sql))
+        let mut query = sqlx::query_scalar(q(sql))
             .bind(key)
             .bind(data)
             .bind(expiry(ttl))
+            .bind(now_ms());
+        if let Some(limit) = limit {
+            query = query.bind(limit);
+        }
+        query.fetch_optional(executor).await
+    }
+
+    /// The rare path: the merged size measured in a transaction that holds
+    /// the write lock from its start (`BEGIN IMMEDIATE`: a deferred one
+    /// could not take it after reading once another writer committed), and
+    /// the change written if it fits.
+    async fn apply_locked(
+        &self,
+        key: &str,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> Result<Applied, sqlx::Error> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let size: Option<i64> = sqlx::query_scalar(q(&self.measure))
+            .bind(key)
+            .bind(merge_patch(changes))
+            .bind(changes.clear)
             .bind(now_ms())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
+        if let Some(settled) = decide_locked(size, changes) {
+            tx.rollback().await?;
+            return Ok(settled);
+        }
+        let emptied = self.update(&mut *tx, key, changes, ttl, None).await?;
+        tx.commit().await?;
+        self.settle(key, emptied).await
+    }
+
+    async fn settle(&self, key: &str, emptied: Option<bool>) -> Result<Applied, sqlx::Error> {
         settle(emptied, async || {
             let deleted = sqlx::query(q(&self.delete_empty))
                 .bind(key)
@@ -167,13 +256,19 @@ impl Lite {
         Ok(())
     }
 
-    pub(super) async fn take(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        let row: Option<(String, i64)> = sqlx::query_as(q(&self.take))
+    pub(super) async fn take(&self, key: &str) -> Result<Option<Row>, sqlx::Error> {
+        let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(q(&self.take))
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
         let now = now_ms();
-        Ok(row.and_then(|(data, at)| (at > now).then_some(data)))
+        Ok(row.and_then(|(data, at, created_at)| {
+            (at > now).then_some(Row {
+                data,
+                expires_at: None,
+                created_at,
+            })
+        }))
     }
 
     pub(super) async fn cleanup(&self) -> Result<u64, sqlx::Error> {
@@ -182,5 +277,32 @@ impl Lite {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+/// Adds `created_at` to a table made before it existed (SQLite has no
+/// `ADD COLUMN IF NOT EXISTS`). Two processes starting at once may both
+/// add it: the one that loses finds it there.
+async fn add_created_at(pool: &SqlitePool, t: &str, table: &str) -> Result<(), sqlx::Error> {
+    let has_column = async || -> Result<bool, sqlx::Error> {
+        let found: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = 'created_at'",
+        )
+        .bind(table)
+        .fetch_one(pool)
+        .await?;
+        Ok(found > 0)
+    };
+    if has_column().await? {
+        return Ok(());
+    }
+    let added = sqlx::query(AssertSqlSafe(format!(
+        "ALTER TABLE {t} ADD COLUMN created_at INTEGER"
+    )))
+    .execute(pool)
+    .await;
+    match added {
+        Err(e) if !has_column().await? => Err(e),
+        _ => Ok(()),
     }
 }
