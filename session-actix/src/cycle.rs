@@ -277,23 +277,31 @@ async fn save<S: SessionStore>(
             CookieChange::Keep
         }
     };
-    let create_fresh = async |entries: HashMap<String, Bytes>| -> Result<CookieChange, Failure> {
-        let now = SystemTime::now();
-        let ttl = settings.ttl(Some(now)).unwrap_or(settings.lifetime);
-        let record = Record {
-            entries,
-            expires_at: None,
-            created_at: Some(now),
-        };
-        // 256 random bits do not collide; the loop is for a broken RNG.
-        for _ in 0..3 {
-            let id = SessionId::generate();
-            if timed(t, store.create(&key(&id), &record, ttl)).await? {
-                return Ok(set(&id, ttl));
+    // A new session under a fresh id. A login's is in use from the start:
+    // it is touched at once, so that a bounded store (memory, files) does
+    // not take it for one of a flood of new sessions nobody came back to.
+    let create_fresh =
+        async |entries: HashMap<String, Bytes>, in_use: bool| -> Result<CookieChange, Failure> {
+            let now = SystemTime::now();
+            let ttl = settings.ttl(Some(now)).unwrap_or(settings.lifetime);
+            let record = Record {
+                entries,
+                expires_at: None,
+                created_at: Some(now),
+            };
+            // 256 random bits do not collide; the loop is for a broken RNG.
+            for _ in 0..3 {
+                let id = SessionId::generate();
+                let key = key(&id);
+                if timed(t, store.create(&key, &record, ttl)).await? {
+                    if in_use {
+                        let _ = timed(t, store.touch(&key, ttl)).await?;
+                    }
+                    return Ok(set(&id, ttl));
+                }
             }
-        }
-        Err(StoreError::backend("three fresh session ids were all taken").into())
-    };
+            Err(StoreError::backend("three fresh session ids were all taken").into())
+        };
     // The lifetime the session the request came with gets if written now;
     // `None`: its absolute lifetime ran out during the request.
     let ttl = settings.ttl(snap.created_at);
@@ -306,7 +314,7 @@ async fn save<S: SessionStore>(
                 purge(store, t, key(id), snap.started).await?;
             }
             if !snap.entries.is_empty() {
-                create_fresh(snap.entries).await
+                create_fresh(snap.entries, false).await
             } else if had_cookie {
                 Ok(CookieChange::Remove)
             } else {
@@ -316,7 +324,7 @@ async fn save<S: SessionStore>(
         SessionStatus::Renewed => match (live, ttl) {
             (Some(old), Some(_)) => renew(store, settings, &old, snap).await,
             _ if snap.entries.is_empty() => Ok(nothing),
-            _ => create_fresh(snap.entries).await,
+            _ => create_fresh(snap.entries, true).await,
         },
         SessionStatus::Changed => match (&live, &snap.id, ttl) {
             (Some(live), Some(id), Some(ttl)) => {
@@ -338,7 +346,7 @@ async fn save<S: SessionStore>(
                 Ok(CookieChange::Remove)
             }
             _ if snap.entries.is_empty() => Ok(nothing),
-            _ => create_fresh(snap.entries).await,
+            _ => create_fresh(snap.entries, false).await,
         },
         SessionStatus::Unchanged => match (&live, &snap.id, ttl) {
             (Some(live), Some(id), Some(ttl)) if refresh_due(settings, snap.expires_at, ttl) => {

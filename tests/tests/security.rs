@@ -580,3 +580,39 @@ async fn concurrent_writes_cannot_pass_the_size_limit_together() {
     assert!(stored.size() <= limit, "stored {} bytes", stored.size());
     assert_eq!(stored.entries.len(), 2, "the seed and one of the two");
 }
+
+// ---------------------------------------------------------------------------
+// 2. A flood of new sessions cannot push out sessions in use
+
+/// Cookieless requests that each create a session, ten times the memory
+/// store's cap: the store stays within its cap, and a logged-in user and a
+/// returning visitor keep their sessions.
+#[actix_web::test]
+async fn a_flood_of_new_sessions_evicts_no_session_in_use() {
+    const CAP: usize = 50;
+    let store = Arc::new(MemoryStore::with_max_sessions(CAP));
+    let app = start(SessionMiddleware::builder(Arc::clone(&store))).await;
+    let user = app
+        .post("/login?user=ann", None)
+        .await
+        .expect_new_session("login");
+    let visitor = app
+        .get("/visits", None)
+        .await
+        .expect_new_session("first visit");
+    app.get("/visits", Some(&visitor))
+        .await
+        .assert_ok("2", "the visitor comes back");
+    for i in 0..10 * CAP {
+        app.get("/visits", None)
+            .await
+            .assert_ok("1", &format!("flood request {i}"));
+        assert!(store.len() <= CAP, "{} sessions, over the cap", store.len());
+    }
+    app.get("/get?key=user", Some(&user))
+        .await
+        .assert_ok("ann", "the logged-in user after the flood");
+    app.get("/visits", Some(&visitor))
+        .await
+        .assert_ok("3", "the returning visitor after the flood");
+}
