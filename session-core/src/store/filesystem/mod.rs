@@ -1,21 +1,24 @@
 //! The filesystem store: one file per session.
 
-use std::fs::{self, File, OpenOptions};
+mod dir;
+mod evict;
+mod format;
+
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
+use self::dir::{LOCKS, PROBATION, TMP_PREFIX, is_symlink_error, no_follow};
+use self::format::Stored;
 use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
 use crate::StoreKey;
-use crate::codec::{decode_entries, encode_entries};
 
-const MAGIC: &[u8; 4] = b"AXS1";
-const HEADER: usize = 12;
 const SUFFIX: &str = ".session";
 const LOCK_STRIPES: u8 = 64;
 
@@ -24,15 +27,36 @@ const LOCK_STRIPES: u8 = 64;
 ///
 /// - File names are `hex(sha256(store key))`: no path is ever built from
 ///   cookie text, whatever the key prefix or id hashing setting.
+/// - The directory must be private: [`build`](FileStoreBuilder::build)
+///   creates it with mode `0700` and refuses one that is writable by group
+///   or others or owned by another user. Session files are never opened
+///   through a symbolic link.
 /// - Writes go to a temporary file that is renamed over the session's file,
 ///   so a reader never sees half a session.
 /// - Changes are applied under an advisory file lock (one of 64 striped
 ///   locks in `.locks/`), so several workers, or several processes sharing
 ///   the directory, never lose each other's writes to different keys.
-/// - When creating a session would pass the threshold (500 files by
-///   default), expired sessions are removed first, then the ones closest to
-///   expiring, which are the least recently used, a tenth of the threshold
-///   at a time so that a full directory is not scanned on every create.
+///
+/// # The threshold, and who is evicted
+///
+/// A new session starts on probation, in the `new/` subdirectory; the first
+/// [`load`](SessionStore::load), [`apply`](SessionStore::apply) or
+/// [`touch`](SessionStore::touch) after its creation moves it (one rename)
+/// into the main directory: it is in use. When creating a session would
+/// pass the threshold (500 files by default), expired files are removed,
+/// then sessions on probation, oldest created first, a tenth of the
+/// threshold at a time so that a full directory is not scanned on every
+/// create. A session in use is never evicted to make room: when nothing can
+/// go, `create` fails with [`StoreError::Full`], and the directory is not
+/// scanned again for a second (or until a session expires, if sooner). A
+/// flood of cookieless requests thus only ever evicts sessions nobody came
+/// back to, never a logged-in user.
+///
+/// Expired files are also swept every five minutes (by the first `create`
+/// after that), whatever the threshold, even with none (0). The count of
+/// files is kept per process between scans: several processes sharing the
+/// directory may together pass the threshold by what each created since its
+/// last scan.
 ///
 /// Files are written without `fsync`: a session may be lost in a power
 /// failure, but never read back half-written.
@@ -44,10 +68,20 @@ pub struct FileStore {
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
+    probation: PathBuf,
     threshold: usize,
     mode: u32,
+    /// Session files in both directories, as of the last scan plus this
+    /// process's changes since.
     count: AtomicUsize,
-    prune: Mutex<()>,
+    /// Creates hold it shared; a scan that recounts holds it exclusive.
+    gate: RwLock<()>,
+    /// One scan at a time in this process.
+    scanning: Mutex<()>,
+    /// Until when (ms) a full directory is not scanned again.
+    retry_at: AtomicU64,
+    /// When (ms) the next sweep of expired files is due.
+    next_sweep: AtomicU64,
 }
 
 /// Configures a [`FileStore`].
@@ -60,7 +94,10 @@ pub struct FileStoreBuilder {
 }
 
 impl FileStoreBuilder {
-    /// The most session files to keep; 0 means no limit. Defaults to 500.
+    /// The most session files to keep: past it, sessions nobody came back
+    /// to are evicted, and when every session is in use a new one is
+    /// refused ([`StoreError::Full`]); see [`FileStore`]. 0 means no limit.
+    /// Defaults to 500.
     pub fn threshold(mut self, threshold: usize) -> Self {
         self.threshold = threshold;
         self
@@ -72,17 +109,28 @@ impl FileStoreBuilder {
         self
     }
 
-    /// Creates the directory if needed and opens the store.
+    /// Creates the directory if needed (mode `0700`) and opens the store.
+    ///
+    /// Fails, with a message that names the directory and the problem, when
+    /// the directory is writable by group or others or is not owned by the
+    /// user this process creates files as: another user could then plant
+    /// or swap sessions.
     pub fn build(self) -> io::Result<FileStore> {
-        fs::create_dir_all(self.dir.join(".locks"))?;
-        let count = session_files(&self.dir)?.count();
+        dir::prepare(&self.dir)?;
+        let probation = self.dir.join(PROBATION);
+        let count = session_files(&self.dir)?.count() + session_files(&probation)?.count();
         Ok(FileStore {
             inner: Arc::new(Inner {
                 dir: self.dir,
+                probation,
                 threshold: self.threshold,
                 mode: self.mode,
                 count: AtomicUsize::new(count),
-                prune: Mutex::new(()),
+                gate: RwLock::new(()),
+                scanning: Mutex::new(()),
+                retry_at: AtomicU64::new(0),
+                // The first create sweeps what expired while no process ran.
+                next_sweep: AtomicU64::new(0),
             }),
         })
     }
@@ -105,13 +153,12 @@ impl FileStore {
 
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Inner) -> io::Result<T> + Send + 'static,
+        f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || f(&inner))
             .await
             .map_err(StoreError::backend)?
-            .map_err(StoreError::Io)
     }
 }
 
@@ -131,10 +178,14 @@ fn expiry_ms(ttl: Duration) -> u64 {
     now_ms().saturating_add(ttl.as_millis() as u64)
 }
 
-/// A session file as read: when it expires and, if asked for, what it holds.
-struct Stored {
-    expires: u64,
-    record: Record,
+/// What is at a session's file name.
+enum Slot {
+    /// No file.
+    Empty,
+    /// A file, but no live session: expired, unreadable or a planted link.
+    Dead,
+    /// A live session.
+    Live(Stored),
 }
 
 impl Inner {
@@ -147,59 +198,64 @@ impl Inner {
     /// Locks the stripe that `name` belongs to until the returned file drops.
     fn lock(&self, name: &str) -> io::Result<File> {
         let stripe = u8::from_str_radix(&name[..2], 16).unwrap_or(0) % LOCK_STRIPES;
-        let file = OpenOptions::new()
+        let file = no_follow()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(0o600)
-            .open(self.dir.join(".locks").join(format!("{stripe:02}")))?;
+            .open(self.dir.join(LOCKS).join(format!("{stripe:02}")))?;
         file.lock()?;
         Ok(file)
     }
 
-    /// Reads a live session; expired, missing and unreadable files are `None`.
-    fn read(&self, name: &str) -> io::Result<Option<Stored>> {
+    fn read(&self, path: &Path) -> io::Result<Slot> {
         let mut bytes = Vec::new();
-        match File::open(self.dir.join(name)) {
+        match no_follow().read(true).open(path) {
             Ok(mut file) => file.read_to_end(&mut bytes)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Slot::Empty),
+            Err(e) if is_symlink_error(&e) => {
+                let file = path.display();
+                tracing::warn!(%file, "ignoring a symbolic link in the session directory");
+                return Ok(Slot::Dead);
+            }
             Err(e) => return Err(e),
         };
-        let parsed = bytes
-            .split_first_chunk::<HEADER>()
-            .filter(|(header, _)| header.starts_with(MAGIC))
-            .and_then(|(header, body)| {
-                let expires = u64::from_le_bytes(header[4..].try_into().ok()?);
-                Some(Stored {
-                    expires,
-                    record: Record::from(decode_entries(body)?),
-                })
-            });
-        match parsed {
-            Some(stored) if stored.expires > now_ms() => Ok(Some(stored)),
-            Some(_) => Ok(None),
+        Ok(match format::decode(&bytes) {
+            Some(stored) if stored.expires > now_ms() => Slot::Live(stored),
+            Some(_) => Slot::Dead,
             None => {
-                tracing::warn!(file = name, "ignoring an unreadable session file");
-                Ok(None)
+                let file = path.display();
+                tracing::warn!(%file, "ignoring an unreadable session file");
+                Slot::Dead
             }
-        }
+        })
     }
 
-    fn write(&self, name: &str, record: &Record, expires: u64) -> io::Result<()> {
-        let mut bytes = Vec::with_capacity(HEADER + 64);
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&expires.to_le_bytes());
-        encode_entries(&record.entries, &mut bytes);
+    /// Writes a whole file and renames it to `dest`: a link there is
+    /// replaced, never written through. A `created` file gets its
+    /// modification time from the clock at full precision, which is what
+    /// eviction orders sessions on probation by: the kernel's own stamp
+    /// moves only with its tick, too coarse to tell close creates apart.
+    fn write(&self, dest: &Path, record: &Record, expires: u64, created: bool) -> io::Result<()> {
+        let bytes = format::encode(record, expires);
         let mut suffix = [0u8; 8];
         getrandom::fill(&mut suffix).map_err(io::Error::other)?;
-        let tmp = self.dir.join(format!(".tmp-{}", hex::encode(suffix)));
-        let result = OpenOptions::new()
+        let tmp = self
+            .dir
+            .join(format!("{TMP_PREFIX}{}", hex::encode(suffix)));
+        let result = no_follow()
             .write(true)
             .create_new(true)
             .mode(self.mode)
             .open(&tmp)
-            .and_then(|mut file| file.write_all(&bytes))
-            .and_then(|()| fs::rename(&tmp, self.dir.join(name)));
+            .and_then(|mut file| {
+                file.write_all(&bytes)?;
+                if created {
+                    file.set_modified(SystemTime::now())?;
+                }
+                Ok(())
+            })
+            .and_then(|()| fs::rename(&tmp, dest));
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -207,10 +263,10 @@ impl Inner {
     }
 
     /// Removes a file that is there; true if it was.
-    fn remove(&self, name: &str) -> io::Result<bool> {
-        match fs::remove_file(self.dir.join(name)) {
+    fn remove(&self, path: &Path) -> io::Result<bool> {
+        match fs::remove_file(path) {
             Ok(()) => {
-                self.count.fetch_sub(1, Ordering::Relaxed);
+                self.uncount(1);
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -218,51 +274,89 @@ impl Inner {
         }
     }
 
-    /// Makes room for one more file: expired files go first, then the ones
-    /// that expire soonest.
-    fn prune(&self) -> io::Result<()> {
-        let _one_pruner = self.prune.lock().unwrap_or_else(|p| p.into_inner());
-        if self.count.load(Ordering::Relaxed) < self.threshold {
-            return Ok(());
+    fn uncount(&self, n: usize) {
+        let _ = self
+            .count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some(c.saturating_sub(n))
+            });
+    }
+
+    /// The live session named `name`, moved out of probation if it was on
+    /// it: it has been seen since its creation. Call under its lock.
+    fn locate(&self, name: &str) -> io::Result<Option<Stored>> {
+        let main = self.dir.join(name);
+        let in_main = self.read(&main)?;
+        if let Slot::Live(stored) = in_main {
+            return Ok(Some(stored));
         }
-        let now = now_ms();
-        let mut files: Vec<(u64, String)> = session_files(&self.dir)?
-            .filter_map(|entry| {
-                let mut header = [0u8; HEADER];
-                File::open(entry.path())
-                    .and_then(|mut f| f.read_exact(&mut header))
-                    .ok()?;
-                let expires = u64::from_le_bytes(header[4..].try_into().ok()?);
-                Some((expires, entry.file_name().into_string().ok()?))
-            })
-            .collect();
-        self.count.store(files.len(), Ordering::Relaxed);
-        files.sort_unstable();
-        // Evict a tenth of the threshold at once (at least the one file
-        // needed), so the directory is scanned once per that many creates,
-        // not on every create once it is full.
-        let keep = self.threshold - (self.threshold / 10).max(1);
-        let excess = files.len().saturating_sub(keep);
-        for (i, (expires, name)) in files.iter().enumerate() {
-            if i >= excess && *expires > now {
-                break;
-            }
-            let _guard = self.lock(name)?;
-            self.remove(name)?;
+        let new = self.probation.join(name);
+        let Slot::Live(stored) = self.read(&new)? else {
+            return Ok(None);
+        };
+        fs::rename(&new, &main)?;
+        if matches!(in_main, Slot::Dead) {
+            // The rename replaced it.
+            self.uncount(1);
         }
-        Ok(())
+        Ok(Some(stored))
+    }
+
+    /// Writes a new session on probation, unless a live one has the name.
+    /// Call under its lock.
+    fn create(&self, name: &str, record: &Record, expires: u64) -> io::Result<Created> {
+        let main = self.dir.join(name);
+        let in_main = self.read(&main)?;
+        if matches!(in_main, Slot::Live(_)) {
+            return Ok(Created::Taken);
+        }
+        let new = self.probation.join(name);
+        let in_new = self.read(&new)?;
+        if matches!(in_new, Slot::Live(_)) {
+            return Ok(Created::Taken);
+        }
+        if matches!(in_main, Slot::Dead) {
+            // Expired or unreadable: it holds nothing and counts against the threshold.
+            self.remove(&main)?;
+        }
+        self.write(&new, record, expires, true)?;
+        Ok(match in_new {
+            Slot::Empty => Created::Added,
+            _ => Created::Replaced,
+        })
+    }
+}
+
+/// What [`Inner::create`] did.
+#[derive(PartialEq)]
+enum Created {
+    /// A live session has the name: nothing was written.
+    Taken,
+    /// Written over a dead file: the number of files is unchanged.
+    Replaced,
+    /// Written as one more file.
+    Added,
+}
+
+fn loaded(stored: Stored) -> Record {
+    Record {
+        expires_at: Some(UNIX_EPOCH + Duration::from_millis(stored.expires)),
+        ..stored.record
     }
 }
 
 impl SessionStore for FileStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let name = Inner::file_name(key);
-        // Renames are atomic, so reading needs no lock.
         self.run(move |inner| {
-            Ok(inner.read(&name)?.map(|s| Record {
-                expires_at: Some(UNIX_EPOCH + Duration::from_millis(s.expires)),
-                ..s.record
-            }))
+            // Sessions in use are read without a lock: renames are atomic.
+            if let Slot::Live(stored) = inner.read(&inner.dir.join(&name))? {
+                return Ok(Some(loaded(stored)));
+            }
+            // On probation (or missing): promoting it needs the lock, and
+            // under it no promotion can slip between the two reads.
+            let _guard = inner.lock(&name)?;
+            Ok(inner.locate(&name)?.map(loaded))
         })
         .await
     }
@@ -276,19 +370,12 @@ impl SessionStore for FileStore {
         let name = Inner::file_name(key);
         let record = record.clone();
         self.run(move |inner| {
-            if inner.threshold > 0 && inner.count.load(Ordering::Relaxed) >= inner.threshold {
-                inner.prune()?;
-            }
-            let _guard = inner.lock(&name)?;
-            if inner.read(&name)?.is_some() {
-                return Ok(false);
-            }
-            let existed = inner.dir.join(&name).exists();
-            inner.write(&name, &record, expiry_ms(ttl))?;
-            if !existed {
-                inner.count.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(true)
+            inner.sweep_if_due()?;
+            inner.admit(|| {
+                let _guard = inner.lock(&name)?;
+                let created = inner.create(&name, &record, expiry_ms(ttl))?;
+                Ok((created != Created::Taken, created == Created::Added))
+            })
         })
         .await
     }
@@ -303,15 +390,19 @@ impl SessionStore for FileStore {
         let changes = changes.clone();
         self.run(move |inner| {
             let _guard = inner.lock(&name)?;
-            let Some(mut stored) = inner.read(&name)? else {
+            let Some(mut stored) = inner.locate(&name)? else {
                 return Ok(Applied::Gone);
             };
+            if let Some(size) = changes.too_large(&stored.record.entries) {
+                return Ok(Applied::TooLarge { size });
+            }
             changes.apply_to(&mut stored.record.entries);
+            let path = inner.dir.join(&name);
             if stored.record.entries.is_empty() {
-                inner.remove(&name)?;
+                inner.remove(&path)?;
                 return Ok(Applied::Deleted);
             }
-            inner.write(&name, &stored.record, expiry_ms(ttl))?;
+            inner.write(&path, &stored.record, expiry_ms(ttl), false)?;
             Ok(Applied::Done)
         })
         .await
@@ -321,10 +412,15 @@ impl SessionStore for FileStore {
         let name = Inner::file_name(key);
         self.run(move |inner| {
             let _guard = inner.lock(&name)?;
-            let Some(stored) = inner.read(&name)? else {
+            let Some(stored) = inner.locate(&name)? else {
                 return Ok(Applied::Gone);
             };
-            inner.write(&name, &stored.record, expiry_ms(ttl))?;
+            inner.write(
+                &inner.dir.join(&name),
+                &stored.record,
+                expiry_ms(ttl),
+                false,
+            )?;
             Ok(Applied::Done)
         })
         .await
@@ -334,7 +430,9 @@ impl SessionStore for FileStore {
         let name = Inner::file_name(key);
         self.run(move |inner| {
             let _guard = inner.lock(&name)?;
-            inner.remove(&name).map(drop)
+            inner.remove(&inner.dir.join(&name))?;
+            inner.remove(&inner.probation.join(&name))?;
+            Ok(())
         })
         .await
     }
@@ -343,8 +441,16 @@ impl SessionStore for FileStore {
         let name = Inner::file_name(key);
         self.run(move |inner| {
             let _guard = inner.lock(&name)?;
-            let stored = inner.read(&name)?;
-            inner.remove(&name)?;
+            let (main, new) = (inner.dir.join(&name), inner.probation.join(&name));
+            let stored = match inner.read(&main)? {
+                Slot::Live(stored) => Some(stored),
+                _ => match inner.read(&new)? {
+                    Slot::Live(stored) => Some(stored),
+                    _ => None,
+                },
+            };
+            inner.remove(&main)?;
+            inner.remove(&new)?;
             Ok(stored.map(|s| s.record))
         })
         .await
@@ -352,156 +458,4 @@ impl SessionStore for FileStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use bytes::Bytes;
-
-    use super::*;
-
-    fn record(pairs: &[(&str, &str)]) -> Record {
-        Record::from(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), Bytes::copy_from_slice(v.as_bytes())))
-                .collect::<std::collections::HashMap<_, _>>(),
-        )
-    }
-
-    #[tokio::test]
-    async fn files_are_named_by_hash_with_the_configured_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::builder(dir.path()).mode(0o640).build().unwrap();
-        let key = StoreKey::from_raw("../../etc/passwd");
-        assert!(
-            store
-                .create(&key, &record(&[("a", "1")]), Duration::from_secs(60))
-                .await
-                .unwrap()
-        );
-        let files: Vec<_> = session_files(dir.path()).unwrap().collect();
-        assert_eq!(files.len(), 1);
-        let name = files[0].file_name().into_string().unwrap();
-        assert_eq!(name.len(), 64 + SUFFIX.len());
-        assert!(name.bytes().take(64).all(|b| b.is_ascii_hexdigit()));
-        let mode = files[0].metadata().unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o640);
-    }
-
-    #[tokio::test]
-    async fn threshold_evicts_expired_then_oldest() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::builder(dir.path()).threshold(3).build().unwrap();
-        let rec = record(&[("k", "v")]);
-        let key = |i: u32| StoreKey::from_raw(format!("s{i}"));
-        // s0 expires at once; s1 sooner than s2.
-        assert!(store.create(&key(0), &rec, Duration::ZERO).await.unwrap());
-        assert!(
-            store
-                .create(&key(1), &rec, Duration::from_secs(100))
-                .await
-                .unwrap()
-        );
-        assert!(
-            store
-                .create(&key(2), &rec, Duration::from_secs(200))
-                .await
-                .unwrap()
-        );
-        assert!(
-            store
-                .create(&key(3), &rec, Duration::from_secs(300))
-                .await
-                .unwrap()
-        );
-        assert_eq!(session_files(dir.path()).unwrap().count(), 3);
-        assert!(
-            store.load(&key(1)).await.unwrap().is_some(),
-            "the expired one went first"
-        );
-        assert!(
-            store
-                .create(&key(4), &rec, Duration::from_secs(400))
-                .await
-                .unwrap()
-        );
-        assert_eq!(session_files(dir.path()).unwrap().count(), 3);
-        assert!(
-            store.load(&key(1)).await.unwrap().is_none(),
-            "then the oldest"
-        );
-        for i in 2..=4 {
-            assert!(store.load(&key(i)).await.unwrap().is_some());
-        }
-    }
-
-    #[tokio::test]
-    async fn a_full_directory_is_pruned_by_a_tenth_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::builder(dir.path())
-            .threshold(20)
-            .build()
-            .unwrap();
-        let rec = record(&[("k", "v")]);
-        for i in 0..20u64 {
-            let key = StoreKey::from_raw(format!("s{i}"));
-            let ttl = Duration::from_secs(100 + i);
-            assert!(store.create(&key, &rec, ttl).await.unwrap());
-        }
-        assert_eq!(session_files(dir.path()).unwrap().count(), 20);
-        let key = StoreKey::from_raw("new");
-        assert!(
-            store
-                .create(&key, &rec, Duration::from_secs(999))
-                .await
-                .unwrap()
-        );
-        // Two (a tenth of 20) went, the two oldest: room for the next creates.
-        assert_eq!(session_files(dir.path()).unwrap().count(), 19);
-        for i in 0..2 {
-            let gone = StoreKey::from_raw(format!("s{i}"));
-            assert!(store.load(&gone).await.unwrap().is_none());
-        }
-        assert!(
-            store
-                .load(&StoreKey::from_raw("s2"))
-                .await
-                .unwrap()
-                .is_some()
-        );
-    }
-
-    #[tokio::test]
-    async fn unreadable_files_are_missing_sessions() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::builder(dir.path()).build().unwrap();
-        let key = StoreKey::from_raw("k");
-        fs::write(dir.path().join(Inner::file_name(&key)), b"garbage").unwrap();
-        assert_eq!(store.load(&key).await.unwrap(), None);
-        assert!(
-            store
-                .create(&key, &record(&[("a", "1")]), Duration::from_secs(9))
-                .await
-                .unwrap()
-        );
-        let loaded = store.load(&key).await.unwrap().unwrap();
-        assert_eq!(loaded.entries, record(&[("a", "1")]).entries);
-        assert!(loaded.expires_at.unwrap() > SystemTime::now() + Duration::from_secs(8));
-    }
-
-    #[tokio::test]
-    async fn the_count_survives_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::builder(dir.path()).build().unwrap();
-        store
-            .create(
-                &StoreKey::from_raw("a"),
-                &record(&[("a", "1")]),
-                Duration::from_secs(9),
-            )
-            .await
-            .unwrap();
-        let reopened = FileStore::builder(dir.path()).build().unwrap();
-        assert_eq!(reopened.inner.count.load(Ordering::Relaxed), 1);
-    }
-}
+mod tests;
