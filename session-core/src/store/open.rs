@@ -40,10 +40,15 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
                 .mode(config.file_mode)
                 .build()
                 .map_err(|e| {
-                    ConfigError::new(
-                        "SESSION_FILE_DIR",
-                        format!("cannot use {}: {e}", config.file_dir.display()),
-                    )
+                    let dir = config.file_dir.display().to_string();
+                    let message = e.to_string();
+                    // The store's own checks already name the directory.
+                    let message = if message.contains(&dir) {
+                        message
+                    } else {
+                        format!("cannot use {dir}: {message}")
+                    };
+                    ConfigError::new("SESSION_FILE_DIR", message)
                 })?;
             Backend::Store(AnyStore::new(store))
         }
