@@ -9,35 +9,65 @@
 //! SESSION_TYPE=filesystem cargo run -p quickstart          # ./flask_session
 //! PORT=3000 SESSION_TYPE=cookie SECRET_KEY=... cargo run -p quickstart
 //! ```
+//!
+//! # Demo only: state changes on GET
+//!
+//! `GET /` sets the name, as in the seed's Flask tutorial, and `GET /set`
+//! and `GET /visits` change the session so that a browser's address bar
+//! can drive the demo. A real app changes state on POST only, with CSRF
+//! protection: a GET can be triggered by any page the user visits (an
+//! `<img src>` is enough). `/set` and `/visits` also answer POST, the way
+//! a real app would expose them; `/login` and `/logout` answer POST only.
+//!
+//! Every answer is `text/plain; charset=utf-8` with `nosniff`, so a stored
+//! value such as `<script>` is shown as text, never run as HTML.
 
 use std::process::ExitCode;
 
-use actix_web::{App, HttpResponse, HttpServer, Responder, get, post, web};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, ContentType};
+use actix_web::{App, HttpResponse, HttpServer, get, post, route, web};
 use serde::Deserialize;
 use session_actix::{Session, SessionConfig, SessionMiddleware};
 
-/// `session['name'] = 'nick'`
+/// A plain-text answer. Without an explicit type a browser may sniff a
+/// stored value as HTML and run a script in it; `nosniff` forbids the
+/// guess.
+fn text(status: StatusCode, body: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(ContentType::plaintext())
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(body.into())
+}
+
+/// `session['name'] = 'nick'`.
+///
+/// Demo only: it changes state on GET, as the seed does (see the module
+/// docs).
 #[get("/")]
-async fn hello(session: Session) -> actix_web::Result<impl Responder> {
+async fn hello(session: Session) -> actix_web::Result<HttpResponse> {
     session.insert("name", "nick")?;
-    Ok("hello")
+    Ok(text(StatusCode::OK, "hello"))
 }
 
 /// `return session['name']`, or 404 when there is none.
 #[get("/index")]
 async fn index(session: Session) -> actix_web::Result<HttpResponse> {
     Ok(match session.get::<String>("name")? {
-        Some(name) => HttpResponse::Ok().body(name),
-        None => HttpResponse::NotFound().body("no name in the session"),
+        Some(name) => text(StatusCode::OK, name),
+        None => text(StatusCode::NOT_FOUND, "no name in the session"),
     })
 }
 
 /// Counts this session's visits.
-#[get("/visits")]
-async fn visits(session: Session) -> actix_web::Result<impl Responder> {
+///
+/// Demo only on GET: it changes state (see the module docs); a real app
+/// would take the POST alone.
+#[route("/visits", method = "GET", method = "POST")]
+async fn visits(session: Session) -> actix_web::Result<HttpResponse> {
     let visits = session.get::<u64>("visits")?.unwrap_or(0) + 1;
     session.insert("visits", visits)?;
-    Ok(visits.to_string())
+    Ok(text(StatusCode::OK, visits.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -46,12 +76,15 @@ struct SetQuery {
     value: String,
 }
 
-/// Stores a string under any key.
-#[get("/set")]
-async fn set(session: Session, q: web::Query<SetQuery>) -> actix_web::Result<impl Responder> {
+/// Stores a string under any key: `/set?key=color&value=blue`.
+///
+/// Demo only on GET: it changes state (see the module docs); a real app
+/// would take the POST alone.
+#[route("/set", method = "GET", method = "POST")]
+async fn set(session: Session, q: web::Query<SetQuery>) -> actix_web::Result<HttpResponse> {
     let SetQuery { key, value } = q.into_inner();
     session.insert(key, value)?;
-    Ok("ok")
+    Ok(text(StatusCode::OK, "ok"))
 }
 
 #[derive(Deserialize)]
@@ -63,8 +96,8 @@ struct GetQuery {
 #[get("/get")]
 async fn get(session: Session, q: web::Query<GetQuery>) -> actix_web::Result<HttpResponse> {
     Ok(match session.get::<String>(&q.key)? {
-        Some(value) => HttpResponse::Ok().body(value),
-        None => HttpResponse::NotFound().body("no such key"),
+        Some(value) => text(StatusCode::OK, value),
+        None => text(StatusCode::NOT_FOUND, "no such key"),
     })
 }
 
@@ -75,17 +108,17 @@ struct LoginQuery {
 
 /// Logs in: a new session id (fixation defence), then the user.
 #[post("/login")]
-async fn login(session: Session, q: web::Query<LoginQuery>) -> actix_web::Result<impl Responder> {
+async fn login(session: Session, q: web::Query<LoginQuery>) -> actix_web::Result<HttpResponse> {
     session.renew();
     session.insert("user", &q.user)?;
-    Ok(format!("welcome {}", q.user))
+    Ok(text(StatusCode::OK, format!("welcome {}", q.user)))
 }
 
 /// Logs out: the session is deleted, on the server and in the browser.
 #[post("/logout")]
-async fn logout(session: Session) -> impl Responder {
+async fn logout(session: Session) -> HttpResponse {
     session.purge();
-    "bye"
+    text(StatusCode::OK, "bye")
 }
 
 #[actix_web::main]

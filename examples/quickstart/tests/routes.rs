@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
 struct Server {
     child: Child,
@@ -151,8 +151,11 @@ async fn routes_on_the_filesystem_store() {
         ("SESSION_FILE_DIR", dir.path().to_str().unwrap()),
     ]);
     exercise_routes(&server).await;
-    let files = std::fs::read_dir(dir.path())
-        .unwrap()
+    // Sessions in use sit in the directory, new ones on probation in new/.
+    let files: usize = [dir.path().to_owned(), dir.path().join("new")]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
         .filter(|e| {
             e.as_ref()
                 .unwrap()
@@ -391,6 +394,112 @@ async fn forged_cookies_get_a_fresh_session() {
             .unwrap();
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{cookie:.40}");
     }
+}
+
+/// What the audit asks of every answer: plain text in UTF-8, which a
+/// browser must not sniff as HTML.
+fn assert_plain_text(res: &reqwest::Response, what: &str) {
+    let header = |name| res.headers().get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(
+        header("content-type"),
+        Some("text/plain; charset=utf-8"),
+        "{what}"
+    );
+    assert_eq!(header("x-content-type-options"), Some("nosniff"), "{what}");
+}
+
+#[tokio::test]
+async fn every_answer_is_plain_text_a_browser_will_not_sniff() {
+    let server = start(&[]);
+    let c = client();
+    for (method, path, status) in [
+        (Method::GET, "/index", StatusCode::NOT_FOUND),
+        (Method::GET, "/", StatusCode::OK),
+        (Method::GET, "/index", StatusCode::OK),
+        (Method::GET, "/visits", StatusCode::OK),
+        (Method::POST, "/visits", StatusCode::OK),
+        (Method::GET, "/get?key=color", StatusCode::NOT_FOUND),
+        (Method::GET, "/set?key=color&value=blue", StatusCode::OK),
+        (Method::POST, "/set?key=color&value=red", StatusCode::OK),
+        (Method::GET, "/get?key=color", StatusCode::OK),
+        (Method::POST, "/login?user=ann", StatusCode::OK),
+        (Method::POST, "/logout", StatusCode::OK),
+    ] {
+        let what = format!("{method} {path}");
+        let res = c
+            .request(method, format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{what}");
+        assert_plain_text(&res, &what);
+    }
+}
+
+#[tokio::test]
+async fn a_stored_script_comes_back_as_plain_text() {
+    let server = start(&[]);
+    let b = &server.base;
+    let c = client();
+    let script = "<script>alert(document.cookie)</script>";
+    let encoded = "%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E";
+    let res = c
+        .post(format!("{b}/set?key=bio&value={encoded}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = c.get(format!("{b}/get?key=bio")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_plain_text(&res, "/get of a script");
+    assert_eq!(res.text().await.unwrap(), script);
+    let res = c
+        .post(format!("{b}/login?user={encoded}"))
+        .send()
+        .await
+        .unwrap();
+    assert_plain_text(&res, "/login of a script");
+    assert_eq!(res.text().await.unwrap(), format!("welcome {script}"));
+}
+
+#[tokio::test]
+async fn state_changing_routes_answer_post_and_login_and_logout_only_post() {
+    let server = start(&[]);
+    let b = &server.base;
+    let c = client();
+    assert_eq!(
+        post(&c, format!("{b}/visits")).await,
+        (StatusCode::OK, "1".into())
+    );
+    assert_eq!(
+        get(&c, format!("{b}/visits")).await,
+        (StatusCode::OK, "2".into())
+    );
+    assert_eq!(
+        post(&c, format!("{b}/set?key=color&value=green")).await,
+        (StatusCode::OK, "ok".into())
+    );
+    assert_eq!(
+        get(&c, format!("{b}/get?key=color")).await,
+        (StatusCode::OK, "green".into())
+    );
+    // A link or an <img> cannot log a user in or out.
+    assert_eq!(
+        get(&c, format!("{b}/login?user=mallory")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&c, format!("{b}/get?key=user")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&c, format!("{b}/logout")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&c, format!("{b}/visits")).await,
+        (StatusCode::OK, "3".into())
+    );
 }
 
 /// Runs the quickstart with a bad setting; returns its exit status and stderr.
