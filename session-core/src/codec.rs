@@ -46,10 +46,21 @@ impl Codec {
         match self {
             Codec::Json => serde_json::from_slice(bytes).map_err(|e| CodecError(e.into())),
             #[cfg(feature = "msgpack")]
-            Codec::MessagePack => rmp_serde::from_slice(bytes).map_err(|e| CodecError(e.into())),
+            Codec::MessagePack => {
+                let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+                // rmp-serde's default (1024) overflows a 2 MiB thread stack
+                // in debug builds: a stored value nested that deep would
+                // abort the process instead of failing to decode.
+                de.set_max_depth(MAX_DEPTH);
+                T::deserialize(&mut de).map_err(|e| CodecError(e.into()))
+            }
         }
     }
 }
+
+/// How deep a MessagePack value may nest: serde_json's own limit.
+#[cfg(feature = "msgpack")]
+const MAX_DEPTH: usize = 128;
 
 /// The bytes one entry takes in [`encode_entries`]: the key, the value and
 /// two 4-byte lengths. Sessions count their size in this unit.

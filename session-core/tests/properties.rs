@@ -502,12 +502,6 @@ mod codec {
     /// Stored bytes nested deeper than a decoder's stack can take must be
     /// an error, not a stack overflow that aborts the process.
     #[test]
-    #[cfg_attr(
-        feature = "msgpack",
-        ignore = "rmp-serde's default depth limit (1024) overflows a 2 MiB thread stack in \
-                  debug builds: Codec::MessagePack should decode with set_max_depth(128), \
-                  serde_json's limit"
-    )]
     fn deep_nesting_is_an_error_for_every_codec() {
         for codec in codecs() {
             let bytes = match codec {

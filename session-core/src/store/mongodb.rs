@@ -608,3 +608,7 @@ mod tests {
         assert!(decode_key("a%41").is_err());
     }
 }
+
+#[cfg(test)]
+#[path = "mongodb_proptests.rs"]
+mod proptests;

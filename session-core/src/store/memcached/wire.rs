@@ -391,3 +391,7 @@ mod tests {
         assert_eq!(decode(None, "k"), None);
     }
 }
+
+#[cfg(test)]
+#[path = "proptests.rs"]
+mod proptests;
