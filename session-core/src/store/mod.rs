@@ -214,11 +214,7 @@ impl ChangeSet {
     /// The size `entries` would have once the change set is applied, as
     /// [`session_size`] counts it, without changing them.
     pub fn size_after(&self, entries: &HashMap<String, Bytes>) -> usize {
-        let mut size = if self.clear {
-            0
-        } else {
-            session_size(entries)
-        };
+        let mut size = if self.clear { 0 } else { session_size(entries) };
         let old = |key: &str| match (self.clear, entries.get(key)) {
             (false, Some(value)) => entry_size(key, value),
             _ => 0,
@@ -595,7 +591,10 @@ mod tests {
             clear: true,
             ..changes.clone()
         };
-        assert_eq!(cleared.size_after(&entries), entry_size("a", b"1") + entry_size("c", b"3333"));
+        assert_eq!(
+            cleared.size_after(&entries),
+            entry_size("a", b"1") + entry_size("c", b"3333")
+        );
         let unlimited = ChangeSet {
             max_size: None,
             ..changes
