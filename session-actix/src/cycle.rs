@@ -434,7 +434,11 @@ async fn renew<S: SessionStore>(
     // that nothing is left that nobody holds a cookie for.
     let moved = async {
         let Some(latest) = timed(t, store.take(old)).await? else {
+            // A logout won before the login moved anything: undo it all.
+            // No other login of this session can succeed either (the old
+            // session is gone), so the note can go too.
             timed(t, store.delete(&new)).await?;
+            timed(t, store.delete(&note)).await?;
             return Ok(CookieChange::Remove);
         };
         let mut merged = latest.entries;
@@ -465,20 +469,27 @@ async fn renew<S: SessionStore>(
             return Err(error.into());
         }
     };
-    if matches!(change, CookieChange::Set(..)) {
-        let done = Bytes::from(micros_since_epoch(SystemTime::now()).to_string());
-        let mark = ChangeSet {
-            set: target(done),
-            ..ChangeSet::default()
-        };
+    if !matches!(change, CookieChange::Set(..)) {
+        return Ok(change);
+    }
+    let done = Bytes::from(micros_since_epoch(SystemTime::now()).to_string());
+    let mark = ChangeSet {
+        set: target(done),
+        ..ChangeSet::default()
+    };
+    match timed(t, store.apply(&note, &mark, note_ttl)).await {
+        // A logout took the note after the move, and followed it: the new
+        // session is gone, so is its cookie.
+        Ok(Applied::Gone) => Ok(CookieChange::Remove),
+        Ok(_) => Ok(change),
         // Without the mark, a logout with the old id still ends the new
         // session for the note's few minutes: safe, so a failure is no
         // reason to fail the login.
-        if let Err(error) = timed(t, store.apply(&note, &mark, note_ttl)).await {
+        Err(error) => {
             tracing::warn!(%error, "the login could not mark its move as done");
+            Ok(change)
         }
     }
-    Ok(change)
 }
 
 /// Deletes a session and, following the notes logins leave, every session

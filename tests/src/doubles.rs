@@ -214,6 +214,7 @@ pub struct GateInner {
     op: &'static str,
     nth: usize,
     fail: bool,
+    hide_expiry: bool,
     armed: std::sync::atomic::AtomicBool,
     calls: AtomicUsize,
     /// Notified when the held call arrives.
@@ -240,11 +241,26 @@ impl Gated {
             op,
             nth,
             fail,
+            hide_expiry: false,
             armed: Default::default(),
             calls: AtomicUsize::new(0),
             paused: Notify::new(),
             release: Notify::new(),
         }))
+    }
+
+    /// Loads report no expiry, as a store that cannot tell cheaply: every
+    /// read of a session then refreshes it (a `touch`).
+    ///
+    /// # Panics
+    ///
+    /// Panics if the store was cloned already.
+    #[must_use]
+    pub fn hiding_expiry(mut self) -> Self {
+        Arc::get_mut(&mut self.0)
+            .expect("hiding_expiry before the store is shared")
+            .hide_expiry = true;
+        self
     }
 
     /// Starts counting calls.
@@ -274,7 +290,11 @@ impl Gated {
 impl SessionStore for Gated {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         self.gate("load").await?;
-        self.0.store.load(key).await
+        let mut record = self.0.store.load(key).await?;
+        if let Some(record) = record.as_mut().filter(|_| self.0.hide_expiry) {
+            record.expires_at = None;
+        }
+        Ok(record)
     }
 
     async fn create(

@@ -902,18 +902,18 @@ async fn logout_during_login(op: &'static str, nth: usize) {
     store.0.release.notify_one();
     let login = within("the login", login).await.expect("the request task");
     login.assert_status(StatusCode::OK, "the login in flight");
-
+    assert_eq!(
+        login.new_session(),
+        None,
+        "a login in flight during the logout (held at {op} #{nth}) sent a session cookie"
+    );
     app.get("/peek", Some(&cookie))
         .await
         .assert_ok("", "the old cookie after logout");
-    if let Some(value) = login.new_session() {
-        app.get("/peek", Some(&value)).await.assert_ok(
-            "",
-            &format!(
-                "a login in flight during the logout (held at {op} #{nth}) re-created the session under a new id"
-            ),
-        );
-    }
+    assert!(
+        store.0.store.is_empty(),
+        "a login in flight during the logout (held at {op} #{nth}) left a session in the store"
+    );
 }
 
 #[actix_web::test]
@@ -939,4 +939,90 @@ async fn logout_wins_over_a_login_before_it_carries_writes_over() {
 #[actix_web::test]
 async fn logout_wins_over_a_login_that_already_moved_the_data() {
     logout_during_login("apply", 2).await;
+}
+
+// ---------------------------------------------------------------------------
+// Writes made to the old id during a login are carried over
+
+/// A login is held just before it takes the old session; meanwhile another
+/// request of the same session writes a key with the old cookie. The
+/// logged-in session must have that key: a login drops nothing.
+#[actix_web::test]
+async fn writes_to_the_old_id_during_a_login_are_carried_over() {
+    let store = Gated::new("take", 1);
+    let app = start(SessionMiddleware::builder(store.clone())).await;
+    let cookie = app
+        .get("/set?key=cart&value=3", None)
+        .await
+        .expect_new_session("set");
+    store.arm();
+    let login = app.spawn(app.request(Method::POST, "/login?user=nick", Some(&cookie)));
+    within("the login to reach its take", store.0.paused.notified()).await;
+    app.get("/set?key=coupon&value=half", Some(&cookie))
+        .await
+        .assert_ok("ok", "a write with the old cookie during the login")
+        .assert_no_cookie("the old session is written in place");
+    store.0.release.notify_one();
+    let login = within("the login", login).await.expect("the request task");
+    let new = login.expect_new_session("the login");
+    app.get("/peek", Some(&new))
+        .await
+        .assert_ok("cart,coupon,user", "the logged-in session after the login");
+    app.get("/get?key=coupon", Some(&new))
+        .await
+        .assert_ok("half", "the carried-over value");
+}
+
+// ---------------------------------------------------------------------------
+// Every store call is cut at the configured timeout
+
+/// A store call that never answers is cut at `SESSION_STORE_TIMEOUT`,
+/// whichever call it is: the request answers 503 after about the timeout
+/// (at least the timeout, less than twice it), not later and not sooner.
+#[actix_web::test]
+async fn each_store_call_is_cut_at_the_store_timeout() {
+    const TIMEOUT: Duration = Duration::from_millis(400);
+    // (operation, how to reach it: method, path, with a cookie, hide expiry)
+    let cases: [(&str, Method, &str, bool, bool); 6] = [
+        ("load", Method::GET, "/peek", true, false),
+        ("create", Method::GET, "/set?key=b&value=2", false, false),
+        ("apply", Method::GET, "/set?key=b&value=2", true, false),
+        ("touch", Method::GET, "/peek", true, true),
+        ("delete", Method::POST, "/logout", true, false),
+        ("take", Method::POST, "/login?user=nick", true, false),
+    ];
+    for (op, method, path, with_cookie, hide_expiry) in cases {
+        let mut store = Gated::new(op, 1);
+        if hide_expiry {
+            store = store.hiding_expiry();
+        }
+        let app = start(SessionMiddleware::builder(store.clone()).store_timeout(TIMEOUT)).await;
+        let cookie = app
+            .get("/set?key=a&value=1", None)
+            .await
+            .expect_new_session("set");
+        store.arm();
+        let started = std::time::Instant::now();
+        let reply = within(
+            op,
+            app.send(app.request(method.clone(), path, with_cookie.then_some(cookie.as_str()))),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        reply
+            .assert_status(StatusCode::SERVICE_UNAVAILABLE, &format!("a hanging {op}"))
+            .assert_no_cookie(&format!("a hanging {op}"));
+        assert!(
+            elapsed >= TIMEOUT && elapsed < 2 * TIMEOUT,
+            "a hanging {op} was cut after {elapsed:?}, with a timeout of {TIMEOUT:?}"
+        );
+        // The held call notified `paused` (a permit is kept for a later
+        // waiter): proof that the case reached the operation it names.
+        assert!(
+            tokio::time::timeout(Duration::ZERO, store.0.paused.notified())
+                .await
+                .is_ok(),
+            "the {op} call was never made: the case does not test it"
+        );
+    }
 }
