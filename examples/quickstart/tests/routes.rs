@@ -574,3 +574,271 @@ fn bad_configuration_exits_non_zero_naming_the_key() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Ids are hashed at rest, checked in each real store
+
+/// Starts the quickstart with `env` and a key prefix of its own, creates a
+/// session (`GET /`), and returns the prefix, the cookie's id and the store
+/// key the README promises (`prefix + hex(sha256(id))`).
+async fn session_at_rest(env: &[(&str, &str)]) -> (Server, String, String, String) {
+    let prefix = format!("atrest{}:", free_port());
+    let mut env = env.to_vec();
+    env.push(("SESSION_KEY_PREFIX", &prefix));
+    let server = start(&env);
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let c = reqwest::Client::builder()
+        .cookie_provider(std::sync::Arc::clone(&jar))
+        .build()
+        .unwrap();
+    assert_eq!(
+        get(&c, format!("{}/", server.base)).await,
+        (StatusCode::OK, "hello".into())
+    );
+    use reqwest::cookie::CookieStore;
+    let header = jar
+        .cookies(&server.base.parse().unwrap())
+        .expect("the session cookie");
+    let id = header
+        .to_str()
+        .unwrap()
+        .strip_prefix("session=")
+        .expect("only the session cookie")
+        .to_owned();
+    let parsed = session_actix::id::SessionId::parse(&id).expect("a well-formed id");
+    let key = session_actix::id::StoreKey::new(&prefix, &parsed, true)
+        .as_str()
+        .to_owned();
+    (server, prefix, id, key)
+}
+
+/// Runs a command and returns its standard output.
+fn output(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} could not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The store holds the session under the hashed key, and nowhere the id.
+#[track_caller]
+fn assert_hashed(store: &str, dump: &str, id: &str, key: &str) {
+    assert!(
+        dump.contains(key),
+        "{store}: the session is not under prefix + hex(sha256(id)) {key:?}; the store holds:\n{dump}"
+    );
+    assert!(
+        dump.contains("nick"),
+        "{store}: the dump does not show the session's data:\n{dump}"
+    );
+    assert!(
+        !dump.contains(id),
+        "{store}: the cookie's id {id:?} is at rest:\n{dump}"
+    );
+}
+
+#[tokio::test]
+async fn ids_are_hashed_at_rest_in_redis() {
+    let (_server, prefix, id, key) = session_at_rest(&[("SESSION_TYPE", "redis")]).await;
+    let keys = output("redis-cli", &["--scan", "--pattern", &format!("{prefix}*")]);
+    let values = output("redis-cli", &["HGETALL", &key]);
+    assert_hashed("redis", &format!("{keys}\n{values}"), &id, &key);
+}
+
+#[tokio::test]
+async fn ids_are_hashed_at_rest_in_a_redis_cluster() {
+    let url = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002";
+    let (_server, prefix, id, key) =
+        session_at_rest(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", url)]).await;
+    let dump = output("redis-cli", &["-c", "-p", "7000", "HGETALL", &key])
+        + &["7000", "7001", "7002"]
+            .iter()
+            .map(|p| {
+                output(
+                    "redis-cli",
+                    &["-p", p, "--scan", "--pattern", &format!("{prefix}*")],
+                )
+            })
+            .collect::<String>();
+    assert_hashed("redis cluster", &dump, &id, &key);
+}
+
+#[tokio::test]
+async fn ids_are_hashed_at_rest_in_memcached() {
+    let servers = "127.0.0.1:11211,127.0.0.1:11212";
+    let (_server, _, id, key) = session_at_rest(&[
+        ("SESSION_TYPE", "memcached"),
+        ("SESSION_MEMCACHED", servers),
+    ])
+    .await;
+    let mut dump = String::new();
+    for port in [11211, 11212] {
+        // Every key the server holds (memcached 1.5+), then the item itself.
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        use std::io::Write;
+        write!(stream, "lru_crawler metadump all\r\nget {key}\r\n").unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 65536];
+        // The answer ends with the `get`'s END.
+        while String::from_utf8_lossy(&seen)
+            .matches("END\r\n")
+            .nth(1)
+            .is_none()
+        {
+            let n = stream.read(&mut buf).expect("memcached answers");
+            assert!(n > 0, "memcached closed the connection");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        dump.push_str(&String::from_utf8_lossy(&seen));
+    }
+    assert_hashed("memcached", &dump, &id, &key);
+}
+
+#[tokio::test]
+async fn ids_are_hashed_at_rest_in_postgresql() {
+    let table = format!("atrest_{}", free_port());
+    let (_server, _, id, key) = session_at_rest(&[
+        ("SESSION_TYPE", "sql"),
+        ("SESSION_SQL_URL", "postgres://postgres@127.0.0.1:5432/test"),
+        ("SESSION_SQL_TABLE", &table),
+    ])
+    .await;
+    let sql = format!("SELECT id, data::text FROM {table}");
+    let dump = output(
+        "psql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-At",
+            "-c",
+            &sql,
+        ],
+    );
+    output(
+        "psql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-c",
+            &format!("DROP TABLE {table}"),
+        ],
+    );
+    assert_hashed("postgresql", &dump, &id, &key);
+}
+
+#[tokio::test]
+async fn ids_are_hashed_at_rest_in_mariadb() {
+    let table = format!("atrest_{}", free_port());
+    let (_server, _, id, key) = session_at_rest(&[
+        ("SESSION_TYPE", "sql"),
+        ("SESSION_SQL_URL", "mysql://root@127.0.0.1:3306/test"),
+        ("SESSION_SQL_TABLE", &table),
+    ])
+    .await;
+    let dump = output(
+        "mysql",
+        &[
+            "-h127.0.0.1",
+            "-uroot",
+            "test",
+            "-N",
+            "-e",
+            &format!("SELECT id, data FROM {table}"),
+        ],
+    );
+    output(
+        "mysql",
+        &[
+            "-h127.0.0.1",
+            "-uroot",
+            "test",
+            "-e",
+            &format!("DROP TABLE {table}"),
+        ],
+    );
+    assert_hashed("mariadb", &dump, &id, &key);
+}
+
+#[tokio::test]
+async fn ids_are_hashed_at_rest_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sessions.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let (_server, _, id, key) =
+        session_at_rest(&[("SESSION_TYPE", "sql"), ("SESSION_SQL_URL", &url)]).await;
+    let dump = output(
+        "sqlite3",
+        &[file.to_str().unwrap(), "SELECT id, data FROM sessions"],
+    );
+    assert_hashed("sqlite", &dump, &id, &key);
+}
+
+#[tokio::test]
+async fn ids_are_hashed_at_rest_in_mongodb() {
+    let collection = format!("atrest_{}", free_port());
+    let (_server, _, id, key) = session_at_rest(&[
+        ("SESSION_TYPE", "mongodb"),
+        (
+            "SESSION_MONGODB",
+            "mongodb://127.0.0.1:27017/?directConnection=true",
+        ),
+        ("SESSION_MONGODB_COLLECT", &collection),
+    ])
+    .await;
+    let script = format!(
+        "import pymongo\n\
+         c = pymongo.MongoClient('mongodb://127.0.0.1:27017/?directConnection=true')\n\
+         coll = c['flask_session']['{collection}']\n\
+         for d in coll.find():\n    print(d['_id'], {{k: bytes(v).decode() for k, v in d['data'].items()}})\n\
+         coll.drop()\n"
+    );
+    let dump = output("/opt/session-test-venv/bin/python", &["-c", &script]);
+    assert_hashed("mongodb", &dump, &id, &key);
+}
+
+#[tokio::test]
+async fn ids_are_hashed_at_rest_in_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, _, id, _) = session_at_rest(&[
+        ("SESSION_TYPE", "filesystem"),
+        ("SESSION_FILE_DIR", dir.path().to_str().unwrap()),
+    ])
+    .await;
+    // Names are hex(sha256(store key)); contents hold the entries only.
+    let mut dump = String::new();
+    for sub in [dir.path().to_owned(), dir.path().join("new")] {
+        for entry in std::fs::read_dir(&sub).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                dump.push_str(&entry.file_name().to_string_lossy());
+                dump.push('\n');
+                dump.push_str(&String::from_utf8_lossy(
+                    &std::fs::read(entry.path()).unwrap(),
+                ));
+                dump.push('\n');
+            }
+        }
+    }
+    assert!(dump.contains("nick"), "no session file:\n{dump}");
+    assert!(
+        !dump.contains(&id),
+        "the cookie's id {id:?} is at rest:\n{dump}"
+    );
+}
