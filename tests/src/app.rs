@@ -23,14 +23,17 @@ use tokio::sync::{Barrier, Notify};
 /// Points at which a test can hold requests.
 #[derive(Debug)]
 pub struct Hooks {
-    /// `/set_wait` and `/remove_wait` wait here after loading the session,
-    /// so that all parties load before any of them writes.
+    /// `/set_wait` waits here after loading the session, so that all
+    /// parties load before any of them writes.
     pub barrier: Barrier,
     /// `/hold_set` and `/hold_login` notify this once the session is loaded.
     pub loaded: Notify,
     /// `/hold_set` and `/hold_login` wait for this before changing the
     /// session.
     pub release: Notify,
+    /// `/gated` holds on the gate its `gate` parameter names, so that a
+    /// test releases each request on its own.
+    pub gates: [Gate; 2],
 }
 
 impl Hooks {
@@ -40,7 +43,25 @@ impl Hooks {
             barrier: Barrier::new(parties),
             loaded: Notify::new(),
             release: Notify::new(),
+            gates: Default::default(),
         })
+    }
+}
+
+/// Holds one request between loading its session and changing it: the
+/// change, and so the save after the handler, waits for the test.
+#[derive(Debug, Default)]
+pub struct Gate {
+    /// Notified once the request has loaded the session.
+    pub loaded: Notify,
+    /// The request waits for this before changing the session.
+    pub release: Notify,
+}
+
+impl Gate {
+    async fn hold(&self) {
+        self.loaded.notify_one();
+        self.release.notified().await;
     }
 }
 
@@ -219,9 +240,29 @@ async fn set_wait(
     Ok("ok")
 }
 
-async fn remove_wait(session: Session, hooks: web::Data<Hooks>, q: web::Query<Key>) -> String {
-    hooks.barrier.wait().await;
-    session.remove(&q.key).to_string()
+#[derive(Deserialize)]
+struct Gated {
+    gate: usize,
+    key: String,
+    value: Option<String>,
+}
+
+/// Sets `key` to `value`, or removes `key` without a `value`, once the
+/// test opens the gate.
+async fn gated(session: Session, hooks: web::Data<Hooks>, q: web::Query<Gated>) -> Result<String> {
+    let Gated { gate, key, value } = q.into_inner();
+    let gate = hooks
+        .gates
+        .get(gate)
+        .ok_or_else(|| actix_web::error::ErrorBadRequest("no such gate"))?;
+    gate.hold().await;
+    Ok(match value {
+        Some(value) => {
+            session.insert(key, value)?;
+            "ok".to_owned()
+        }
+        None => session.remove(&key).to_string(),
+    })
 }
 
 async fn hold_set(
@@ -256,10 +297,13 @@ async fn hold_login(
 ///   `GET /remove?key=`, `GET /clear`, `GET /visits`.
 /// - `POST /login?user=` (renew, then set `user`), `POST /logout` (purge).
 /// - `GET /typed/set`, `GET /typed/get`: the values of [`Typed::sample`].
-/// - `GET /set_wait?key=&value=`, `GET /remove_wait?key=`: wait on
-///   [`Hooks::barrier`] between loading and writing.
+/// - `GET /set_wait?key=&value=`: waits on [`Hooks::barrier`] between
+///   loading and writing.
 /// - `GET /hold_set?key=&value=`, `GET /hold_login?user=`: notify
 ///   [`Hooks::loaded`], then wait for [`Hooks::release`] before writing.
+/// - `GET /gated?gate=&key=&value=`: hold on [`Hooks::gates`]`[gate]`,
+///   then set `key` (answering `ok`), or remove it when there is no
+///   `value` (answering whether it was there).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/noop", web::get().to(noop))
         .route("/peek", web::get().to(peek))
@@ -273,9 +317,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/typed/set", web::get().to(typed_set))
         .route("/typed/get", web::get().to(typed_get))
         .route("/set_wait", web::get().to(set_wait))
-        .route("/remove_wait", web::get().to(remove_wait))
         .route("/hold_set", web::get().to(hold_set))
-        .route("/hold_login", web::get().to(hold_login));
+        .route("/hold_login", web::get().to(hold_login))
+        .route("/gated", web::get().to(gated));
 }
 
 /// Awaits `fut`, panicking if it takes more than 10 seconds: a guard

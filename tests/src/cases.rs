@@ -2,16 +2,15 @@
 //! [`crate::app`] through the middleware on one backend and checks
 //! behaviour users rely on. Run them with [`http_suite!`](crate::http_suite).
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::Duration;
 
 use actix_web::cookie::{Cookie, SameSite as CookieSameSite, time};
 use actix_web::http::{Method, StatusCode};
+use actix_web::rt::task::JoinHandle;
 use session_actix::{SameSite, SessionMiddlewareBuilder};
 use session_core::{AnyStore, SessionId};
 
-use crate::{Backend, Caps, Hooks, Typed, within};
+use crate::{Backend, Caps, Hooks, Reply, TestApp, Typed, within};
 
 type Builder = SessionMiddlewareBuilder<AnyStore>;
 
@@ -588,60 +587,101 @@ pub async fn concurrent_writes_to_different_keys_all_persist(backend: Backend, _
         .assert_ok(&expected.join(","), "every concurrent write persists");
 }
 
-/// One request removes the only key it saw while another, concurrently,
-/// sets a different key: the other key persists and the browser keeps a
-/// cookie that loads it (the contract "no lost updates between keys").
-pub async fn concurrent_removal_of_the_last_key_keeps_other_writes(backend: Backend, _: Caps) {
-    let app = backend.start(defaults, Hooks::new(2)).await;
-    let cookie = app
+/// Which of two racing saves lands first.
+#[derive(Clone, Copy, PartialEq)]
+enum First {
+    Write,
+    Removal,
+}
+
+/// A session holding only `flash`; then one request removes `flash` while
+/// another sets `cart`. Both load the session before either changes it;
+/// the test then lets `first` save and answer before the other changes
+/// anything. Returns the session's cookie as created, the removal's reply
+/// and the write's.
+async fn removal_racing_a_write(app: &TestApp, first: First) -> (Cookie<'static>, Reply, Reply) {
+    let created = app
         .get("/set?key=flash&value=hi", None)
         .await
-        .expect_new_session("set");
-    let done = Rc::new(RefCell::new(Vec::new()));
-    let requests = [
-        app.request(Method::GET, "/remove_wait?key=flash", Some(&cookie)),
-        app.request(Method::GET, "/set_wait?key=cart&value=3", Some(&cookie)),
-    ];
-    let handles: Vec<_> = requests
-        .into_iter()
-        .map(|req| {
-            let app = app.clone();
-            let done = Rc::clone(&done);
-            actix_web::rt::spawn(async move {
-                let reply = app.send(req).await;
-                done.borrow_mut().push(reply);
-            })
-        })
-        .collect();
-    for handle in handles {
-        within("a concurrent request", handle)
+        .session_cookie()
+        .expect("the first write sets a cookie");
+    let cookie = Some(created.value());
+    let removal = app.spawn(app.request(Method::GET, "/gated?gate=0&key=flash", cookie));
+    let write = app.spawn(app.request(Method::GET, "/gated?gate=1&key=cart&value=3", cookie));
+    let gates = &app.hooks().gates;
+    within("the removal to load", gates[0].loaded.notified()).await;
+    within("the write to load", gates[1].loaded.notified()).await;
+    // A reply comes after its save: releasing one request and waiting for
+    // its reply orders the two saves.
+    let finish = async |gate: usize, handle: JoinHandle<Reply>| {
+        gates[gate].release.notify_one();
+        within("a racing request", handle)
             .await
-            .expect("the request task");
-    }
-    // The browser applies the responses in the order they arrive.
-    let mut jar = Some(cookie.clone());
-    for reply in done.borrow().iter() {
-        reply.assert_status(StatusCode::OK, "a concurrent request");
-        jar = reply.follow(jar.as_deref());
-    }
-    let stored = app.get("/get?key=cart", Some(&cookie)).await;
-    assert_eq!(
-        stored.status,
-        StatusCode::OK,
-        "`cart`, set concurrently with the removal of `flash`, is lost in the store"
-    );
-    let jar = jar.expect(
-        "`cart` was set concurrently with the removal of `flash`, but the browser was left \
-         without a session cookie",
-    );
-    app.get("/get?key=cart", Some(&jar))
+            .expect("the request task")
+    };
+    let (removal, write) = match first {
+        First::Removal => {
+            let removal = finish(0, removal).await;
+            (removal, finish(1, write).await)
+        }
+        First::Write => {
+            let write = finish(1, write).await;
+            (finish(0, removal).await, write)
+        }
+    };
+    removal.assert_ok("true", "the removal of `flash`");
+    write.assert_ok("ok", "the write of `cart`");
+    (created, removal, write)
+}
+
+/// A request removes the session's last key while another, which loaded
+/// the session at the same moment, adds a key and saves first: the added
+/// key survives, so the removal does not end the session, and neither
+/// reply touches the browser's cookie (no lost updates between keys).
+pub async fn concurrent_removal_of_the_last_key_after_a_write_keeps_it(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let (created, removal, write) = removal_racing_a_write(&app, First::Write).await;
+    write.assert_no_cookie("a write to a live session");
+    removal.assert_no_cookie("a removal that left `cart`, written first, in the session");
+    let cookie = Some(created.value());
+    app.get("/peek", cookie)
         .await
-        .assert_ok("3", "the browser's cookie loads `cart`");
+        .assert_ok("cart", "the session after both saves");
+    app.get("/get?key=cart", cookie)
+        .await
+        .assert_ok("3", "the key written before the removal");
+}
+
+/// A request removes the session's last key while another, which loaded
+/// the session at the same moment, adds a key and saves second: the
+/// removal ends the session (deleted, cookie removed) and the late write
+/// finds it gone, like a write racing a logout: it saves nothing and
+/// sends no cookie.
+pub async fn concurrent_removal_of_the_last_key_before_a_write_ends_the_session(
+    backend: Backend,
+    _: Caps,
+) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let (created, removal, write) = removal_racing_a_write(&app, First::Removal).await;
+    assert_removes(
+        removal.session_cookie(),
+        &created,
+        "the removal of the last key",
+    );
+    write.assert_no_cookie("a write saved after the session ended");
+    let cookie = Some(created.value());
+    app.get("/peek", cookie)
+        .await
+        .assert_ok("", "the old cookie after the session ended")
+        .assert_no_cookie("the old cookie after the session ended");
+    app.get("/get?key=cart", cookie)
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "the key written after the removal");
 }
 
 /// Request A has loaded the session and is still running when request B
-/// logs out; A then writes a key. The old cookie loads nothing afterwards
-/// and A's response sets no cookie that brings the session back.
+/// logs out; A then writes a key. A's save finds the session gone: it
+/// sends no cookie, and the old cookie loads nothing afterwards.
 pub async fn logout_wins_over_a_write_in_flight(backend: Backend, _: Caps) {
     let app = backend.start(defaults, Hooks::new(1)).await;
     let cookie = app
@@ -655,14 +695,8 @@ pub async fn logout_wins_over_a_write_in_flight(backend: Backend, _: Caps) {
     assert!(b.removes_session(), "logout removes the cookie");
     app.hooks().release.notify_one();
     let a = within("request A", a).await.expect("the request task");
-    a.assert_status(StatusCode::OK, "the request in flight");
-
-    if let Some(value) = a.new_session() {
-        app.get("/get?key=user", Some(&value)).await.assert_status(
-            StatusCode::NOT_FOUND,
-            "the cookie the request in flight set brings the logged-in user back",
-        );
-    }
+    a.assert_ok("ok", "the request in flight")
+        .assert_no_cookie("a write in flight during the logout");
     app.get("/peek", Some(&cookie))
         .await
         .assert_ok("", "the old cookie after logout and the request in flight")
@@ -670,30 +704,32 @@ pub async fn logout_wins_over_a_write_in_flight(backend: Backend, _: Caps) {
 }
 
 /// Request A (a login: renew) has loaded the session and is still running
-/// when request B logs out: the login loses, nothing is brought back.
+/// when request B logs out: the login loses. It sends no session cookie,
+/// only the cookie's removal (the session it came for is over), and the
+/// old cookie loads nothing.
 pub async fn logout_wins_over_a_login_in_flight(backend: Backend, _: Caps) {
     let app = backend.start(defaults, Hooks::new(1)).await;
-    let cookie = app
+    let set = app
         .post("/login?user=nick", None)
         .await
-        .expect_new_session("login");
-    let reply = app.get("/set?key=cart&value=3", Some(&cookie)).await;
-    let cookie = reply.follow(Some(&cookie)).expect("a session");
+        .session_cookie()
+        .expect("login sets a cookie");
+    let reply = app.get("/set?key=cart&value=3", Some(set.value())).await;
+    let cookie = reply.follow(Some(set.value())).expect("a session");
     let a = app.spawn(app.request(Method::GET, "/hold_login?user=eve", Some(&cookie)));
     within("request A to load", app.hooks().loaded.notified()).await;
     let b = app.post("/logout", Some(&cookie)).await;
     assert!(b.removes_session(), "logout removes the cookie");
     app.hooks().release.notify_one();
     let a = within("request A", a).await.expect("the request task");
-    a.assert_status(StatusCode::OK, "the login in flight");
-
-    if let Some(value) = a.new_session() {
-        app.get("/get?key=cart", Some(&value)).await.assert_status(
-            StatusCode::NOT_FOUND,
-            "the login in flight moved the logged-out session's data to a new id",
-        );
-    }
+    a.assert_ok("welcome eve", "the login in flight");
+    assert_removes(
+        a.session_cookie(),
+        &set,
+        "a login in flight during the logout",
+    );
     app.get("/peek", Some(&cookie))
         .await
-        .assert_ok("", "the old cookie after logout and the login in flight");
+        .assert_ok("", "the old cookie after logout and the login in flight")
+        .assert_no_cookie("the old cookie after logout");
 }

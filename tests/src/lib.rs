@@ -12,12 +12,22 @@
 //!         revokes_cookies = true,
 //!     );
 //! }
+//!
+//! mod redis {
+//!     session_tests::http_suite!(
+//!         make = session_tests::redis(),
+//!         merges_concurrent_writes = true,
+//!         revokes_cookies = true,
+//!     );
+//! }
 //! ```
 //!
-//! `make` is an expression giving a [`Backend`]: a middleware builder on a
-//! fresh store (each case applies its own settings, such as a short
-//! lifetime or custom cookie attributes, before building). The two flags
-//! say what the backend promises:
+//! `make` gives a [`Backend`], or a future of one (a store on a server
+//! connects first): a middleware builder on a store of the test's own (a
+//! fresh one, or a shared server under a key prefix no other test uses);
+//! each case applies its own settings, such as a short lifetime or custom
+//! cookie attributes, before building. The two flags say what the backend
+//! promises:
 //!
 //! - `merges_concurrent_writes`: concurrent requests of one session that
 //!   change different keys all persist (every server-side store; not the
@@ -28,21 +38,26 @@
 //!
 //! Cases that need a promise are only generated when the flag is `true`;
 //! shared cases skip the assertions that need it.
+//!
+//! The stores on servers ([`redis`], [`memcached`], [`postgres`], ...) use
+//! the servers `scripts/services.sh` starts, and panic when theirs is down:
+//! a missing server fails the suite, it never skips it.
 
 pub mod app;
 pub mod cases;
 pub mod doubles;
 
 use std::any::Any;
+use std::future::{IntoFuture, Ready, ready};
 use std::sync::Arc;
 
 use session_actix::store::cookie::CookieStore;
 use session_actix::store::filesystem::FileStore;
 use session_actix::store::memory::MemoryStore;
 use session_actix::{SessionMiddleware, SessionMiddlewareBuilder};
-use session_core::AnyStore;
+use session_core::{AnyStore, SessionConfig, SessionId, store};
 
-pub use app::{Hooks, Profile, Reply, TestApp, Typed, routes, within};
+pub use app::{Gate, Hooks, Profile, Reply, TestApp, Typed, routes, within};
 
 /// A signing secret for tests (at least 32 bytes).
 pub const SECRET: &str = "the current test secret, at least 32 bytes long";
@@ -86,6 +101,18 @@ impl Backend {
             Some(keep) => app.keeping(keep),
             None => app,
         }
+    }
+}
+
+/// A backend is ready at once: [`http_suite!`] awaits every `make`, so
+/// that in-process stores and stores that connect to a server are named
+/// the same way.
+impl IntoFuture for Backend {
+    type Output = Self;
+    type IntoFuture = Ready<Self>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        ready(self)
     }
 }
 
@@ -139,9 +166,142 @@ pub fn cookie() -> Backend {
     Backend::new(SessionMiddleware::cookie_store_builder(store))
 }
 
+/// The store that the Flask-style `settings` name, opened with
+/// [`store::open`] as an app configured by `SESSION_TYPE` opens it, under
+/// a key prefix of its own: tests share each server (and table, and
+/// collection) and run in parallel without seeing each other's sessions.
+///
+/// # Panics
+///
+/// Panics, naming `server`, if the store cannot be opened: a server that
+/// is down fails the test.
+async fn on_server(server: &str, settings: &[(&str, &str)]) -> Backend {
+    let prefix = format!("http-suite:{}:", &SessionId::generate().as_str()[..16]);
+    let config = SessionConfig::from_source(
+        settings
+            .iter()
+            .copied()
+            .chain([("SESSION_KEY_PREFIX", prefix.as_str())]),
+    )
+    .expect("the test settings are valid");
+    match store::open(&config).await {
+        Ok(store::Backend::Store(store)) => {
+            Backend::new(SessionMiddleware::builder(store).config(config))
+        }
+        Ok(other) => panic!("{server}: not a server-side store: {other:?}"),
+        Err(error) => panic!("{server} must be up (run scripts/services.sh): {error}"),
+    }
+}
+
+/// The Redis store on the single node at 127.0.0.1:6379.
+///
+/// # Panics
+///
+/// Panics if the server is down.
+pub async fn redis() -> Backend {
+    const URL: &str = "redis://127.0.0.1:6379";
+    on_server(URL, &[("SESSION_TYPE", "redis"), ("SESSION_REDIS", URL)]).await
+}
+
+/// The Redis store on the cluster at 127.0.0.1:7000-7005.
+///
+/// # Panics
+///
+/// Panics if the cluster is down.
+pub async fn redis_cluster() -> Backend {
+    const URL: &str = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002";
+    on_server(URL, &[("SESSION_TYPE", "redis"), ("SESSION_REDIS", URL)]).await
+}
+
+/// The memcached store, spreading sessions over the servers at
+/// 127.0.0.1:11211 and 127.0.0.1:11212.
+///
+/// # Panics
+///
+/// Panics if a server is down.
+pub async fn memcached() -> Backend {
+    const SERVERS: &str = "127.0.0.1:11211,127.0.0.1:11212";
+    on_server(
+        SERVERS,
+        &[
+            ("SESSION_TYPE", "memcached"),
+            ("SESSION_MEMCACHED", SERVERS),
+        ],
+    )
+    .await
+}
+
+/// The SQL store on `url`, in a table the HTTP suite's tests share.
+async fn sql(url: &str) -> Backend {
+    on_server(
+        url,
+        &[
+            ("SESSION_TYPE", "sql"),
+            ("SESSION_SQL_URL", url),
+            ("SESSION_SQL_TABLE", "http_suite_sessions"),
+        ],
+    )
+    .await
+}
+
+/// The SQL store on PostgreSQL at 127.0.0.1:5432, database `test`.
+///
+/// # Panics
+///
+/// Panics if the server is down.
+pub async fn postgres() -> Backend {
+    sql("postgres://postgres@127.0.0.1:5432/test").await
+}
+
+/// The SQL store on MariaDB (or MySQL) at 127.0.0.1:3306, database `test`.
+///
+/// # Panics
+///
+/// Panics if the server is down.
+pub async fn mysql() -> Backend {
+    sql("mysql://root@127.0.0.1:3306/test").await
+}
+
+/// The SQL store on SQLite, in a temporary file removed after the test.
+///
+/// # Panics
+///
+/// Panics if the directory or the database cannot be created.
+pub async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("sessions.db").display()
+    );
+    Backend {
+        keep: Some(Box::new(dir)),
+        ..sql(&url).await
+    }
+}
+
+/// The MongoDB store on the server at 127.0.0.1:27017, database
+/// `session_tests`, in a collection the HTTP suite's tests share.
+///
+/// # Panics
+///
+/// Panics if the server is down.
+pub async fn mongodb() -> Backend {
+    const URI: &str = "mongodb://127.0.0.1:27017/?directConnection=true";
+    on_server(
+        URI,
+        &[
+            ("SESSION_TYPE", "mongodb"),
+            ("SESSION_MONGODB", URI),
+            ("SESSION_MONGODB_DB", "session_tests"),
+            ("SESSION_MONGODB_COLLECT", "http_suite_sessions"),
+        ],
+    )
+    .await
+}
+
 /// Generates one `#[actix_web::test]` per case of [`cases`] for the backend
-/// that `make` (an expression giving a [`Backend`]) builds; see the crate
-/// documentation.
+/// that `make` (an expression giving a [`Backend`] or a future of one)
+/// builds; see the crate documentation.
 #[macro_export]
 macro_rules! http_suite {
     (
@@ -168,7 +328,8 @@ macro_rules! http_suite {
         ]);
         $crate::http_suite!(@when $merge ($make) ($merge, $revoke) [
             concurrent_writes_to_different_keys_all_persist,
-            concurrent_removal_of_the_last_key_keeps_other_writes,
+            concurrent_removal_of_the_last_key_after_a_write_keeps_it,
+            concurrent_removal_of_the_last_key_before_a_write_ends_the_session,
         ]);
         $crate::http_suite!(@when $revoke ($make) ($merge, $revoke) [
             logout_wins_over_a_write_in_flight,
@@ -184,7 +345,7 @@ macro_rules! http_suite {
             #[actix_web::test]
             async fn $case() {
                 $crate::cases::$case(
-                    $make,
+                    ($make).await,
                     $crate::Caps {
                         merges_concurrent_writes: $merge,
                         revokes_cookies: $revoke,

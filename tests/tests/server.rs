@@ -16,7 +16,7 @@ use session_actix::store::memory::MemoryStore;
 use session_actix::{Session, SessionMiddleware};
 use session_tests::{Hooks, routes, within};
 
-/// The worker threads that served `/set_slow`.
+/// The worker threads that served `/set_together`.
 #[derive(Default)]
 struct Threads(Mutex<HashSet<ThreadId>>);
 
@@ -26,11 +26,14 @@ struct KeyValue {
     value: String,
 }
 
-/// Loads the session, waits a little (so that requests overlap), then
-/// sets one key.
-async fn set_slow(
+/// With the session loaded (the extractor loads it), waits at
+/// [`Hooks::barrier`] until every party has loaded too, then sets one key:
+/// all the parties are in flight at once, and none writes before all have
+/// read.
+async fn set_together(
     session: Session,
     threads: web::Data<Threads>,
+    hooks: web::Data<Hooks>,
     q: web::Query<KeyValue>,
 ) -> actix_web::Result<&'static str> {
     threads
@@ -38,9 +41,7 @@ async fn set_slow(
         .lock()
         .unwrap()
         .insert(std::thread::current().id());
-    // Make sure the session is loaded before the pause.
-    let _ = session.len();
-    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    hooks.barrier.wait().await;
     session.insert(q.key.as_str(), q.value.as_str())?;
     Ok("ok")
 }
@@ -53,12 +54,14 @@ struct Server {
 }
 
 impl Server {
-    fn start() -> Self {
+    /// A server whose [`Hooks::barrier`] lets `parties` requests through
+    /// together.
+    fn start(parties: usize) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
         let addr: SocketAddr = listener.local_addr().expect("the bound address");
         // One store, created outside the factory, shared by both workers.
         let sessions = SessionMiddleware::new(MemoryStore::new());
-        let hooks = Hooks::new(1);
+        let hooks = Hooks::new(parties);
         let threads = Arc::new(Threads::default());
         let data = web::Data::from(Arc::clone(&threads));
         let server = HttpServer::new(move || {
@@ -67,7 +70,7 @@ impl Server {
                 .app_data(data.clone())
                 .wrap(sessions.clone())
                 .configure(routes)
-                .route("/set_slow", web::get().to(set_slow))
+                .route("/set_together", web::get().to(set_together))
         })
         .workers(2)
         .listen(listener)
@@ -87,7 +90,11 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    async fn stop(self) {
+    /// Stops the server gracefully, once `client` has closed its
+    /// connections (a graceful stop waits for idle keep-alive connections
+    /// until they time out).
+    async fn stop(self, client: reqwest::Client) {
+        drop(client);
         self.handle.stop(true).await;
         within("the server to stop", self.task)
             .await
@@ -118,7 +125,7 @@ fn session_cookie(response: &reqwest::Response) -> Option<String> {
 
 #[actix_web::test]
 async fn login_set_get_visits_logout_through_a_real_server() {
-    let server = Server::start();
+    let server = Server::start(1);
     let client = browser();
     let get = |path: &str| client.get(server.url(path)).send();
 
@@ -173,13 +180,13 @@ async fn login_set_get_visits_logout_through_a_real_server() {
         .expect("peek with the old cookie");
     assert_eq!(text(response).await, (StatusCode::OK, String::new()));
 
-    server.stop().await;
+    server.stop(client).await;
 }
 
 #[actix_web::test]
 async fn concurrent_requests_through_both_workers_keep_every_key() {
     const N: usize = 20;
-    let server = Server::start();
+    let server = Server::start(N);
     let client = browser();
     let response = client
         .post(server.url("/login?user=nick"))
@@ -190,15 +197,17 @@ async fn concurrent_requests_through_both_workers_keep_every_key() {
 
     let requests: Vec<_> = (0..N)
         .map(|i| {
-            let request = client.get(server.url(&format!("/set_slow?key=k{i:02}&value={i}")));
+            let request = client.get(server.url(&format!("/set_together?key=k{i:02}&value={i}")));
             actix_web::rt::spawn(async move { request.send().await })
         })
         .collect();
+    // None of them answers before all N have loaded the session: if they
+    // did not overlap, they would time out here.
     for request in requests {
         let response = within("a concurrent request", request)
             .await
             .expect("the request task")
-            .expect("a response");
+            .unwrap_or_else(|e| panic!("the {N} requests were never in flight together: {e}"));
         assert_eq!(text(response).await, (StatusCode::OK, "ok".to_owned()));
     }
 
@@ -209,5 +218,5 @@ async fn concurrent_requests_through_both_workers_keep_every_key() {
     let workers = server.threads.0.lock().unwrap().len();
     assert_eq!(workers, 2, "the requests were served by both workers");
 
-    server.stop().await;
+    server.stop(client).await;
 }

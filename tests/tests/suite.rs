@@ -1,27 +1,33 @@
-//! The HTTP acceptance suite, run against every built-in backend.
+//! The HTTP acceptance suite, run against every built-in backend: the
+//! in-process stores, and each store on the server `scripts/services.sh`
+//! starts (a server that is down fails its tests).
 
-mod memory {
-    session_tests::http_suite!(
-        make = session_tests::memory(),
-        merges_concurrent_writes = true,
-        revokes_cookies = true,
-    );
+/// Every server-side store makes the same promises.
+macro_rules! server_side {
+    ($($name:ident = $make:expr;)*) => {
+        $(
+            mod $name {
+                session_tests::http_suite!(
+                    make = $make,
+                    merges_concurrent_writes = true,
+                    revokes_cookies = true,
+                );
+            }
+        )*
+    };
 }
 
-mod memory_signed {
-    session_tests::http_suite!(
-        make = session_tests::memory_signed(),
-        merges_concurrent_writes = true,
-        revokes_cookies = true,
-    );
-}
-
-mod filesystem {
-    session_tests::http_suite!(
-        make = session_tests::filesystem(),
-        merges_concurrent_writes = true,
-        revokes_cookies = true,
-    );
+server_side! {
+    memory = session_tests::memory();
+    memory_signed = session_tests::memory_signed();
+    filesystem = session_tests::filesystem();
+    redis = session_tests::redis();
+    redis_cluster = session_tests::redis_cluster();
+    memcached = session_tests::memcached();
+    postgres = session_tests::postgres();
+    mysql = session_tests::mysql();
+    sqlite = session_tests::sqlite();
+    mongodb = session_tests::mongodb();
 }
 
 // The cookie store keeps the session in the browser: it documents that it
