@@ -13,24 +13,37 @@
 //! The cases use keys under a random prefix, so they can share a server
 //! with other tests and with each other. Expiry is checked with a one-second
 //! lifetime (the finest that memcached keeps), so the suite takes a few
-//! seconds.
+//! seconds. The cases about concurrent calls run them on threads of their
+//! own, released together, round after round until the rounds show that
+//! the calls raced (for at most ten seconds): a case that could pass
+//! without a race proves nothing about one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::store::{Applied, ChangeSet, Record, SessionStore};
+use crate::store::{Applied, BoxFuture, ChangeSet, Record, SessionStore};
 use crate::{SessionId, StoreKey};
 
 #[doc(hidden)]
 pub use tokio as __tokio;
 
 const LONG: Duration = Duration::from_secs(600);
+/// A new lifetime given by `touch` and `apply`: shorter than `LONG`, so that
+/// a store that adds it to the old one, or keeps the longer of the two, is
+/// off by minutes.
+const EXTENDED: Duration = Duration::from_secs(300);
 const SHORT: Duration = Duration::from_secs(1);
 /// Comfortably past `SHORT`, for stores that expire on whole seconds.
 const PAST_SHORT: Duration = Duration::from_millis(2200);
+
+/// How far off the expiry a store reports may be, for a store that keeps
+/// times to the millisecond (the default of [`store_suite!`](crate::store_suite)):
+/// a millisecond of rounding each way, and clock reads.
+pub const MILLISECOND_PRECISION: Duration = Duration::from_millis(5);
 
 /// A key no other test uses.
 pub fn unique_key(name: &str) -> StoreKey {
@@ -62,25 +75,189 @@ async fn entries<S: SessionStore>(store: &S, key: &StoreKey) -> Option<HashMap<S
         .map(|r| r.entries)
 }
 
+/// Checks that `reported` is `ttl` after some moment between `from` and
+/// `to` (the clock read before the call that set the lifetime, and after
+/// the load that reported it), give or take `precision`.
+fn assert_expires(
+    reported: Option<SystemTime>,
+    (from, to): (SystemTime, SystemTime),
+    ttl: Duration,
+    precision: Duration,
+    what: &str,
+) {
+    let at = reported.unwrap_or_else(|| panic!("{what}: load reported no expiry"));
+    let (earliest, latest) = (from + ttl - precision, to + ttl + precision);
+    if let Ok(early) = earliest.duration_since(at) {
+        panic!("{what}: expires {early:?} before {ttl:?} from the call");
+    }
+    if let Ok(late) = at.duration_since(latest) {
+        panic!("{what}: expires {late:?} after {ttl:?} from the call");
+    }
+}
+
+/// One call of a [`race`]: how long it waits once the race starts, and
+/// the call.
+type Racer<T> = (Duration, BoxFuture<'static, T>);
+
+fn racer<T>(late: Duration, call: impl Future<Output = T> + Send + 'static) -> Racer<T> {
+    (late, Box::pin(call))
+}
+
+/// Runs the calls at once, each on a thread of its own, and returns their
+/// results in order, and whether two of them were ever in flight at the
+/// same time: proof that the round raced.
+///
+/// Threads, not tasks: a store whose calls never wait (an in-process one)
+/// would run them one after the other on a runtime's worker. The threads
+/// wait for each other spinning, not sleeping, so that they start together.
+/// Needs as many blocking threads from the runtime as there are calls.
+async fn race<T: Send + 'static>(calls: Vec<Racer<T>>) -> (Vec<T>, bool) {
+    let runtime = tokio::runtime::Handle::current();
+    let count = calls.len();
+    let ready = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let overlapped = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = calls
+        .into_iter()
+        .map(|(late, call)| {
+            let runtime = runtime.clone();
+            let (ready, in_flight, overlapped) = (
+                Arc::clone(&ready),
+                Arc::clone(&in_flight),
+                Arc::clone(&overlapped),
+            );
+            tokio::task::spawn_blocking(move || {
+                ready.fetch_add(1, Ordering::SeqCst);
+                let mut spins = 0u32;
+                while ready.load(Ordering::SeqCst) < count {
+                    spins = spins.wrapping_add(1);
+                    // Now and then let a thread that has not arrived run.
+                    if spins.is_multiple_of(4096) {
+                        std::thread::yield_now();
+                    }
+                    std::hint::spin_loop();
+                }
+                // Sleeping is exact enough from a millisecond on; shorter
+                // waits spin.
+                let released = std::time::Instant::now();
+                if late >= Duration::from_millis(1) {
+                    std::thread::sleep(late);
+                }
+                while released.elapsed() < late {
+                    std::hint::spin_loop();
+                }
+                if in_flight.fetch_add(1, Ordering::SeqCst) > 0 {
+                    overlapped.store(true, Ordering::SeqCst);
+                }
+                let result = runtime.block_on(call);
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                result
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(count);
+    for thread in threads {
+        results.push(thread.await.expect("a racing call panicked"));
+    }
+    (results, overlapped.load(Ordering::SeqCst))
+}
+
+/// The rounds of a race case: at least a minimum, then more until the
+/// rounds have shown what proves they raced, for at most [`RACE_BUDGET`].
+/// A store whose calls take a millisecond races in the first round; one
+/// whose calls take a microsecond (an in-process store) may need a few
+/// hundred, which take it well under a second.
+struct Rounds {
+    next: usize,
+    min: usize,
+    deadline: std::time::Instant,
+}
+
+/// The fewest rounds of a case whose calls all start together.
+const MIN_RACE_ROUNDS: usize = 6;
+const RACE_BUDGET: Duration = Duration::from_secs(10);
+
+impl Rounds {
+    fn new(min: usize) -> Self {
+        Self {
+            next: 0,
+            min,
+            deadline: std::time::Instant::now() + RACE_BUDGET,
+        }
+    }
+
+    /// The next round, or `None` once `raced` (after the minimum) or out
+    /// of time.
+    fn next(&mut self, raced: bool) -> Option<usize> {
+        let more = self.next < self.min || !raced && std::time::Instant::now() < self.deadline;
+        let round = self.next;
+        self.next += 1;
+        more.then_some(round)
+    }
+}
+
+/// The rounds [`stagger`] takes to go from no wait to its longest.
+const SWEEP_ROUNDS: usize = 2 + 2 * (STAGGER_STEPS + 1);
+/// Steps of a factor √2 from a microsecond to 65 ms.
+const STAGGER_STEPS: usize = 32;
+
+/// How late each of the two sides of a race round starts: in the first two
+/// rounds neither; then, from a microsecond, each pair of rounds √2 times
+/// as late as the pair before (up to 65 ms), the first side in even rounds
+/// and the second in odd ones. Whichever side the store serves faster soon
+/// starts late enough to lose, and the rounds about that point race
+/// closely, whatever the store's speed.
+fn stagger(round: usize) -> (Duration, Duration) {
+    if round < 2 {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    let step = ((round - 2) / 2).min(STAGGER_STEPS);
+    let late = Duration::from_micros(1 << (step / 2)).mul_f64(if step % 2 == 1 {
+        std::f64::consts::SQRT_2
+    } else {
+        1.0
+    });
+    if round.is_multiple_of(2) {
+        (late, Duration::ZERO)
+    } else {
+        (Duration::ZERO, late)
+    }
+}
+
 /// Generates one test (on a two-thread tokio runtime) per case of the acceptance suite, for the
 /// store that `$make` (an expression giving a future of the store) builds.
+///
+/// The expiry a store reports is checked to the millisecond; a store that
+/// keeps coarser times says how coarse:
+///
+/// ```
+/// mod coarse {
+///     session_core::store_suite!(
+///         async { session_core::store::memory::MemoryStore::new() };
+///         expiry_precision = std::time::Duration::from_secs(1)
+///     );
+/// }
+/// ```
 #[macro_export]
 macro_rules! store_suite {
     ($make:expr) => {
-        $crate::store_suite!(@cases $make;
+        $crate::store_suite!($make; expiry_precision = $crate::testing::MILLISECOND_PRECISION);
+    };
+    ($make:expr; expiry_precision = $precision:expr) => {
+        $crate::store_suite!(@cases $make; ();
             missing_session_is_none,
             create_then_load_round_trips,
             create_does_not_overwrite,
+            concurrent_creates_of_one_key_have_one_winner,
             apply_merges_key_by_key,
             apply_clear_then_set,
             apply_never_creates,
             apply_that_empties_deletes,
             take_returns_and_deletes,
+            concurrent_takes_of_one_key_have_one_winner,
             take_loses_no_concurrent_apply,
             touch_and_delete,
             expired_sessions_are_gone,
-            touch_extends_the_lifetime,
-            load_reports_expiry,
             concurrent_applies_to_different_keys_all_persist,
             delete_wins_over_concurrent_apply,
             keys_are_isolated,
@@ -89,22 +266,27 @@ macro_rules! store_suite {
             apply_past_max_size_writes_nothing,
             max_size_holds_for_the_merged_session,
         );
+        $crate::store_suite!(@cases $make; ($precision);
+            touch_extends_the_lifetime,
+            load_reports_expiry,
+        );
     };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $case() {
-                $crate::testing::__tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("a tokio runtime")
-                    .block_on(async {
-                        let store = $make.await;
-                        $crate::testing::$case(::std::sync::Arc::new(store)).await;
-                    });
-            }
-        )*
+    (@cases $make:expr; $args:tt; $($case:ident),* $(,)?) => {
+        $($crate::store_suite!(@case $make; $case; $args);)*
+    };
+    (@case $make:expr; $case:ident; ($($arg:expr),*)) => {
+        #[test]
+        fn $case() {
+            $crate::testing::__tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a tokio runtime")
+                .block_on(async {
+                    let store = $make.await;
+                    $crate::testing::$case(::std::sync::Arc::new(store) $(, $arg)*).await;
+                });
+        }
     };
 }
 
@@ -144,6 +326,47 @@ pub async fn create_does_not_overwrite<S: SessionStore>(store: Arc<S>) {
         entries(&*store, &key).await,
         Some(record(&[("a", "1")]).entries)
     );
+}
+
+/// `create`s of one free key at once (two logins that drew the same id, or
+/// a retried one): exactly one wins, and the session holds the winner's
+/// record, never a loser's nor a mix. Some round must have had creates in
+/// flight at once (several contend, so that a store whose calls take a
+/// microsecond races too).
+pub async fn concurrent_creates_of_one_key_have_one_winner<S: SessionStore>(store: Arc<S>) {
+    const CONTENDERS: usize = 6;
+    let mut raced = false;
+    let mut rounds = Rounds::new(MIN_RACE_ROUNDS);
+    while let Some(round) = rounds.next(raced) {
+        let key = unique_key("create-race");
+        let records: Vec<_> = (0..CONTENDERS)
+            .map(|who| record(&[("who", &who.to_string()), (&format!("only-{who}"), "1")]))
+            .collect();
+        let calls = records
+            .iter()
+            .map(|rec| {
+                let (store, key, rec) = (Arc::clone(&store), key.clone(), rec.clone());
+                racer(Duration::ZERO, async move {
+                    store.create(&key, &rec, LONG).await.unwrap()
+                })
+            })
+            .collect();
+        let (created, overlapped) = race(calls).await;
+        raced |= overlapped;
+        let winners: Vec<_> = (0..CONTENDERS).filter(|&who| created[who]).collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: {created:?}: exactly one create of a free key must win"
+        );
+        assert_eq!(
+            entries(&*store, &key).await,
+            Some(records[winners[0]].entries.clone()),
+            "round {round}: the session is not the winner's record"
+        );
+        store.delete(&key).await.unwrap();
+    }
+    assert!(raced, "no round had two creates in flight at once");
 }
 
 /// `apply` sets and removes only the keys in the change set.
@@ -283,41 +506,99 @@ pub async fn take_returns_and_deletes<S: SessionStore>(store: Arc<S>) {
     );
 }
 
+/// `take`s of one session at once (two logins of one visitor, each moving
+/// the session to a new id): exactly one gets the record, the others
+/// `None`, and the session is gone. Some round must have had takes in
+/// flight at once (several contend, as for creates).
+pub async fn concurrent_takes_of_one_key_have_one_winner<S: SessionStore>(store: Arc<S>) {
+    const CONTENDERS: usize = 6;
+    let mut raced = false;
+    let mut rounds = Rounds::new(MIN_RACE_ROUNDS);
+    while let Some(round) = rounds.next(raced) {
+        let key = unique_key("take-race");
+        let rec = record(&[("user", "\"ann\""), ("cart", "[1]")]);
+        assert!(store.create(&key, &rec, LONG).await.unwrap());
+        let calls = (0..CONTENDERS)
+            .map(|_| {
+                let (store, key) = (Arc::clone(&store), key.clone());
+                racer(
+                    Duration::ZERO,
+                    async move { store.take(&key).await.unwrap() },
+                )
+            })
+            .collect();
+        let (taken, overlapped) = race(calls).await;
+        raced |= overlapped;
+        let got: Vec<_> = taken.into_iter().flatten().collect();
+        assert_eq!(
+            got.len(),
+            1,
+            "round {round}: exactly one take must get the session"
+        );
+        assert_eq!(got[0].entries, rec.entries, "round {round}");
+        assert_eq!(entries(&*store, &key).await, None, "round {round}");
+    }
+    assert!(raced, "no round had two takes in flight at once");
+}
+
 /// Applies racing a `take`: every apply that reported `Done` is in the
-/// taken record; the others found the session gone.
+/// taken record; the others found the session gone. The rounds must show
+/// both: the take landed among the applies, not always before or after
+/// them.
 pub async fn take_loses_no_concurrent_apply<S: SessionStore>(store: Arc<S>) {
     const WRITERS: usize = 8;
-    for round in 0..10 {
-        let key = unique_key("take-race");
+    /// What one call of a round came to.
+    enum Outcome {
+        Applied(Applied),
+        Taken(Option<Record>),
+    }
+    let (mut done, mut gone) = (0, 0);
+    let mut rounds = Rounds::new(SWEEP_ROUNDS);
+    while let Some(round) = rounds.next(done > 0 && gone > 0) {
+        let key = unique_key("take-apply-race");
         store
             .create(&key, &record(&[("seed", "0")]), LONG)
             .await
             .unwrap();
-        let mut writers = tokio::task::JoinSet::new();
-        for i in 0..WRITERS {
-            let (store, key) = (Arc::clone(&store), key.clone());
-            writers.spawn(async move {
-                let applied = store
-                    .apply(&key, &set(&[(&format!("k{i}"), "1")]), LONG)
-                    .await
-                    .unwrap();
-                (i, applied)
-            });
-        }
-        let taken = store
-            .take(&key)
-            .await
-            .unwrap()
-            .expect("the session was live");
-        while let Some(result) = writers.join_next().await {
-            let (i, applied) = result.unwrap();
-            match applied {
-                Applied::Done => assert!(
-                    taken.entries.contains_key(&format!("k{i}")),
-                    "round {round}: the write to k{i} was applied but not taken"
-                ),
-                Applied::Gone => {}
-                other => panic!("a set without a limit cannot be {other:?}"),
+        let (take_late, writers_late) = stagger(round);
+        let mut calls: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let (store, key) = (Arc::clone(&store), key.clone());
+                racer(writers_late, async move {
+                    let changes = set(&[(&format!("k{i}"), "1")]);
+                    Outcome::Applied(store.apply(&key, &changes, LONG).await.unwrap())
+                })
+            })
+            .collect();
+        let (taker, taker_key) = (Arc::clone(&store), key.clone());
+        calls.push(racer(take_late, async move {
+            Outcome::Taken(taker.take(&taker_key).await.unwrap())
+        }));
+        let (mut results, _) = race(calls).await;
+        let Some(Outcome::Taken(Some(taken))) = results.pop() else {
+            panic!("round {round}: the take did not find the live session");
+        };
+        for (i, outcome) in results.into_iter().enumerate() {
+            let has = taken.entries.contains_key(&format!("k{i}"));
+            match outcome {
+                Outcome::Applied(Applied::Done) => {
+                    done += 1;
+                    assert!(
+                        has,
+                        "round {round}: the write to k{i} was applied but not taken"
+                    );
+                }
+                Outcome::Applied(Applied::Gone) => {
+                    gone += 1;
+                    assert!(
+                        !has,
+                        "round {round}: the write to k{i} was taken but reported gone"
+                    );
+                }
+                Outcome::Applied(other) => {
+                    panic!("a set without a limit cannot be {other:?}")
+                }
+                Outcome::Taken(_) => unreachable!("one take per round"),
             }
         }
         assert_eq!(
@@ -326,6 +607,10 @@ pub async fn take_loses_no_concurrent_apply<S: SessionStore>(store: Arc<S>) {
             "round {round}: take left the session"
         );
     }
+    assert!(
+        done > 0 && gone > 0,
+        "{done} applies done and {gone} gone: the take never raced the applies"
+    );
 }
 
 /// `touch` reports whether the session exists; `delete` is idempotent.
@@ -384,108 +669,162 @@ pub async fn expired_sessions_are_gone<S: SessionStore>(store: Arc<S>) {
     );
 }
 
-/// `touch` and `apply` give the session a new lifetime.
-pub async fn touch_extends_the_lifetime<S: SessionStore>(store: Arc<S>) {
-    let touched = unique_key("extend-touch");
-    let applied = unique_key("extend-apply");
-    for key in [&touched, &applied] {
-        store
-            .create(key, &record(&[("a", "1")]), SHORT)
-            .await
-            .unwrap();
+/// `touch` and `apply` make the session live for the new lifetime from
+/// now: past the old one if it was shorter, and not longer than the new one
+/// if it was longer (`precision`: how coarse the store's times are).
+pub async fn touch_extends_the_lifetime<S: SessionStore>(store: Arc<S>, precision: Duration) {
+    let short_touched = unique_key("extend-touch");
+    let short_applied = unique_key("extend-apply");
+    let long_touched = unique_key("renew-touch");
+    let long_applied = unique_key("renew-apply");
+    for (key, ttl) in [
+        (&short_touched, SHORT),
+        (&short_applied, SHORT),
+        (&long_touched, LONG),
+        (&long_applied, LONG),
+    ] {
+        assert!(
+            store
+                .create(key, &record(&[("a", "1")]), ttl)
+                .await
+                .unwrap()
+        );
     }
-    assert_eq!(store.touch(&touched, LONG).await.unwrap(), Applied::Done);
-    assert_eq!(
-        store
-            .apply(&applied, &set(&[("b", "2")]), LONG)
-            .await
-            .unwrap(),
-        Applied::Done
-    );
+    let from = SystemTime::now();
+    for key in [&short_touched, &long_touched] {
+        assert_eq!(store.touch(key, EXTENDED).await.unwrap(), Applied::Done);
+    }
+    for key in [&short_applied, &long_applied] {
+        assert_eq!(
+            store
+                .apply(key, &set(&[("b", "2")]), EXTENDED)
+                .await
+                .unwrap(),
+            Applied::Done
+        );
+    }
+    let mut reported = Vec::new();
+    for key in [&short_touched, &long_touched, &short_applied, &long_applied] {
+        reported.push(store.load(key).await.unwrap().expect("live").expires_at);
+    }
+    let to = SystemTime::now();
+    let what = [
+        "touch after a short lifetime",
+        "touch after a long lifetime",
+        "apply after a short lifetime",
+        "apply after a long lifetime",
+    ];
+    for (reported, what) in reported.into_iter().zip(what) {
+        assert_expires(reported, (from, to), EXTENDED, precision, what);
+    }
     tokio::time::sleep(PAST_SHORT).await;
-    assert!(
-        entries(&*store, &touched).await.is_some(),
+    assert_eq!(
+        entries(&*store, &short_touched).await,
+        Some(record(&[("a", "1")]).entries),
         "touch did not extend"
     );
-    assert!(
-        entries(&*store, &applied).await.is_some(),
+    assert_eq!(
+        entries(&*store, &short_applied).await,
+        Some(record(&[("a", "1"), ("b", "2")]).entries),
         "apply did not extend"
     );
 }
 
-/// If a store reports when a session expires, the time is right.
-pub async fn load_reports_expiry<S: SessionStore>(store: Arc<S>) {
+/// `load` reports when the session expires: the lifetime `create` gave it,
+/// from then (`precision`: how coarse the store's times are).
+pub async fn load_reports_expiry<S: SessionStore>(store: Arc<S>, precision: Duration) {
     let key = unique_key("expires-at");
-    let before = SystemTime::now();
-    store
-        .create(&key, &record(&[("a", "1")]), LONG)
-        .await
-        .unwrap();
+    let from = SystemTime::now();
+    assert!(
+        store
+            .create(&key, &record(&[("a", "1")]), LONG)
+            .await
+            .unwrap()
+    );
     let loaded = store.load(&key).await.unwrap().expect("just created");
-    if let Some(at) = loaded.expires_at {
-        let slack = Duration::from_secs(2);
-        assert!(at + slack >= before + LONG, "expires too early: {at:?}");
-        assert!(
-            at <= SystemTime::now() + LONG + slack,
-            "expires too late: {at:?}"
-        );
-    }
+    let to = SystemTime::now();
+    assert_expires(loaded.expires_at, (from, to), LONG, precision, "create");
 }
 
-/// Many concurrent change sets to different keys of one session: none is lost.
+/// Many concurrent change sets to different keys of one session: none is
+/// lost. Some round must have had applies in flight at once.
 pub async fn concurrent_applies_to_different_keys_all_persist<S: SessionStore>(store: Arc<S>) {
     const WRITERS: usize = 16;
-    let key = unique_key("concurrent");
-    store
-        .create(&key, &record(&[("seed", "0")]), LONG)
-        .await
-        .unwrap();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..WRITERS {
-        let (store, key) = (Arc::clone(&store), key.clone());
-        tasks.spawn(async move {
-            let changes = set(&[(&format!("k{i}"), &i.to_string())]);
-            store.apply(&key, &changes, LONG).await.unwrap()
-        });
-    }
-    while let Some(applied) = tasks.join_next().await {
-        assert_eq!(applied.unwrap(), Applied::Done);
-    }
-    let got = entries(&*store, &key).await.expect("session vanished");
-    for i in 0..WRITERS {
-        assert_eq!(
-            got.get(&format!("k{i}")).map(|v| &v[..]),
-            Some(i.to_string().as_bytes()),
-            "the write to k{i} was lost"
+    let mut raced = false;
+    let mut rounds = Rounds::new(MIN_RACE_ROUNDS);
+    while let Some(round) = rounds.next(raced) {
+        let key = unique_key("concurrent");
+        store
+            .create(&key, &record(&[("seed", "0")]), LONG)
+            .await
+            .unwrap();
+        let calls = (0..WRITERS)
+            .map(|i| {
+                let (store, key) = (Arc::clone(&store), key.clone());
+                racer(Duration::ZERO, async move {
+                    let changes = set(&[(&format!("k{i}"), &i.to_string())]);
+                    store.apply(&key, &changes, LONG).await.unwrap()
+                })
+            })
+            .collect();
+        let (results, overlapped) = race(calls).await;
+        raced |= overlapped;
+        assert!(
+            results.iter().all(|a| *a == Applied::Done),
+            "round {round}: {results:?}"
         );
+        let got = entries(&*store, &key).await.expect("session vanished");
+        for i in 0..WRITERS {
+            assert_eq!(
+                got.get(&format!("k{i}")).map(|v| &v[..]),
+                Some(i.to_string().as_bytes()),
+                "round {round}: the write to k{i} was lost"
+            );
+        }
+        assert_eq!(got.len(), WRITERS + 1, "round {round}");
+        store.delete(&key).await.unwrap();
     }
-    assert_eq!(got.len(), WRITERS + 1);
+    assert!(raced, "no round had two applies in flight at once");
 }
 
 /// A delete racing an apply: once both are done, the session is gone,
-/// whichever ran first.
+/// whichever ran first. The rounds must show both orders: applies done
+/// before the delete, and applies that found the session gone.
 pub async fn delete_wins_over_concurrent_apply<S: SessionStore>(store: Arc<S>) {
-    for round in 0..20 {
+    let (mut done, mut gone) = (0, 0);
+    let mut rounds = Rounds::new(SWEEP_ROUNDS);
+    while let Some(round) = rounds.next(done > 0 && gone > 0) {
         let key = unique_key("logout-race");
         store
             .create(&key, &record(&[("user", "\"ann\"")]), LONG)
             .await
             .unwrap();
+        let (delete_late, apply_late) = stagger(round);
         let (s1, k1) = (Arc::clone(&store), key.clone());
-        let writer =
-            tokio::spawn(
-                async move { s1.apply(&k1, &set(&[("cart", "[1]")]), LONG).await.unwrap() },
-            );
+        let writer = racer(apply_late, async move {
+            Some(s1.apply(&k1, &set(&[("cart", "[1]")]), LONG).await.unwrap())
+        });
         let (s2, k2) = (Arc::clone(&store), key.clone());
-        let logout = tokio::spawn(async move { s2.delete(&k2).await.unwrap() });
-        let _ = writer.await.unwrap();
-        logout.await.unwrap();
+        let logout = racer(delete_late, async move {
+            s2.delete(&k2).await.unwrap();
+            None
+        });
+        let (results, _) = race(vec![writer, logout]).await;
+        match results[0] {
+            Some(Applied::Done) => done += 1,
+            Some(Applied::Gone) => gone += 1,
+            other => panic!("round {round}: the apply came to {other:?}"),
+        }
         assert_eq!(
             entries(&*store, &key).await,
             None,
             "round {round}: a write in flight brought a deleted session back"
         );
     }
+    assert!(
+        done > 0 && gone > 0,
+        "{done} applies done and {gone} gone: the delete never raced the apply"
+    );
 }
 
 /// Sessions under different keys never see each other's data.

@@ -235,6 +235,7 @@ async fn a_session_written_without_reserved_fields_still_loads(url: &str) {
                 .arg("3"),
         )
         .await;
+    let from = SystemTime::now();
     let _: () = raw
         .query(redis::cmd("PEXPIRE").arg(key.as_str()).arg(600_000))
         .await;
@@ -246,7 +247,12 @@ async fn a_session_written_without_reserved_fields_still_loads(url: &str) {
         .expect("an old session loads");
     assert_eq!(loaded.entries, expected);
     assert_eq!(loaded.created_at, None);
-    assert!(loaded.expires_at.is_some());
+    let at = loaded.expires_at.expect("the hash's TTL is reported");
+    let ms = Duration::from_millis(5);
+    assert!(
+        at + ms >= from + LONG && at <= SystemTime::now() + LONG + ms,
+        "{at:?} is not 600 s after the PEXPIRE"
+    );
     let taken = store
         .take(&key)
         .await
@@ -350,7 +356,10 @@ async fn clear_keeps_created_at_and_reserved_fields_keep_no_session_alive(url: &
     assert_eq!(loaded.entries, record(&[("c", "3")]).entries);
     assert_eq!(loaded.created_at.map(millis), Some(millis(created)));
     let pttl: i64 = raw.query(redis::cmd("PTTL").arg(key.as_str())).await;
-    assert!(pttl > 0, "a cleared session lost its lifetime: {pttl}");
+    assert!(
+        (590_000..=600_000).contains(&pttl),
+        "a cleared session lost its lifetime: {pttl}"
+    );
     let remove = ChangeSet {
         remove: vec!["c".into()],
         ..ChangeSet::default()
@@ -396,15 +405,24 @@ async fn an_empty_record_is_stored_and_holds_its_key(url: &str) {
     assert_eq!(store.load(&key).await.unwrap(), None);
 }
 
+/// The error for a session key in the store's namespace names the key.
+fn assert_reserved(result: Result<impl std::fmt::Debug, session_core::StoreError>, key: &str) {
+    let error = result.expect_err("a session key starting with NUL was written");
+    assert!(
+        error.to_string().contains(&format!(
+            "session key {key:?} starts with NUL, which the Redis store reserves"
+        )),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn session_keys_in_the_reserved_namespace_are_refused() {
     let store = connect(SINGLE).await;
     let key = unique_key("redis-nul");
-    assert!(
-        store
-            .create(&key, &record(&[("\0size", "1")]), LONG)
-            .await
-            .is_err()
+    assert_reserved(
+        store.create(&key, &record(&[("\0size", "1")]), LONG).await,
+        "\0size",
     );
     assert_eq!(
         store.load(&key).await.unwrap(),
@@ -416,12 +434,12 @@ async fn session_keys_in_the_reserved_namespace_are_refused() {
         .await
         .unwrap();
     let overwrite = set(&[("\0created", "0")]);
-    assert!(store.apply(&key, &overwrite, LONG).await.is_err());
+    assert_reserved(store.apply(&key, &overwrite, LONG).await, "\0created");
     let drop_size = ChangeSet {
         remove: vec!["\0size".into()],
         ..ChangeSet::default()
     };
-    assert!(store.apply(&key, &drop_size, LONG).await.is_err());
+    assert_reserved(store.apply(&key, &drop_size, LONG).await, "\0size");
     let loaded = store.load(&key).await.unwrap().unwrap();
     assert_eq!(
         (loaded.entries, loaded.created_at),
@@ -485,7 +503,10 @@ async fn a_31_day_lifetime_is_kept() {
         .unwrap()
         .duration_since(std::time::SystemTime::now())
         .unwrap();
-    assert!(left > lifetime - Duration::from_secs(10), "{left:?}");
+    assert!(
+        left > lifetime - Duration::from_secs(10) && left <= lifetime,
+        "{left:?}"
+    );
 }
 
 #[tokio::test]
@@ -513,11 +534,17 @@ async fn thousands_of_keys_in_one_change_set() {
         remove: (0..4000).map(|i| format!("k{i}")).collect(),
         ..ChangeSet::default()
     };
-    let _ = store
-        .apply(&key, &removes, Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert_eq!(store.load(&key).await.unwrap().unwrap().entries.len(), 1001);
+    assert_eq!(
+        store
+            .apply(&key, &removes, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Applied::Done
+    );
+    let entries = store.load(&key).await.unwrap().unwrap().entries;
+    assert_eq!(entries.len(), 1001);
+    assert_eq!(&entries["k4999"][..], b"4999");
+    assert_eq!(&entries["seed"][..], b"0");
 }
 
 /// A redis-server of this test's own, on its own port.
@@ -641,7 +668,22 @@ async fn an_outage_fails_fast_and_the_store_recovers() {
     // Down: every call fails, and none hangs.
     for _ in 0..3 {
         let call = tokio::time::timeout(Duration::from_secs(10), store.load(&key)).await;
-        assert!(call.expect("a call hung while Redis was down").is_err());
+        let error = call
+            .expect("a call hung while Redis was down")
+            .expect_err("a load while Redis was down");
+        // The connection's failure, not some other error.
+        let session_core::StoreError::Backend(source) = &error else {
+            panic!("{error:?}")
+        };
+        let redis_error = source
+            .downcast_ref::<redis::RedisError>()
+            .unwrap_or_else(|| panic!("{error:?}"));
+        assert!(
+            redis_error.is_io_error()
+                || redis_error.is_connection_dropped()
+                || redis_error.is_connection_refusal(),
+            "{redis_error:?}"
+        );
     }
 
     // Back (empty: it keeps nothing on disk): the same store works again.
@@ -719,7 +761,10 @@ async fn sentinel_follows_a_failover() {
         "the session survived on the new master"
     );
     let entries = store.load(&key).await.unwrap().unwrap().entries;
-    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        entries,
+        record(&[("user", "\"ann\""), ("after", "1")]).entries
+    );
     assert_eq!(redis_cli(6393, &["HGET", key.as_str(), "after"]), "1");
     drop(sentinels);
 }
@@ -752,11 +797,15 @@ async fn rediss_speaks_tls_and_checks_the_certificate() {
     let _server = Server::start_tls(PORT, cert, key);
 
     // The certificate is self-signed: a checked connection must refuse it.
-    let checked = RedisStore::builder(format!("rediss://127.0.0.1:{PORT}"))
+    let refused = RedisStore::builder(format!("rediss://127.0.0.1:{PORT}"))
         .timeout(Duration::from_secs(2))
         .build()
-        .await;
-    assert!(checked.is_err(), "an untrusted certificate was accepted");
+        .await
+        .expect_err("an untrusted certificate was accepted");
+    assert!(
+        refused.to_string().contains("certificate verify failed"),
+        "{refused}"
+    );
 
     let store = RedisStore::builder(format!("rediss://127.0.0.1:{PORT}/#insecure"))
         .build()

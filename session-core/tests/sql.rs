@@ -4,7 +4,7 @@
 //! from the previous version, size limits counted in bytes, the cleanup of
 //! expired rows and the checks on the table name.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use session_core::store::sql::{SqlStore, sqlx};
@@ -333,6 +333,7 @@ async fn old_table_gains_created_at(url: &str, table: &str) {
     let raw = Raw::connect(url).await;
     raw.exec(&format!("DROP TABLE IF EXISTS {table}")).await;
     let old = unique_key("old-row");
+    let from = SystemTime::now();
     for sql in old_schema(&raw, table, old.as_str()) {
         raw.exec(&sql).await;
     }
@@ -354,7 +355,15 @@ async fn old_table_gains_created_at(url: &str, table: &str) {
         loaded.created_at, None,
         "{url}: a creation time was invented"
     );
-    assert!(loaded.expires_at.is_some(), "{url}");
+    // Written 600 s ahead, in the database's clock (or ours, for SQLite),
+    // sometime between `from` and now.
+    let at = loaded.expires_at.expect("the old row's expiry is reported");
+    let ms = Duration::from_millis(5);
+    assert!(
+        at + ms >= from + Duration::from_secs(600)
+            && at <= SystemTime::now() + Duration::from_secs(600) + ms,
+        "{url}: the old row expires at {at:?}"
+    );
     let ttl = Duration::from_secs(60);
     let changes = ChangeSet {
         set: vec![("b".into(), Bytes::from("2"))],
@@ -505,8 +514,10 @@ async fn sqlite_size_limit_counts_bytes() {
 }
 
 /// Creates `short` sessions that expire in a second and `long` ones that
-/// do not, on a fresh table, and waits for the short ones to expire.
+/// do not, and waits until the short ones have expired as the store sees
+/// it (`load` no longer returns them; it leaves their rows in place).
 async fn expired_and_live(store: &SqlStore, short: usize, long: usize) {
+    let mut expiring = Vec::new();
     for _ in 0..short {
         let key = unique_key("cleanup-short");
         assert!(
@@ -515,6 +526,7 @@ async fn expired_and_live(store: &SqlStore, short: usize, long: usize) {
                 .await
                 .unwrap()
         );
+        expiring.push(key);
     }
     for _ in 0..long {
         let key = unique_key("cleanup-long");
@@ -525,7 +537,30 @@ async fn expired_and_live(store: &SqlStore, short: usize, long: usize) {
                 .unwrap()
         );
     }
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for key in &expiring {
+        while store.load(key).await.unwrap().is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "a one-second session is still live after ten"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Waits until `table` holds `rows` rows, for at most five seconds.
+async fn rows_become(raw: &Raw, table: &str, rows: i64, why: &str) {
+    let count = format!("SELECT COUNT(*) FROM {table}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = raw.count(&count).await;
+        if now == rows {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{why}: {now} rows, not {rows}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn cleanup_deletes_only_expired_rows(url: &str, table: &str) {
@@ -559,36 +594,42 @@ async fn sqlite_cleanup_on_demand() {
     cleanup_deletes_only_expired_rows(&sqlite_url("cleanup"), "cleanup_sessions").await;
 }
 
-/// The background task deletes expired rows, and stops with the store.
+/// The background task deletes expired rows, goes on while a clone of the
+/// store lives, and stops with the last one.
 async fn background_cleanup(url: &str, table: &str) {
+    const EVERY: Duration = Duration::from_millis(300);
     let raw = Raw::connect(url).await;
-    raw.exec(&format!("DROP TABLE IF EXISTS {table}")).await;
-    let rows = format!("SELECT COUNT(*) FROM {table}");
-    let store = raw.store(table, Some(Duration::from_millis(300))).await;
+    let control_table = format!("{table}_control");
+    for table in [table, &control_table] {
+        raw.exec(&format!("DROP TABLE IF EXISTS {table}")).await;
+    }
+    let store = raw.store(table, Some(EVERY)).await;
     expired_and_live(&store, 3, 2).await;
-    // The short sessions expired ~1.2 s ago: a 300 ms task has run since.
-    assert_eq!(
-        raw.count(&rows).await,
-        2,
-        "{url}: the task did not clean up"
-    );
+    rows_become(&raw, table, 2, &format!("{url}: the task did not clean up")).await;
 
-    // Once the store (and every clone of it) is dropped, the task stops.
     let clone = store.clone();
     drop(store);
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let other = raw.store(table, None).await;
     expired_and_live(&other, 2, 0).await;
-    assert_eq!(
-        raw.count(&rows).await,
-        2,
-        "{url}: a clone still runs the task"
-    );
+    rows_become(&raw, table, 2, &format!("{url}: a clone stopped the task")).await;
+
+    // Once the last clone is dropped, rows that expire stay. What proves
+    // that the task had time to delete them: a live store's task, as
+    // frequent, on a table of its own, deletes rows that expire a second
+    // after them (three of its periods).
     drop(clone);
-    tokio::time::sleep(Duration::from_millis(100)).await;
     expired_and_live(&other, 2, 0).await;
+    let control = raw.store(&control_table, Some(EVERY)).await;
+    expired_and_live(&control, 2, 0).await;
+    rows_become(
+        &raw,
+        &control_table,
+        0,
+        &format!("{url}: the control's task did not clean up"),
+    )
+    .await;
     assert_eq!(
-        raw.count(&rows).await,
+        raw.count(&format!("SELECT COUNT(*) FROM {table}")).await,
         4,
         "{url}: the task outlived the store"
     );
@@ -653,7 +694,11 @@ async fn mixed_case_and_reserved_table_names() {
                 .create(&key, &record(&[("a", "1")]), Duration::from_secs(60))
                 .await
                 .unwrap();
-            assert!(store.load(&key).await.unwrap().is_some(), "{url} {table}");
+            assert_eq!(
+                store.load(&key).await.unwrap().map(|r| r.entries),
+                Some(record(&[("a", "1")]).entries),
+                "{url} {table}"
+            );
             store.delete(&key).await.unwrap();
         }
     }
@@ -750,10 +795,16 @@ async fn open_from_config() {
             .await
             .unwrap()
     );
-    assert!(store.load(&key).await.unwrap().is_some());
+    // Through a store of its own on the same file and table.
+    let direct = connect(&url, "open_sessions").await;
+    assert_eq!(
+        direct.load(&key).await.unwrap().map(|r| r.entries),
+        Some(record(&[("a", "1")]).entries)
+    );
 
     let error = open(&config(&[])).await.unwrap_err();
     assert_eq!(error.key(), "SESSION_SQL_URL", "{error}");
+    assert!(error.to_string().contains("is required"), "{error}");
     let error = open(&config(&[
         ("SESSION_SQL_URL", &url),
         ("SESSION_SQL_TABLE", "bad name"),
@@ -761,6 +812,10 @@ async fn open_from_config() {
     .await
     .unwrap_err();
     assert_eq!(error.key(), "SESSION_SQL_TABLE", "{error}");
+    assert!(
+        error.to_string().contains("not a plain SQL identifier"),
+        "{error}"
+    );
     for url in [
         "postgres://app:hunter2@127.0.0.1:1/x",
         "mysql://app:hunter2@127.0.0.1:1/x",
@@ -772,6 +827,11 @@ async fn open_from_config() {
         .await
         .unwrap_err();
         assert_eq!(error.key(), "SESSION_SQL_URL", "{error}");
-        assert!(!error.to_string().contains("hunter2"), "{error}");
+        let message = error.to_string();
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(
+            message.contains("cannot use") && message.contains("Connection refused"),
+            "{message}"
+        );
     }
 }
