@@ -211,10 +211,16 @@ impl RedisStoreBuilder {
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(2)
             .set_max_delay(timeout);
-        // Fail now, at start-up, if the server cannot be reached.
-        ConnectionManager::new_with_config(client.clone(), config.clone())
-            .await
-            .map_err(StoreError::backend)?;
+        // Fail now, at start-up, if the server cannot be reached: within
+        // the timeout, retries included (each attempt is bounded by it, but
+        // the manager retries with a backoff).
+        tokio::time::timeout(
+            timeout,
+            ConnectionManager::new_with_config(client.clone(), config.clone()),
+        )
+        .await
+        .map_err(|_| StoreError::Timeout(timeout))?
+        .map_err(StoreError::backend)?;
         Ok(RedisStore {
             backend: Backend::PerThread(std::sync::Arc::new(PerThread {
                 id: NEXT_STORE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
