@@ -842,3 +842,58 @@ async fn ids_are_hashed_at_rest_in_files() {
         "the cookie's id {id:?} is at rest:\n{dump}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Two processes sharing one session directory
+
+/// Two quickstart processes on one `SESSION_FILE_DIR`, as two app servers
+/// behind a load balancer: concurrent requests of one session, spread over
+/// both, that set different keys all persist (the striped file locks work
+/// across processes, not only across threads).
+#[tokio::test]
+async fn two_processes_on_one_directory_lose_no_write() {
+    const WRITERS: usize = 24;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("SESSION_TYPE", "filesystem"),
+        ("SESSION_FILE_DIR", dir.path().to_str().unwrap()),
+    ];
+    let (a, b) = (start(&env), start(&env));
+    let c = reqwest::Client::new();
+    // Cookies are per host and port in a client's jar: pass it by hand.
+    let res = c.get(format!("{}/", a.base)).send().await.unwrap();
+    let cookie = res
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let base = if i % 2 == 0 { &a.base } else { &b.base };
+            let req = c
+                .post(format!("{base}/set?key=k{i}&value=v{i}"))
+                .header(reqwest::header::COOKIE, &cookie);
+            tokio::spawn(async move { req.send().await.unwrap().status() })
+        })
+        .collect();
+    for writer in writers {
+        assert_eq!(writer.await.unwrap(), StatusCode::OK);
+    }
+    for i in 0..WRITERS {
+        // Read back through the other process.
+        let base = if i % 2 == 0 { &b.base } else { &a.base };
+        let res = c
+            .get(format!("{base}/get?key=k{i}"))
+            .header(reqwest::header::COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "k{i} was lost");
+        assert_eq!(res.text().await.unwrap(), format!("v{i}"));
+    }
+}
