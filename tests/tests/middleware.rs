@@ -754,6 +754,69 @@ async fn from_config_applies_every_setting() {
     assert_eq!(files, 1, "one session file in SESSION_FILE_DIR");
 }
 
+/// The settings `from_config_applies_every_setting` leaves out: the
+/// cookie's Domain, Path, HttpOnly and lifetime (cut by the absolute
+/// lifetime), the size limit, the codec, the file mode.
+#[actix_web::test]
+async fn from_config_applies_the_lifetime_size_codec_and_file_settings() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let dir_text = dir.path().to_str().expect("a UTF-8 path");
+    let config = SessionConfig::from_source([
+        ("SESSION_TYPE", "filesystem"),
+        ("SESSION_FILE_DIR", dir_text),
+        ("SESSION_FILE_MODE", "0640"),
+        ("SESSION_COOKIE_DOMAIN", "example.com"),
+        ("SESSION_COOKIE_PATH", "/app"),
+        ("SESSION_COOKIE_HTTPONLY", "false"),
+        ("PERMANENT_SESSION_LIFETIME", "3600"),
+        ("SESSION_ABSOLUTE_LIFETIME", "1800"),
+        ("SESSION_MAX_SIZE", "100"),
+        ("SESSION_SERIALIZATION_FORMAT", "msgpack"),
+    ])
+    .expect("valid");
+    let app = TestApp::start_with(
+        SessionMiddleware::from_config(config).await.expect("opens"),
+        Hooks::new(1),
+        extra,
+    )
+    .await;
+    let reply = app.get("/set?key=a&value=1", None).await;
+    let c = reply.session_cookie().expect("a session cookie");
+    assert_eq!(c.domain(), Some("example.com"), "{c}");
+    assert_eq!(c.path(), Some("/app"), "{c}");
+    assert_eq!(c.http_only(), None, "not HttpOnly: {c}");
+    let max_age = c.max_age().expect("permanent").whole_seconds();
+    assert!(
+        (1790..=1800).contains(&max_age),
+        "Max-Age {max_age}: the absolute lifetime (1800) cuts the idle one (3600)"
+    );
+    app.get("/set_big?key=b&len=200", Some(c.value()))
+        .await
+        .assert_status(StatusCode::PAYLOAD_TOO_LARGE, "past SESSION_MAX_SIZE")
+        .body
+        .contains("limit=100")
+        .then_some(())
+        .expect("the error names the limit of 100");
+    // Seen again by /set_big, the session has left new/ (probation).
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().ends_with(".session"))
+        .expect("the session's file");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        file.metadata().unwrap().permissions().mode() & 0o777,
+        0o640,
+        "SESSION_FILE_MODE"
+    );
+    let bytes = std::fs::read(file.path()).unwrap();
+    // MessagePack encodes the string "1" as fixstr 0xa1 '1'; JSON as "\"1\"".
+    assert!(
+        bytes.windows(2).any(|w| w == [0xa1, b'1']) && !bytes.windows(3).any(|w| w == b"\"1\""),
+        "the value is not MessagePack: {bytes:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // The Session API through the middleware
 
