@@ -36,6 +36,11 @@ impl<T> Attr<T> {
     pub(crate) fn tokens(&self) -> Option<&proc_macro2::TokenStream> {
         self.value.as_ref().map(|(t, _)| t)
     }
+
+    /// Where the attribute was written, for errors about what it asks for.
+    pub(crate) fn span(&self) -> Option<proc_macro2::Span> {
+        self.tokens().map(syn::spanned::Spanned::span)
+    }
 }
 
 /// `#[session(...)]` on the struct.
@@ -64,8 +69,17 @@ fn session_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
     attrs.iter().filter(|a| a.path().is_ident("session"))
 }
 
-fn string(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
-    meta.value()?.parse()
+/// The string value of `name = "..."`; anything else is an error that shows
+/// the expected syntax (`example` is what goes between the quotes).
+fn string(meta: &ParseNestedMeta<'_>, name: &str, example: &str) -> syn::Result<LitStr> {
+    let expected = |span| {
+        syn::Error::new(
+            span,
+            format!("expected a string literal: #[session({name} = \"{example}\")]"),
+        )
+    };
+    let value = meta.value().map_err(|e| expected(e.span()))?;
+    value.parse().map_err(|e| expected(e.span()))
 }
 
 impl Container {
@@ -79,10 +93,10 @@ impl Container {
             let parsed = attr.parse_nested_meta(|meta| {
                 let path = &meta.path;
                 if path.is_ident("prefix") {
-                    let lit = string(&meta)?;
+                    let lit = string(&meta, "prefix", "...")?;
                     c.prefix.set(cx, path, lit.value());
                 } else if path.is_ident("rename_all") {
-                    let lit = string(&meta)?;
+                    let lit = string(&meta, "rename_all", "camelCase")?;
                     match RenameRule::from_str(&lit.value()) {
                         Some(rule) => c.rename_all.set(cx, path, rule),
                         None => cx.error_spanned_by(
@@ -119,12 +133,17 @@ impl Field {
             let parsed = attr.parse_nested_meta(|meta| {
                 let path = &meta.path;
                 if path.is_ident("key") {
-                    let lit = string(&meta)?;
+                    let lit = string(&meta, "key", "...")?;
                     f.key.set(cx, path, lit);
                 } else if path.is_ident("default") {
                     if meta.input.peek(syn::Token![=]) {
-                        let lit = string(&meta)?;
-                        let func: syn::ExprPath = lit.parse()?;
+                        let lit = string(&meta, "default", "path::to::function")?;
+                        let func: syn::ExprPath = lit.parse().map_err(|_| {
+                            syn::Error::new(
+                                lit.span(),
+                                "expected the path of a function: #[session(default = \"path::to::function\")]",
+                            )
+                        })?;
                         f.default.set(cx, path, Default::Path(func));
                     } else {
                         f.default.set(cx, path, Default::Type);

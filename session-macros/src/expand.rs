@@ -1,6 +1,6 @@
 //! Generates the `SessionData` impl and the accessors.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::DeriveInput;
 use syn::ext::IdentExt as _;
@@ -65,49 +65,59 @@ fn stub(input: &DeriveInput) -> TokenStream {
     }
 }
 
-/// How a field gets its value when its key is missing or unreadable: as a
-/// value, or as something to call (a closure only where a path will not do,
-/// so the generated code is clippy-clean).
+/// How a field gets its value when its key is missing or unreadable, with
+/// the span that a compile error about it should point at: the function
+/// path, the field's `#[session(default)]` (or its type, when the default is
+/// implied) or the struct's `#[session(default)]`.
 enum DefaultKind<'a> {
     Path(&'a syn::ExprPath),
-    Type,
-    Container,
+    Type(Span),
+    Container(Span),
 }
 
 fn default_kind<'a>(cont: &Container<'_>, field: &'a Field<'_>) -> DefaultKind<'a> {
-    match field.attrs.default.get() {
+    let attr = &field.attrs.default;
+    match attr.get() {
         Some(attr::Default::Path(path)) => DefaultKind::Path(path),
-        Some(attr::Default::Type) => DefaultKind::Type,
-        None if cont.attrs.default.get().is_some() => DefaultKind::Container,
-        None => DefaultKind::Type,
+        Some(attr::Default::Type) => {
+            DefaultKind::Type(attr.span().unwrap_or_else(|| field.ty.span()))
+        }
+        None => match cont.attrs.default.span() {
+            Some(span) => DefaultKind::Container(span),
+            None => DefaultKind::Type(field.ty.span()),
+        },
     }
 }
 
 /// The field's default, as a value.
+///
+/// A field type's default leaves the type to inference (`Default::default()`,
+/// not `<T as Default>::default()`), so that a missing `Default` impl is
+/// reported once, at the span chosen by `default_kind`, rather than also at
+/// the type's own tokens.
 fn default_value(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
-    let (ty, this, ident) = (field.ty, cont.ident, field.ident);
-    let span = field.original.span();
     match default_kind(cont, field) {
         DefaultKind::Path(path) => quote_spanned!(path.span()=> #path()),
-        DefaultKind::Type => quote_spanned!(span=> <#ty as ::core::default::Default>::default()),
-        DefaultKind::Container => {
+        DefaultKind::Type(span) => quote_spanned!(span=> ::core::default::Default::default()),
+        DefaultKind::Container(span) => {
+            // The struct's name, respanned: rustc reports a missing impl at
+            // the self type, which should be the attribute that asks for it.
+            let mut this = cont.ident.clone();
+            this.set_span(span);
+            let ident = field.ident;
             quote_spanned!(span=> <#this as ::core::default::Default>::default().#ident)
         }
     }
 }
 
-/// The field's default, as something to call.
+/// The field's default, as something to call: a closure around
+/// `default_value`, so that rustc checks the call itself and reports a
+/// mistake there, at the user's tokens ("cannot find function", "expected
+/// `u32`, found `u64`", "`Currency: Default` is not satisfied"), rather than
+/// as an `FnOnce` bound of the runtime's `get` that points at the derive.
 fn default_fn(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
-    let ty = field.ty;
-    let span = field.original.span();
-    match default_kind(cont, field) {
-        DefaultKind::Path(path) => quote_spanned!(path.span()=> #path),
-        DefaultKind::Type => quote_spanned!(span=> <#ty as ::core::default::Default>::default),
-        DefaultKind::Container => {
-            let value = default_value(cont, field);
-            quote_spanned!(span=> || #value)
-        }
-    }
+    let value = default_value(cont, field);
+    quote_spanned!(value.span()=> || #value)
 }
 
 fn expand(cont: &Container<'_>) -> TokenStream {
@@ -147,6 +157,9 @@ fn expand(cont: &Container<'_>) -> TokenStream {
         );
         quote_spanned! {span=>
             #[doc = #doc_get]
+            // The default is a closure on purpose (see `default_fn`); its
+            // tokens carry the user's spans, so clippy would ask for a path.
+            #[allow(clippy::redundant_closure)]
             #vis fn #name(&self) -> #ty {
                 #private::get::<#ty>(&self.__session, #key, #default)
             }

@@ -1,0 +1,13 @@
+use session_actix::SessionData;
+
+#[derive(SessionData)]
+struct Cart {
+    #[session(default = "one()")]
+    visits: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn main() {}
