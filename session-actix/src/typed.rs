@@ -170,11 +170,12 @@ pub mod __private {
         match session.get::<T>(key) {
             Ok(Some(value)) => value,
             Ok(None) => default(),
-            Err(error) => {
+            // The decoder's message quotes the stored value: session data
+            // stays out of the log, only the key and the type go in.
+            Err(_) => {
                 tracing::warn!(
                     key,
                     r#type = std::any::type_name::<T>(),
-                    %error,
                     "a stored session value no longer fits its field; using the field's default"
                 );
                 default()
