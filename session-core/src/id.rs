@@ -166,6 +166,13 @@ mod tests {
     }
 
     #[test]
+    fn store_keys_display_as_their_text() {
+        let key = StoreKey::from_raw("session:abc");
+        assert_eq!(key.to_string(), "session:abc");
+        assert_eq!(format!("{key}:moved"), "session:abc:moved");
+    }
+
+    #[test]
     fn debug_does_not_leak_the_id() {
         let id = SessionId::generate();
         assert_eq!(format!("{id:?}"), "SessionId(..)");

@@ -165,6 +165,14 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_no_key() {
+        let secret = "a signing secret of at least 32 bytes";
+        let signer = Signer::new("p", secret, ["an older secret, also 32 bytes long"]).unwrap();
+        let text = format!("{signer:?}");
+        assert_eq!(text, "Signer { fallbacks: 1, .. }");
+    }
+
+    #[test]
     fn short_secrets_are_rejected() {
         assert_eq!(
             Signer::new("id", "short", [] as [&str; 0]).unwrap_err(),
