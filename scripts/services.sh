@@ -104,6 +104,8 @@ log "redis sentinel up (master on $master_port)"
 
 # Memcached: two servers.
 need memcached memcached
+# The tests read stores with their own clients (ids hashed at rest).
+need sqlite3 sqlite3
 for port in 11211 11212; do
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         memcached -d -u root -l 127.0.0.1 -p "$port" -m 64 -P "$RUN_DIR/memcached-$port.pid"
@@ -140,6 +142,7 @@ fi
 log "postgresql 5432 up (database test)"
 
 need mariadbd mariadb-server mariadb-client
+need mysql mariadb-client
 if ! mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
     install -d -o mysql -g mysql /run/mysqld
     start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
