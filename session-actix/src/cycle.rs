@@ -303,8 +303,16 @@ async fn save<S: SessionStore>(
             Err(StoreError::backend("three fresh session ids were all taken").into())
         };
     // The lifetime the session the request came with gets if written now;
-    // `None`: its absolute lifetime ran out during the request.
+    // `None`: its absolute lifetime ran out during the request. Then it
+    // ends, whatever the request did, a login included (a logout still
+    // follows the notes of logins below).
     let ttl = settings.ttl(snap.created_at);
+    if snap.status != SessionStatus::Purged
+        && let (Some(live), None) = (&live, ttl)
+    {
+        timed(t, store.delete(live)).await?;
+        return Ok(CookieChange::Remove);
+    }
 
     match snap.status {
         SessionStatus::Purged => {
@@ -322,7 +330,7 @@ async fn save<S: SessionStore>(
             }
         }
         SessionStatus::Renewed => match (live, ttl) {
-            (Some(old), Some(_)) => renew(store, settings, &old, snap).await,
+            (Some(old), Some(ttl)) => renew(store, settings, &old, ttl, snap).await,
             _ if snap.entries.is_empty() => Ok(nothing),
             _ => create_fresh(snap.entries, true).await,
         },
@@ -341,10 +349,6 @@ async fn save<S: SessionStore>(
                     }),
                 }
             }
-            (Some(live), _, None) => {
-                timed(t, store.delete(live)).await?;
-                Ok(CookieChange::Remove)
-            }
             _ if snap.entries.is_empty() => Ok(nothing),
             _ => create_fresh(snap.entries, false).await,
         },
@@ -356,10 +360,6 @@ async fn save<S: SessionStore>(
                 }
             }
             (Some(_), Some(id), Some(ttl)) if snap.stale_key => Ok(set(id, ttl)),
-            (Some(live), _, None) => {
-                timed(t, store.delete(live)).await?;
-                Ok(CookieChange::Remove)
-            }
             _ => Ok(nothing),
         },
     }
@@ -403,11 +403,13 @@ async fn renew<S: SessionStore>(
     store: &S,
     settings: &Settings,
     old: &StoreKey,
+    ttl: Duration,
     snap: Snapshot,
 ) -> Result<CookieChange, Failure> {
     let t = settings.timeout;
+    // Unknown only when no absolute lifetime is set: the move starts the
+    // count (`ttl` is the idle lifetime then).
     let created_at = snap.created_at.or_else(|| Some(SystemTime::now()));
-    let ttl = settings.ttl(created_at).unwrap_or(settings.lifetime);
     let id = SessionId::generate();
     let new = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
     let note = move_note(old);

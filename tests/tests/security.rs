@@ -451,6 +451,37 @@ async fn the_absolute_lifetime_ends_a_session_however_often_it_is_used() {
     );
 }
 
+/// A login whose session reaches its absolute lifetime while the request
+/// runs ends the session: it does not move the old data to a fresh session
+/// with a new creation time.
+#[actix_web::test]
+async fn a_login_past_the_absolute_lifetime_does_not_revive_the_session() {
+    let app = start(
+        SessionMiddleware::builder(MemoryStore::new())
+            .absolute_lifetime(Duration::from_millis(1500)),
+    )
+    .await;
+    let cookie = app
+        .get("/set?key=cart&value=3", None)
+        .await
+        .expect_new_session("set");
+    let created = std::time::Instant::now();
+    let login = app.spawn(app.request(Method::GET, "/hold_login?user=eve", Some(&cookie)));
+    within("the login to load", app.hooks().loaded.notified()).await;
+    // The absolute lifetime runs out while the login is held.
+    tokio::time::sleep(Duration::from_millis(1600).saturating_sub(created.elapsed())).await;
+    app.hooks().release.notify_one();
+    let login = within("the login", login).await.expect("the request task");
+    assert!(
+        login.removes_session(),
+        "a login past the absolute lifetime kept a session: {:?}",
+        login.raw_set_cookies()
+    );
+    app.get("/peek", Some(&cookie))
+        .await
+        .assert_ok("", "the old cookie after its absolute lifetime");
+}
+
 /// The cookie's Max-Age is cut to what the absolute lifetime leaves.
 #[actix_web::test]
 async fn the_cookie_never_outlives_the_absolute_lifetime() {
