@@ -8,6 +8,8 @@
 #   cluster    127.0.0.1:7000-7005            3 masters, 3 replicas
 #   sentinel   master 6380, replica 6381, sentinels 26379-26381 ("mymaster")
 #   memcached  127.0.0.1:11211 and :11212     two servers, for key spreading
+#   chromium   /usr/bin/chromium, chromedriver   installed only (the browser
+#              test starts its own chromedriver)
 set -euo pipefail
 
 RUN_DIR=${SESSION_TEST_RUN_DIR:-/tmp/session-test-servers}
@@ -171,3 +173,9 @@ if ! port_up 27017; then
     fi
 fi
 log "mongodb (SecantusDB) 27017 up"
+
+# Headless Chromium and chromedriver for examples/quickstart/tests/browser.rs,
+# installed only: the test starts chromedriver on a port of its own.
+need chromium chromium chromium-driver
+need chromedriver chromium-driver
+log "chromium and chromedriver installed"

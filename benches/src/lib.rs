@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use actix_web::cookie::{Key, SameSite as CookieSameSite};
 use actix_web::web::ServiceConfig;
-use session_actix::store::AnyStore;
 use session_actix::store::cookie::CookieStore;
 use session_actix::store::filesystem::FileStore;
 use session_actix::store::memory::MemoryStore;
@@ -147,15 +146,15 @@ pub enum Built {
     /// As above, with the Redis store (which is `Send` and shared).
     ActixRedis(actix_session::storage::RedisSessionStore, Key),
     /// Ours on the memory store.
-    OursMemory(SessionMiddleware<MemoryStore>),
+    OursMemory(SessionMiddleware),
     /// Ours on the filesystem store; the directory lives as long as this.
-    OursFilesystem(SessionMiddleware<FileStore>, tempfile::TempDir),
+    OursFilesystem(SessionMiddleware, tempfile::TempDir),
     /// Ours on the Redis store.
-    OursRedis(SessionMiddleware<RedisStore>),
+    OursRedis(SessionMiddleware),
     /// Ours on the SQL store; a SQLite file's directory lives as long as this.
-    OursSql(SessionMiddleware<SqlStore>, Option<tempfile::TempDir>),
+    OursSql(SessionMiddleware, Option<tempfile::TempDir>),
     /// Ours on the cookie store.
-    OursCookie(SessionMiddleware<AnyStore>),
+    OursCookie(SessionMiddleware),
 }
 
 impl fmt::Debug for Built {
@@ -240,7 +239,7 @@ pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
         }
         Variant::OursCookie => {
             let store = CookieStore::new(SECRET, [] as [&str; 0]).map_err(|e| e.to_string())?;
-            let middleware = SessionMiddleware::cookie_store_builder(store)
+            let middleware = SessionMiddleware::builder(store)
                 .cookie_name(COOKIE_NAME)
                 .cookie_secure(false)
                 .cookie_same_site(SameSite::Lax)
@@ -252,7 +251,7 @@ pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
 }
 
 /// Our middleware on `store`, with the benchmark's cookie settings.
-fn ours<S: session_actix::store::SessionStore>(store: S) -> Result<SessionMiddleware<S>, String> {
+fn ours<S: session_actix::store::SessionStore>(store: S) -> Result<SessionMiddleware, String> {
     SessionMiddleware::builder(store)
         .cookie_name(COOKIE_NAME)
         .cookie_secure(false)

@@ -2,7 +2,6 @@
 //! cookie.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use actix_web::HttpResponse;
@@ -14,19 +13,9 @@ use session_core::bytes::Bytes;
 use session_core::store::{Applied, ChangeSet, Record};
 use session_core::{OutagePolicy, SameSite, SessionId, SessionStore, StoreError, StoreKey};
 
-use crate::extract::Slot;
-use crate::middleware::{Inner, Settings, StoreOrCookie};
 use crate::session::SessionStatus;
-
-/// Runs a store call under the configured timeout.
-pub(crate) async fn timed<T>(
-    limit: Duration,
-    call: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout(limit, call)
-        .await
-        .unwrap_or(Err(StoreError::Timeout(limit)))
-}
+use crate::settings::{Sessions, Settings};
+use crate::slot::Slot;
 
 /// What the response does with the session cookie.
 enum CookieChange {
@@ -68,19 +57,17 @@ struct Snapshot {
     started: SystemTime,
 }
 
-pub(crate) async fn finish<S, B>(
-    inner: &Inner<S>,
+/// The store cycle after the handler: saves what the request changed and
+/// sets or removes the cookie on `res`.
+pub(crate) async fn finish<B: MessageBody>(
     slot: &Slot,
     mut res: ServiceResponse<B>,
-) -> ServiceResponse<EitherBody<B>>
-where
-    S: SessionStore,
-    B: MessageBody,
-{
+) -> ServiceResponse<EitherBody<B>> {
     let Some(session) = slot.loaded() else {
         return res.map_into_left_body();
     };
-    let settings = &slot.shared().settings;
+    let shared = slot.shared();
+    let settings = &shared.settings;
     // The response depends on the cookie: shared caches must not mix users.
     res.headers_mut()
         .append(header::VARY, HeaderValue::from_static("Cookie"));
@@ -96,7 +83,7 @@ where
         if failed && status != SessionStatus::Purged {
             return res.map_into_left_body();
         }
-        let server_side = matches!(inner.backend, StoreOrCookie::Store(_));
+        let server_side = matches!(shared.sessions, Sessions::Store(_));
         // The whole session is copied only when it is written whole: a new
         // session, a login, a logout with new entries, or the cookie store.
         let whole = !failed
@@ -127,10 +114,10 @@ where
             started: slot.started(),
         }
     };
-    let change = match &inner.backend {
-        StoreOrCookie::Store(store) => save(&**store, settings, snapshot).await,
+    let change = match &shared.sessions {
+        Sessions::Store(store) => save(store, settings, snapshot).await,
         #[cfg(feature = "cookie")]
-        StoreOrCookie::Cookie => Ok(save_cookie(slot, settings, snapshot)),
+        Sessions::Cookie(store) => Ok(save_cookie(store, settings, snapshot)),
     };
     let cookie = match change {
         Ok(CookieChange::Keep) => return res.map_into_left_body(),
@@ -249,13 +236,12 @@ async fn save<S: SessionStore>(
     settings: &Settings,
     snap: Snapshot,
 ) -> Result<CookieChange, Failure> {
-    let t = settings.timeout;
     let key = |id: &SessionId| StoreKey::new(&settings.key_prefix, id, settings.hash_ids);
     // A session past its absolute lifetime was loaded as missing; it goes.
     if snap.ended
         && let Some(ended) = &snap.key
     {
-        timed(t, store.delete(ended)).await?;
+        store.delete(ended).await?;
     }
     // The store key of the session the request came with, if it was stored.
     let live = snap.key.clone().filter(|_| snap.exists);
@@ -293,9 +279,9 @@ async fn save<S: SessionStore>(
             for _ in 0..3 {
                 let id = SessionId::generate();
                 let key = key(&id);
-                if timed(t, store.create(&key, &record, ttl)).await? {
+                if store.create(&key, &record, ttl).await? {
                     if in_use {
-                        let _ = timed(t, store.touch(&key, ttl)).await?;
+                        let _ = store.touch(&key, ttl).await?;
                     }
                     return Ok(set(&id, ttl));
                 }
@@ -310,7 +296,7 @@ async fn save<S: SessionStore>(
     if snap.status != SessionStatus::Purged
         && let (Some(live), None) = (&live, ttl)
     {
-        timed(t, store.delete(live)).await?;
+        store.delete(live).await?;
         return Ok(CookieChange::Remove);
     }
 
@@ -319,7 +305,7 @@ async fn save<S: SessionStore>(
             // Whatever the cookie named goes, and, if a login was moving it
             // while this request was in flight, where the login moved it.
             if let Some(id) = &snap.id {
-                purge(store, t, key(id), snap.started).await?;
+                purge(store, key(id), snap.started).await?;
             }
             if !snap.entries.is_empty() {
                 create_fresh(snap.entries, false).await
@@ -336,7 +322,7 @@ async fn save<S: SessionStore>(
         },
         SessionStatus::Changed => match (&live, &snap.id, ttl) {
             (Some(live), Some(id), Some(ttl)) => {
-                match timed(t, store.apply(live, &snap.changes, ttl)).await? {
+                match store.apply(live, &snap.changes, ttl).await? {
                     // A logout (or expiry) won: nothing to save, no cookie.
                     Applied::Gone => Ok(CookieChange::Keep),
                     Applied::Deleted => Ok(CookieChange::Remove),
@@ -354,7 +340,7 @@ async fn save<S: SessionStore>(
         },
         SessionStatus::Unchanged => match (&live, &snap.id, ttl) {
             (Some(live), Some(id), Some(ttl)) if refresh_due(settings, snap.expires_at, ttl) => {
-                match timed(t, store.touch(live, ttl)).await? {
+                match store.touch(live, ttl).await? {
                     Applied::Done => Ok(keep_or_resend(id, ttl)),
                     _ => Ok(CookieChange::Keep),
                 }
@@ -406,7 +392,6 @@ async fn renew<S: SessionStore>(
     ttl: Duration,
     snap: Snapshot,
 ) -> Result<CookieChange, Failure> {
-    let t = settings.timeout;
     // Unknown only when no absolute lifetime is set: the move starts the
     // count (`ttl` is the idle lifetime then).
     let created_at = snap.created_at.or_else(|| Some(SystemTime::now()));
@@ -417,30 +402,30 @@ async fn renew<S: SessionStore>(
     let target = |done: Bytes| vec![(new.as_str().to_owned(), done)];
     // Another login of the same session may have left a note: add to it.
     let first_note = Record::from(target(Bytes::new()).into_iter().collect::<HashMap<_, _>>());
-    if !timed(t, store.create(&note, &first_note, note_ttl)).await? {
+    if !store.create(&note, &first_note, note_ttl).await? {
         let add = ChangeSet {
             set: target(Bytes::new()),
             ..ChangeSet::default()
         };
-        let _ = timed(t, store.apply(&note, &add, note_ttl)).await?;
+        let _ = store.apply(&note, &add, note_ttl).await?;
     }
     let record = Record {
         entries: snap.entries,
         expires_at: None,
         created_at,
     };
-    if !timed(t, store.create(&new, &record, ttl)).await? {
+    if !store.create(&new, &record, ttl).await? {
         return Err(StoreError::backend("a fresh session id was taken").into());
     }
     // From here on the new session exists: a failure removes it again, so
     // that nothing is left that nobody holds a cookie for.
     let moved = async {
-        let Some(latest) = timed(t, store.take(old)).await? else {
+        let Some(latest) = store.take(old).await? else {
             // A logout won before the login moved anything: undo it all.
             // No other login of this session can succeed either (the old
             // session is gone), so the note can go too.
-            timed(t, store.delete(&new)).await?;
-            timed(t, store.delete(&note)).await?;
+            store.delete(&new).await?;
+            store.delete(&note).await?;
             return Ok(CookieChange::Remove);
         };
         let mut merged = latest.entries;
@@ -451,7 +436,7 @@ async fn renew<S: SessionStore>(
             remove: Vec::new(),
             max_size: Some(settings.max_size),
         };
-        match timed(t, store.apply(&new, &carry, ttl)).await? {
+        match store.apply(&new, &carry, ttl).await? {
             Applied::Done => {}
             Applied::TooLarge { size } => tracing::warn!(
                 size,
@@ -465,7 +450,7 @@ async fn renew<S: SessionStore>(
     let change = match moved.await {
         Ok(change) => change,
         Err(error) => {
-            if let Err(cleanup) = timed(t, store.delete(&new)).await {
+            if let Err(cleanup) = store.delete(&new).await {
                 tracing::warn!(%cleanup, "a failed login could not remove the session it created");
             }
             return Err(error.into());
@@ -479,7 +464,7 @@ async fn renew<S: SessionStore>(
         set: target(done),
         ..ChangeSet::default()
     };
-    match timed(t, store.apply(&note, &mark, note_ttl)).await {
+    match store.apply(&note, &mark, note_ttl).await {
         // A logout took the note after the move, and followed it: the new
         // session is gone, so is its cookie.
         Ok(Applied::Gone) => Ok(CookieChange::Remove),
@@ -499,7 +484,6 @@ async fn renew<S: SessionStore>(
 /// (`started`).
 async fn purge<S: SessionStore>(
     store: &S,
-    t: Duration,
     key: StoreKey,
     started: SystemTime,
 ) -> Result<(), StoreError> {
@@ -517,8 +501,8 @@ async fn purge<S: SessionStore>(
         let Some(key) = pending.pop() else {
             return Ok(());
         };
-        timed(t, store.delete(&key)).await?;
-        if let Some(note) = timed(t, store.take(&move_note(&key))).await? {
+        store.delete(&key).await?;
+        if let Some(note) = store.take(&move_note(&key)).await? {
             pending.extend(
                 note.entries
                     .into_iter()
@@ -532,10 +516,11 @@ async fn purge<S: SessionStore>(
 
 /// Saves a cookie-store session: the cookie is the session.
 #[cfg(feature = "cookie")]
-fn save_cookie(slot: &Slot, settings: &Settings, snap: Snapshot) -> CookieChange {
-    let crate::middleware::Loader::Cookie(store) = &slot.shared().loader else {
-        unreachable!("a cookie-store middleware has a cookie loader");
-    };
+fn save_cookie(
+    store: &session_core::store::cookie::CookieStore,
+    settings: &Settings,
+    snap: Snapshot,
+) -> CookieChange {
     // A logout starts over; anything else keeps the creation time.
     let created_at = match (snap.status, snap.created_at) {
         (SessionStatus::Purged, _) | (_, None) => SystemTime::now(),

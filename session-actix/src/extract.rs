@@ -1,234 +1,45 @@
-//! Getting the session of a request: the extractor and `SessionExt`.
+//! Getting the session of a request: the extractor and [`SessionExt`].
 
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::Arc;
-use std::time::SystemTime;
 
-use actix_web::dev::{Payload, ServiceRequest};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use session_core::id::ID_LEN;
-use session_core::store::Record;
-use session_core::{OutagePolicy, SessionId, StoreKey};
-use tokio::sync::OnceCell;
 
-use crate::middleware::{Loader, Shared};
-use crate::session::{Session, SessionError, State};
-
-/// The per-request place the middleware leaves in the request's extensions;
-/// the session is loaded into it the first time someone asks.
-#[derive(Clone)]
-pub(crate) struct Slot(Rc<SlotInner>);
-
-pub(crate) struct SlotInner {
-    pub(crate) shared: Arc<Shared>,
-    session: OnceCell<Session>,
-    started: SystemTime,
-}
-
-impl Slot {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self(Rc::new(SlotInner {
-            shared,
-            session: OnceCell::new(),
-            started: SystemTime::now(),
-        }))
-    }
-
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.0.shared
-    }
-
-    /// When the middleware received the request.
-    pub(crate) fn started(&self) -> SystemTime {
-        self.0.started
-    }
-
-    /// The session, if anyone asked for it during the request.
-    pub(crate) fn loaded(&self) -> Option<&Session> {
-        self.0.session.get()
-    }
-
-    async fn session(&self, req: &HttpRequest) -> Result<Session, SessionError> {
-        self.0
-            .session
-            .get_or_try_init(|| load(&self.0.shared, req))
-            .await
-            .cloned()
-    }
-}
-
-/// How many cookies with the session's name are tried, at most: a browser
-/// holds one per (Domain, Path) it was set for, so a handful covers every
-/// honest case, and a client sending hundreds cannot make a request cost
-/// hundreds of store reads.
-const MAX_CANDIDATES: usize = 4;
-
-/// Reads the cookies and loads the session they name.
-///
-/// Several cookies may carry the session's name: one tossed from a sibling
-/// subdomain or a plain-HTTP page of the same host is sent along with the
-/// real one, and often first. Each is tried, in order, until one names a
-/// live session (signature checked first when signing is on), so such a
-/// cookie can neither log the user out nor log them in as someone else.
-async fn load(shared: &Shared, req: &HttpRequest) -> Result<Session, SessionError> {
-    let settings = &shared.settings;
-    let values = cookie_values(req, &settings.cookie.name);
-    let state = |id, record| State::new(id, record, settings.codec, settings.max_size);
-    match &shared.loader {
-        #[cfg(feature = "cookie")]
-        Loader::Cookie(store) => {
-            let record = values
-                .iter()
-                .filter(|v| v.len() <= session_core::store::cookie::BROWSER_COOKIE_LIMIT)
-                .find_map(|v| store.decode(v));
-            let (record, ended) = within_absolute_lifetime(settings, record);
-            let mut loaded = state(None, record);
-            loaded.ended = ended;
-            Ok(Session::from_state(loaded))
-        }
-        Loader::Store(store) => {
-            let mut first = None;
-            for (id, stale_key) in values
-                .iter()
-                .filter_map(|v| parse_id(settings.signer.as_ref(), v))
-            {
-                let key = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
-                let record = match crate::cycle::timed(settings.timeout, store.load(&key)).await {
-                    Ok(record) => record,
-                    Err(error) => return unavailable(settings, state(None, None), error),
-                };
-                if record.is_none() && first.is_some() {
-                    continue;
-                }
-                let (record, ended) = within_absolute_lifetime(settings, record);
-                let mut loaded = state(Some(id), record);
-                loaded.stale_key = stale_key;
-                loaded.key = Some(key);
-                loaded.ended = ended;
-                if loaded.exists {
-                    return Ok(Session::from_state(loaded));
-                }
-                first.get_or_insert(loaded);
-            }
-            Ok(Session::from_state(
-                first.unwrap_or_else(|| state(None, None)),
-            ))
-        }
-    }
-}
-
-/// The outage policy at load: an empty session that is not saved, or 503.
-fn unavailable(
-    settings: &crate::middleware::Settings,
-    mut empty: State,
-    error: session_core::StoreError,
-) -> Result<Session, SessionError> {
-    match settings.outage {
-        OutagePolicy::ServeEmpty => {
-            tracing::warn!(%error, "session store failed at load; serving an empty session");
-            empty.degraded = true;
-            Ok(Session::from_state(empty))
-        }
-        _ => {
-            tracing::error!(%error, "session store failed at load; answering 503");
-            Err(SessionError::Unavailable(error))
-        }
-    }
-}
-
-/// A loaded record, or `None` with `ended` set when the absolute lifetime
-/// (`SESSION_ABSOLUTE_LIFETIME`) has run out: counted from its creation, and
-/// for a session that does not know when it was created (written before
-/// creation times were kept), at once.
-fn within_absolute_lifetime(
-    settings: &crate::middleware::Settings,
-    record: Option<Record>,
-) -> (Option<Record>, bool) {
-    match (settings.absolute_lifetime, record) {
-        (Some(_), Some(record)) if settings.ttl(record.created_at).is_none() => (None, true),
-        (_, record) => (record, false),
-    }
-}
-
-/// The values of the cookies named `name`, in the order sent (at most
-/// [`MAX_CANDIDATES`]), read straight from the `Cookie` headers.
-///
-/// actix-web's own parser gives up on the whole header when any cookie in it
-/// is malformed, which would let an unrelated cookie (another app's, or a
-/// script's) hide the session. Values are returned as sent: ours never need
-/// percent-decoding. A value that is not text cannot be ours and is skipped.
-fn cookie_values(req: &HttpRequest, name: &str) -> Vec<String> {
-    let mut values: Vec<String> = Vec::new();
-    let pairs = req
-        .headers()
-        .get_all(actix_web::http::header::COOKIE)
-        .flat_map(|header| header.as_bytes().split(|&b| b == b';'));
-    for pair in pairs {
-        let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-            continue;
-        };
-        let (n, v) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
-        if n != name.as_bytes() {
-            continue;
-        }
-        let v = v
-            .strip_prefix(b"\"")
-            .and_then(|v| v.strip_suffix(b"\""))
-            .unwrap_or(v);
-        if let Ok(v) = std::str::from_utf8(v)
-            && !values.iter().any(|seen| seen == v)
-        {
-            values.push(v.to_owned());
-        }
-        if values.len() == MAX_CANDIDATES {
-            break;
-        }
-    }
-    values
-}
-
-/// The id in a cookie value, if it is well-formed and, when signing is on,
-/// carries a valid signature; and whether it was signed with a fallback
-/// key (so the cookie should be signed again). Oversized values are
-/// rejected before any work.
-fn parse_id(signer: Option<&session_core::Signer>, value: &str) -> Option<(SessionId, bool)> {
-    match signer {
-        None => SessionId::parse(value).map(|id| (id, false)),
-        Some(signer) if value.len() == 2 * ID_LEN + 1 => {
-            let (id, current) = signer.verify_key(value)?;
-            SessionId::parse(id).map(|id| (id, !current))
-        }
-        Some(_) => None,
-    }
-}
-
-fn slot_of(extensions: &actix_web::dev::Extensions) -> Result<Slot, SessionError> {
-    extensions
-        .get::<Slot>()
-        .cloned()
-        .ok_or(SessionError::NoMiddleware)
-}
+use crate::error::SessionRejection;
+use crate::session::Session;
+use crate::slot::Slot;
 
 /// Loads the session of `req` (once per request) through the middleware's slot.
-fn session_of(req: HttpRequest) -> impl Future<Output = Result<Session, SessionError>> + 'static {
-    let slot = slot_of(&req.extensions());
+fn session_of(
+    req: HttpRequest,
+) -> impl Future<Output = Result<Session, SessionRejection>> + 'static {
+    let slot = req
+        .extensions()
+        .get::<Slot>()
+        .cloned()
+        .ok_or(SessionRejection::MissingMiddleware);
     async move { slot?.session(&req).await }
 }
 
 impl FromRequest for Session {
-    type Error = SessionError;
-    type Future = Pin<Box<dyn Future<Output = Result<Session, SessionError>>>>;
+    type Error = SessionRejection;
+    type Future = Pin<Box<dyn Future<Output = Result<Session, SessionRejection>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         Box::pin(session_of(req.clone()))
     }
 }
 
-/// Gets the session from a request, for code that is not a handler
-/// argument: middleware, guards, or a handler that needs the session only
-/// on some paths (the store is asked only when this is awaited).
+/// Gets the session from a request or a response, for code that is not a
+/// handler argument: a middleware of your own (before the handler, on the
+/// [`ServiceRequest`]; after it, on the [`ServiceResponse`]), or a handler
+/// that needs the session only on some paths (the store is asked only when
+/// the future is awaited).
+///
+/// Guards cannot use it: actix-web's guards are synchronous, and loading a
+/// session may wait for the store. Check the session in the handler, or in
+/// a middleware, instead.
 ///
 /// ```
 /// use actix_web::HttpRequest;
@@ -242,20 +53,56 @@ impl FromRequest for Session {
 pub trait SessionExt {
     /// Loads the session (at most once per request) and returns it.
     ///
-    /// Fails with [`SessionError::NoMiddleware`] on a route without the
-    /// middleware, and with [`SessionError::Unavailable`] when the store is
+    /// # Errors
+    ///
+    /// [`SessionRejection::MissingMiddleware`] on a route without the
+    /// middleware, and [`SessionRejection::Unavailable`] when the store is
     /// down and the outage policy is to fail.
-    fn session(&self) -> impl Future<Output = Result<Session, SessionError>> + 'static;
+    fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + 'static;
 }
 
 impl SessionExt for HttpRequest {
-    fn session(&self) -> impl Future<Output = Result<Session, SessionError>> + 'static {
+    fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + 'static {
         session_of(self.clone())
     }
 }
 
 impl SessionExt for ServiceRequest {
-    fn session(&self) -> impl Future<Output = Result<Session, SessionError>> + 'static {
+    fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + 'static {
         session_of(self.request().clone())
+    }
+}
+
+/// After the handler: the session as the handler left it (loaded now if the
+/// handler did not ask for it). Changes made here are saved too, as long as
+/// this middleware runs inside the session middleware (registered before
+/// it with `wrap`).
+impl<B> SessionExt for ServiceResponse<B> {
+    fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + 'static {
+        session_of(self.request().clone())
+    }
+}
+
+impl Session {
+    /// Makes `self` the session of `req`, as if the middleware had loaded
+    /// it: the [`Session`] extractor and [`SessionExt::session`] return it.
+    /// For unit tests of handlers, with a request from
+    /// [`actix_web::test::TestRequest`]; nothing is saved.
+    ///
+    /// ```
+    /// use actix_web::{FromRequest, test::TestRequest};
+    /// use session_actix::Session;
+    ///
+    /// # actix_web::rt::System::new().block_on(async {
+    /// let session = Session::new();
+    /// session.insert("user", "ann").unwrap();
+    /// let req = TestRequest::default().to_http_request();
+    /// session.attach_to(&req);
+    /// let extracted = Session::extract(&req).await.unwrap();
+    /// assert_eq!(extracted.get::<String>("user").unwrap().as_deref(), Some("ann"));
+    /// # });
+    /// ```
+    pub fn attach_to(&self, req: &HttpRequest) {
+        req.extensions_mut().insert(Slot::ready(self.clone()));
     }
 }

@@ -42,20 +42,34 @@
 //! - **Outages are bounded:** every store call has a timeout; a failing
 //!   store gives `503` or an empty session, as configured.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
+mod builder;
 mod cycle;
+mod error;
 mod extract;
 mod middleware;
 mod session;
+mod settings;
+mod slot;
 mod typed;
 
+pub use actix_web::cookie::SameSite;
+pub use builder::SessionMiddlewareBuilder;
+pub use error::{SessionError, SessionRejection};
 pub use extract::SessionExt;
-pub use middleware::{SessionMiddleware, SessionMiddlewareBuilder, SessionService};
-pub use session::{Session, SessionError, SessionStatus};
+pub use middleware::SessionMiddleware;
+#[doc(hidden)]
+pub use middleware::SessionService;
+pub use session::{Session, SessionStatus};
+pub use session_core::codec::CodecError;
+/// The configuration: [`SessionConfig`] and the types of its fields.
+pub use session_core::config;
+/// The [`SessionStore`](store::SessionStore) trait and the stores.
+pub use session_core::store;
 pub use session_core::{
-    Codec, ConfigError, CookieConfig, OutagePolicy, SameSite, SessionConfig, StoreKind,
+    Codec, ConfigError, CookieConfig, OutagePolicy, SessionConfig, SigningKey, StoreKind,
 };
-pub use session_core::{codec, config, id, signing, store};
 pub use session_macros::SessionData;
 #[doc(hidden)]
 pub use typed::__private;

@@ -4,83 +4,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use session_core::bytes::Bytes;
-use session_core::codec::{CodecError, entry_size};
-use session_core::store::{ChangeSet, Record, StoreError};
-use session_core::{Codec, SessionId, StoreKey};
+use session_core::codec::entry_size;
+use session_core::store::{ChangeSet, Record};
+use session_core::{Codec, SessionConfig, SessionId, StoreKey};
 
-/// A session error a handler can meet.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SessionError {
-    /// A value could not be encoded for storage.
-    #[error("session key {key:?}: the value could not be serialized: {source}")]
-    Serialize {
-        /// The session key.
-        key: String,
-        /// What the codec said.
-        #[source]
-        source: CodecError,
-    },
-    /// A stored value does not deserialize into the type asked for (the
-    /// type changed since it was stored, say). The entry is kept as it is.
-    #[error("session key {key:?}: the stored value is not a `{type_name}`: {source}")]
-    Deserialize {
-        /// The session key.
-        key: String,
-        /// The type asked for.
-        type_name: &'static str,
-        /// What the codec said.
-        #[source]
-        source: CodecError,
-    },
-    /// An insert would make the session larger than the configured limit.
-    #[error(
-        "session key {key:?}: the session would grow to {size} bytes, over its limit of {limit} bytes (SESSION_MAX_SIZE, or what fits in a cookie for the cookie store)"
-    )]
-    TooLarge {
-        /// The session key.
-        key: String,
-        /// The size the session would have had.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// The store failed while loading the session, and the outage policy
-    /// is to fail the request.
-    #[error("the session store is unavailable")]
-    Unavailable(#[source] StoreError),
-    /// The key starts with a NUL character: such keys are reserved for
-    /// the stores' own bookkeeping.
-    #[error("session key {key:?}: keys starting with a NUL character are reserved")]
-    ReservedKey {
-        /// The session key.
-        key: String,
-    },
-    /// The route has no session middleware.
-    #[error(
-        "no session middleware on this route: add `.wrap(SessionMiddleware::new(...))` to the App or scope"
-    )]
-    NoMiddleware,
-}
-
-impl ResponseError for SessionError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            SessionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The body never says more than the status: details are for the log.
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).finish()
-    }
-}
+use crate::error::SessionError;
 
 /// Where a session stands after the handler, as the middleware sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,7 +159,48 @@ impl State {
     }
 }
 
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Decodes a stored value as a `T`, naming the key and the type if it is not one.
+fn decode<T: DeserializeOwned>(codec: Codec, key: &str, bytes: &Bytes) -> Result<T, SessionError> {
+    codec
+        .decode(bytes)
+        .map_err(|source| SessionError::Deserialize {
+            key: key.to_owned(),
+            type_name: std::any::type_name::<T>(),
+            source,
+        })
+}
+
 impl Session {
+    /// An empty session that belongs to no store, with the default
+    /// settings (JSON values, `SESSION_MAX_SIZE`'s default): for unit tests
+    /// of code that takes a `Session`. Call it, then check what the code
+    /// did with [`get`](Self::get) and [`status`](Self::status); to hand
+    /// it to a handler through a request, see [`attach_to`](Self::attach_to).
+    ///
+    /// ```
+    /// use session_actix::{Session, SessionStatus};
+    ///
+    /// fn log_in(session: &Session, user: &str) -> Result<(), session_actix::SessionError> {
+    ///     session.renew();
+    ///     session.insert("user", user)
+    /// }
+    ///
+    /// let session = Session::new();
+    /// log_in(&session, "ann").unwrap();
+    /// assert_eq!(session.status(), SessionStatus::Renewed);
+    /// assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("ann"));
+    /// ```
+    pub fn new() -> Self {
+        let config = SessionConfig::default();
+        Self::from_state(State::new(None, None, config.codec, config.max_size))
+    }
+
     pub(crate) fn from_state(state: State) -> Self {
         Self(Arc::new(Mutex::new(state)))
     }
@@ -240,28 +212,26 @@ impl Session {
 
     /// Returns the value stored under `key`, or `None` if there is none.
     ///
-    /// A stored value that does not deserialize into `T` is an error that
-    /// names the key and the type; the entry stays as it is.
+    /// # Errors
+    ///
+    /// [`SessionError::Deserialize`], naming the key and the type, if the
+    /// stored value does not deserialize into `T`; the entry stays as it is.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         let state = self.state();
-        let Some(bytes) = state.entries.get(key) else {
-            return Ok(None);
-        };
-        state
-            .codec
-            .decode(bytes)
-            .map(Some)
-            .map_err(|source| SessionError::Deserialize {
-                key: key.to_owned(),
-                type_name: std::any::type_name::<T>(),
-                source,
-            })
+        match state.entries.get(key) {
+            Some(bytes) => decode(state.codec, key, bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Stores `value` under `key`, replacing what was there.
     ///
-    /// Fails, changing nothing, if the value cannot be serialized or the
-    /// session would grow past its size limit.
+    /// # Errors
+    ///
+    /// Each changes nothing: [`SessionError::Serialize`] if the value
+    /// cannot be encoded, [`SessionError::TooLarge`] if the session would
+    /// grow past its size limit (`SESSION_MAX_SIZE`), and
+    /// [`SessionError::ReservedKey`] for a key starting with a NUL character.
     pub fn insert<T: Serialize>(
         &self,
         key: impl Into<String>,
@@ -315,22 +285,89 @@ impl Session {
         Ok(())
     }
 
-    /// Removes `key`; true if it was there.
-    pub fn remove(&self, key: &str) -> bool {
-        let mut state = self.state();
-        let Some(old) = state.entries.remove(key) else {
-            return false;
-        };
-        state.size -= entry_size(key, &old);
-        state.changes.insert(key.to_owned(), None);
-        true
+    /// Removes `key` and returns the value it had, read as a `T`;
+    /// `Ok(None)` if there was none.
+    ///
+    /// The key is removed whether or not its value reads as a `T`; use
+    /// [`remove_key`](Self::remove_key) when the value does not matter.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Deserialize`] if the value was not a `T` (it is
+    /// removed all the same).
+    pub fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        match self.take_entry(key) {
+            Some((bytes, codec)) => decode(codec, key, &bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
-    /// Removes `key` and returns its value, if it was there and is a `T`.
-    pub fn remove_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        let value = self.get(key);
-        self.remove(key);
-        value
+    /// Removes `key`; true if it was there.
+    pub fn remove_key(&self, key: &str) -> bool {
+        self.take_entry(key).is_some()
+    }
+
+    fn take_entry(&self, key: &str) -> Option<(Bytes, Codec)> {
+        let mut state = self.state();
+        let old = state.entries.remove(key)?;
+        state.size -= entry_size(key, &old);
+        state.changes.insert(key.to_owned(), None);
+        Some((old, state.codec))
+    }
+
+    /// Reads `key` as a `T` (`None` if it is missing), lets `f` compute the
+    /// new value from it, stores that and returns it.
+    ///
+    /// ```
+    /// # use session_actix::Session;
+    /// # fn visit(session: &Session) -> Result<(), session_actix::SessionError> {
+    /// let visits = session.update("visits", |n: Option<u64>| n.unwrap_or(0) + 1)?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// `f` runs without holding the session, so it may use the session
+    /// itself; a change it makes to `key` is overwritten.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Deserialize`] if the stored value is not a `T` (`f`
+    /// is not called and nothing changes), and the errors of
+    /// [`insert`](Self::insert) for the new value.
+    pub fn update<T, F>(&self, key: &str, f: F) -> Result<T, SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(Option<T>) -> T,
+    {
+        let new = f(self.get(key)?);
+        self.put(key.to_owned(), &new, false)?;
+        Ok(new)
+    }
+
+    /// Every entry, each value read as a `T`, sorted by key. With
+    /// `serde_json::Value` as `T`, a session of mixed values reads whole:
+    ///
+    /// ```
+    /// # use session_actix::Session;
+    /// # fn dump(session: &Session) -> Result<(), session_actix::SessionError> {
+    /// for (key, value) in session.entries::<serde_json::Value>()? {
+    ///     println!("{key} = {value}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Deserialize`] naming the first key whose value is
+    /// not a `T`.
+    pub fn entries<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>, SessionError> {
+        let state = self.state();
+        let mut entries = state
+            .entries
+            .iter()
+            .map(|(key, bytes)| Ok((key.clone(), decode(state.codec, key, bytes)?)))
+            .collect::<Result<Vec<_>, SessionError>>()?;
+        entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+        Ok(entries)
     }
 
     /// True if `key` has a value.
@@ -417,8 +454,8 @@ mod tests {
         assert_eq!(s.get::<u32>("a").unwrap(), Some(1));
         assert_eq!(s.status(), SessionStatus::Unchanged, "reads change nothing");
         s.insert("b", 20).unwrap();
-        assert!(s.remove("c"));
-        assert!(!s.remove("missing"));
+        assert!(s.remove_key("c"));
+        assert!(!s.remove_key("missing"));
         assert_eq!(s.status(), SessionStatus::Changed);
         let changes = s.state().change_set();
         assert!(!changes.clear);
@@ -431,7 +468,7 @@ mod tests {
     fn a_key_set_then_removed_is_a_removal() {
         let s = session(&[], 1000);
         s.insert("k", "v").unwrap();
-        s.remove("k");
+        s.remove_key("k");
         let changes = s.state().change_set();
         assert!(changes.set.is_empty());
         assert_eq!(changes.remove, ["k"]);
@@ -440,7 +477,7 @@ mod tests {
     #[test]
     fn clear_then_insert_sends_clear_and_the_new_key() {
         let s = session(&[("a", "1")], 1000);
-        s.remove("a");
+        s.remove_key("a");
         s.clear();
         s.insert("b", true).unwrap();
         let changes = s.state().change_set();
@@ -484,7 +521,7 @@ mod tests {
         assert!(!s.contains_key("c"));
         // Replacing a value counts the old one out.
         s.insert("b", "yyyyyyyy").unwrap(); // 8 + 1 + 10 = 19; total 29
-        s.remove("b");
+        s.remove_key("b");
         s.insert("c", "long").unwrap();
     }
 
@@ -523,6 +560,97 @@ mod tests {
         assert!(s.is_empty());
         assert_eq!(s.status(), SessionStatus::Unchanged);
         s.insert("a\0b", 1).unwrap();
+    }
+
+    #[test]
+    fn remove_returns_the_old_value_and_records_the_removal() {
+        let s = session(&[("n", "7"), ("text", "\"x\"")], 1000);
+        assert_eq!(s.remove::<u32>("n").unwrap(), Some(7));
+        assert_eq!(s.remove::<u32>("n").unwrap(), None);
+        // A value of another type: an error, and the key is gone all the same.
+        let err = s.remove::<u32>("text").unwrap_err();
+        assert!(
+            matches!(err, SessionError::Deserialize { ref key, .. } if key == "text"),
+            "{err}"
+        );
+        assert!(s.is_empty());
+        let mut removed = s.state().change_set().remove;
+        removed.sort();
+        assert_eq!(removed, ["n", "text"]);
+        // Sizes are counted out: the whole limit is free again.
+        s.insert("big", "x".repeat(1000 - 8 - 3 - 2)).unwrap();
+    }
+
+    #[test]
+    fn update_reads_changes_and_stores() {
+        let s = session(&[("visits", "2"), ("name", "\"ann\"")], 1000);
+        assert_eq!(
+            s.update("visits", |n: Option<u64>| n.unwrap_or(0) + 1)
+                .unwrap(),
+            3
+        );
+        assert_eq!(
+            s.update("fresh", |n: Option<u64>| n.unwrap_or(0) + 1)
+                .unwrap(),
+            1
+        );
+        assert_eq!(s.get::<u64>("visits").unwrap(), Some(3));
+        let mut set = s.state().change_set().set;
+        set.sort();
+        assert_eq!(
+            set,
+            [
+                ("fresh".to_owned(), Bytes::from("1")),
+                ("visits".to_owned(), Bytes::from("3"))
+            ]
+        );
+        // A value of another type: f is not called, nothing changes.
+        let err = s
+            .update("name", |_: Option<u64>| unreachable!("not called"))
+            .unwrap_err();
+        assert!(matches!(err, SessionError::Deserialize { .. }), "{err}");
+        assert_eq!(s.get::<String>("name").unwrap().as_deref(), Some("ann"));
+        // Past the size limit: an error, the old value stays.
+        let err = s
+            .update("name", |_: Option<String>| "x".repeat(1000))
+            .unwrap_err();
+        assert!(matches!(err, SessionError::TooLarge { .. }), "{err}");
+        assert_eq!(s.get::<String>("name").unwrap().as_deref(), Some("ann"));
+    }
+
+    #[test]
+    fn entries_are_sorted_and_typed() {
+        let s = session(&[("b", "2"), ("a", "1"), ("c", "\"three\"")], 1000);
+        let all = s.entries::<serde_json::Value>().unwrap();
+        assert_eq!(
+            all,
+            [
+                ("a".to_owned(), serde_json::json!(1)),
+                ("b".to_owned(), serde_json::json!(2)),
+                ("c".to_owned(), serde_json::json!("three")),
+            ]
+        );
+        let err = s.entries::<u32>().unwrap_err();
+        assert!(
+            matches!(err, SessionError::Deserialize { ref key, .. } if key == "c"),
+            "{err}"
+        );
+        assert_eq!(s.status(), SessionStatus::Unchanged);
+    }
+
+    #[test]
+    fn a_new_session_is_empty_and_records_changes() {
+        let s = Session::new();
+        assert!(s.is_empty());
+        assert_eq!(s.status(), SessionStatus::Unchanged);
+        s.insert("k", 1).unwrap();
+        assert_eq!(s.status(), SessionStatus::Changed);
+        let limit = SessionConfig::default().max_size;
+        let err = s.insert("big", "x".repeat(limit)).unwrap_err();
+        assert!(
+            matches!(err, SessionError::TooLarge { limit: l, .. } if l == limit),
+            "{err}"
+        );
     }
 
     #[test]

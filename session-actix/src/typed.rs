@@ -8,7 +8,8 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 
-use crate::session::{Session, SessionError};
+use crate::error::SessionRejection;
+use crate::session::Session;
 
 /// A struct whose fields are session entries, one key per field.
 ///
@@ -137,8 +138,8 @@ where
 }
 
 impl<T: SessionData> FromRequest for TypedSession<T> {
-    type Error = SessionError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, SessionError>>>>;
+    type Error = SessionRejection;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, SessionRejection>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let session = Session::from_request(req, payload);
@@ -159,7 +160,8 @@ pub mod __private {
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
-    pub use crate::session::{Session, SessionError};
+    pub use crate::error::SessionError;
+    pub use crate::session::Session;
 
     /// Reads a field; its default if missing, and (logged) if unreadable.
     pub fn get<T: DeserializeOwned>(
@@ -195,6 +197,6 @@ pub mod __private {
 
     /// Removes a field's key.
     pub fn remove(session: &Session, key: &str) -> bool {
-        session.remove(key)
+        session.remove_key(key)
     }
 }

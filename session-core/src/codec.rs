@@ -29,6 +29,11 @@ pub struct CodecError(Box<dyn std::error::Error + Send + Sync>);
 
 impl Codec {
     /// Encodes one value.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError`] if serde cannot serialize the value in this format
+    /// (a map with non-string keys in JSON, say).
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Bytes, CodecError> {
         match self {
             Codec::Json => serde_json::to_vec(value)
@@ -42,6 +47,10 @@ impl Codec {
     }
 
     /// Decodes one value.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError`] if `bytes` are not this format, or not a `T`.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, CodecError> {
         match self {
             Codec::Json => serde_json::from_slice(bytes).map_err(|e| CodecError(e.into())),

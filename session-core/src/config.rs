@@ -451,6 +451,10 @@ impl SessionConfig {
     /// Reads the configuration from the process environment: every key in
     /// [`KEYS`] that is set overrides its default. Other variables are
     /// ignored. The result is [validated](Self::validate).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_source`](Self::from_source).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_source(std::env::vars().filter(|(k, _)| KEYS.contains(&k.as_str())))
     }
@@ -474,6 +478,11 @@ impl SessionConfig {
     /// assert_eq!(err.key(), "SESSION_TYPE");
     /// # Ok::<(), session_core::ConfigError>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first key whose value does not parse, or
+    /// the key that [`validate`](Self::validate) rejects.
     pub fn from_source<I, K, V>(source: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -577,6 +586,14 @@ impl SessionConfig {
 
     /// Checks that the settings make sense together; the error names the
     /// key to fix.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the key: `SECRET_KEY` missing or shorter
+    /// than 32 bytes when signing or the cookie store needs it,
+    /// `SESSION_COOKIE_SAMESITE=None` without `SESSION_COOKIE_SECURE`, a
+    /// `__Host-`/`__Secure-` cookie name whose rules are not met, a zero
+    /// lifetime or timeout, and so on.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let needs_secret = self.use_signer || self.store == StoreKind::Cookie;
         match &self.secret_key {

@@ -78,6 +78,11 @@ pub struct StoreKey(String);
 impl StoreKey {
     /// Derives the store key of `id`: `prefix + hex(sha256(id))`, or
     /// `prefix + id` when `hash_ids` is false.
+    ///
+    /// # Panics
+    ///
+    /// Never: 32 bytes always fit their 64 hex digits (the `expect`s
+    /// state invariants).
     pub fn new(prefix: &str, id: &SessionId, hash_ids: bool) -> Self {
         let mut key = String::with_capacity(prefix.len() + 64);
         key.push_str(prefix);

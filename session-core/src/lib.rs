@@ -6,6 +6,7 @@
 //! re-exports it; store authors implement [`store::SessionStore`] and run
 //! the acceptance suite in `testing` (feature `testing`) against it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 pub mod codec;
 pub mod config;
@@ -21,5 +22,5 @@ pub use bytes;
 pub use codec::Codec;
 pub use config::{ConfigError, CookieConfig, OutagePolicy, SameSite, SessionConfig, StoreKind};
 pub use id::{SessionId, StoreKey};
-pub use signing::Signer;
-pub use store::{AnyStore, Applied, ChangeSet, Record, SessionStore, StoreError};
+pub use signing::{Signer, SigningKey};
+pub use store::{AnyStore, Applied, ChangeSet, Record, SessionStore, StoreError, Timeout};

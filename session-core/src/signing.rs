@@ -23,6 +23,85 @@ pub struct WeakSecret {
     pub len: usize,
 }
 
+/// A signing secret (`SECRET_KEY`) checked to be long enough: at least
+/// [`MIN_SECRET_LEN`] bytes.
+///
+/// ```
+/// use session_core::signing::SigningKey;
+///
+/// // From configuration (an environment variable, a secrets manager):
+/// let key = SigningKey::new("a secret of at least thirty-two bytes!!").unwrap();
+/// assert!(SigningKey::new("too short").is_err());
+/// // Or fresh for this process (sessions end when it restarts):
+/// let key = SigningKey::generate();
+/// ```
+///
+/// Its `Debug` output never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey(String);
+
+impl SigningKey {
+    /// Checks `secret`.
+    ///
+    /// # Errors
+    ///
+    /// [`WeakSecret`] if it is shorter than [`MIN_SECRET_LEN`] bytes.
+    pub fn new(secret: impl Into<String>) -> Result<Self, WeakSecret> {
+        let secret = secret.into();
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(WeakSecret { len: secret.len() });
+        }
+        Ok(Self(secret))
+    }
+
+    /// A key of 64 random bytes (as base64url text) from the operating
+    /// system's generator. Sessions it signs are valid only as long as it
+    /// is kept: use it for development and tests, and load a fixed key in
+    /// production.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system's random number generator fails.
+    pub fn generate() -> Self {
+        let mut raw = [0u8; 64];
+        getrandom::fill(&mut raw).expect("the operating system's random number generator failed");
+        Self(URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    /// The secret, as configured.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(..)")
+    }
+}
+
+impl TryFrom<String> for SigningKey {
+    type Error = WeakSecret;
+
+    fn try_from(secret: String) -> Result<Self, WeakSecret> {
+        Self::new(secret)
+    }
+}
+
+impl TryFrom<&str> for SigningKey {
+    type Error = WeakSecret;
+
+    fn try_from(secret: &str) -> Result<Self, WeakSecret> {
+        Self::new(secret)
+    }
+}
+
+impl From<SigningKey> for String {
+    fn from(key: SigningKey) -> String {
+        key.0
+    }
+}
+
 /// Signs values with a current key and verifies them against it and any
 /// number of fallback keys, so that keys can be rotated without logging
 /// every user out (Django's `SECRET_KEY_FALLBACKS`).
@@ -39,6 +118,11 @@ pub struct Signer {
 impl Signer {
     /// Creates a signer for `purpose` from the current secret and the older
     /// secrets that must still verify.
+    ///
+    /// # Errors
+    ///
+    /// [`WeakSecret`] if `current` or a fallback is shorter than
+    /// [`MIN_SECRET_LEN`] bytes.
     pub fn new<S, F>(purpose: &str, current: S, fallbacks: F) -> Result<Self, WeakSecret>
     where
         S: AsRef<[u8]>,
@@ -118,6 +202,21 @@ fn derive(purpose: &str, secret: &[u8]) -> Result<HmacSha256, WeakSecret> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signing_keys_are_checked_and_never_shown() {
+        assert_eq!(SigningKey::new("x".repeat(31)), Err(WeakSecret { len: 31 }));
+        let key = SigningKey::new("k".repeat(32)).unwrap();
+        assert_eq!(key.as_str(), "k".repeat(32));
+        assert_eq!(format!("{key:?}"), "SigningKey(..)");
+        let a = SigningKey::generate();
+        let b = SigningKey::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 86, "64 bytes as unpadded base64url");
+        assert!(Signer::new("p", a.as_str(), [""; 0]).is_ok());
+        assert_eq!(String::from(key.clone()), key.as_str());
+        assert_eq!(SigningKey::try_from("k".repeat(32).as_str()), Ok(key));
+    }
 
     const OLD: &str = "an old secret of at least thirty-two bytes";
     const NEW: &str = "a new secret of at least thirty-two bytes!";

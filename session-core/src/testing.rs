@@ -17,6 +17,13 @@
 //! own, released together, round after round until the rounds show that
 //! the calls raced (for at most ten seconds): a case that could pass
 //! without a race proves nothing about one.
+//!
+//! # Panics
+//!
+//! Every case panics, naming the broken contract, when the store breaks it.
+
+// Each case's panic is its report (see the module docs).
+#![allow(clippy::missing_panics_doc)]
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -4,6 +4,16 @@ mod memory {
     session_core::store_suite!(async { session_core::store::memory::MemoryStore::new() });
 }
 
+/// A store behind the timeout wrapper keeps every contract of the store.
+mod timeout {
+    session_core::store_suite!(async {
+        session_core::store::Timeout::new(
+            session_core::store::memory::MemoryStore::new(),
+            std::time::Duration::from_secs(5),
+        )
+    });
+}
+
 mod filesystem {
     session_core::store_suite!(async {
         // Each test gets its own directory, kept after the test (the store

@@ -17,7 +17,6 @@ use actix_web::test::{self, TestRequest};
 use actix_web::{App, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use session_actix::{Session, SessionMiddleware};
-use session_core::SessionStore;
 use tokio::sync::{Barrier, Notify};
 
 /// Points at which a test can hold requests.
@@ -169,7 +168,7 @@ async fn get(session: Session, q: web::Query<Key>) -> Result<HttpResponse> {
 }
 
 async fn remove(session: Session, q: web::Query<Key>) -> &'static str {
-    if session.remove(&q.key) {
+    if session.remove_key(&q.key) {
         "removed"
     } else {
         "absent"
@@ -261,7 +260,7 @@ async fn gated(session: Session, hooks: web::Data<Hooks>, q: web::Query<Gated>) 
             session.insert(key, value)?;
             "ok".to_owned()
         }
-        None => session.remove(&key).to_string(),
+        None => session.remove_key(&key).to_string(),
     })
 }
 
@@ -353,17 +352,14 @@ impl std::fmt::Debug for TestApp {
 
 impl TestApp {
     /// Starts the app with [`routes`] behind `middleware`.
-    pub async fn start<S: SessionStore>(
-        middleware: SessionMiddleware<S>,
-        hooks: Arc<Hooks>,
-    ) -> Self {
+    pub async fn start(middleware: SessionMiddleware, hooks: Arc<Hooks>) -> Self {
         Self::start_with(middleware, hooks, |_| {}).await
     }
 
     /// Starts the app with [`routes`] and the routes `extra` registers
     /// behind `middleware`.
-    pub async fn start_with<S: SessionStore>(
-        middleware: SessionMiddleware<S>,
+    pub async fn start_with(
+        middleware: SessionMiddleware,
         hooks: Arc<Hooks>,
         extra: impl FnOnce(&mut web::ServiceConfig),
     ) -> Self {

@@ -8,11 +8,11 @@ use actix_web::cookie::{Cookie, SameSite as CookieSameSite, time};
 use actix_web::http::{Method, StatusCode};
 use actix_web::rt::task::JoinHandle;
 use session_actix::{SameSite, SessionMiddlewareBuilder};
-use session_core::{AnyStore, SessionId};
+use session_core::SessionId;
 
 use crate::{Backend, Caps, Hooks, Reply, TestApp, Typed, within};
 
-type Builder = SessionMiddlewareBuilder<AnyStore>;
+type Builder = SessionMiddlewareBuilder;
 
 fn defaults(b: Builder) -> Builder {
     b

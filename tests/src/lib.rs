@@ -68,14 +68,14 @@ pub const OLD_SECRET: &str = "the previous test secret, also 32 bytes or more";
 /// whatever must live as long as the test (such as a temporary directory).
 pub struct Backend {
     /// A builder on a fresh, empty store.
-    pub builder: SessionMiddlewareBuilder<AnyStore>,
+    pub builder: SessionMiddlewareBuilder,
     /// Kept alive until the app built from `builder` is dropped.
     pub keep: Option<Box<dyn Any>>,
 }
 
 impl Backend {
     /// A backend with nothing to keep alive.
-    pub fn new(builder: SessionMiddlewareBuilder<AnyStore>) -> Self {
+    pub fn new(builder: SessionMiddlewareBuilder) -> Self {
         Self {
             builder,
             keep: None,
@@ -90,7 +90,7 @@ impl Backend {
     /// Panics if the settings are invalid.
     pub async fn start(
         self,
-        configure: impl FnOnce(SessionMiddlewareBuilder<AnyStore>) -> SessionMiddlewareBuilder<AnyStore>,
+        configure: impl FnOnce(SessionMiddlewareBuilder) -> SessionMiddlewareBuilder,
         hooks: Arc<Hooks>,
     ) -> TestApp {
         let middleware = configure(self.builder)
@@ -163,7 +163,7 @@ pub fn filesystem() -> Backend {
 /// Never: both secrets are long enough.
 pub fn cookie() -> Backend {
     let store = CookieStore::new(SECRET, [OLD_SECRET]).expect("long enough secrets");
-    Backend::new(SessionMiddleware::cookie_store_builder(store))
+    Backend::new(SessionMiddleware::builder(store))
 }
 
 /// The store that the Flask-style `settings` name, opened with

@@ -17,9 +17,9 @@ use session_actix::store::cookie::CookieStore;
 use session_actix::store::memory::MemoryStore;
 use session_actix::{
     OutagePolicy, SameSite, Session, SessionConfig, SessionError, SessionExt, SessionMiddleware,
-    SessionMiddlewareBuilder, StoreKind,
+    SessionMiddlewareBuilder, SessionRejection, StoreKind,
 };
-use session_core::store::{ChangeSet, SessionStore};
+use session_core::store::ChangeSet;
 use session_core::{AnyStore, SessionId};
 use session_tests::doubles::{Call, Fault, Faulty, Gated, Recorder};
 use session_tests::{Hooks, OLD_SECRET, SECRET, TestApp, within};
@@ -91,7 +91,7 @@ fn extra(cfg: &mut web::ServiceConfig) {
         .route("/spawned", web::get().to(spawned));
 }
 
-async fn start<S: SessionStore>(builder: SessionMiddlewareBuilder<S>) -> TestApp {
+async fn start(builder: SessionMiddlewareBuilder) -> TestApp {
     TestApp::start_with(
         builder.build().expect("valid settings"),
         Hooks::new(1),
@@ -102,7 +102,7 @@ async fn start<S: SessionStore>(builder: SessionMiddlewareBuilder<S>) -> TestApp
 
 async fn recorded(
     recorder: &Recorder,
-    configure: impl FnOnce(SessionMiddlewareBuilder<Recorder>) -> SessionMiddlewareBuilder<Recorder>,
+    configure: impl FnOnce(SessionMiddlewareBuilder) -> SessionMiddlewareBuilder,
 ) -> TestApp {
     start(configure(SessionMiddleware::builder(recorder.clone()))).await
 }
@@ -502,7 +502,7 @@ async fn a_write_does_not_resend_a_fresh_cookie() {
 async fn cookie_store_keys_rotate_too() {
     let cookie_app = |secret: &str, fallbacks: &[&str]| {
         let store = CookieStore::new(secret, fallbacks).expect("long enough secrets");
-        start(SessionMiddleware::cookie_store_builder(store))
+        start(SessionMiddleware::builder(store))
     };
     let old = cookie_app(OLD_SECRET, &[]).await;
     let rotated = cookie_app(SECRET, &[OLD_SECRET]).await;
@@ -526,7 +526,7 @@ async fn cookie_store_keys_rotate_too() {
 
 const SHORT: Duration = Duration::from_millis(200);
 
-fn faulty(load: Fault, write: Fault) -> SessionMiddlewareBuilder<Faulty> {
+fn faulty(load: Fault, write: Fault) -> SessionMiddlewareBuilder {
     SessionMiddleware::builder(Faulty::new(load, write)).store_timeout(SHORT)
 }
 
@@ -851,7 +851,10 @@ async fn without_the_middleware_the_extractor_fails_with_a_hint() {
 
     let req = TestRequest::get().to_http_request();
     let err = req.session().await.unwrap_err();
-    assert!(matches!(err, SessionError::NoMiddleware), "{err:?}");
+    assert!(
+        matches!(err, SessionRejection::MissingMiddleware),
+        "{err:?}"
+    );
     assert!(
         err.to_string().contains(".wrap(SessionMiddleware"),
         "the error says how to fix it: {err}"
@@ -892,7 +895,7 @@ async fn the_size_limit_is_a_clear_error_and_keeps_the_data() {
 #[actix_web::test]
 async fn the_cookie_store_never_sends_a_cookie_a_browser_drops() {
     let store = CookieStore::new(SECRET, [] as [&str; 0]).expect("a long secret");
-    let app = start(SessionMiddleware::cookie_store_builder(store)).await;
+    let app = start(SessionMiddleware::builder(store)).await;
     let reply = app.get("/set_big?key=big&len=5000", None).await;
     reply.assert_status(
         StatusCode::PAYLOAD_TOO_LARGE,

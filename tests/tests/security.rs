@@ -72,7 +72,7 @@ fn extra(cfg: &mut web::ServiceConfig) {
         .route("/hold_logout", web::post().to(hold_logout));
 }
 
-async fn start<S: SessionStore>(builder: SessionMiddlewareBuilder<S>) -> TestApp {
+async fn start(builder: SessionMiddlewareBuilder) -> TestApp {
     TestApp::start_with(
         builder.build().expect("valid settings"),
         Hooks::new(2),

@@ -60,7 +60,9 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
         let addr: SocketAddr = listener.local_addr().expect("the bound address");
         // One store, created outside the factory, shared by both workers.
-        let sessions = SessionMiddleware::new(MemoryStore::new());
+        let sessions = SessionMiddleware::builder(MemoryStore::new())
+            .build()
+            .unwrap();
         let hooks = Hooks::new(parties);
         let threads = Arc::new(Threads::default());
         let data = web::Data::from(Arc::clone(&threads));

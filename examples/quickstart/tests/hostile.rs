@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use session_actix::id::SessionId;
-use session_actix::signing::Signer;
+use session_core::id::SessionId;
+use session_core::signing::Signer;
 
 /// Generated hostile requests per store and signing setting.
 const CASES: u32 = 400;

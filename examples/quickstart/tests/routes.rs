@@ -605,8 +605,8 @@ async fn session_at_rest(env: &[(&str, &str)]) -> (Server, String, String, Strin
         .strip_prefix("session=")
         .expect("only the session cookie")
         .to_owned();
-    let parsed = session_actix::id::SessionId::parse(&id).expect("a well-formed id");
-    let key = session_actix::id::StoreKey::new(&prefix, &parsed, true)
+    let parsed = session_core::id::SessionId::parse(&id).expect("a well-formed id");
+    let key = session_actix::store::StoreKey::new(&prefix, &parsed, true)
         .as_str()
         .to_owned();
     (server, prefix, id, key)

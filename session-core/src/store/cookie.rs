@@ -49,6 +49,11 @@ impl CookieStore {
     /// Creates a cookie store signing with `secret`; cookies signed with one
     /// of `fallbacks` still verify (and are re-signed with `secret` when
     /// they next change).
+    ///
+    /// # Errors
+    ///
+    /// [`WeakSecret`] if `secret` or a fallback is shorter than
+    /// [`MIN_SECRET_LEN`](crate::signing::MIN_SECRET_LEN) bytes.
     pub fn new<S, F>(secret: S, fallbacks: F) -> Result<Self, WeakSecret>
     where
         S: AsRef<[u8]>,

@@ -89,8 +89,9 @@
 //! }
 //! ```
 //!
-//! With the `testing` feature, `session_core::testing::run_store_suite`
-//! checks a store against every contract below.
+//! With the `testing` feature, [`store_suite!`](crate::store_suite) generates
+//! one test per contract below, to run against your store (see
+//! [`testing`](crate::testing)).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -100,7 +101,6 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::StoreKey;
 use crate::codec::entry_size;
 
 #[cfg(feature = "cookie")]
@@ -137,8 +137,12 @@ pub mod redis;
     )))
 )]
 pub mod sql;
+mod timeout;
 
+/// The key a store keeps a session under, as every method takes it.
+pub use crate::id::StoreKey;
 pub use open::{Backend, open};
+pub use timeout::Timeout;
 
 /// A session as a store keeps it: encoded values by session key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -388,11 +392,14 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 /// A boxed future, as returned by [`DynSessionStore`].
+#[doc(hidden)]
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The object-safe form of [`SessionStore`], for a store chosen at run time.
 ///
 /// Every `SessionStore` is a `DynSessionStore`; use [`AnyStore`] to hold one.
+/// Plumbing behind [`AnyStore`], not meant to be named.
+#[doc(hidden)]
 #[allow(missing_docs)]
 pub trait DynSessionStore: Send + Sync + 'static {
     fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
@@ -500,9 +507,18 @@ impl<S: SessionStore> SessionStore for Arc<S> {
 pub struct AnyStore(Arc<dyn DynSessionStore>);
 
 impl AnyStore {
-    /// Wraps any store.
-    pub fn new(store: impl SessionStore) -> Self {
-        Self(Arc::new(store))
+    /// Wraps any store. An `AnyStore` given to it is returned as it is,
+    /// not boxed a second time.
+    ///
+    /// # Panics
+    ///
+    /// Never: the store is taken out of its `Option` once.
+    pub fn new<S: SessionStore>(store: S) -> Self {
+        let mut store = Some(store);
+        if let Some(any) = (&mut store as &mut dyn std::any::Any).downcast_mut::<Option<Self>>() {
+            return any.take().expect("taken once");
+        }
+        Self(Arc::new(store.expect("taken once")))
     }
 }
 

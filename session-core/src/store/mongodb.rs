@@ -182,6 +182,11 @@ impl MongoStoreBuilder {
     ///
     /// The URI is any the driver takes: `mongodb://host[:port][,...]/?options`
     /// or `mongodb+srv://`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] for a URI the driver rejects, when no server
+    /// answers within the timeout, or when the index cannot be created.
     pub async fn build(self) -> Result<MongoStore, StoreError> {
         let client = match self.source {
             Source::Client(client) => client,

@@ -15,9 +15,31 @@ pub enum Backend {
     Cookie(super::cookie::CookieStore),
 }
 
+/// Any server-side store: the cookie carries only the id.
+impl<S: super::SessionStore> From<S> for Backend {
+    fn from(store: S) -> Self {
+        Backend::Store(AnyStore::new(store))
+    }
+}
+
+/// The signed cookie store: the cookie carries the whole session.
+#[cfg(feature = "cookie")]
+impl From<super::cookie::CookieStore> for Backend {
+    fn from(store: super::cookie::CookieStore) -> Self {
+        Backend::Cookie(store)
+    }
+}
+
 /// Opens the store that `config.store` (`SESSION_TYPE`) names, with the
 /// settings of its keys. A store that cannot be opened, or that this build
 /// does not include, is an error naming the key to look at.
+///
+/// # Errors
+///
+/// A [`ConfigError`] naming the key to fix: `SESSION_TYPE` for a store
+/// this build does not include, the store's own key (`SESSION_REDIS`,
+/// `SESSION_SQL_URL`, `SESSION_FILE_DIR`, ...) when it cannot be opened or
+/// its server cannot be reached (passwords in URLs are never shown).
 pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
     let unavailable = |feature: &str| {
         ConfigError::new(

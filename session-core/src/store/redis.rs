@@ -197,6 +197,12 @@ impl RedisStoreBuilder {
     /// - `redis+sentinel://host:port[,host:port...]/service[/db]`: the
     ///   master that the sentinels name for `service` (feature
     ///   `redis-sentinel`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] for a URL that cannot be parsed or needs a
+    /// feature this build lacks, and when no server answers (within the
+    /// timeout: [`StoreError::Timeout`]).
     pub async fn build(self) -> Result<RedisStore, StoreError> {
         let timeout = self.timeout;
         if let Some(nodes) = self.url.strip_prefix("redis+cluster://") {

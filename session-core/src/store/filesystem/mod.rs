@@ -115,6 +115,12 @@ impl FileStoreBuilder {
     /// the directory is writable by group or others or is not owned by the
     /// user this process creates files as: another user could then plant
     /// or swap sessions.
+    ///
+    /// # Errors
+    ///
+    /// The [`io::Error`] of creating or checking the directory, or one of
+    /// kind [`io::ErrorKind::PermissionDenied`] for the ownership and mode
+    /// checks above.
     pub fn build(self) -> io::Result<FileStore> {
         dir::prepare(&self.dir)?;
         let probation = self.dir.join(PROBATION);

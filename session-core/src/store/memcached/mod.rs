@@ -221,6 +221,10 @@ impl MemcachedStoreBuilder {
     ///
     /// Fails with [`io::ErrorKind::InvalidInput`] when there is no server,
     /// an address is empty or listed twice, or the pool size is 0.
+    ///
+    /// # Errors
+    ///
+    /// See above: [`io::ErrorKind::InvalidInput`] with the reason.
     pub fn build(self) -> io::Result<MemcachedStore> {
         let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
         if self.servers.is_empty() {
@@ -290,6 +294,11 @@ impl MemcachedStore {
 
     /// Checks that every server answers (with memcached's `version`
     /// command); the error names the first one that does not.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] (or [`StoreError::Timeout`]) naming the first
+    /// server that does not answer.
     pub async fn ping(&self) -> Result<(), StoreError> {
         for server in self.servers.iter() {
             self.call(server, || self.ping_once(server)).await?;

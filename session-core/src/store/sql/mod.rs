@@ -321,6 +321,12 @@ impl SqlStoreBuilder {
     /// or `sqlite://path` / `sqlite::memory:` (feature `sql-sqlite`; the
     /// file is created if it is missing, and opened in WAL mode). A
     /// `sqlite::memory:` database lives as long as the store.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] for a URL of a database this build does not
+    /// include, a table name that is not a plain identifier, a database that
+    /// cannot be reached, or a table that cannot be created or upgraded.
     pub async fn build(self) -> Result<SqlStore, StoreError> {
         check_table_name(&self.table)?;
         let table = self.table.as_str();
@@ -555,6 +561,10 @@ impl SqlStore {
     }
 
     /// Deletes every expired row now, and returns how many there were.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the database fails.
     pub async fn cleanup(&self) -> Result<u64, StoreError> {
         dispatch!(&self.inner.db, d => d.cleanup().await).map_err(StoreError::backend)
     }

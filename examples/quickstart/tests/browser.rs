@@ -1,0 +1,382 @@
+//! The quickstart in a real browser: headless Chromium, driven through
+//! chromedriver over the W3C WebDriver protocol, clicks through the routes
+//! on plain `http://localhost` the way a user would, and the test reads
+//! what the page says and which cookies the browser kept.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`/usr/bin/chromium`,
+//! `/usr/bin/chromedriver`); `scripts/services.sh` installs them. Without
+//! them the tests fail, they never skip.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const MISSING: &str = "install Debian's chromium and chromium-driver (scripts/services.sh does)";
+
+/// A child process, killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The quickstart binary, serving on `base`.
+struct Server {
+    _process: Process,
+    /// `http://localhost:PORT`: browsers treat `localhost` as a secure
+    /// context, `127.0.0.1` in the address bar is another site.
+    base: String,
+}
+
+/// Starts the quickstart with `env` and waits until it accepts connections.
+fn start(env: &[(&str, &str)]) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quickstart"));
+    cmd.env("PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for key in session_actix::config::KEYS {
+        cmd.env_remove(key);
+    }
+    cmd.envs(env.iter().copied());
+    let mut process = Process(cmd.spawn().expect("the quickstart starts"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = process.0.try_wait().unwrap() {
+            panic!("the quickstart exited early: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the quickstart did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server {
+        _process: process,
+        base: format!("http://localhost:{port}"),
+    }
+}
+
+/// One WebDriver command; its `value`, or a panic with the driver's error.
+async fn webdriver(
+    http: &reqwest::Client,
+    method: Method,
+    url: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut request = http.request(method.clone(), url);
+    if let Some(body) = body {
+        request = request
+            .header(CONTENT_TYPE, "application/json")
+            .body(serde_json::to_string(&body).unwrap());
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("WebDriver {method} {url}: {e}"));
+    let status = response.status();
+    let bytes = response.bytes().await.expect("a WebDriver reply");
+    let mut reply: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "WebDriver {method} {url}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    assert!(
+        status.is_success(),
+        "WebDriver {method} {url} failed with {status}: {reply}"
+    );
+    reply["value"].take()
+}
+
+/// Headless Chromium in a WebDriver session. Dropping it ends the session
+/// (Chromium quits), then kills chromedriver, also when a test fails.
+struct Browser {
+    http: reqwest::Client,
+    driver_port: u16,
+    id: String,
+    /// Dropped after `Browser::drop` has ended the session.
+    _driver: Process,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // `drop` cannot await: a raw request ends the session, so that
+        // Chromium quits rather than outliving a killed chromedriver.
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.driver_port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                stream,
+                "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+                self.id, self.driver_port
+            );
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
+    }
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port, waits until it is ready and
+    /// opens a headless Chromium.
+    async fn open() -> Browser {
+        assert!(
+            Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} is missing: {MISSING}"
+        );
+        assert!(
+            Path::new(CHROMEDRIVER).exists(),
+            "{CHROMEDRIVER} is missing: {MISSING}"
+        );
+        let driver_port = free_port();
+        let mut driver = Process(
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={driver_port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{CHROMEDRIVER} does not start ({e}): {MISSING}")),
+        );
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let root = format!("http://127.0.0.1:{driver_port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = http.get(format!("{root}/status")).send().await
+                && let Ok(bytes) = response.bytes().await
+                && let Ok(status) = serde_json::from_slice::<Value>(&bytes)
+                && status["value"]["ready"] == true
+            {
+                break;
+            }
+            if let Some(status) = driver.0.try_wait().unwrap() {
+                panic!("chromedriver exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not get ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                // CI runs as root, where Chromium's sandbox cannot start.
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            },
+        }}});
+        let session = webdriver(
+            &http,
+            Method::POST,
+            &format!("{root}/session"),
+            Some(capabilities),
+        )
+        .await;
+        let id = session["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session id in {session}"))
+            .to_owned();
+        Browser {
+            http,
+            driver_port,
+            id,
+            _driver: driver,
+        }
+    }
+
+    async fn command(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!(
+            "http://127.0.0.1:{}/session/{}{path}",
+            self.driver_port, self.id
+        );
+        webdriver(&self.http, method, &url, body).await
+    }
+
+    /// Runs `script` in the page and returns what it returns.
+    async fn script(&self, script: &str) -> Value {
+        let body = json!({"script": script, "args": []});
+        self.command(Method::POST, "/execute/sync", Some(body))
+            .await
+    }
+
+    /// Goes to `url` as through the address bar: the status and the text
+    /// of the page that loads.
+    async fn visit(&self, url: &str) -> (u64, String) {
+        self.command(Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+        let page = self
+            .script(
+                "return [performance.getEntriesByType('navigation')[0].responseStatus, \
+                 document.body.innerText]",
+            )
+            .await;
+        page_answer(&page)
+    }
+
+    /// A POST to `path` from the page's own script, as a form or a button
+    /// would send it: the status and the body.
+    async fn post(&self, path: &str) -> (u64, String) {
+        let script = format!(
+            "const done = arguments[arguments.length - 1]; \
+             fetch({path:?}, {{method: 'POST'}}) \
+               .then(async r => done([r.status, await r.text()])) \
+               .catch(e => done([0, String(e)]))"
+        );
+        let body = json!({"script": script, "args": []});
+        let answer = self
+            .command(Method::POST, "/execute/async", Some(body))
+            .await;
+        page_answer(&answer)
+    }
+
+    /// The `session` cookie the browser keeps for the current site.
+    async fn session_cookie(&self) -> Option<Value> {
+        let cookies = self.command(Method::GET, "/cookie", None).await;
+        cookies
+            .as_array()
+            .unwrap_or_else(|| panic!("no cookie list: {cookies}"))
+            .iter()
+            .find(|c| c["name"] == "session")
+            .cloned()
+    }
+
+    /// Stores a `session` cookie with `value` for the current site.
+    async fn set_session_cookie(&self, value: &str) {
+        let cookie = json!({"cookie": {"name": "session", "value": value, "path": "/"}});
+        self.command(Method::POST, "/cookie", Some(cookie)).await;
+    }
+}
+
+/// `[status, text]` from the page, the text without a trailing newline.
+fn page_answer(answer: &Value) -> (u64, String) {
+    let status = answer[0]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no status in {answer}"));
+    let text = answer[1]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {answer}"));
+    (status, text.trim_end().to_owned())
+}
+
+/// Every quickstart route through the browser, on the default memory
+/// store, with the session cookie `Secure` or not.
+async fn browse(secure: bool) {
+    let env: &[(&str, &str)] = if secure {
+        &[("SESSION_COOKIE_SECURE", "true")]
+    } else {
+        &[]
+    };
+    let server = start(env);
+    let browser = Browser::open().await;
+    let b = &server.base;
+    let ok = |text: &str| (200, text.to_owned());
+    let not_found = |text: &str| (404, text.to_owned());
+
+    assert_eq!(
+        browser.visit(&format!("{b}/index")).await,
+        not_found("no name in the session")
+    );
+    assert_eq!(browser.visit(&format!("{b}/")).await, ok("hello"));
+    assert_eq!(browser.visit(&format!("{b}/index")).await, ok("nick"));
+
+    // The browser sends the cookie back: the count goes on.
+    assert_eq!(browser.visit(&format!("{b}/visits")).await, ok("1"));
+    assert_eq!(
+        browser.visit(&format!("{b}/visits")).await,
+        ok("2"),
+        "the browser kept the session cookie (secure: {secure})"
+    );
+    let first = browser
+        .session_cookie()
+        .await
+        .expect("the browser keeps a `session` cookie");
+    assert_eq!(first["httpOnly"], true, "{first}");
+    assert_eq!(first["sameSite"], "Lax", "{first}");
+    assert_eq!(first["secure"], secure, "{first}");
+    let visible = browser.script("return document.cookie").await;
+    assert!(
+        !visible.as_str().unwrap().contains("session="),
+        "scripts must not read the session cookie: {visible}"
+    );
+
+    assert_eq!(
+        browser
+            .visit(&format!("{b}/set?key=color&value=blue"))
+            .await,
+        ok("ok")
+    );
+    assert_eq!(
+        browser.visit(&format!("{b}/get?key=color")).await,
+        ok("blue")
+    );
+
+    // Logging in renews the id and keeps the data.
+    assert_eq!(browser.post("/login?user=ann").await, ok("welcome ann"));
+    let renewed = browser
+        .session_cookie()
+        .await
+        .expect("a `session` cookie after the login");
+    assert_ne!(renewed["value"], first["value"], "a new id after the login");
+    assert_eq!(renewed["httpOnly"], true, "{renewed}");
+    assert_eq!(renewed["secure"], secure, "{renewed}");
+    assert_eq!(browser.visit(&format!("{b}/get?key=user")).await, ok("ann"));
+    assert_eq!(browser.visit(&format!("{b}/visits")).await, ok("3"));
+
+    // Logging out deletes the session, in the browser too.
+    assert_eq!(browser.post("/logout").await, ok("bye"));
+    assert_eq!(
+        browser.session_cookie().await,
+        None,
+        "the logout removes the cookie"
+    );
+    assert_eq!(
+        browser.visit(&format!("{b}/get?key=user")).await,
+        not_found("no such key")
+    );
+    assert_eq!(browser.visit(&format!("{b}/visits")).await, ok("1"));
+
+    // A garbled cookie is a fresh session, not an error page.
+    browser.set_session_cookie("garbage").await;
+    assert_eq!(
+        browser.session_cookie().await.map(|c| c["value"].clone()),
+        Some(json!("garbage"))
+    );
+    assert_eq!(browser.visit(&format!("{b}/visits")).await, ok("1"));
+    let fresh = browser
+        .session_cookie()
+        .await
+        .expect("a new `session` cookie");
+    assert_ne!(fresh["value"], "garbage", "{fresh}");
+    assert_eq!(browser.visit(&format!("{b}/visits")).await, ok("2"));
+}
+
+#[tokio::test]
+async fn a_browser_keeps_its_session_across_visits_login_and_logout() {
+    browse(false).await;
+}
+
+/// The README's claim: a `Secure` cookie works on plain `http://localhost`,
+/// which browsers treat as a secure context.
+#[tokio::test]
+async fn a_browser_keeps_a_secure_session_cookie_on_plain_http_localhost() {
+    browse(true).await;
+}

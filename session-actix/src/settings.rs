@@ -1,0 +1,118 @@
+//! What every request of one middleware shares: the settings, checked once
+//! at start-up, and where sessions live. Imports nothing else of the crate.
+
+use std::time::{Duration, SystemTime};
+
+use session_core::config::CookieConfig;
+use session_core::signing::Signer;
+use session_core::store::{Backend, Timeout};
+use session_core::{AnyStore, Codec, ConfigError, OutagePolicy, SessionConfig};
+
+/// Where the sessions of one middleware live: chosen once, at start-up.
+pub(crate) enum Sessions {
+    /// A server-side store, every call bounded by `SESSION_STORE_TIMEOUT`;
+    /// the cookie carries the (signed) id.
+    Store(Timeout<AnyStore>),
+    /// The whole session in a signed cookie.
+    #[cfg(feature = "cookie")]
+    Cookie(session_core::store::cookie::CookieStore),
+}
+
+/// The settings and the sessions: one per middleware, shared by its
+/// requests.
+pub(crate) struct Shared {
+    pub(crate) settings: Settings,
+    pub(crate) sessions: Sessions,
+}
+
+impl Shared {
+    /// Checks `config` and binds it to `backend`.
+    pub(crate) fn new(backend: Backend, config: &SessionConfig) -> Result<Self, ConfigError> {
+        let sessions = match backend {
+            Backend::Store(store) => Sessions::Store(Timeout::new(store, config.store_timeout)),
+            #[cfg(feature = "cookie")]
+            Backend::Cookie(store) => Sessions::Cookie(store),
+            #[allow(unreachable_patterns)]
+            _ => return Err(ConfigError::new("SESSION_TYPE", "unsupported store")),
+        };
+        let settings = Settings::new(config, &sessions)?;
+        Ok(Self { settings, sessions })
+    }
+
+    /// Default settings and no store: for sessions built in unit tests.
+    pub(crate) fn detached() -> Self {
+        let config = SessionConfig::default();
+        let store = AnyStore::new(session_core::store::null::NullStore);
+        Self::new(Backend::Store(store), &config).expect("the default settings are valid")
+    }
+}
+
+/// The settings the store cycle runs with, checked once at start-up.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) cookie: CookieConfig,
+    pub(crate) permanent: bool,
+    pub(crate) lifetime: Duration,
+    pub(crate) refresh: bool,
+    pub(crate) signer: Option<Signer>,
+    pub(crate) key_prefix: String,
+    pub(crate) hash_ids: bool,
+    pub(crate) codec: Codec,
+    pub(crate) max_size: usize,
+    pub(crate) outage: OutagePolicy,
+    pub(crate) absolute_lifetime: Option<Duration>,
+    pub(crate) save_on_error: bool,
+}
+
+impl Settings {
+    fn new(config: &SessionConfig, sessions: &Sessions) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let signer = match (&config.secret_key, config.use_signer) {
+            (Some(secret), true) => Some(
+                Signer::new("session-id", secret, &config.secret_key_fallbacks)
+                    .map_err(|e| ConfigError::new("SECRET_KEY", e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let max_size = match sessions {
+            Sessions::Store(_) => config.max_size,
+            #[cfg(feature = "cookie")]
+            Sessions::Cookie(_) => {
+                config
+                    .max_size
+                    .min(session_core::store::cookie::CookieStore::max_session_size(
+                        &config.cookie.name,
+                    ))
+            }
+        };
+        Ok(Self {
+            cookie: config.cookie.clone(),
+            permanent: config.permanent,
+            lifetime: config.lifetime,
+            refresh: config.refresh_each_request,
+            signer,
+            key_prefix: config.key_prefix.clone(),
+            hash_ids: config.hash_ids,
+            codec: config.codec,
+            max_size,
+            outage: config.outage,
+            absolute_lifetime: config.absolute_lifetime,
+            save_on_error: config.save_on_error,
+        })
+    }
+
+    /// The lifetime a session created at `created_at` gets when it is
+    /// written now: the idle lifetime, cut short by what the absolute
+    /// lifetime leaves of it. `None`: the absolute lifetime has run out (or
+    /// it is on and the creation time is unknown), so the session is over.
+    pub(crate) fn ttl(&self, created_at: Option<SystemTime>) -> Option<Duration> {
+        let Some(absolute) = self.absolute_lifetime else {
+            return Some(self.lifetime);
+        };
+        let end = created_at? + absolute;
+        match end.duration_since(SystemTime::now()) {
+            Ok(left) if !left.is_zero() => Some(self.lifetime.min(left)),
+            _ => None,
+        }
+    }
+}
