@@ -1092,3 +1092,108 @@ async fn each_store_call_is_cut_at_the_store_timeout() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// The public API around the extractor
+
+/// The `session` cookie's value in a response, if it sets one.
+fn session_cookie_value<B>(res: &actix_web::dev::ServiceResponse<B>) -> Option<String> {
+    res.response()
+        .cookies()
+        .find(|c| c.name() == "session")
+        .map(|c| c.value().to_owned())
+}
+
+#[actix_web::test]
+async fn a_middleware_inside_the_session_middleware_writes_after_the_handler() {
+    use actix_web::dev::Service as _;
+    // Registered first, so it runs inside the session middleware: after the
+    // handler and before the save.
+    let app = actix_web::test::init_service(
+        App::new()
+            .wrap_fn(|req, srv| {
+                let call = srv.call(req);
+                async move {
+                    let res = call.await?;
+                    let session = res.session().await?;
+                    let seen = session.update("seen", |n: Option<u32>| n.unwrap_or(0) + 1)?;
+                    assert!(seen >= 1);
+                    Ok(res)
+                }
+            })
+            .wrap(
+                SessionMiddleware::builder(MemoryStore::new())
+                    .build()
+                    .unwrap(),
+            )
+            .route(
+                "/seen",
+                web::get()
+                    .to(|s: Session| async move { format!("{:?}", s.get::<u32>("seen").unwrap()) }),
+            ),
+    )
+    .await;
+    let first =
+        actix_web::test::call_service(&app, TestRequest::get().uri("/seen").to_request()).await;
+    let cookie = session_cookie_value(&first).expect("the write after the handler made a session");
+    let body = actix_web::test::read_body(first).await;
+    assert_eq!(body, "None", "the handler ran before the outer write");
+    let second = actix_web::test::call_service(
+        &app,
+        TestRequest::get()
+            .uri("/seen")
+            .insert_header(("Cookie", format!("session={cookie}")))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(
+        actix_web::test::read_body(second).await,
+        "Some(1)",
+        "the write made on the ServiceResponse was saved"
+    );
+}
+
+#[actix_web::test]
+async fn new_with_a_key_signs_the_ids_it_sends() {
+    let key = session_actix::SigningKey::new(SECRET).unwrap();
+    let app = TestApp::start_with(
+        SessionMiddleware::new(MemoryStore::new(), key),
+        Hooks::new(1),
+        extra,
+    )
+    .await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    let (id, tag) = cookie.split_once('.').expect("a signed id: id.tag");
+    assert_eq!((id.len(), tag.len()), (43, 43), "{cookie}");
+    app.get("/get?key=a", Some(&cookie))
+        .await
+        .assert_ok("1", "the signed cookie names the session");
+    // The same id under another key's tag is a fresh session.
+    let other = session_core::Signer::new("session-id", OLD_SECRET, [""; 0])
+        .unwrap()
+        .sign(id);
+    app.get("/get?key=a", Some(&other))
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "a tag of another key");
+}
+
+#[actix_web::test]
+async fn a_session_attached_to_a_test_request_is_what_handlers_get() {
+    async fn whoami(req: HttpRequest) -> Result<String, actix_web::Error> {
+        let session = req.session().await?;
+        Ok(session.get::<String>("user")?.unwrap_or_default())
+    }
+    let session = Session::new();
+    session.insert("user", "ann").unwrap();
+    let req = TestRequest::default().to_http_request();
+    session.attach_to(&req);
+    assert_eq!(whoami(req).await.unwrap(), "ann");
+    // Writes the handler makes are visible to the test through its handle.
+    let req = TestRequest::default().to_http_request();
+    session.attach_to(&req);
+    req.session().await.unwrap().insert("seen", true).unwrap();
+    assert_eq!(session.get::<bool>("seen").unwrap(), Some(true));
+}
