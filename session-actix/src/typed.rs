@@ -65,6 +65,10 @@ use crate::session::Session;
 ///
 /// On the struct:
 /// - `#[session(prefix = "p.")]`: put before every key of the struct.
+/// - `#[session(crate = "path::to::session_actix")]`: the path the generated
+///   code names this crate by (`::session_actix` by default), for a crate
+///   that re-exports session-actix under another path, as serde's
+///   `#[serde(crate = "...")]`.
 /// - `#[session(rename_all = "camelCase")]`: derive keys from field names as
 ///   serde does (`lowercase`, `UPPERCASE`, `PascalCase`, `camelCase`,
 ///   `snake_case`, `SCREAMING_SNAKE_CASE`, `kebab-case`,

@@ -9,7 +9,7 @@ use actix_web::cookie::Cookie;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{App, HttpResponse, test, web};
 use serde::{Deserialize, Serialize};
-use session_actix::id::StoreKey;
+use session_actix::store::StoreKey;
 use session_actix::store::memory::MemoryStore;
 use session_actix::store::{Applied, ChangeSet, Record, SessionStore, StoreError};
 use session_actix::{Session, SessionData, SessionMiddleware, TypedSession};
@@ -72,7 +72,11 @@ async fn keys_follow_prefix_key_and_rename_all() {
 async fn accessors_read_write_and_fall_back_to_defaults() {
     let app = test::init_service(
         App::new()
-            .wrap(SessionMiddleware::new(MemoryStore::new()))
+            .wrap(
+                SessionMiddleware::builder(MemoryStore::new())
+                    .build()
+                    .unwrap(),
+            )
             .route(
                 "/",
                 web::get().to(|cart: TypedSession<Cart>, raw: Session| async move {
@@ -126,7 +130,11 @@ async fn accessors_read_write_and_fall_back_to_defaults() {
 async fn container_default_and_rename_all() {
     let app = test::init_service(
         App::new()
-            .wrap(SessionMiddleware::new(MemoryStore::new()))
+            .wrap(
+                SessionMiddleware::builder(MemoryStore::new())
+                    .build()
+                    .unwrap(),
+            )
             .route(
                 "/",
                 web::get().to(|prefs: TypedSession<Prefs>, raw: Session| async move {
@@ -151,7 +159,11 @@ async fn an_unreadable_value_reads_as_the_default_is_logged_and_kept() {
     let _guard = tracing::subscriber::set_default(events.clone());
     let app = test::init_service(
         App::new()
-            .wrap(SessionMiddleware::new(MemoryStore::new()))
+            .wrap(
+                SessionMiddleware::builder(MemoryStore::new())
+                    .build()
+                    .unwrap(),
+            )
             .route(
                 "/old",
                 web::get().to(|raw: Session| async move {
@@ -281,7 +293,7 @@ impl Visit for FieldText {
 async fn typed_structs_and_session_share_a_session_and_own_their_keys() {
     let app = test::init_service(
         App::new()
-            .wrap(SessionMiddleware::new(MemoryStore::new()))
+            .wrap(SessionMiddleware::builder(MemoryStore::new()).build().unwrap())
             .route(
                 "/fill",
                 web::get().to(
@@ -338,7 +350,11 @@ async fn save_records_only_the_fields_that_changed() {
     let recorder = Recorder::default();
     let app = test::init_service(
         App::new()
-            .wrap(SessionMiddleware::new(recorder.clone()))
+            .wrap(
+                SessionMiddleware::builder(recorder.clone())
+                    .build()
+                    .unwrap(),
+            )
             .route(
                 "/fill",
                 web::get().to(|cart: TypedSession<Cart>| async move {
@@ -446,7 +462,11 @@ async fn concurrent_requests_setting_different_fields_both_persist() {
     let app = test::init_service(
         App::new()
             .app_data(barrier.clone())
-            .wrap(SessionMiddleware::new(MemoryStore::new()))
+            .wrap(
+                SessionMiddleware::builder(MemoryStore::new())
+                    .build()
+                    .unwrap(),
+            )
             .route(
                 "/start",
                 web::get().to(|cart: TypedSession<Cart>| async move {
@@ -536,7 +556,11 @@ async fn without_the_middleware_the_error_says_what_to_add() {
 async fn a_session_can_be_viewed_typed() {
     let app = test::init_service(
         App::new()
-            .wrap(SessionMiddleware::new(MemoryStore::new()))
+            .wrap(
+                SessionMiddleware::builder(MemoryStore::new())
+                    .build()
+                    .unwrap(),
+            )
             .route(
                 "/",
                 web::get().to(|raw: Session| async move {
@@ -548,4 +572,168 @@ async fn a_session_can_be_viewed_typed() {
     .await;
     let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
     assert_eq!(test::read_body(res).await, "3");
+}
+
+/// session-actix under another name, as a crate that re-exports it has it.
+mod reexport {
+    pub(crate) use session_actix as sessions;
+}
+
+/// Derived through the re-export: `#[session(crate = "...")]` makes the
+/// generated code name session-actix by that path.
+#[derive(Debug, PartialEq, reexport::sessions::SessionData)]
+#[session(crate = "reexport::sessions", prefix = "renamed.")]
+struct Renamed {
+    visits: u32,
+    #[session(default = "one")]
+    pages: u32,
+    #[session(skip)]
+    scratch: String,
+}
+
+#[actix_web::test]
+async fn the_crate_path_can_be_renamed() {
+    assert_eq!(Renamed::KEYS, ["renamed.visits", "renamed.pages"]);
+    let app = test::init_service(
+        App::new()
+            .wrap(
+                SessionMiddleware::builder(MemoryStore::new())
+                    .build()
+                    .unwrap(),
+            )
+            .route(
+                "/set",
+                web::get().to(
+                    |renamed: reexport::sessions::TypedSession<Renamed>| async move {
+                        assert_eq!(renamed.visits(), 0);
+                        assert_eq!(renamed.pages(), 1, "default = \"one\"");
+                        renamed.set_visits(3).unwrap();
+                        renamed.update_pages(|p| *p += 1).unwrap();
+                        HttpResponse::Ok().finish()
+                    },
+                ),
+            )
+            .route(
+                "/read",
+                web::get().to(|renamed: TypedSession<Renamed>, raw: Session| async move {
+                    let mut keys = raw.keys();
+                    keys.sort();
+                    HttpResponse::Ok().body(format!("{:?} {keys:?}", renamed.load()))
+                }),
+            ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/set").to_request()).await;
+    assert_eq!(res.status(), 200);
+    let cookie = session_cookie(&res).unwrap();
+    let req = test::TestRequest::get().uri("/read").cookie(cookie);
+    let res = test::call_service(&app, req.to_request()).await;
+    let expected = Renamed {
+        visits: 3,
+        pages: 2,
+        scratch: String::new(),
+    };
+    assert_eq!(
+        test::read_body(res).await,
+        format!(r#"{expected:?} ["renamed.pages", "renamed.visits"]"#)
+    );
+}
+
+/// Items named like the prelude's (and two primitive types), which code the
+/// derive generates here would pick up instead if it named anything by a
+/// bare name: that this module compiles proves it uses full paths.
+mod shadowed_prelude {
+    // The shadowing items are never used (the generated code must not pick
+    // them up), and the primitive types' lower-case names are the point.
+    #![allow(dead_code, unused_imports, non_camel_case_types)]
+
+    use session_actix::SessionData;
+
+    pub(crate) struct Result;
+    pub(crate) struct Option;
+    pub(crate) struct Ok;
+    pub(crate) trait Default {}
+    pub(crate) struct Clone;
+    pub(crate) struct Vec;
+    pub(crate) trait FnOnce {}
+    pub(crate) struct bool;
+    pub(crate) struct str;
+    // The prelude's `Debug` is a derive macro only: shadow it with another
+    // derive (and its trait), which a `#[derive(Debug)]` would run instead.
+    use serde::Serialize as Debug;
+
+    fn two() -> u32 {
+        2
+    }
+
+    /// Every way a field gets its default: the field type's, a function's,
+    /// the struct's (`skip`), and the struct's `Default` impl for the rest.
+    #[derive(SessionData)]
+    #[session(prefix = "shadowed.", default)]
+    pub(crate) struct Shadowed {
+        pub(crate) user_id: ::core::option::Option<u64>,
+        #[session(default)]
+        pub(crate) lines: ::std::vec::Vec<::std::string::String>,
+        #[session(default = "two")]
+        pub(crate) visits: u32,
+        pub(crate) page_size: u32,
+        #[session(skip)]
+        pub(crate) scratch: u32,
+    }
+
+    impl ::core::default::Default for Shadowed {
+        fn default() -> Self {
+            Self {
+                user_id: ::core::option::Option::None,
+                lines: ::std::vec::Vec::new(),
+                visits: 0,
+                page_size: 25,
+                scratch: 7,
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn the_derive_works_where_the_prelude_is_shadowed() {
+    use shadowed_prelude::Shadowed;
+
+    let app = test::init_service(
+        App::new()
+            .wrap(
+                SessionMiddleware::builder(MemoryStore::new())
+                    .build()
+                    .unwrap(),
+            )
+            .route(
+                "/",
+                web::get().to(|shadowed: TypedSession<Shadowed>| async move {
+                    assert_eq!(shadowed.user_id(), None);
+                    assert!(shadowed.lines().is_empty());
+                    assert_eq!(shadowed.visits(), 2, "default = \"two\"");
+                    assert_eq!(shadowed.page_size(), 25, "the struct's default");
+                    shadowed.set_user_id(Some(5)).unwrap();
+                    shadowed.update_lines(|l| l.push("tea".into())).unwrap();
+                    // The accessors' Clone and Debug, written out by the derive.
+                    let copy = (*shadowed).clone();
+                    assert!(copy.remove_user_id());
+                    assert_eq!(shadowed.user_id(), None, "the copy is the same session");
+                    let debug = format!("{copy:?}");
+                    assert!(
+                        debug.starts_with("ShadowedSession { __session: "),
+                        "{debug}"
+                    );
+                    let loaded = copy.load();
+                    assert_eq!(loaded.lines, ["tea"]);
+                    assert_eq!(loaded.scratch, 7, "skip takes the struct's default");
+                    shadowed.save(&loaded).unwrap();
+                    shadowed.clear();
+                    assert!(shadowed.session().keys().is_empty());
+                    HttpResponse::Ok().finish()
+                }),
+            ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    assert_eq!(res.status(), 200);
 }

@@ -24,9 +24,13 @@ pub(crate) struct Field<'a> {
 
 impl<'a> Container<'a> {
     /// `None` if the input is not a struct with named fields (the error is
-    /// in `cx`).
-    pub(crate) fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Option<Self> {
-        let attrs = attr::Container::from_ast(cx, &input.attrs);
+    /// in `cx`). `attrs` are the struct's, parsed by the caller, which needs
+    /// the crate path even when there is no container.
+    pub(crate) fn from_ast(
+        cx: &Ctxt,
+        input: &'a DeriveInput,
+        attrs: attr::Container,
+    ) -> Option<Self> {
         let named = match &input.data {
             Data::Struct(data) => match &data.fields {
                 Fields::Named(named) => Some(&named.named),

@@ -45,6 +45,9 @@ impl<T> Attr<T> {
 
 /// `#[session(...)]` on the struct.
 pub(crate) struct Container {
+    /// `#[session(crate = "...")]`: the path generated code names
+    /// session-actix by, for a crate that re-exports it.
+    pub(crate) crate_path: Attr<syn::Path>,
     pub(crate) prefix: Attr<String>,
     pub(crate) rename_all: Attr<RenameRule>,
     pub(crate) default: Attr<()>,
@@ -64,6 +67,9 @@ pub(crate) struct Field {
     pub(crate) default: Attr<Default>,
     pub(crate) skip: Attr<()>,
 }
+
+/// What `#[session(crate = "...")]` errors show between the quotes.
+const CRATE_EXAMPLE: &str = "path::to::session_actix";
 
 fn session_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
     attrs.iter().filter(|a| a.path().is_ident("session"))
@@ -85,6 +91,7 @@ fn string(meta: &ParseNestedMeta<'_>, name: &str, example: &str) -> syn::Result<
 impl Container {
     pub(crate) fn from_ast(cx: &Ctxt, attrs: &[Attribute]) -> Self {
         let mut c = Container {
+            crate_path: Attr::none("crate"),
             prefix: Attr::none("prefix"),
             rename_all: Attr::none("rename_all"),
             default: Attr::none("default"),
@@ -92,7 +99,17 @@ impl Container {
         for attr in session_attrs(attrs) {
             let parsed = attr.parse_nested_meta(|meta| {
                 let path = &meta.path;
-                if path.is_ident("prefix") {
+                if path.is_ident("crate") {
+                    let lit = string(&meta, "crate", CRATE_EXAMPLE)?;
+                    // Mod-style: a crate path has no generic arguments.
+                    let krate = lit.parse_with(syn::Path::parse_mod_style).map_err(|_| {
+                        syn::Error::new(
+                            lit.span(),
+                            format!("expected a path: #[session(crate = \"{CRATE_EXAMPLE}\")]"),
+                        )
+                    })?;
+                    c.crate_path.set(cx, path, krate);
+                } else if path.is_ident("prefix") {
                     let lit = string(&meta, "prefix", "...")?;
                     c.prefix.set(cx, path, lit.value());
                 } else if path.is_ident("rename_all") {
@@ -109,7 +126,7 @@ impl Container {
                 } else {
                     let name = quote::quote!(#path).to_string().replace(' ', "");
                     return Err(meta.error(format!(
-                        "unknown session attribute `{name}` on a struct, expected `prefix`, `rename_all` or `default`"
+                        "unknown session attribute `{name}` on a struct, expected `crate`, `prefix`, `rename_all` or `default`"
                     )));
                 }
                 Ok(())
@@ -119,6 +136,15 @@ impl Container {
             }
         }
         c
+    }
+
+    /// The path generated code names session-actix by: the one
+    /// `#[session(crate = "...")]` gives, or `::session_actix`.
+    pub(crate) fn crate_path(&self) -> syn::Path {
+        self.crate_path
+            .get()
+            .cloned()
+            .unwrap_or_else(|| syn::parse_quote!(::session_actix))
     }
 }
 

@@ -25,6 +25,17 @@ fn seven() -> u8 {
 #[derive(SessionData)]
 pub struct Nothing;
 
+/// session-actix under another name, as a crate that re-exports it has it.
+mod reexport {
+    pub(crate) use session_actix as sessions;
+}
+
+/// A field-less struct through a renamed crate path (what is generated for
+/// it is not what is generated for one with fields).
+#[derive(SessionData)]
+#[session(crate = "reexport::sessions")]
+pub struct NothingRenamed;
+
 #[test]
 fn keys() {
     assert_eq!(
@@ -32,4 +43,5 @@ fn keys() {
         ["p.user-id", "p.explicit", "p.counter", "p.seven", "p.type"]
     );
     assert!(Nothing::KEYS.is_empty());
+    assert!(NothingRenamed::KEYS.is_empty());
 }
