@@ -26,6 +26,17 @@
 //! }
 //! ```
 //!
+//! In code, [`SessionMiddleware::new`] takes a store and a [`SigningKey`],
+//! and [`SessionMiddleware::builder`] one method per setting; every store,
+//! the signed [`CookieStore`](store::cookie::CookieStore) included, goes
+//! through the same two.
+//!
+//! Handlers take [`Session`] (or a typed [`TypedSession`], see
+//! [`SessionData`]); its operations fail with [`SessionError`], getting it
+//! fails with [`SessionRejection`] (no middleware on the route, or the store
+//! down). Code outside a handler's arguments uses [`SessionExt`]; unit tests
+//! build a session with [`Session::new`].
+//!
 //! # What the middleware guarantees
 //!
 //! - **Lazy:** the store is asked at most once per request, and only if the
