@@ -724,6 +724,108 @@ mod tests {
         );
     }
 
+    /// `n` fresh keys that all fall in the shard of `first`.
+    fn keys_in_shard_of(store: &MemoryStore, first: &StoreKey, n: usize) -> Vec<StoreKey> {
+        let shard = store.index(first);
+        std::iter::repeat_with(new_key)
+            .filter(|key| store.index(key) == shard)
+            .take(n)
+            .collect()
+    }
+
+    fn slots(store: &MemoryStore) -> usize {
+        store.slots.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn sessions_spread_over_the_shards() {
+        let store = MemoryStore::new();
+        assert!(store.is_empty());
+        for key in keys(1000) {
+            assert!(create(&store, &key, LONG).await);
+        }
+        assert!(!store.is_empty());
+        assert_eq!(store.len(), 1000);
+        // 1000 keys over 64 shards: every shard gets some (a shard is
+        // empty with odds of about 64 * e^-15.6).
+        let used = store
+            .shards
+            .iter()
+            .filter(|s| !lock(s).sessions.is_empty())
+            .count();
+        assert_eq!(used, SHARDS, "keys do not spread over the shard locks");
+    }
+
+    #[tokio::test]
+    async fn writes_sweep_expired_sessions_from_their_shard_and_keep_live_ones() {
+        let store = MemoryStore::new();
+        let live_key = new_key();
+        let expired = keys_in_shard_of(&store, &live_key, 1).remove(0);
+        assert!(create(&store, &expired, Duration::ZERO).await);
+        assert!(create(&store, &live_key, LONG).await);
+        assert_eq!((held(&store), slots(&store)), (2, 2));
+        // Enough writes to the shard for a sweep: the expired session goes,
+        // the live one stays, and the count of sessions stays exact.
+        let set = ChangeSet {
+            set: vec![("a".to_owned(), Bytes::from("2"))],
+            ..ChangeSet::default()
+        };
+        for _ in 0..SWEEP_EVERY {
+            assert_eq!(
+                store.apply(&live_key, &set, LONG).await.unwrap(),
+                Applied::Done
+            );
+        }
+        assert_eq!(held(&store), 1, "the expired session was not swept");
+        assert_eq!(slots(&store), 1, "the sweep released the wrong count");
+        assert!(
+            live(&store, &live_key).await,
+            "the sweep dropped a live session"
+        );
+        // Nothing more to sweep: a later sweep changes nothing.
+        for _ in 0..SWEEP_EVERY {
+            assert_eq!(
+                store.apply(&live_key, &set, LONG).await.unwrap(),
+                Applied::Done
+            );
+        }
+        assert_eq!((held(&store), slots(&store)), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn the_probation_queues_stay_bounded_by_the_sessions_they_stand_for() {
+        let store = MemoryStore::new();
+        let queues_fit = |store: &MemoryStore, what: &str| {
+            for shard in store.shards.iter() {
+                let shard = lock(shard);
+                let (queued, sessions) = (shard.probation.len(), shard.sessions.len());
+                assert!(
+                    queued <= 2 * (sessions + 1) + QUEUE_SLACK,
+                    "{what}: {queued} probation items for {sessions} sessions"
+                );
+            }
+        };
+        // Sessions that stay, on probation, then churn beside them.
+        let kept = keys(SHARDS * 100);
+        for key in &kept {
+            assert!(create(&store, key, LONG).await);
+        }
+        let churn = async |store: &MemoryStore| {
+            for key in keys(20_000) {
+                assert!(create(store, &key, LONG).await);
+                store.delete(&key).await.unwrap();
+            }
+        };
+        churn(&store).await;
+        queues_fit(&store, "beside live sessions");
+        // Every session goes: the queues shrink with them.
+        for key in &kept {
+            store.delete(key).await.unwrap();
+        }
+        churn(&store).await;
+        queues_fit(&store, "after the sessions went");
+    }
+
     #[test]
     fn size_after_matches_the_change_set_s_own() {
         let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
