@@ -8,7 +8,7 @@
 //! them the tests fail, they never skip.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
+
+mod common;
+
+use common::{free_port, start};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -28,51 +32,6 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// The quickstart binary, serving on `base`.
-struct Server {
-    _process: Process,
-    /// `http://localhost:PORT`: browsers treat `localhost` as a secure
-    /// context, `127.0.0.1` in the address bar is another site.
-    base: String,
-}
-
-/// Starts the quickstart with `env` and waits until it accepts connections.
-fn start(env: &[(&str, &str)]) -> Server {
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quickstart"));
-    cmd.env("PORT", port.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for key in session_actix::config::KEYS {
-        cmd.env_remove(key);
-    }
-    cmd.envs(env.iter().copied());
-    let mut process = Process(cmd.spawn().expect("the quickstart starts"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = process.0.try_wait().unwrap() {
-            panic!("the quickstart exited early: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the quickstart did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server {
-        _process: process,
-        base: format!("http://localhost:{port}"),
     }
 }
 
@@ -287,7 +246,7 @@ async fn browse(secure: bool) {
     };
     let server = start(env);
     let browser = Browser::open().await;
-    let b = &server.base;
+    let b = &server.localhost();
     let ok = |text: &str| (200, text.to_owned());
     let not_found = |text: &str| (404, text.to_owned());
 

@@ -2,60 +2,14 @@
 //! over HTTP with a cookie-keeping client.
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 
-struct Server {
-    child: Child,
-    base: String,
-}
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Starts the quickstart with `env` and waits until it accepts connections.
-fn start(env: &[(&str, &str)]) -> Server {
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quickstart"));
-    cmd.env("PORT", port.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for key in session_actix::config::KEYS {
-        cmd.env_remove(key);
-    }
-    cmd.envs(env.iter().copied());
-    let mut child = cmd.spawn().expect("the quickstart starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the quickstart exited early: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the quickstart did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
-}
+use common::{Server, free_port, start};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()

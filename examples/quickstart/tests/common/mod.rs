@@ -1,0 +1,71 @@
+//! Starting the quickstart binary as a user does, for the black-box tests.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The quickstart, killed when dropped.
+pub(crate) struct Server {
+    child: Child,
+    /// The port it listens on.
+    pub(crate) port: u16,
+    /// `http://127.0.0.1:PORT`.
+    #[allow(dead_code)] // the browser test uses `localhost`
+    pub(crate) base: String,
+}
+
+impl Server {
+    /// `http://localhost:PORT`: browsers treat `localhost` as a secure
+    /// context, while `127.0.0.1` in the address bar is another site.
+    #[allow(dead_code)] // not every test binary opens a browser
+    pub(crate) fn localhost(&self) -> String {
+        format!("http://localhost:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on now.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Starts the quickstart with `env` (and no other configuration key of the
+/// test's own environment) and waits until it accepts connections.
+pub(crate) fn start(env: &[(&str, &str)]) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quickstart"));
+    cmd.env("PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for key in session_actix::config::KEYS {
+        cmd.env_remove(key);
+    }
+    cmd.envs(env.iter().copied());
+    let mut child = cmd.spawn().expect("the quickstart starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the quickstart exited early: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the quickstart did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server {
+        child,
+        port,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
