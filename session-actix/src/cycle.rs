@@ -534,7 +534,7 @@ fn save_cookie(
         };
     };
     let write = snap.status != SessionStatus::Unchanged
-        || (snap.exists && refresh_due(settings, snap.expires_at, ttl));
+        || (snap.exists && (snap.stale_key || refresh_due(settings, snap.expires_at, ttl)));
     if !write {
         if snap.ended {
             CookieChange::Remove

@@ -77,13 +77,9 @@ impl Settings {
         let max_size = match sessions {
             Sessions::Store(_) => config.max_size,
             #[cfg(feature = "cookie")]
-            Sessions::Cookie(_) => {
-                config
-                    .max_size
-                    .min(session_core::store::cookie::CookieStore::max_session_size(
-                        &config.cookie.name,
-                    ))
-            }
+            Sessions::Cookie(store) => config
+                .max_size
+                .min(store.max_session_size(&config.cookie.name)),
         };
         Ok(Self {
             cookie: config.cookie.clone(),

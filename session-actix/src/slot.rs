@@ -88,13 +88,17 @@ async fn load(shared: &Shared, req: &HttpRequest) -> Result<Session, SessionReje
     match &shared.sessions {
         #[cfg(feature = "cookie")]
         Sessions::Cookie(store) => {
-            let record = values
+            let opened = values
                 .iter()
                 .filter(|v| v.len() <= session_core::store::cookie::BROWSER_COOKIE_LIMIT)
-                .find_map(|v| store.decode(v));
-            let (record, ended) = within_absolute_lifetime(settings, record);
+                .find_map(|v| store.decode_fresh(v));
+            // A cookie of a fallback key, or of the other content, is
+            // written anew on this response.
+            let stale = opened.as_ref().is_some_and(|(_, fresh)| !fresh);
+            let (record, ended) = within_absolute_lifetime(settings, opened.map(|(r, _)| r));
             let mut loaded = state(None, record);
             loaded.ended = ended;
+            loaded.stale_key = stale && !ended;
             Ok(Session::from_state(loaded))
         }
         Sessions::Store(store) => {

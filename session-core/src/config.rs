@@ -91,6 +91,20 @@ pub enum OutagePolicy {
     ServeEmpty,
 }
 
+/// What the cookie store (`SESSION_TYPE=cookie`) puts in the cookie.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CookieContent {
+    /// The session sealed with XChaCha20-Poly1305 (`encrypted`): the user
+    /// can neither read nor change it. The default.
+    #[default]
+    Encrypted,
+    /// The session in the clear (base64url), signed with HMAC-SHA256
+    /// (`signed`): the user can read it but not change it, as Flask's
+    /// default session.
+    Signed,
+}
+
 /// The session cookie's name and attributes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -176,6 +190,9 @@ pub struct SessionConfig {
     /// `SESSION_STORE_OUTAGE`: `fail` (503) or `empty` (serve with an empty
     /// session). Defaults to `fail`.
     pub outage: OutagePolicy,
+    /// `SESSION_COOKIE_CONTENT`: `encrypted` or `signed`, for the cookie
+    /// store. Defaults to `encrypted`.
+    pub cookie_content: CookieContent,
     /// `SESSION_ABSOLUTE_LIFETIME`, in seconds: a session ends this long
     /// after it was created, however often it is refreshed (a login keeps
     /// the creation time). Defaults to none: only the idle lifetime applies.
@@ -236,6 +253,7 @@ impl Default for SessionConfig {
             max_size: 256 * 1024,
             store_timeout: Duration::from_secs(5),
             outage: OutagePolicy::Fail,
+            cookie_content: CookieContent::Encrypted,
             absolute_lifetime: None,
             save_on_error: false,
             memory_max_sessions: 100_000,
@@ -277,6 +295,7 @@ impl fmt::Debug for SessionConfig {
             .field("max_size", &self.max_size)
             .field("store_timeout", &self.store_timeout)
             .field("outage", &self.outage)
+            .field("cookie_content", &self.cookie_content)
             .field("absolute_lifetime", &self.absolute_lifetime)
             .field("save_on_error", &self.save_on_error)
             .field("memory_max_sessions", &self.memory_max_sessions)
@@ -426,6 +445,7 @@ pub const KEYS: &[&str] = &[
     "SESSION_MAX_SIZE",
     "SESSION_STORE_TIMEOUT",
     "SESSION_STORE_OUTAGE",
+    "SESSION_COOKIE_CONTENT",
     "SESSION_ABSOLUTE_LIFETIME",
     "SESSION_SAVE_ON_ERROR",
     "SESSION_MEMORY_MAX_SESSIONS",
@@ -541,6 +561,13 @@ impl SessionConfig {
                     "fail" => OutagePolicy::Fail,
                     "empty" => OutagePolicy::ServeEmpty,
                     _ => return Err(ConfigError::invalid(key, v, "fail or empty")),
+                };
+            }
+            "SESSION_COOKIE_CONTENT" => {
+                self.cookie_content = match v.to_ascii_lowercase().as_str() {
+                    "encrypted" => CookieContent::Encrypted,
+                    "signed" => CookieContent::Signed,
+                    _ => return Err(ConfigError::invalid(key, v, "encrypted or signed")),
                 };
             }
             "SESSION_ABSOLUTE_LIFETIME" => {
@@ -793,6 +820,7 @@ mod tests {
             ("SESSION_MAX_SIZE", "1000"),
             ("SESSION_STORE_TIMEOUT", "0.25"),
             ("SESSION_STORE_OUTAGE", "empty"),
+            ("SESSION_COOKIE_CONTENT", "Signed"),
             ("SESSION_COOKIE_NAME", "sid"),
             ("SESSION_COOKIE_DOMAIN", "example.com"),
             ("SESSION_COOKIE_PATH", "/app"),
@@ -823,6 +851,7 @@ mod tests {
         assert_eq!(c.max_size, 1000);
         assert_eq!(c.store_timeout, Duration::from_millis(250));
         assert_eq!(c.outage, OutagePolicy::ServeEmpty);
+        assert_eq!(c.cookie_content, CookieContent::Signed);
         assert_eq!(c.cookie.name, "sid");
         assert_eq!(c.cookie.domain.as_deref(), Some("example.com"));
         assert_eq!(c.cookie.path, "/app");
@@ -997,6 +1026,10 @@ mod tests {
             (&[("SECRET_KEY", "short")], "SECRET_KEY"),
             (&[("SECRET_KEY_FALLBACKS", "short")], "SECRET_KEY_FALLBACKS"),
             (&[("SESSION_STORE_OUTAGE", "shrug")], "SESSION_STORE_OUTAGE"),
+            (
+                &[("SESSION_COOKIE_CONTENT", "plain")],
+                "SESSION_COOKIE_CONTENT",
+            ),
             (
                 &[("SESSION_SERIALIZATION_FORMAT", "pickle")],
                 "SESSION_SERIALIZATION_FORMAT",

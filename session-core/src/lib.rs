@@ -20,7 +20,9 @@ pub mod testing;
 /// The `bytes` crate, whose `Bytes` holds encoded values.
 pub use bytes;
 pub use codec::Codec;
-pub use config::{ConfigError, CookieConfig, OutagePolicy, SameSite, SessionConfig, StoreKind};
+pub use config::{
+    ConfigError, CookieConfig, CookieContent, OutagePolicy, SameSite, SessionConfig, StoreKind,
+};
 pub use id::{SessionId, StoreKey};
 pub use signing::{Signer, SigningKey};
 pub use store::{AnyStore, Applied, ChangeSet, Record, SessionStore, StoreError, Timeout};

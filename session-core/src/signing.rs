@@ -189,14 +189,21 @@ impl fmt::Debug for Signer {
 }
 
 fn derive(purpose: &str, secret: &[u8]) -> Result<HmacSha256, WeakSecret> {
+    let subkey = subkey(purpose, secret)?;
+    Ok(HmacSha256::new_from_slice(&subkey).expect("HMAC takes keys of any length"))
+}
+
+/// The 32-byte key for one use (`purpose`) of `secret`: HMAC-SHA256 of the
+/// purpose under the secret, so that keys made for different uses are
+/// unrelated.
+pub(crate) fn subkey(purpose: &str, secret: &[u8]) -> Result<[u8; 32], WeakSecret> {
     if secret.len() < MIN_SECRET_LEN {
         return Err(WeakSecret { len: secret.len() });
     }
     let mut kdf = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
     kdf.update(b"actix-server-session/");
     kdf.update(purpose.as_bytes());
-    let subkey = kdf.finalize().into_bytes();
-    Ok(HmacSha256::new_from_slice(&subkey).expect("HMAC takes keys of any length"))
+    Ok(kdf.finalize().into_bytes().into())
 }
 
 #[cfg(test)]

@@ -519,6 +519,93 @@ async fn cookie_store_keys_rotate_too() {
         .get("/get?key=a", Some(&cookie))
         .await
         .assert_status(StatusCode::NOT_FOUND, "an old-key cookie once dropped");
+    // A read of an old-key cookie seals it anew with the current key, so
+    // the old key can be dropped without logging anyone out.
+    let reply = rotated.get("/get?key=a", Some(&cookie)).await;
+    reply.assert_ok("1", "an old-key cookie, read");
+    let resealed = reply.new_session().expect("the cookie is sealed anew");
+    assert_ne!(resealed, cookie);
+    dropped
+        .get("/get?key=a", Some(&resealed))
+        .await
+        .assert_ok("1", "the resealed cookie opens with the current key alone");
+    // A cookie already under the current key is not sent again on a read.
+    rotated
+        .get("/get?key=a", Some(&resealed))
+        .await
+        .assert_ok("1", "a current cookie, read")
+        .assert_no_cookie("a current cookie is not sent again");
+}
+
+#[actix_web::test]
+async fn cookie_store_cookies_are_sealed_unless_signed_is_asked_for() {
+    let secret_value = "card-4111-1111";
+    let sealed = start(SessionMiddleware::builder(
+        CookieStore::new(SECRET, [""; 0]).unwrap(),
+    ))
+    .await;
+    let cookie = sealed
+        .get(&format!("/set?key=card&value={secret_value}"), None)
+        .await
+        .expect_new_session("set");
+    let raw = base64_decode(&cookie).expect("a sealed cookie is one base64url text");
+    assert!(
+        !String::from_utf8_lossy(&raw).contains("card") && !cookie.contains("card"),
+        "the session is readable in the sealed cookie: {cookie}"
+    );
+    sealed
+        .get("/get?key=card", Some(&cookie))
+        .await
+        .assert_ok(secret_value, "the sealed cookie opens");
+    // Any change to it is a fresh session.
+    let mut forged = raw.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    sealed
+        .get("/get?key=card", Some(&base64_encode(&forged)))
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "a changed sealed cookie");
+
+    // SESSION_COOKIE_CONTENT=signed: readable text and a signature.
+    let config = SessionConfig::from_source([
+        ("SESSION_TYPE", "cookie"),
+        ("SECRET_KEY", SECRET),
+        ("SESSION_COOKIE_CONTENT", "signed"),
+    ])
+    .unwrap();
+    let signed = TestApp::start_with(
+        SessionMiddleware::from_config(config).await.unwrap(),
+        Hooks::new(1),
+        extra,
+    )
+    .await;
+    let cookie = signed
+        .get(&format!("/set?key=card&value={secret_value}"), None)
+        .await
+        .expect_new_session("set");
+    let (payload, _tag) = cookie.rsplit_once('.').expect("payload.tag");
+    let raw = base64_decode(payload).expect("base64url text");
+    assert!(
+        String::from_utf8_lossy(&raw).contains(secret_value),
+        "a signed cookie carries the session as it is"
+    );
+    // The sealed app reads the signed cookie and seals it on its response.
+    let reply = sealed.get("/get?key=card", Some(&cookie)).await;
+    reply.assert_ok(secret_value, "a signed cookie read by a sealing app");
+    let resealed = reply.new_session().expect("sealed anew");
+    assert!(!resealed.contains('.'), "{resealed}");
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 // ---------------------------------------------------------------------------

@@ -80,7 +80,8 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
                 ConfigError::new("SECRET_KEY", "is required with SESSION_TYPE=cookie")
             })?;
             let store = super::cookie::CookieStore::new(secret, &config.secret_key_fallbacks)
-                .map_err(|e| ConfigError::new("SECRET_KEY", e.to_string()))?;
+                .map_err(|e| ConfigError::new("SECRET_KEY", e.to_string()))?
+                .with_content(config.cookie_content);
             Backend::Cookie(store)
         }
         #[cfg(feature = "redis")]
