@@ -55,6 +55,9 @@ struct Snapshot {
     /// When the request arrived: a logout follows a login's move only if
     /// it arrived before the login was over.
     started: SystemTime,
+    /// The session's own idle lifetime and permanence (else the settings').
+    lifetime: Duration,
+    permanent: bool,
 }
 
 /// The store cycle after the handler: saves what the request changed and
@@ -107,13 +110,16 @@ pub(crate) async fn finish<B: MessageBody>(
                 state.change_set()
             },
             entries: if whole {
-                state.entries.clone()
+                state.stored_entries()
             } else {
                 HashMap::new()
             },
             started: slot.started(),
+            lifetime: state.lifetime(),
+            permanent: state.is_permanent(),
         }
     };
+    let permanent = snapshot.permanent;
     let change = match &shared.sessions {
         Sessions::Store(store) => save(store, settings, snapshot).await,
         #[cfg(feature = "cookie")]
@@ -121,7 +127,7 @@ pub(crate) async fn finish<B: MessageBody>(
     };
     let cookie = match change {
         Ok(CookieChange::Keep) => return res.map_into_left_body(),
-        Ok(CookieChange::Set(value, ttl)) => set_cookie(settings, value, ttl),
+        Ok(CookieChange::Set(value, ttl)) => set_cookie(settings, value, ttl, permanent),
         Ok(CookieChange::Remove) => removal_cookie(settings),
         Err(Failure::Store(error)) => return outage(settings, res, &error),
         Err(Failure::TooLarge { size, limit }) => {
@@ -213,11 +219,11 @@ fn replace<B>(res: ServiceResponse<B>, with: HttpResponse) -> ServiceResponse<Ei
 /// for another extension (to `ttl` from now) to be worth a write: when the
 /// store cannot say when it expires, or once a tenth of its lifetime (at
 /// most a minute) has passed.
-fn aged(settings: &Settings, expires_at: Option<SystemTime>, ttl: Duration) -> bool {
+fn aged(lifetime: Duration, expires_at: Option<SystemTime>, ttl: Duration) -> bool {
     let Some(expires_at) = expires_at else {
         return true;
     };
-    let slack = (settings.lifetime / 10).min(Duration::from_secs(60));
+    let slack = (lifetime / 10).min(Duration::from_secs(60));
     let remaining = expires_at
         .duration_since(SystemTime::now())
         .unwrap_or_default();
@@ -226,8 +232,8 @@ fn aged(settings: &Settings, expires_at: Option<SystemTime>, ttl: Duration) -> b
 
 /// Whether an unchanged session read by this request should have its
 /// lifetime extended (`SESSION_REFRESH_EACH_REQUEST`, once it has aged).
-fn refresh_due(settings: &Settings, expires_at: Option<SystemTime>, ttl: Duration) -> bool {
-    settings.refresh && aged(settings, expires_at, ttl)
+fn refresh_due(settings: &Settings, snap: &Snapshot, ttl: Duration) -> bool {
+    settings.refresh && aged(snap.lifetime, snap.expires_at, ttl)
 }
 
 /// Saves a server-side session; returns what to do with the cookie.
@@ -257,7 +263,7 @@ async fn save<S: SessionStore>(
     // current key: a browser-session cookie, or a recently sent one, is
     // already right.
     let keep_or_resend = |id: &SessionId, ttl| {
-        if snap.stale_key || (settings.permanent && aged(settings, snap.expires_at, ttl)) {
+        if snap.stale_key || (snap.permanent && aged(snap.lifetime, snap.expires_at, ttl)) {
             set(id, ttl)
         } else {
             CookieChange::Keep
@@ -269,7 +275,9 @@ async fn save<S: SessionStore>(
     let create_fresh =
         async |entries: HashMap<String, Bytes>, in_use: bool| -> Result<CookieChange, Failure> {
             let now = SystemTime::now();
-            let ttl = settings.ttl(Some(now)).unwrap_or(settings.lifetime);
+            let ttl = settings
+                .ttl(Some(now), snap.lifetime)
+                .unwrap_or(snap.lifetime);
             let record = Record {
                 entries,
                 expires_at: None,
@@ -292,7 +300,7 @@ async fn save<S: SessionStore>(
     // `None`: its absolute lifetime ran out during the request. Then it
     // ends, whatever the request did, a login included (a logout still
     // follows the notes of logins below).
-    let ttl = settings.ttl(snap.created_at);
+    let ttl = settings.ttl(snap.created_at, snap.lifetime);
     if snap.status != SessionStatus::Purged
         && let (Some(live), None) = (&live, ttl)
     {
@@ -339,7 +347,7 @@ async fn save<S: SessionStore>(
             _ => create_fresh(snap.entries, false).await,
         },
         SessionStatus::Unchanged => match (&live, &snap.id, ttl) {
-            (Some(live), Some(id), Some(ttl)) if refresh_due(settings, snap.expires_at, ttl) => {
+            (Some(live), Some(id), Some(ttl)) if refresh_due(settings, &snap, ttl) => {
                 match store.touch(live, ttl).await? {
                     Applied::Done => Ok(keep_or_resend(id, ttl)),
                     _ => Ok(CookieChange::Keep),
@@ -526,7 +534,7 @@ fn save_cookie(
         (SessionStatus::Purged, _) | (_, None) => SystemTime::now(),
         (_, Some(created_at)) => created_at,
     };
-    let Some(ttl) = settings.ttl(Some(created_at)) else {
+    let Some(ttl) = settings.ttl(Some(created_at), snap.lifetime) else {
         return if snap.exists || snap.ended {
             CookieChange::Remove
         } else {
@@ -534,7 +542,7 @@ fn save_cookie(
         };
     };
     let write = snap.status != SessionStatus::Unchanged
-        || (snap.exists && (snap.stale_key || refresh_due(settings, snap.expires_at, ttl)));
+        || (snap.exists && (snap.stale_key || refresh_due(settings, &snap, ttl)));
     if !write {
         if snap.ended {
             CookieChange::Remove
@@ -581,9 +589,14 @@ fn base_cookie(settings: &Settings, value: String) -> Cookie<'static> {
 
 /// The session cookie; a permanent one lives `ttl` (the session's
 /// lifetime, cut short by its absolute lifetime).
-fn set_cookie(settings: &Settings, value: String, ttl: Duration) -> Cookie<'static> {
+fn set_cookie(
+    settings: &Settings,
+    value: String,
+    ttl: Duration,
+    permanent: bool,
+) -> Cookie<'static> {
     let mut cookie = base_cookie(settings, value);
-    if settings.permanent {
+    if permanent {
         let lifetime = time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX);
         cookie.set_max_age(lifetime);
         cookie.set_expires(time::OffsetDateTime::now_utc().saturating_add(lifetime));

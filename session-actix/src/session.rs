@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -65,6 +65,33 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// The key a session's own permanence is stored under, as Flask stores
+/// `session.permanent`: a bool.
+pub(crate) const PERMANENT_KEY: &str = "_permanent";
+/// The key a session's own idle lifetime is stored under, in seconds.
+pub(crate) const LIFETIME_KEY: &str = "_lifetime";
+
+/// What a session is when it says nothing of its own: the middleware's
+/// settings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Defaults {
+    pub(crate) codec: Codec,
+    pub(crate) max_size: usize,
+    pub(crate) permanent: bool,
+    pub(crate) lifetime: Duration,
+}
+
+impl Defaults {
+    fn of(config: &SessionConfig) -> Self {
+        Self {
+            codec: config.codec,
+            max_size: config.max_size,
+            permanent: config.permanent,
+            lifetime: config.lifetime,
+        }
+    }
+}
+
 /// A session's state within one request.
 #[derive(Debug)]
 pub(crate) struct State {
@@ -94,21 +121,37 @@ pub(crate) struct State {
     cleared: bool,
     renewed: bool,
     purged: bool,
+    /// This session's own permanence and idle lifetime, if it has them
+    /// (stored under [`PERMANENT_KEY`] and [`LIFETIME_KEY`], outside the
+    /// handler's view of the entries).
+    permanent: Option<bool>,
+    lifetime: Option<Duration>,
+    /// `permanent` or `lifetime` was set by this request.
+    meta_changed: bool,
     codec: Codec,
     max_size: usize,
+    defaults: Defaults,
 }
 
 impl State {
-    pub(crate) fn new(
-        id: Option<SessionId>,
-        record: Option<Record>,
-        codec: Codec,
-        max_size: usize,
-    ) -> Self {
-        let (exists, record) = match record {
+    pub(crate) fn new(id: Option<SessionId>, record: Option<Record>, defaults: Defaults) -> Self {
+        let (exists, mut record) = match record {
             Some(record) => (true, record),
             None => (false, Record::default()),
         };
+        let codec = defaults.codec;
+        // Unreadable values are dropped: the session falls back to the
+        // settings, and the next write that sets them replaces them.
+        let permanent = record
+            .entries
+            .remove(PERMANENT_KEY)
+            .and_then(|v| codec.decode::<bool>(&v).ok());
+        let lifetime = record
+            .entries
+            .remove(LIFETIME_KEY)
+            .and_then(|v| codec.decode::<u64>(&v).ok())
+            .filter(|secs| *secs > 0)
+            .map(Duration::from_secs);
         Self {
             id,
             key: None,
@@ -124,9 +167,49 @@ impl State {
             cleared: false,
             renewed: false,
             purged: false,
+            permanent,
+            lifetime,
+            meta_changed: false,
             codec,
-            max_size,
+            max_size: defaults.max_size,
+            defaults,
         }
+    }
+
+    /// Whether the session's cookie outlives the browser.
+    pub(crate) fn is_permanent(&self) -> bool {
+        self.permanent.unwrap_or(self.defaults.permanent)
+    }
+
+    /// The session's idle lifetime.
+    pub(crate) fn lifetime(&self) -> Duration {
+        self.lifetime.unwrap_or(self.defaults.lifetime)
+    }
+
+    /// The session's own settings, encoded as stored.
+    fn meta_entries(&self) -> Vec<(String, Bytes)> {
+        let mut meta = Vec::new();
+        if let Some(permanent) = self.permanent
+            && let Ok(value) = self.codec.encode(&permanent)
+        {
+            meta.push((PERMANENT_KEY.to_owned(), value));
+        }
+        if let Some(lifetime) = self.lifetime
+            && let Ok(value) = self.codec.encode(&lifetime.as_secs())
+        {
+            meta.push((LIFETIME_KEY.to_owned(), value));
+        }
+        meta
+    }
+
+    /// The session as a store keeps it when it is written whole: the
+    /// entries and, with them, the session's own settings.
+    pub(crate) fn stored_entries(&self) -> HashMap<String, Bytes> {
+        let mut entries = self.entries.clone();
+        if !entries.is_empty() {
+            entries.extend(self.meta_entries());
+        }
+        entries
     }
 
     pub(crate) fn status(&self) -> SessionStatus {
@@ -134,7 +217,7 @@ impl State {
             SessionStatus::Purged
         } else if self.renewed {
             SessionStatus::Renewed
-        } else if self.cleared || !self.changes.is_empty() {
+        } else if self.cleared || self.meta_changed || !self.changes.is_empty() {
             SessionStatus::Changed
         } else {
             SessionStatus::Unchanged
@@ -154,6 +237,19 @@ impl State {
                 None if !self.cleared => changes.remove.push(key.clone()),
                 None => {}
             }
+        }
+        if self.entries.is_empty() {
+            // Emptied by this request: the settings go too, so that the
+            // store deletes a session left without entries.
+            let has_settings = self.permanent.is_some() || self.lifetime.is_some();
+            if has_settings && !self.cleared {
+                changes
+                    .remove
+                    .extend([PERMANENT_KEY.to_owned(), LIFETIME_KEY.to_owned()]);
+            }
+        } else if self.meta_changed || self.cleared {
+            // Set by this request, or wiped by its `clear`: written again.
+            changes.set.extend(self.meta_entries());
         }
         changes
     }
@@ -197,8 +293,11 @@ impl Session {
     /// assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("ann"));
     /// ```
     pub fn new() -> Self {
-        let config = SessionConfig::default();
-        Self::from_state(State::new(None, None, config.codec, config.max_size))
+        Self::from_state(State::new(
+            None,
+            None,
+            Defaults::of(&SessionConfig::default()),
+        ))
     }
 
     pub(crate) fn from_state(state: State) -> Self {
@@ -416,6 +515,10 @@ impl Session {
         let mut state = self.state();
         state.purged = true;
         state.renewed = false;
+        // A session started after the logout is a new one, with the settings'.
+        state.permanent = None;
+        state.lifetime = None;
+        state.meta_changed = false;
         state.entries.clear();
         state.size = 0;
         state.changes.clear();
@@ -425,6 +528,61 @@ impl Session {
     /// Where the session stands: unchanged, changed, renewed or purged.
     pub fn status(&self) -> SessionStatus {
         self.state().status()
+    }
+
+    /// Makes the session's cookie outlive the browser (`true`: `Max-Age`
+    /// and `Expires` of the session's lifetime) or end with it (`false`: a
+    /// browser-session cookie), as Flask's `session.permanent`. It defaults
+    /// to `SESSION_PERMANENT`; the choice is stored with the session (under
+    /// `_permanent`, as Flask does), so it holds on later requests and
+    /// across [`renew`](Self::renew).
+    ///
+    /// ```
+    /// # use session_actix::Session;
+    /// # fn log_in(session: &Session, remember_me: bool) -> Result<(), session_actix::SessionError> {
+    /// session.renew();
+    /// session.insert("user", "ann")?;
+    /// session.set_permanent(remember_me);
+    /// # Ok(()) }
+    /// ```
+    pub fn set_permanent(&self, permanent: bool) {
+        let mut state = self.state();
+        state.permanent = Some(permanent);
+        state.meta_changed = true;
+    }
+
+    /// Whether the session's cookie outlives the browser: what
+    /// [`set_permanent`](Self::set_permanent) chose, else `SESSION_PERMANENT`.
+    pub fn is_permanent(&self) -> bool {
+        self.state().is_permanent()
+    }
+
+    /// Sets this session's idle lifetime: how long after its last refresh
+    /// the store forgets it, how soon a read refreshes it, and (when
+    /// permanent) the cookie's `Max-Age`, in place of
+    /// `PERMANENT_SESSION_LIFETIME`. `SESSION_ABSOLUTE_LIFETIME`, when set,
+    /// still caps it. Kept to the second (at least one); stored with the
+    /// session (under `_lifetime`), so it holds on later requests and
+    /// across [`renew`](Self::renew).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use session_actix::Session;
+    /// # fn kiosk(session: &Session) {
+    /// session.set_lifetime(Duration::from_secs(15 * 60));
+    /// assert_eq!(session.lifetime(), Duration::from_secs(900));
+    /// # }
+    /// ```
+    pub fn set_lifetime(&self, lifetime: Duration) {
+        let mut state = self.state();
+        state.lifetime = Some(Duration::from_secs(lifetime.as_secs().max(1)));
+        state.meta_changed = true;
+    }
+
+    /// This session's idle lifetime: what [`set_lifetime`](Self::set_lifetime)
+    /// chose, else `PERMANENT_SESSION_LIFETIME`.
+    pub fn lifetime(&self) -> Duration {
+        self.state().lifetime()
     }
 }
 
@@ -439,7 +597,11 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), Bytes::copy_from_slice(v.as_bytes())))
                 .collect::<HashMap<_, _>>(),
         );
-        Session::from_state(State::new(None, Some(record), Codec::Json, max_size))
+        let defaults = Defaults {
+            max_size,
+            ..Defaults::of(&SessionConfig::default())
+        };
+        Session::from_state(State::new(None, Some(record), defaults))
     }
 
     fn sorted(mut keys: Vec<String>) -> Vec<String> {
@@ -651,6 +813,65 @@ mod tests {
             matches!(err, SessionError::TooLarge { limit: l, .. } if l == limit),
             "{err}"
         );
+    }
+
+    #[test]
+    fn permanence_and_lifetime_are_stored_beside_the_entries_not_among_them() {
+        let s = session(
+            &[("a", "1"), ("_permanent", "false"), ("_lifetime", "60")],
+            1000,
+        );
+        assert!(!s.is_permanent());
+        assert_eq!(s.lifetime(), Duration::from_secs(60));
+        assert_eq!(s.keys(), ["a"], "the settings are not entries");
+        assert_eq!(s.status(), SessionStatus::Unchanged);
+        s.set_lifetime(Duration::from_millis(500));
+        assert_eq!(
+            s.lifetime(),
+            Duration::from_secs(1),
+            "whole seconds, at least one"
+        );
+        assert_eq!(s.status(), SessionStatus::Changed);
+        let mut set = s.state().change_set().set;
+        set.sort();
+        assert_eq!(
+            set,
+            [
+                ("_lifetime".to_owned(), Bytes::from("1")),
+                ("_permanent".to_owned(), Bytes::from("false")),
+            ]
+        );
+        // Written whole (a login), they go with the entries.
+        let mut whole: Vec<_> = s.state().stored_entries().into_iter().collect();
+        whole.sort();
+        assert_eq!(whole.len(), 3, "{whole:?}");
+        // Emptied, the session loses them too, so the store deletes it.
+        s.remove_key("a");
+        let changes = s.state().change_set();
+        assert!(changes.set.is_empty(), "{changes:?}");
+        let mut removed = changes.remove;
+        removed.sort();
+        assert_eq!(removed, ["_lifetime", "_permanent", "a"]);
+        // A logout starts over with the settings' values.
+        s.purge();
+        assert!(s.is_permanent());
+        assert_eq!(s.lifetime(), SessionConfig::default().lifetime);
+    }
+
+    #[test]
+    fn unreadable_settings_fall_back_to_the_defaults() {
+        let s = session(
+            &[("a", "1"), ("_permanent", "\"yes\""), ("_lifetime", "0")],
+            1000,
+        );
+        assert!(s.is_permanent());
+        assert_eq!(s.lifetime(), SessionConfig::default().lifetime);
+        assert_eq!(s.keys(), ["a"]);
+        // A new session with settings but no entries writes nothing.
+        let fresh = Session::new();
+        fresh.set_permanent(false);
+        assert!(fresh.state().stored_entries().is_empty());
+        assert!(fresh.state().change_set().set.is_empty());
     }
 
     #[test]

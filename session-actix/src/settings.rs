@@ -97,17 +97,22 @@ impl Settings {
         })
     }
 
-    /// The lifetime a session created at `created_at` gets when it is
-    /// written now: the idle lifetime, cut short by what the absolute
-    /// lifetime leaves of it. `None`: the absolute lifetime has run out (or
-    /// it is on and the creation time is unknown), so the session is over.
-    pub(crate) fn ttl(&self, created_at: Option<SystemTime>) -> Option<Duration> {
+    /// The lifetime a session created at `created_at`, whose idle lifetime
+    /// is `lifetime`, gets when it is written now: the idle lifetime, cut
+    /// short by what the absolute lifetime leaves of it. `None`: the
+    /// absolute lifetime has run out (or it is on and the creation time is
+    /// unknown), so the session is over.
+    pub(crate) fn ttl(
+        &self,
+        created_at: Option<SystemTime>,
+        lifetime: Duration,
+    ) -> Option<Duration> {
         let Some(absolute) = self.absolute_lifetime else {
-            return Some(self.lifetime);
+            return Some(lifetime);
         };
         let end = created_at? + absolute;
         match end.duration_since(SystemTime::now()) {
-            Ok(left) if !left.is_zero() => Some(self.lifetime.min(left)),
+            Ok(left) if !left.is_zero() => Some(lifetime.min(left)),
             _ => None,
         }
     }

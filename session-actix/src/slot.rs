@@ -13,7 +13,7 @@ use session_core::{OutagePolicy, SessionId, SessionStore, Signer, StoreError, St
 use tokio::sync::OnceCell;
 
 use crate::error::SessionRejection;
-use crate::session::{Session, State};
+use crate::session::{Defaults, Session, State};
 use crate::settings::{Sessions, Settings, Shared};
 
 /// The session of one request: loaded the first time someone asks.
@@ -84,7 +84,13 @@ const MAX_CANDIDATES: usize = 4;
 async fn load(shared: &Shared, req: &HttpRequest) -> Result<Session, SessionRejection> {
     let settings = &shared.settings;
     let values = cookie_values(req, &settings.cookie.name);
-    let state = |id, record| State::new(id, record, settings.codec, settings.max_size);
+    let defaults = Defaults {
+        codec: settings.codec,
+        max_size: settings.max_size,
+        permanent: settings.permanent,
+        lifetime: settings.lifetime,
+    };
+    let state = |id, record| State::new(id, record, defaults);
     match &shared.sessions {
         #[cfg(feature = "cookie")]
         Sessions::Cookie(store) => {
@@ -157,7 +163,9 @@ fn unavailable(
 /// creation times were kept), at once.
 fn within_absolute_lifetime(settings: &Settings, record: Option<Record>) -> (Option<Record>, bool) {
     match (settings.absolute_lifetime, record) {
-        (Some(_), Some(record)) if settings.ttl(record.created_at).is_none() => (None, true),
+        (Some(_), Some(record)) if settings.ttl(record.created_at, settings.lifetime).is_none() => {
+            (None, true)
+        }
         (_, record) => (record, false),
     }
 }

@@ -186,10 +186,32 @@ async fn visits(session: Session) -> Result<String> {
     Ok(visits.to_string())
 }
 
-async fn login(session: Session, q: web::Query<User>) -> Result<String> {
+#[derive(Deserialize)]
+struct Login {
+    user: String,
+    remember: Option<bool>,
+    lifetime: Option<u64>,
+}
+
+async fn login(session: Session, q: web::Query<Login>) -> Result<String> {
     session.renew();
     session.insert("user", &q.user)?;
+    if let Some(remember) = q.remember {
+        session.set_permanent(remember);
+    }
+    if let Some(secs) = q.lifetime {
+        session.set_lifetime(std::time::Duration::from_secs(secs));
+    }
     Ok(format!("welcome {}", q.user))
+}
+
+/// The session's own settings: `permanent lifetime-in-seconds`.
+async fn settings(session: Session) -> String {
+    format!(
+        "{} {}",
+        session.is_permanent(),
+        session.lifetime().as_secs()
+    )
 }
 
 async fn logout(session: Session) -> &'static str {
@@ -298,6 +320,9 @@ async fn hold_login(
 /// - `GET /typed/set`, `GET /typed/get`: the values of [`Typed::sample`].
 /// - `GET /set_wait?key=&value=`: waits on [`Hooks::barrier`] between
 ///   loading and writing.
+/// - `POST /login?user=&remember=&lifetime=`: renews, stores `user`, and
+///   sets the session's permanence and lifetime (seconds) when given.
+/// - `GET /settings`: `permanent lifetime` of the session.
 /// - `GET /hold_set?key=&value=`, `GET /hold_login?user=`: notify
 ///   [`Hooks::loaded`], then wait for [`Hooks::release`] before writing.
 /// - `GET /gated?gate=&key=&value=`: hold on [`Hooks::gates`]`[gate]`,
@@ -312,6 +337,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clear", web::get().to(clear))
         .route("/visits", web::get().to(visits))
         .route("/login", web::post().to(login))
+        .route("/settings", web::get().to(settings))
         .route("/logout", web::post().to(logout))
         .route("/typed/set", web::get().to(typed_set))
         .route("/typed/get", web::get().to(typed_get))

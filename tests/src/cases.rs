@@ -733,3 +733,65 @@ pub async fn logout_wins_over_a_login_in_flight(backend: Backend, _: Caps) {
         .assert_ok("", "the old cookie after logout and the login in flight")
         .assert_no_cookie("the old cookie after logout");
 }
+
+/// `set_permanent(false)` at login: a browser-session cookie, kept so
+/// through later writes and another login, while a default login's cookie
+/// is permanent.
+pub async fn a_session_that_is_not_permanent_gets_a_browser_session_cookie(
+    backend: Backend,
+    _: Caps,
+) {
+    let app = backend.start(|b| b, Hooks::new(1)).await;
+    let reply = app.post("/login?user=ann&remember=false", None).await;
+    reply.assert_ok("welcome ann", "login without remember-me");
+    let cookie = reply.expect_new_session("login");
+    let c = reply.session_cookie().unwrap();
+    assert_eq!(
+        (c.max_age(), c.expires()),
+        (None, None),
+        "a browser-session cookie: {c}"
+    );
+    app.get("/settings", Some(&cookie))
+        .await
+        .assert_ok("false 2678400", "the choice is stored with the session");
+    // Another login (renew) keeps it; so does a write.
+    let reply = app.post("/login?user=bob", Some(&cookie)).await;
+    let cookie = reply.follow(Some(&cookie)).expect("the login's new cookie");
+    let c = reply.session_cookie().expect("a login sends its cookie");
+    assert_eq!((c.max_age(), c.expires()), (None, None), "after renew: {c}");
+    let reply = app.get("/set?key=k&value=v", Some(&cookie)).await;
+    if let Some(c) = reply.session_cookie() {
+        assert_eq!(c.max_age(), None, "a write's cookie: {c}");
+    }
+    app.get("/settings", Some(&cookie))
+        .await
+        .assert_ok("false 2678400", "still not permanent");
+    // The default: permanent.
+    let reply = app.post("/login?user=cy", None).await;
+    let c = reply.session_cookie().expect("a login sends its cookie");
+    assert_eq!(c.max_age(), Some(time::Duration::seconds(2678400)), "{c}");
+}
+
+/// `set_lifetime` at login: the cookie's Max-Age and the server's expiry
+/// follow it, while a session on the default lifetime lives on.
+pub async fn a_session_lifetime_sets_max_age_and_ends_it_on_the_server(backend: Backend, _: Caps) {
+    let app = backend.start(|b| b, Hooks::new(1)).await;
+    let reply = app.post("/login?user=ann&lifetime=1", None).await;
+    let short = reply.expect_new_session("login with a 1 s lifetime");
+    let c = reply.session_cookie().unwrap();
+    assert_eq!(c.max_age(), Some(time::Duration::seconds(1)), "{c}");
+    app.get("/settings", Some(&short))
+        .await
+        .assert_ok("true 1", "the lifetime is stored with the session");
+    let long = app
+        .post("/login?user=bob", None)
+        .await
+        .expect_new_session("a default login");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    app.get("/get?key=user", Some(&short))
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "the 1 s session, 2.2 s later");
+    app.get("/get?key=user", Some(&long))
+        .await
+        .assert_ok("bob", "the default session lives on");
+}

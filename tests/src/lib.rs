@@ -325,6 +325,8 @@ macro_rules! http_suite {
             foreign_malformed_cookies_do_not_hide_the_session,
             sessions_expire_on_the_server,
             reads_extend_the_lifetime,
+            a_session_that_is_not_permanent_gets_a_browser_session_cookie,
+            a_session_lifetime_sets_max_age_and_ends_it_on_the_server,
         ]);
         $crate::http_suite!(@when $merge ($make) ($merge, $revoke) [
             concurrent_writes_to_different_keys_all_persist,

@@ -104,13 +104,30 @@ async fn get(session: Session, q: web::Query<GetQuery>) -> actix_web::Result<Htt
 #[derive(Deserialize)]
 struct LoginQuery {
     user: String,
+    /// Remember me: a cookie that outlives the browser (the default), or
+    /// (`false`) a browser-session cookie.
+    #[serde(default = "yes")]
+    remember: bool,
+    /// This session's idle lifetime in seconds, instead of
+    /// `PERMANENT_SESSION_LIFETIME`.
+    lifetime: Option<u64>,
 }
 
-/// Logs in: a new session id (fixation defence), then the user.
+fn yes() -> bool {
+    true
+}
+
+/// Logs in: a new session id (fixation defence), then the user; with
+/// `remember=false` the cookie ends with the browser, with `lifetime=SECS`
+/// the session ends SECS after its last use.
 #[post("/login")]
 async fn login(session: Session, q: web::Query<LoginQuery>) -> actix_web::Result<HttpResponse> {
     session.renew();
     session.insert("user", &q.user)?;
+    session.set_permanent(q.remember);
+    if let Some(secs) = q.lifetime {
+        session.set_lifetime(std::time::Duration::from_secs(secs));
+    }
     Ok(text(StatusCode::OK, format!("welcome {}", q.user)))
 }
 
