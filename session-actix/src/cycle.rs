@@ -13,17 +13,10 @@ use session_core::bytes::Bytes;
 use session_core::store::{Applied, ChangeSet, Record};
 use session_core::{OutagePolicy, SameSite, SessionId, SessionStore, StoreError, StoreKey};
 
-use crate::session::SessionStatus;
-use crate::settings::{Sessions, Settings};
+use crate::error::SessionError;
+use crate::session::{CookieChange, Ctx, Session, SessionStatus, State};
+use crate::settings::{Sessions, Settings, Shared};
 use crate::slot::Slot;
-
-/// What the response does with the session cookie.
-enum CookieChange {
-    Keep,
-    /// Send the cookie with this value, living this long (when permanent).
-    Set(String, Duration),
-    Remove,
-}
 
 /// Why a save wrote nothing.
 enum Failure {
@@ -58,6 +51,64 @@ struct Snapshot {
     /// The session's own idle lifetime and permanence (else the settings').
     lifetime: Duration,
     permanent: bool,
+    /// This request changed the session's permanence or lifetime: the
+    /// cookie is sent again, with its new attributes.
+    settings_changed: bool,
+}
+
+/// What a save needs from `state`, or `None` when nothing is to be saved:
+/// the store failed at load (the outage policy serves the session empty),
+/// or the response is a failure (`failed`) and the session was not purged.
+fn snapshot(state: &State, shared: &Shared, started: SystemTime, failed: bool) -> Option<Snapshot> {
+    if state.degraded {
+        return None;
+    }
+    let status = state.status();
+    if failed && status != SessionStatus::Purged {
+        return None;
+    }
+    let server_side = matches!(shared.sessions, Sessions::Store(_));
+    // The whole session is copied only when it is written whole: a new
+    // session, a login, a logout with new entries, or the cookie store.
+    let whole = !failed
+        && match status {
+            SessionStatus::Unchanged => !server_side,
+            SessionStatus::Changed => !(server_side && state.exists),
+            SessionStatus::Renewed | SessionStatus::Purged => true,
+        };
+    Some(Snapshot {
+        id: state.id.clone(),
+        key: state.key.clone(),
+        exists: state.exists,
+        ended: state.ended,
+        stale_key: state.stale_key,
+        expires_at: state.expires_at,
+        created_at: state.created_at,
+        status,
+        changes: if status == SessionStatus::Unchanged {
+            ChangeSet::default()
+        } else {
+            state.change_set()
+        },
+        entries: if whole {
+            state.stored_entries()
+        } else {
+            HashMap::new()
+        },
+        started,
+        lifetime: state.lifetime(),
+        permanent: state.is_permanent(),
+        settings_changed: state.settings_changed(),
+    })
+}
+
+/// Writes a snapshot where the middleware keeps sessions.
+async fn write(shared: &Shared, snapshot: Snapshot) -> Result<CookieChange, Failure> {
+    match &shared.sessions {
+        Sessions::Store(store) => save(store, &shared.settings, snapshot).await,
+        #[cfg(feature = "cookie")]
+        Sessions::Cookie(store) => Ok(save_cookie(store, &shared.settings, snapshot)),
+    }
 }
 
 /// The store cycle after the handler: saves what the request changed and
@@ -77,57 +128,36 @@ pub(crate) async fn finish<B: MessageBody>(
     // A handler that failed may have stopped half-way through its changes:
     // keep none of them (SESSION_SAVE_ON_ERROR), but carry out a logout.
     let failed = res.status().is_server_error() && !settings.save_on_error;
-    let snapshot = {
-        let state = session.state();
-        if state.degraded {
-            return res.map_into_left_body();
-        }
-        let status = state.status();
-        if failed && status != SessionStatus::Purged {
-            return res.map_into_left_body();
-        }
-        let server_side = matches!(shared.sessions, Sessions::Store(_));
-        // The whole session is copied only when it is written whole: a new
-        // session, a login, a logout with new entries, or the cookie store.
-        let whole = !failed
-            && match status {
-                SessionStatus::Unchanged => !server_side,
-                SessionStatus::Changed => !(server_side && state.exists),
-                SessionStatus::Renewed | SessionStatus::Purged => true,
-            };
-        Snapshot {
-            id: state.id.clone(),
-            key: state.key.clone(),
-            exists: state.exists,
-            ended: state.ended,
-            stale_key: state.stale_key,
-            expires_at: state.expires_at,
-            created_at: state.created_at,
-            status,
-            changes: if status == SessionStatus::Unchanged {
-                ChangeSet::default()
-            } else {
-                state.change_set()
-            },
-            entries: if whole {
-                state.stored_entries()
-            } else {
-                HashMap::new()
-            },
-            started: slot.started(),
-            lifetime: state.lifetime(),
-            permanent: state.is_permanent(),
-        }
+    let (snapshot, pending) = {
+        let mut state = session.state();
+        let pending = state.pending.take();
+        (snapshot(&state, shared, slot.started(), failed), pending)
     };
-    let permanent = snapshot.permanent;
-    let change = match &shared.sessions {
-        Sessions::Store(store) => save(store, settings, snapshot).await,
-        #[cfg(feature = "cookie")]
-        Sessions::Cookie(store) => Ok(save_cookie(store, settings, snapshot)),
+    let mut permanent = snapshot.as_ref().is_some_and(|s| s.permanent);
+    let change = match snapshot {
+        Some(snapshot) => write(shared, snapshot).await,
+        None => Ok(CookieChange::Keep),
+    };
+    // A save made during the request decided on a cookie: it is sent unless
+    // this save decides another (or the store fails and the policy is to
+    // fail the request).
+    let change = match (change, pending) {
+        (Ok(CookieChange::Keep), Some((earlier, earlier_permanent))) => {
+            permanent = earlier_permanent;
+            Ok(earlier)
+        }
+        (Err(Failure::Store(error)), Some((earlier, earlier_permanent)))
+            if settings.outage == OutagePolicy::ServeEmpty =>
+        {
+            tracing::warn!(%error, "session store failed at save; the change is dropped");
+            permanent = earlier_permanent;
+            Ok(earlier)
+        }
+        (change, _) => change,
     };
     let cookie = match change {
         Ok(CookieChange::Keep) => return res.map_into_left_body(),
-        Ok(CookieChange::Set(value, ttl)) => set_cookie(settings, value, ttl, permanent),
+        Ok(CookieChange::Set { value, ttl, .. }) => set_cookie(settings, value, ttl, permanent),
         Ok(CookieChange::Remove) => removal_cookie(settings),
         Err(Failure::Store(error)) => return outage(settings, res, &error),
         Err(Failure::TooLarge { size, limit }) => {
@@ -257,13 +287,20 @@ async fn save<S: SessionStore>(
     } else {
         CookieChange::Keep
     };
-    let set = |id: &SessionId, ttl| CookieChange::Set(cookie_value(settings, id), ttl);
+    let set = |id: &SessionId, ttl| CookieChange::Set {
+        value: cookie_value(settings, id),
+        ttl,
+        id: Some(id.clone()),
+    };
     // The cookie of a saved session is sent again only to extend a
     // permanent cookie's expiry, once it has aged, or to sign it with the
     // current key: a browser-session cookie, or a recently sent one, is
     // already right.
     let keep_or_resend = |id: &SessionId, ttl| {
-        if snap.stale_key || (snap.permanent && aged(snap.lifetime, snap.expires_at, ttl)) {
+        if snap.stale_key
+            || snap.settings_changed
+            || (snap.permanent && aged(snap.lifetime, snap.expires_at, ttl))
+        {
             set(id, ttl)
         } else {
             CookieChange::Keep
@@ -453,7 +490,11 @@ async fn renew<S: SessionStore>(
             ),
             Applied::Deleted | Applied::Gone => return Ok(CookieChange::Remove),
         }
-        Ok::<_, StoreError>(CookieChange::Set(cookie_value(settings, &id), ttl))
+        Ok::<_, StoreError>(CookieChange::Set {
+            value: cookie_value(settings, &id),
+            ttl,
+            id: Some(id.clone()),
+        })
     };
     let change = match moved.await {
         Ok(change) => change,
@@ -464,7 +505,7 @@ async fn renew<S: SessionStore>(
             return Err(error.into());
         }
     };
-    if !matches!(change, CookieChange::Set(..)) {
+    if !matches!(change, CookieChange::Set { .. }) {
         return Ok(change);
     }
     let done = Bytes::from(micros_since_epoch(SystemTime::now()).to_string());
@@ -555,7 +596,11 @@ fn save_cookie(
             expires_at: None,
             created_at: Some(created_at),
         };
-        CookieChange::Set(store.encode(&record, ttl), ttl)
+        CookieChange::Set {
+            value: store.encode(&record, ttl),
+            ttl,
+            id: None,
+        }
     } else if snap.exists || snap.ended {
         CookieChange::Remove
     } else {
@@ -611,4 +656,69 @@ fn removal_cookie(settings: &Settings) -> Cookie<'static> {
     cookie.set_max_age(time::Duration::ZERO);
     cookie.set_expires(time::OffsetDateTime::UNIX_EPOCH);
     cookie
+}
+
+impl Session {
+    /// Writes the changes made so far, now, in the middle of the handler
+    /// (a long-running handler, a streaming response), with every contract
+    /// of the end-of-request save: only the changed keys are sent, a logout
+    /// wins, a login moves the session to a new id. The save after the
+    /// handler then sends only what changed after this one, and the cookie
+    /// this save decided on goes out with the response.
+    ///
+    /// A session that belongs to no middleware ([`Session::new`]) has
+    /// nowhere to go: saving it does nothing.
+    ///
+    /// # Errors
+    ///
+    /// Nothing is saved, and the changes stay to be saved after the
+    /// handler (where the outage policy answers), on:
+    /// [`SessionError::Store`] when the store fails or times out (or failed
+    /// when the session was loaded and the outage policy served it empty),
+    /// and [`SessionError::TooLargeInStore`] when, with what other requests
+    /// stored, the session would pass `SESSION_MAX_SIZE`.
+    pub async fn save(&self) -> Result<(), SessionError> {
+        let (snapshot, shared, taken) = {
+            let mut state = self.state();
+            let Some(Ctx {
+                shared, started, ..
+            }) = state.ctx.clone()
+            else {
+                return Ok(());
+            };
+            if state.degraded {
+                return Err(SessionError::Store(session_core::StoreError::backend(
+                    "the session store failed when the session was loaded",
+                )));
+            }
+            let Some(snapshot) = snapshot(&state, &shared, started, false) else {
+                return Ok(());
+            };
+            if snapshot.status == SessionStatus::Unchanged && !snapshot.stale_key {
+                return Ok(());
+            }
+            // Changes made while the store is asked are tracked afresh.
+            (snapshot, shared, state.take_tracked())
+        };
+        let permanent = snapshot.permanent;
+        let lifetime = snapshot.lifetime;
+        let status = snapshot.status;
+        let outcome = write(&shared, snapshot).await;
+        let mut state = self.state();
+        match outcome {
+            Ok(change) => {
+                state.saved(change, status, permanent, lifetime, &shared.settings);
+                Ok(())
+            }
+            Err(failure) => {
+                state.restore_tracked(taken);
+                Err(match failure {
+                    Failure::Store(error) => SessionError::Store(error),
+                    Failure::TooLarge { size, limit } => {
+                        SessionError::TooLargeInStore { size, limit }
+                    }
+                })
+            }
+        }
+    }
 }

@@ -7,10 +7,12 @@ use session_core::codec::CodecError;
 use session_core::store::StoreError;
 
 /// An operation on a [`Session`](crate::Session) failed: a value that does
-/// not serialize or deserialize, or a session that would grow too large.
+/// not serialize or deserialize, a session that would grow too large, or
+/// the store failing under an explicit save or reload.
 ///
-/// As an actix-web error it is a bare `500` (details go to the log, never
-/// to the client), so handlers can use `?` on session calls.
+/// As an actix-web error it is a bare `500` (`503` for
+/// [`Store`](Self::Store); details go to the log, never to the client),
+/// so handlers can use `?` on session calls.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
@@ -47,6 +49,22 @@ pub enum SessionError {
         /// The limit.
         limit: usize,
     },
+    /// The store failed or timed out during
+    /// [`Session::save`](crate::Session::save) or
+    /// [`Session::reload`](crate::Session::reload) (`503`).
+    #[error("the session store failed: {0}")]
+    Store(#[source] StoreError),
+    /// [`Session::save`](crate::Session::save) was refused: with what other
+    /// requests stored, the session would pass its size limit.
+    #[error(
+        "the session would grow to {size} bytes with what other requests stored, over its limit of {limit} bytes (SESSION_MAX_SIZE)"
+    )]
+    TooLargeInStore {
+        /// The size the merged session would have had.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The key starts with a NUL character: such keys are reserved for
     /// the stores' own bookkeeping.
     #[error("session key {key:?}: keys starting with a NUL character are reserved")]
@@ -58,7 +76,10 @@ pub enum SessionError {
 
 impl ResponseError for SessionError {
     fn status_code(&self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
+        match self {
+            SessionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
 
     /// The body never says more than the status: details are for the log.

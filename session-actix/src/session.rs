@@ -12,6 +12,7 @@ use session_core::store::{ChangeSet, Record};
 use session_core::{Codec, SessionConfig, SessionId, StoreKey};
 
 use crate::error::SessionError;
+use crate::settings::{Settings, Shared};
 
 /// Where a session stands after the handler, as the middleware sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +93,49 @@ impl Defaults {
     }
 }
 
+/// What the response does with the session cookie.
+#[derive(Debug)]
+pub(crate) enum CookieChange {
+    Keep,
+    /// Send the cookie with this value, living `ttl` (when permanent); `id`
+    /// is the session it names (`None` for the cookie store).
+    Set {
+        value: String,
+        ttl: Duration,
+        id: Option<SessionId>,
+    },
+    Remove,
+}
+
+/// Where a session loaded by the middleware is saved and reloaded from,
+/// in the middle of a request.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) shared: Arc<Shared>,
+    /// When the middleware received the request.
+    pub(crate) started: SystemTime,
+    /// The request's cookies of the session's name, as sent (what the
+    /// cookie store reloads from).
+    #[cfg_attr(not(feature = "cookie"), allow(dead_code))]
+    pub(crate) cookies: Vec<String>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").finish_non_exhaustive()
+    }
+}
+
+/// What a request changed, as tracked for the next save.
+#[derive(Debug, Default)]
+pub(crate) struct Tracked {
+    changes: HashMap<String, Option<Bytes>>,
+    cleared: bool,
+    renewed: bool,
+    purged: bool,
+    meta_changed: bool,
+}
+
 /// A session's state within one request.
 #[derive(Debug)]
 pub(crate) struct State {
@@ -131,6 +175,12 @@ pub(crate) struct State {
     codec: Codec,
     max_size: usize,
     defaults: Defaults,
+    /// The cookie a save made during the request decided on, and whether
+    /// it is permanent: sent with the response unless the save after the
+    /// handler decides another.
+    pub(crate) pending: Option<(CookieChange, bool)>,
+    /// Set for a session the middleware loaded.
+    pub(crate) ctx: Option<Ctx>,
 }
 
 impl State {
@@ -173,6 +223,82 @@ impl State {
             codec,
             max_size: defaults.max_size,
             defaults,
+            pending: None,
+            ctx: None,
+        }
+    }
+
+    /// Whether this request set the session's permanence or lifetime.
+    pub(crate) fn settings_changed(&self) -> bool {
+        self.meta_changed
+    }
+
+    /// Takes what the request changed so far, for a save under way;
+    /// changes made meanwhile are tracked afresh.
+    pub(crate) fn take_tracked(&mut self) -> Tracked {
+        Tracked {
+            changes: std::mem::take(&mut self.changes),
+            cleared: std::mem::take(&mut self.cleared),
+            renewed: std::mem::take(&mut self.renewed),
+            purged: std::mem::take(&mut self.purged),
+            meta_changed: std::mem::take(&mut self.meta_changed),
+        }
+    }
+
+    /// Puts back what a failed save took; changes made since win for
+    /// their keys, and came after a `clear` or `purge` that was taken.
+    pub(crate) fn restore_tracked(&mut self, taken: Tracked) {
+        for (key, change) in taken.changes {
+            if !(self.cleared || self.purged) {
+                self.changes.entry(key).or_insert(change);
+            }
+        }
+        self.cleared |= taken.cleared;
+        self.renewed |= taken.renewed;
+        self.purged |= taken.purged;
+        self.meta_changed |= taken.meta_changed;
+    }
+
+    /// Records what a save made during the request did: the session it
+    /// left (its id, and whether it is stored) and the cookie to send.
+    pub(crate) fn saved(
+        &mut self,
+        change: CookieChange,
+        status: SessionStatus,
+        permanent: bool,
+        lifetime: Duration,
+        settings: &Settings,
+    ) {
+        let now = SystemTime::now();
+        self.ended = false;
+        self.stale_key = false;
+        match &change {
+            CookieChange::Keep => {}
+            CookieChange::Remove => {
+                self.id = None;
+                self.key = None;
+                self.exists = false;
+                self.created_at = None;
+                self.expires_at = None;
+            }
+            CookieChange::Set { id, .. } => {
+                // A login keeps the creation time; a new session, or one
+                // started after a logout, begins now.
+                if !self.exists || status == SessionStatus::Purged {
+                    self.created_at = Some(now);
+                }
+                if let Some(id) = id {
+                    self.key = Some(StoreKey::new(&settings.key_prefix, id, settings.hash_ids));
+                    self.id = Some(id.clone());
+                }
+                self.exists = true;
+            }
+        }
+        if self.exists && status != SessionStatus::Unchanged {
+            self.expires_at = Some(now + lifetime);
+        }
+        if !matches!(change, CookieChange::Keep) {
+            self.pending = Some((change, permanent));
         }
     }
 

@@ -12,8 +12,9 @@ use session_core::store::Record;
 use session_core::{OutagePolicy, SessionId, SessionStore, Signer, StoreError, StoreKey};
 use tokio::sync::OnceCell;
 
+use crate::error::SessionError;
 use crate::error::SessionRejection;
-use crate::session::{Defaults, Session, State};
+use crate::session::{CookieChange, Ctx, Defaults, Session, State};
 use crate::settings::{Sessions, Settings, Shared};
 
 /// The session of one request: loaded the first time someone asks.
@@ -62,7 +63,16 @@ impl Slot {
     pub(crate) async fn session(&self, req: &HttpRequest) -> Result<Session, SessionRejection> {
         self.0
             .session
-            .get_or_try_init(|| load(&self.0.shared, req))
+            .get_or_try_init(|| async {
+                let values = cookie_values(req, &self.0.shared.settings.cookie.name);
+                let mut state = load(&self.0.shared, &values).await?;
+                state.ctx = Some(Ctx {
+                    shared: Arc::clone(&self.0.shared),
+                    started: self.0.started,
+                    cookies: values,
+                });
+                Ok(Session::from_state(state))
+            })
             .await
             .cloned()
     }
@@ -81,32 +91,12 @@ const MAX_CANDIDATES: usize = 4;
 /// real one, and often first. Each is tried, in order, until one names a
 /// live session (signature checked first when signing is on), so such a
 /// cookie can neither log the user out nor log them in as someone else.
-async fn load(shared: &Shared, req: &HttpRequest) -> Result<Session, SessionRejection> {
+async fn load(shared: &Shared, values: &[String]) -> Result<State, SessionRejection> {
     let settings = &shared.settings;
-    let values = cookie_values(req, &settings.cookie.name);
-    let defaults = Defaults {
-        codec: settings.codec,
-        max_size: settings.max_size,
-        permanent: settings.permanent,
-        lifetime: settings.lifetime,
-    };
-    let state = |id, record| State::new(id, record, defaults);
+    let state = |id, record| State::new(id, record, defaults(settings));
     match &shared.sessions {
         #[cfg(feature = "cookie")]
-        Sessions::Cookie(store) => {
-            let opened = values
-                .iter()
-                .filter(|v| v.len() <= session_core::store::cookie::BROWSER_COOKIE_LIMIT)
-                .find_map(|v| store.decode_fresh(v));
-            // A cookie of a fallback key, or of the other content, is
-            // written anew on this response.
-            let stale = opened.as_ref().is_some_and(|(_, fresh)| !fresh);
-            let (record, ended) = within_absolute_lifetime(settings, opened.map(|(r, _)| r));
-            let mut loaded = state(None, record);
-            loaded.ended = ended;
-            loaded.stale_key = stale && !ended;
-            Ok(Session::from_state(loaded))
-        }
+        Sessions::Cookie(store) => Ok(open_cookie(store, settings, values)),
         Sessions::Store(store) => {
             let mut first = None;
             for (id, stale_key) in values
@@ -127,14 +117,43 @@ async fn load(shared: &Shared, req: &HttpRequest) -> Result<Session, SessionReje
                 loaded.key = Some(key);
                 loaded.ended = ended;
                 if loaded.exists {
-                    return Ok(Session::from_state(loaded));
+                    return Ok(loaded);
                 }
                 first.get_or_insert(loaded);
             }
-            Ok(Session::from_state(
-                first.unwrap_or_else(|| state(None, None)),
-            ))
+            Ok(first.unwrap_or_else(|| state(None, None)))
         }
+    }
+}
+
+/// The session in the first of `values` the cookie store opens.
+#[cfg(feature = "cookie")]
+fn open_cookie(
+    store: &session_core::store::cookie::CookieStore,
+    settings: &Settings,
+    values: &[String],
+) -> State {
+    let opened = values
+        .iter()
+        .filter(|v| v.len() <= session_core::store::cookie::BROWSER_COOKIE_LIMIT)
+        .find_map(|v| store.decode_fresh(v));
+    // A cookie of a fallback key, or of the other content, is written anew
+    // on this response.
+    let stale = opened.as_ref().is_some_and(|(_, fresh)| !fresh);
+    let (record, ended) = within_absolute_lifetime(settings, opened.map(|(r, _)| r));
+    let mut loaded = State::new(None, record, defaults(settings));
+    loaded.ended = ended;
+    loaded.stale_key = stale && !ended;
+    loaded
+}
+
+/// What a session is when it says nothing of its own.
+fn defaults(settings: &Settings) -> Defaults {
+    Defaults {
+        codec: settings.codec,
+        max_size: settings.max_size,
+        permanent: settings.permanent,
+        lifetime: settings.lifetime,
     }
 }
 
@@ -143,12 +162,12 @@ fn unavailable(
     settings: &Settings,
     mut empty: State,
     error: StoreError,
-) -> Result<Session, SessionRejection> {
+) -> Result<State, SessionRejection> {
     match settings.outage {
         OutagePolicy::ServeEmpty => {
             tracing::warn!(%error, "session store failed at load; serving an empty session");
             empty.degraded = true;
-            Ok(Session::from_state(empty))
+            Ok(empty)
         }
         _ => {
             tracing::error!(%error, "session store failed at load; answering 503");
@@ -219,5 +238,62 @@ fn parse_id(signer: Option<&Signer>, value: &str) -> Option<(SessionId, bool)> {
             SessionId::parse(id).map(|id| (id, !current))
         }
         Some(_) => None,
+    }
+}
+
+impl Session {
+    /// Reads the session again from where it is kept, dropping the changes
+    /// not saved yet: what another request stored meanwhile shows, and the
+    /// handler starts over from it. After a [`save`](Self::save) of this
+    /// request, the session that save left is read (a login's new one, or
+    /// none after a logout).
+    ///
+    /// A session that belongs to no middleware ([`Session::new`]) has
+    /// nowhere to be read from: reloading it does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the store fails or times out; the
+    /// session is then left as it was.
+    pub async fn reload(&self) -> Result<(), SessionError> {
+        let (ctx, id, key, pending) = {
+            let state = self.state();
+            let Some(ctx) = state.ctx.clone() else {
+                return Ok(());
+            };
+            let pending = match &state.pending {
+                Some((CookieChange::Set { value, .. }, _)) => Some(value.clone()),
+                _ => None,
+            };
+            (ctx, state.id.clone(), state.key.clone(), pending)
+        };
+        let settings = &ctx.shared.settings;
+        let mut fresh = match &ctx.shared.sessions {
+            #[cfg(feature = "cookie")]
+            Sessions::Cookie(store) => {
+                // The cookie is the session: the one this request's save
+                // decided on, else the request's own.
+                let values = pending.map_or_else(|| ctx.cookies.clone(), |value| vec![value]);
+                open_cookie(store, settings, &values)
+            }
+            Sessions::Store(store) => {
+                let _ = pending;
+                let record = match &key {
+                    Some(key) => store.load(key).await.map_err(SessionError::Store)?,
+                    None => None,
+                };
+                let (record, ended) = within_absolute_lifetime(settings, record);
+                let mut fresh = State::new(id, record, defaults(settings));
+                fresh.key = key;
+                fresh.ended = ended;
+                fresh
+            }
+        };
+        let mut state = self.state();
+        fresh.stale_key |= state.stale_key;
+        fresh.pending = state.pending.take();
+        fresh.ctx = state.ctx.take();
+        *state = fresh;
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! are used only where a real store cannot show the behaviour (a store that
 //! hangs on demand, the exact calls made).
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -84,8 +85,79 @@ async fn spawned(session: Session) -> actix_web::Result<&'static str> {
     Ok("ok")
 }
 
+#[derive(Deserialize)]
+struct KeyValue {
+    key: String,
+    value: String,
+}
+
+/// Sets `key`, saves, holds (notifying `loaded`, waiting for `release`),
+/// then sets `after`.
+async fn save_hold(
+    session: Session,
+    hooks: web::Data<Hooks>,
+    q: web::Query<KeyValue>,
+) -> Result<&'static str, actix_web::Error> {
+    session.insert(&q.key, &q.value)?;
+    session.save().await?;
+    hooks.loaded.notify_one();
+    hooks.release.notified().await;
+    session.insert("after", "1")?;
+    Ok("saved")
+}
+
+/// Logs in and saves at once; nothing changes after.
+async fn login_save(
+    session: Session,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<&'static str, actix_web::Error> {
+    session.renew();
+    session.insert("user", &q["user"])?;
+    session.save().await?;
+    Ok("welcome")
+}
+
+/// Sets `mine` without saving, holds, reloads, and answers the keys.
+async fn reload_hold(
+    session: Session,
+    hooks: web::Data<Hooks>,
+) -> Result<String, actix_web::Error> {
+    session.insert("mine", "1")?;
+    hooks.loaded.notify_one();
+    hooks.release.notified().await;
+    session.reload().await?;
+    let mut keys = session.keys();
+    keys.sort();
+    Ok(keys.join(","))
+}
+
+/// Sets `key` and saves; answers `ok` or the error's status.
+async fn save_report(
+    session: Session,
+    q: web::Query<KeyValue>,
+) -> Result<String, actix_web::Error> {
+    session.insert(&q.key, &q.value)?;
+    Ok(match session.save().await {
+        Ok(()) => "ok".to_owned(),
+        Err(error) => actix_web::ResponseError::status_code(&error)
+            .as_u16()
+            .to_string(),
+    })
+}
+
+/// Makes the session end with the browser.
+async fn forget_me(session: Session) -> &'static str {
+    session.set_permanent(false);
+    "ok"
+}
+
 fn extra(cfg: &mut web::ServiceConfig) {
-    cfg.route("/twice", web::get().to(twice))
+    cfg.route("/forget_me", web::get().to(forget_me))
+        .route("/save_hold", web::get().to(save_hold))
+        .route("/login_save", web::post().to(login_save))
+        .route("/reload_hold", web::get().to(reload_hold))
+        .route("/save_report", web::get().to(save_report))
+        .route("/twice", web::get().to(twice))
         .route("/set_big", web::get().to(set_big))
         .route("/get_u32", web::get().to(get_u32))
         .route("/spawned", web::get().to(spawned));
@@ -1283,4 +1355,123 @@ async fn a_session_attached_to_a_test_request_is_what_handlers_get() {
     session.attach_to(&req);
     req.session().await.unwrap().insert("seen", true).unwrap();
     assert_eq!(session.get::<bool>("seen").unwrap(), Some(true));
+}
+
+// ---------------------------------------------------------------------------
+// Explicit save and reload
+
+#[actix_web::test]
+async fn save_writes_in_the_middle_of_the_handler_and_the_end_saves_the_rest() {
+    let app = start(SessionMiddleware::builder(MemoryStore::new())).await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    let held = app.spawn(app.request(Method::GET, "/save_hold?key=a&value=2", Some(&cookie)));
+    within("the save", app.hooks().loaded.notified()).await;
+    // The handler is still running: what it saved is already there.
+    app.get("/get?key=a", Some(&cookie))
+        .await
+        .assert_ok("2", "a value saved in the middle of a handler");
+    app.get("/get?key=after", Some(&cookie))
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "not yet set");
+    app.hooks().release.notify_one();
+    let reply = within("the held request", held).await.unwrap();
+    reply.assert_ok("saved", "the held request");
+    app.get("/get?key=after", Some(&cookie))
+        .await
+        .assert_ok("1", "the change after the save is saved at the end");
+    app.get("/get?key=a", Some(&cookie))
+        .await
+        .assert_ok("2", "and the saved one stays");
+}
+
+#[actix_web::test]
+async fn a_login_saved_in_the_handler_sends_its_new_cookie() {
+    for (what, builder) in [
+        ("memory", SessionMiddleware::builder(MemoryStore::new())),
+        (
+            "cookie",
+            SessionMiddleware::builder(CookieStore::new(SECRET, [""; 0]).unwrap()),
+        ),
+    ] {
+        let app = start(builder).await;
+        let cookie = app
+            .get("/set?key=a&value=1", None)
+            .await
+            .expect_new_session("set");
+        let reply = app.post("/login_save?user=ann", Some(&cookie)).await;
+        reply.assert_ok("welcome", what);
+        let new = reply.expect_new_session(what);
+        assert_ne!(new, cookie, "{what}: the login's cookie");
+        app.get("/get?key=user", Some(&new))
+            .await
+            .assert_ok("ann", what);
+        app.get("/get?key=a", Some(&new))
+            .await
+            .assert_ok("1", "the login keeps the data");
+        if what == "memory" {
+            app.get("/get?key=a", Some(&cookie))
+                .await
+                .assert_status(StatusCode::NOT_FOUND, "the pre-login id is gone");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn reload_drops_unsaved_changes_and_reads_what_others_stored() {
+    let app = start(SessionMiddleware::builder(MemoryStore::new())).await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    let held = app.spawn(app.request(Method::GET, "/reload_hold", Some(&cookie)));
+    within("the load", app.hooks().loaded.notified()).await;
+    app.get("/set?key=other&value=2", Some(&cookie))
+        .await
+        .assert_ok("ok", "a write while the first request holds");
+    app.hooks().release.notify_one();
+    let reply = within("the held request", held).await.unwrap();
+    reply
+        .assert_ok(
+            "a,other",
+            "after reload: the stored session, not the unsaved change",
+        )
+        .assert_no_cookie("nothing left to save");
+    app.get("/get?key=mine", Some(&cookie))
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "the dropped change was never saved");
+}
+
+#[actix_web::test]
+async fn a_failing_save_is_returned_to_the_handler() {
+    let app = start(faulty(Fault::None, Fault::Fail).outage_policy(OutagePolicy::ServeEmpty)).await;
+    let reply = app.get("/save_report?key=a&value=1", None).await;
+    reply.assert_ok("503", "the store's failure, as the handler sees it");
+    reply.assert_no_cookie("nothing was saved");
+}
+
+#[actix_web::test]
+async fn changing_a_session_s_permanence_sends_its_cookie_again() {
+    let app = start(SessionMiddleware::builder(MemoryStore::new())).await;
+    let reply = app.get("/set?key=a&value=1", None).await;
+    let cookie = reply.expect_new_session("set");
+    assert!(
+        reply.session_cookie().unwrap().max_age().is_some(),
+        "permanent by default"
+    );
+    let reply = app.get("/forget_me", Some(&cookie)).await;
+    reply.assert_ok("ok", "forget me");
+    let c = reply.session_cookie().expect("the cookie, sent again");
+    assert_eq!(c.value(), cookie, "the same session");
+    assert_eq!(
+        (c.max_age(), c.expires()),
+        (None, None),
+        "now a browser-session cookie: {c}"
+    );
+    app.get("/get?key=a", Some(&cookie))
+        .await
+        .assert_ok("1", "the data stays")
+        .assert_no_cookie("nothing changed since");
 }
