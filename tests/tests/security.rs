@@ -34,8 +34,12 @@ async fn set_then_fail(
 }
 
 /// Logs out, then answers 500.
+/// Logs out, starts a new session (a flash message), then fails.
 async fn purge_then_fail(session: Session) -> HttpResponse {
     session.purge();
+    if session.insert("flash", "bye").is_err() {
+        return HttpResponse::BadRequest().finish();
+    }
     HttpResponse::InternalServerError().finish()
 }
 
@@ -395,10 +399,14 @@ async fn a_failed_request_saves_nothing_unless_asked() {
         .await
         .assert_ok("1", "the change of a failed request is not saved");
 
-    // A logout is carried out even when the response is an error.
+    // A logout is carried out even when the response is an error; the
+    // session the failed handler started after it is not.
     let out = app.post("/purge_then_fail", Some(&cookie)).await;
     out.assert_status(StatusCode::INTERNAL_SERVER_ERROR, "logout then 500");
-    assert!(out.removes_session(), "the cookie is removed");
+    assert!(
+        out.removes_session(),
+        "the cookie is removed, and no new session is sent"
+    );
     app.get("/peek", Some(&cookie))
         .await
         .assert_ok("", "the session is gone");
