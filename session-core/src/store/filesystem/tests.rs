@@ -225,3 +225,37 @@ async fn the_count_survives_a_restart() {
     let reopened = FileStore::builder(dir.path()).build().unwrap();
     assert_eq!(reopened.inner.count.load(Ordering::Relaxed), 2);
 }
+
+/// A file the store cannot open for a reason other than its absence (a
+/// socket in its place: `open` fails with `ENXIO`) is an I/O error the
+/// outage policy answers, not a missing or dead session.
+#[tokio::test]
+async fn a_session_file_that_cannot_be_opened_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::builder(dir.path()).build().unwrap();
+    let key = StoreKey::from_raw("socket");
+    let _socket = std::os::unix::net::UnixListener::bind(main_path(&store, &key)).unwrap();
+    match store.load(&key).await {
+        Err(StoreError::Io(e)) => assert_ne!(e.kind(), io::ErrorKind::NotFound, "{e}"),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}
+
+/// A session path that cannot be removed for a reason other than its
+/// absence (a directory in its place) is an error, not "already gone".
+#[tokio::test]
+async fn a_session_file_that_cannot_be_removed_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::builder(dir.path()).build().unwrap();
+    let key = StoreKey::from_raw("a directory");
+    fs::create_dir(main_path(&store, &key)).unwrap();
+    assert!(
+        matches!(store.delete(&key).await, Err(StoreError::Io(_))),
+        "a directory in a session's place was taken for a missing session"
+    );
+    // Missing files are not an error.
+    store
+        .delete(&StoreKey::from_raw("never stored"))
+        .await
+        .unwrap();
+}
