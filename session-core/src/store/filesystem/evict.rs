@@ -350,6 +350,14 @@ mod tests {
         assert_eq!(files(&store), 2, "only the live sessions are left");
         assert_eq!(store.inner.count.load(Ordering::Relaxed), 2);
         assert!(store.load(&key("live")).await.unwrap().is_some());
+        // The next sweep is due one period after this one, not later.
+        let next = store.inner.next_sweep.load(Ordering::Relaxed);
+        let period = SWEEP_EVERY.as_millis() as u64;
+        let now = now_ms();
+        assert!(
+            next > now && next <= now + period,
+            "next sweep at {next}, now {now}, every {period} ms"
+        );
     }
 
     #[tokio::test]
