@@ -377,4 +377,30 @@ mod tests {
         assert!(!stale.exists());
         assert!(fresh.exists(), "a write in progress was removed");
     }
+
+    /// A full store's search for room finds the store no longer full
+    /// (another thread made room meanwhile): it evicts no one.
+    #[tokio::test]
+    async fn making_room_in_a_store_no_longer_full_evicts_no_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::builder(dir.path())
+            .threshold(100)
+            .build()
+            .unwrap();
+        for i in 0..95 {
+            assert!(
+                store
+                    .create(&key(&format!("s{i}")), &rec(), LONG)
+                    .await
+                    .unwrap()
+            );
+        }
+        assert!(store.inner.make_room().unwrap());
+        assert_eq!(
+            files(&store),
+            95,
+            "sessions were evicted from a store with room"
+        );
+        assert_eq!(store.inner.count.load(Ordering::Relaxed), 95);
+    }
 }
