@@ -289,6 +289,13 @@ mod tests {
         for name in ["s2", "s3", "s4"] {
             assert!(store.load(&key(name)).await.unwrap().is_some(), "{name}");
         }
+        // Making room was a sweep: the next periodic one is a period away.
+        let next = store.inner.next_sweep.load(Ordering::Relaxed);
+        let (now, period) = (now_ms(), SWEEP_EVERY.as_millis() as u64);
+        assert!(
+            next > now && next <= now + period,
+            "next sweep at {next}, now {now}, every {period} ms"
+        );
     }
 
     /// A login leaves a short-lived note at the old id; evicting by expiry
