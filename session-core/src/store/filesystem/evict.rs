@@ -410,4 +410,35 @@ mod tests {
         );
         assert_eq!(store.inner.count.load(Ordering::Relaxed), 95);
     }
+
+    /// A file that went between the listing and the look is gone; one that
+    /// cannot be opened (a socket) is not a session, and counts as a file.
+    #[test]
+    fn peeking_tells_a_vanished_file_from_an_unreadable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            peek(&dir.path().join("gone.session")),
+            Ok(Peek::Gone)
+        ));
+        let socket = dir.path().join("socket.session");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert!(matches!(peek(&socket), Ok(Peek::Unknown)));
+    }
+
+    /// Removing a file that is not there is no error; failing to remove one
+    /// that is (a directory in its place) is.
+    #[test]
+    fn removing_tells_a_missing_file_from_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!remove_if_there(&dir.path().join("missing")).unwrap());
+        let file = dir.path().join("file");
+        fs::write(&file, b"x").unwrap();
+        assert!(remove_if_there(&file).unwrap());
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        assert!(
+            remove_if_there(&sub).is_err(),
+            "a directory was taken for a missing file"
+        );
+    }
 }
