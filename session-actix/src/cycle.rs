@@ -2,6 +2,7 @@
 //! cookie.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix_web::HttpResponse;
@@ -14,7 +15,7 @@ use session_core::store::{Applied, ChangeSet, Record};
 use session_core::{OutagePolicy, SameSite, SessionId, SessionStore, StoreError, StoreKey};
 
 use crate::error::SessionError;
-use crate::session::{CookieChange, Ctx, Session, SessionStatus, State};
+use crate::session::{CookieChange, Session, SessionStatus, State};
 use crate::settings::{Sessions, Settings, Shared};
 use crate::slot::Slot;
 
@@ -133,7 +134,6 @@ pub(crate) async fn finish<B: MessageBody>(
         let pending = state.pending.take();
         (snapshot(&state, shared, slot.started(), failed), pending)
     };
-    let mut permanent = snapshot.as_ref().is_some_and(|s| s.permanent);
     let change = match snapshot {
         Some(snapshot) => write(shared, snapshot).await,
         None => Ok(CookieChange::Keep),
@@ -142,22 +142,23 @@ pub(crate) async fn finish<B: MessageBody>(
     // this save decides another (or the store fails and the policy is to
     // fail the request).
     let change = match (change, pending) {
-        (Ok(CookieChange::Keep), Some((earlier, earlier_permanent))) => {
-            permanent = earlier_permanent;
-            Ok(earlier)
-        }
-        (Err(Failure::Store(error)), Some((earlier, earlier_permanent)))
+        (Ok(CookieChange::Keep), Some(earlier)) => Ok(earlier),
+        (Err(Failure::Store(error)), Some(earlier))
             if settings.outage == OutagePolicy::ServeEmpty =>
         {
             tracing::warn!(%error, "session store failed at save; the change is dropped");
-            permanent = earlier_permanent;
             Ok(earlier)
         }
         (change, _) => change,
     };
     let cookie = match change {
         Ok(CookieChange::Keep) => return res.map_into_left_body(),
-        Ok(CookieChange::Set { value, ttl, .. }) => set_cookie(settings, value, ttl, permanent),
+        Ok(CookieChange::Set {
+            value,
+            ttl,
+            permanent,
+            ..
+        }) => set_cookie(settings, value, ttl, permanent),
         Ok(CookieChange::Remove) => removal_cookie(settings),
         Err(Failure::Store(error)) => return outage(settings, res, &error),
         Err(Failure::TooLarge { size, limit }) => {
@@ -290,6 +291,7 @@ async fn save<S: SessionStore>(
     let set = |id: &SessionId, ttl| CookieChange::Set {
         value: cookie_value(settings, id),
         ttl,
+        permanent: snap.permanent,
         id: Some(id.clone()),
     };
     // The cookie of a saved session is sent again only to extend a
@@ -440,6 +442,7 @@ async fn renew<S: SessionStore>(
     // Unknown only when no absolute lifetime is set: the move starts the
     // count (`ttl` is the idle lifetime then).
     let created_at = snap.created_at.or_else(|| Some(SystemTime::now()));
+    let permanent = snap.permanent;
     let id = SessionId::generate();
     let new = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
     let note = move_note(old);
@@ -493,6 +496,7 @@ async fn renew<S: SessionStore>(
         Ok::<_, StoreError>(CookieChange::Set {
             value: cookie_value(settings, &id),
             ttl,
+            permanent,
             id: Some(id.clone()),
         })
     };
@@ -599,6 +603,7 @@ fn save_cookie(
         CookieChange::Set {
             value: store.encode(&record, ttl),
             ttl,
+            permanent: snap.permanent,
             id: None,
         }
     } else if snap.exists || snap.ended {
@@ -680,12 +685,10 @@ impl Session {
     pub async fn save(&self) -> Result<(), SessionError> {
         let (snapshot, shared, taken) = {
             let mut state = self.state();
-            let Some(Ctx {
-                shared, started, ..
-            }) = state.ctx.clone()
-            else {
+            let Some(ctx) = &state.ctx else {
                 return Ok(());
             };
+            let (shared, started) = (Arc::clone(&ctx.shared), ctx.started);
             if state.degraded {
                 return Err(SessionError::Store(session_core::StoreError::backend(
                     "the session store failed when the session was loaded",
@@ -700,14 +703,13 @@ impl Session {
             // Changes made while the store is asked are tracked afresh.
             (snapshot, shared, state.take_tracked())
         };
-        let permanent = snapshot.permanent;
         let lifetime = snapshot.lifetime;
         let status = snapshot.status;
         let outcome = write(&shared, snapshot).await;
         let mut state = self.state();
         match outcome {
             Ok(change) => {
-                state.saved(change, status, permanent, lifetime, &shared.settings);
+                state.saved(change, status, lifetime, &shared.settings);
                 Ok(())
             }
             Err(failure) => {

@@ -97,11 +97,13 @@ impl Defaults {
 #[derive(Debug)]
 pub(crate) enum CookieChange {
     Keep,
-    /// Send the cookie with this value, living `ttl` (when permanent); `id`
-    /// is the session it names (`None` for the cookie store).
+    /// Send the cookie with this value, living `ttl` when `permanent` (else
+    /// a browser-session cookie); `id` is the session it names (`None` for
+    /// the cookie store).
     Set {
         value: String,
         ttl: Duration,
+        permanent: bool,
         id: Option<SessionId>,
     },
     Remove,
@@ -175,10 +177,9 @@ pub(crate) struct State {
     codec: Codec,
     max_size: usize,
     defaults: Defaults,
-    /// The cookie a save made during the request decided on, and whether
-    /// it is permanent: sent with the response unless the save after the
-    /// handler decides another.
-    pub(crate) pending: Option<(CookieChange, bool)>,
+    /// The cookie a save made during the request decided on: sent with the
+    /// response unless the save after the handler decides another.
+    pub(crate) pending: Option<CookieChange>,
     /// Set for a session the middleware loaded.
     pub(crate) ctx: Option<Ctx>,
 }
@@ -265,7 +266,6 @@ impl State {
         &mut self,
         change: CookieChange,
         status: SessionStatus,
-        permanent: bool,
         lifetime: Duration,
         settings: &Settings,
     ) {
@@ -298,7 +298,7 @@ impl State {
             self.expires_at = Some(now + lifetime);
         }
         if !matches!(change, CookieChange::Keep) {
-            self.pending = Some((change, permanent));
+            self.pending = Some(change);
         }
     }
 

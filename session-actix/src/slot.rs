@@ -111,11 +111,8 @@ async fn load(shared: &Shared, values: &[String]) -> Result<State, SessionReject
                 if record.is_none() && first.is_some() {
                     continue;
                 }
-                let (record, ended) = within_absolute_lifetime(settings, record);
-                let mut loaded = state(Some(id), record);
+                let mut loaded = stored(settings, Some(id), Some(key), record);
                 loaded.stale_key = stale_key;
-                loaded.key = Some(key);
-                loaded.ended = ended;
                 if loaded.exists {
                     return Ok(loaded);
                 }
@@ -124,6 +121,22 @@ async fn load(shared: &Shared, values: &[String]) -> Result<State, SessionReject
             Ok(first.unwrap_or_else(|| state(None, None)))
         }
     }
+}
+
+/// The session a store gave for `key` (and the cookie's `id`), as this
+/// request sees it: missing, and to be deleted, once its absolute lifetime
+/// is over.
+fn stored(
+    settings: &Settings,
+    id: Option<SessionId>,
+    key: Option<StoreKey>,
+    record: Option<Record>,
+) -> State {
+    let (record, ended) = within_absolute_lifetime(settings, record);
+    let mut state = State::new(id, record, defaults(settings));
+    state.key = key;
+    state.ended = ended;
+    state
 }
 
 /// The session in the first of `values` the cookie store opens.
@@ -262,7 +275,7 @@ impl Session {
                 return Ok(());
             };
             let pending = match &state.pending {
-                Some((CookieChange::Set { value, .. }, _)) => Some(value.clone()),
+                Some(CookieChange::Set { value, .. }) => Some(value.clone()),
                 _ => None,
             };
             (ctx, state.id.clone(), state.key.clone(), pending)
@@ -282,11 +295,7 @@ impl Session {
                     Some(key) => store.load(key).await.map_err(SessionError::Store)?,
                     None => None,
                 };
-                let (record, ended) = within_absolute_lifetime(settings, record);
-                let mut fresh = State::new(id, record, defaults(settings));
-                fresh.key = key;
-                fresh.ended = ended;
-                fresh
+                stored(settings, id, key, record)
             }
         };
         let mut state = self.state();
