@@ -48,9 +48,7 @@ impl SigningKey {
     /// [`WeakSecret`] if it is shorter than [`MIN_SECRET_LEN`] bytes.
     pub fn new(secret: impl Into<String>) -> Result<Self, WeakSecret> {
         let secret = secret.into();
-        if secret.len() < MIN_SECRET_LEN {
-            return Err(WeakSecret { len: secret.len() });
-        }
+        long_enough(secret.as_bytes())?;
         Ok(Self(secret))
     }
 
@@ -193,13 +191,19 @@ fn derive(purpose: &str, secret: &[u8]) -> Result<HmacSha256, WeakSecret> {
     Ok(HmacSha256::new_from_slice(&subkey).expect("HMAC takes keys of any length"))
 }
 
+/// Refuses a secret shorter than [`MIN_SECRET_LEN`].
+fn long_enough(secret: &[u8]) -> Result<(), WeakSecret> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(WeakSecret { len: secret.len() });
+    }
+    Ok(())
+}
+
 /// The 32-byte key for one use (`purpose`) of `secret`: HMAC-SHA256 of the
 /// purpose under the secret, so that keys made for different uses are
 /// unrelated.
 pub(crate) fn subkey(purpose: &str, secret: &[u8]) -> Result<[u8; 32], WeakSecret> {
-    if secret.len() < MIN_SECRET_LEN {
-        return Err(WeakSecret { len: secret.len() });
-    }
+    long_enough(secret)?;
     let mut kdf = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
     kdf.update(b"actix-server-session/");
     kdf.update(purpose.as_bytes());

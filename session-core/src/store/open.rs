@@ -22,7 +22,7 @@ impl<S: super::SessionStore> From<S> for Backend {
     }
 }
 
-/// The signed cookie store: the cookie carries the whole session.
+/// The cookie store: the cookie carries the whole session, sealed or signed.
 #[cfg(feature = "cookie")]
 impl From<super::cookie::CookieStore> for Backend {
     fn from(store: super::cookie::CookieStore) -> Self {
