@@ -823,3 +823,191 @@ async fn rediss_speaks_tls_and_checks_the_certificate() {
         record(&[("a", "1")]).entries
     );
 }
+
+#[tokio::test]
+async fn debug_names_the_kind_of_deployment_and_nothing_else() {
+    for (url, kind) in [
+        (SINGLE, "single"),
+        (CLUSTER, "cluster"),
+        (SENTINEL, "sentinel"),
+    ] {
+        assert_eq!(
+            format!("{:?}", connect(url).await),
+            format!("RedisStore {{ kind: {kind:?} }}"),
+            "{url}"
+        );
+    }
+}
+
+/// The number of connections a server has accepted since it started.
+fn connections_received(port: u16) -> u64 {
+    let info = redis_cli(port, &["INFO", "stats"]);
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_connections_received:"))
+        .unwrap_or_else(|| panic!("INFO stats on {port}: {info}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The number of clients connected to a server now.
+fn connected_clients(port: u16) -> u64 {
+    let info = redis_cli(port, &["INFO", "clients"]);
+    info.lines()
+        .find_map(|line| line.strip_prefix("connected_clients:"))
+        .unwrap_or_else(|| panic!("INFO clients on {port}: {info}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits until `check` holds, for at most five seconds.
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(Instant::now() < deadline, "still not so: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_stores_on_one_thread_keep_their_own_databases() {
+    // Both stores make their connection on this (one) thread: each must use
+    // its own, not the other's.
+    let one = connect("redis://127.0.0.1:6379/1").await;
+    let two = connect("redis://127.0.0.1:6379/2").await;
+    let key = unique_key("two-dbs");
+    assert!(
+        one.create(&key, &record(&[("db", "1")]), Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert_eq!(two.load(&key).await.unwrap(), None, "database 2 is apart");
+    assert!(
+        two.create(&key, &record(&[("db", "2")]), Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    let entries = |r: Option<Record>| r.unwrap().entries;
+    assert_eq!(
+        entries(one.load(&key).await.unwrap()),
+        record(&[("db", "1")]).entries
+    );
+    assert_eq!(
+        entries(two.load(&key).await.unwrap()),
+        record(&[("db", "2")]).entries
+    );
+    assert_eq!(
+        redis_cli(6379, &["-n", "1", "HGET", key.as_str(), "db"]),
+        "1"
+    );
+    assert_eq!(
+        redis_cli(6379, &["-n", "2", "HGET", key.as_str(), "db"]),
+        "2"
+    );
+}
+
+#[tokio::test]
+async fn a_store_keeps_one_connection_per_thread_and_closes_it_when_dropped() {
+    const PORT: u16 = 6384;
+    let _server = Server::start(PORT, &[]);
+    // `build` checks the server with a connection of its own, then drops it.
+    let store = connect(&format!("redis://127.0.0.1:{PORT}")).await;
+    let before = connections_received(PORT);
+    let key = unique_key("per-thread");
+    store
+        .create(&key, &record(&[("a", "1")]), Duration::from_secs(60))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        assert!(store.load(&key).await.unwrap().is_some());
+    }
+    // One connection for the store, one for the INFO below.
+    assert_eq!(connections_received(PORT) - before, 2);
+
+    drop(store);
+    // Only the redis-cli asking is left.
+    until("the dropped store's connection is closed", || {
+        connected_clients(PORT) == 1
+    })
+    .await;
+}
+
+#[test]
+fn a_thread_whose_runtime_ended_connects_again_after_one_failure() {
+    // A thread that outlives the runtime its connection was made on (a
+    // restarted actix System, a test runtime per test): the connection
+    // manager reconnects on the thread's new runtime.
+    const PORT: u16 = 6386;
+    let _server = Server::start(PORT, &[]);
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    let store = first.block_on(async {
+        RedisStore::builder(format!("redis://127.0.0.1:{PORT}"))
+            .timeout(Duration::from_millis(500))
+            .build()
+            .await
+            .unwrap()
+    });
+    let key = unique_key("runtime");
+    first
+        .block_on(store.create(&key, &record(&[("a", "1")]), Duration::from_secs(60)))
+        .unwrap();
+    drop(first);
+
+    let second = runtime();
+    let mut failures = 0;
+    let loaded = second.block_on(async {
+        loop {
+            match store.load(&key).await {
+                Ok(loaded) => break loaded,
+                Err(error) => {
+                    failures += 1;
+                    assert!(failures < 3, "still failing: {error:?}");
+                }
+            }
+        }
+    });
+    assert_eq!(loaded.unwrap().entries, record(&[("a", "1")]).entries);
+    assert!(failures <= 1, "{failures} failures");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_asks_for_the_master_once_and_keeps_its_connection() {
+    // A private master and sentinel, so that no other test's connections
+    // are counted.
+    const MASTER: u16 = 6388;
+    const SENTINEL_PORT: u16 = 26388;
+    let _master = Server::start(MASTER, &[]);
+    let conf = std::env::temp_dir().join(format!("session-sentinel-test-{SENTINEL_PORT}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "sentinel resolve-hostnames no\n\
+             sentinel monitor reuse 127.0.0.1 {MASTER} 1\n"
+        ),
+    )
+    .unwrap();
+    let _sentinel = Server::start_with(conf.to_str(), SENTINEL_PORT, &["--sentinel"]);
+    let store = connect(&format!("redis+sentinel://127.0.0.1:{SENTINEL_PORT}/reuse")).await;
+    let key = unique_key("sentinel-reuse");
+    eventually(Duration::from_secs(10), async || {
+        store
+            .create(&key, &record(&[("a", "1")]), Duration::from_secs(60))
+            .await
+    })
+    .await;
+    let before = connections_received(MASTER);
+    for _ in 0..20 {
+        assert!(store.load(&key).await.unwrap().is_some());
+    }
+    // The INFO calls' own connections, and perhaps the sentinel's: not one
+    // per load.
+    let made = connections_received(MASTER) - before;
+    assert!(made <= 3, "{made} connections for 20 loads");
+}

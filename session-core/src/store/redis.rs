@@ -273,14 +273,6 @@ impl PerThread {
             Ok(connection)
         })
     }
-
-    /// Forgets this thread's connection after an I/O error, so that the next
-    /// call connects afresh (on whatever runtime the thread runs then).
-    fn failed(&self, error: &RedisError) {
-        if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
-            CONNECTIONS.with_borrow_mut(|connections| connections.retain(|(id, _)| *id != self.id));
-        }
-    }
 }
 
 impl Drop for PerThread {
@@ -381,11 +373,9 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         let mut connection = self.connection().await?;
         f(&mut connection).await.map_err(|error| {
-            match &self.backend {
-                Backend::PerThread(p) => p.failed(&error),
-                #[cfg(feature = "redis-sentinel")]
-                Backend::Sentinel(s) => s.failed(&error),
-                _ => {}
+            #[cfg(feature = "redis-sentinel")]
+            if let Backend::Sentinel(s) = &self.backend {
+                s.failed(&error);
             }
             StoreError::backend(error)
         })
