@@ -11,6 +11,7 @@ use actix_web::cookie::{Cookie, SameSite as CookieSameSite, time};
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use session_core::bytes::Bytes;
+use session_core::logout::{MOVE_NOTE_TTL, micros_since_epoch, move_note, purge};
 use session_core::store::{Applied, ChangeSet, Record};
 use session_core::{OutagePolicy, SameSite, SessionId, SessionStore, StoreError, StoreKey};
 
@@ -398,23 +399,6 @@ async fn save<S: SessionStore>(
     }
 }
 
-/// How long the note that a login moved a session stays: longer than any
-/// request of that session can still be in flight.
-const MOVE_NOTE_TTL: Duration = Duration::from_secs(300);
-
-/// The key of the note a login leaves at the old id: which keys it moved to.
-fn move_note(old: &StoreKey) -> StoreKey {
-    StoreKey::from_raw(format!("{old}:moved"))
-}
-
-/// A time as a note records it: microseconds since the epoch (a logout
-/// that follows the login's response is microseconds later, at least).
-fn micros_since_epoch(t: SystemTime) -> u128 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros()
-}
-
 /// Moves a stored session to a new id (login). The old id never holds
 /// anything the login wrote, at any step, whatever fails; and a logout
 /// racing the login still wins, whatever the interleaving:
@@ -530,41 +514,6 @@ async fn renew<S: SessionStore>(
             Ok(change)
         }
     }
-}
-
-/// Deletes a session and, following the notes logins leave, every session
-/// it was moved to by a login that was not over when this request arrived
-/// (`started`).
-async fn purge<S: SessionStore>(
-    store: &S,
-    key: StoreKey,
-    started: SystemTime,
-) -> Result<(), StoreError> {
-    let started = micros_since_epoch(started);
-    let in_flight = |done: &Bytes| {
-        std::str::from_utf8(done)
-            .ok()
-            .and_then(|us| us.parse::<u128>().ok())
-            // Empty (the login is under way) or unreadable: follow.
-            .is_none_or(|done| started <= done)
-    };
-    let mut pending = vec![key];
-    // Each login adds one hop; a handful covers any real chain.
-    for _ in 0..8 {
-        let Some(key) = pending.pop() else {
-            return Ok(());
-        };
-        store.delete(&key).await?;
-        if let Some(note) = store.take(&move_note(&key)).await? {
-            pending.extend(
-                note.entries
-                    .into_iter()
-                    .filter(|(_, done)| in_flight(done))
-                    .map(|(target, _)| StoreKey::from_raw(target)),
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Saves a cookie-store session: the cookie is the session.

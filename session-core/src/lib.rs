@@ -11,11 +11,13 @@
 pub mod codec;
 pub mod config;
 pub mod id;
+pub mod logout;
 pub mod signing;
 pub mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+pub mod users;
 
 /// The `bytes` crate, whose `Bytes` holds encoded values.
 pub use bytes;

@@ -1,0 +1,424 @@
+//! Per-user sessions: the index of a user's sessions, kept in the store
+//! beside the sessions themselves, so that an app can list where a user is
+//! logged in, end one of those sessions, or end them all.
+//!
+//! # Layout
+//!
+//! - A session bound to a user holds a [`Binding`] under [`USER_KEY`] (the
+//!   user, the session's [`Handle`], and when the session last wrote its
+//!   index entry) and, under [`SEEN_KEY`], when it was last seen (refreshed
+//!   or written), in milliseconds since the epoch. Both are encoded with the
+//!   session's codec, like its other entries.
+//! - The user's index is a record of its own, under [`index_key`]
+//!   (`prefix + "user:" + hex(sha256(user))`): one entry per session, by
+//!   handle, holding an [`Entry`] as JSON (the session's store key, when it
+//!   was bound, and the client seen then, if tracked).
+//!
+//! The index is written with the store's ordinary operations, so every
+//! store keeps it with the guarantees it gives sessions: two logins of one
+//! user add their entries without losing either, and a revocation deletes
+//! sessions the way a logout does (see [`logout::purge`]): once it returns,
+//! no request reads them, and no request in flight writes them back.
+//!
+//! # Lifetimes
+//!
+//! The index always gets the same lifetime, [`INDEX_TTL`] (800 days), from
+//! every write: as a write never shortens what the one before it gave, the
+//! index outlives every session that wrote its entry within the last
+//! `INDEX_TTL` minus that session's lifetime. A bound session whose entry
+//! was written longer ago than that writes it again
+//! ([`Binding::index_due`]), so the index outlives the sessions it lists,
+//! as long as a bound session's lifetime stays under [`MAX_BOUND_LIFETIME`].
+//!
+//! Entries of sessions that are gone (logged out, expired, revoked) are
+//! dropped whenever the index is listed, which every new binding does: the
+//! index holds at most one entry per live session, plus those that ended
+//! since the user last logged in.
+//!
+//! [`logout::purge`]: crate::logout::purge
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::StoreKey;
+use crate::codec::Codec;
+use crate::logout::purge;
+use crate::store::{Applied, ChangeSet, Record, SessionStore, StoreError};
+
+/// The session entry that names its user: a [`Binding`].
+pub const USER_KEY: &str = "_user";
+/// The session entry that says when it was last seen: milliseconds since
+/// the epoch.
+pub const SEEN_KEY: &str = "_seen";
+/// The lifetime every write gives a user's index: 800 days.
+pub const INDEX_TTL: Duration = Duration::from_secs(800 * 24 * 60 * 60);
+/// The longest lifetime a session bound to a user keeps (400 days, as long
+/// as browsers keep a cookie): half of [`INDEX_TTL`], so that the index
+/// outlives it with a write at most every 400 days.
+pub const MAX_BOUND_LIFETIME: Duration = Duration::from_secs(400 * 24 * 60 * 60);
+
+/// Bytes of randomness in a handle.
+const HANDLE_BYTES: usize = 16;
+
+/// An opaque name for one session of a user, to show and to revoke it by.
+///
+/// It is neither the session's id nor its store key, and is no use as a
+/// cookie: knowing it lets a user's own requests end that session, nothing
+/// more.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Handle(String);
+
+impl Handle {
+    /// A new random handle: 128 bits, as 22 base64url characters.
+    ///
+    /// # Panics
+    ///
+    /// When the operating system's random source fails.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; HANDLE_BYTES];
+        getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Parses a handle as [`as_str`](Self::as_str) gave it; `None` for
+    /// anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        (bytes.len() == HANDLE_BYTES).then(|| Self(text.to_owned()))
+    }
+
+    /// The handle's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a session bound to a user keeps of the binding, under
+/// [`USER_KEY`].
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Binding {
+    /// The user, as the app named them.
+    pub user: String,
+    /// The session's handle in the user's index.
+    pub handle: Handle,
+    /// When the session last wrote its entry in the index, in milliseconds
+    /// since the epoch.
+    pub indexed_at: u64,
+}
+
+impl Binding {
+    /// Whether the session, written now with lifetime `ttl`, could outlive
+    /// the index as its last entry write left it: then it writes its entry
+    /// again.
+    pub fn index_due(&self, now: SystemTime, ttl: Duration) -> bool {
+        let indexed_at = SystemTime::UNIX_EPOCH + Duration::from_millis(self.indexed_at);
+        indexed_at + INDEX_TTL < now + ttl
+    }
+}
+
+/// One session in a user's index, as stored there (JSON).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Entry {
+    /// The session's store key.
+    pub key: String,
+    /// When the session was bound, in milliseconds since the epoch.
+    pub bound_at: u64,
+    /// The client's `User-Agent` at binding, when tracked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The client's address at binding, when tracked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+}
+
+/// One live session of a user, as [`UserIndex::list`] gives it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Listed {
+    /// The session's handle.
+    pub handle: Handle,
+    /// When the session was created (its first request, before any login
+    /// moved it), if the store knows.
+    pub created_at: Option<SystemTime>,
+    /// When the session was last refreshed or written.
+    pub last_seen: SystemTime,
+    /// The client's `User-Agent` at binding, when tracked.
+    pub user_agent: Option<String>,
+    /// The client's address at binding, when tracked.
+    pub ip: Option<String>,
+}
+
+/// Milliseconds since the epoch.
+pub fn millis(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn from_millis(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// The store key of `user`'s index: `prefix + "user:" + hex(sha256(user))`.
+pub fn index_key(prefix: &str, user: &str) -> StoreKey {
+    StoreKey::from_raw(format!(
+        "{prefix}user:{}",
+        hex::encode(Sha256::digest(user.as_bytes()))
+    ))
+}
+
+/// A user's index in a store.
+#[derive(Debug)]
+pub struct UserIndex<'a, S> {
+    store: &'a S,
+    key: StoreKey,
+    user: &'a str,
+    codec: Codec,
+}
+
+impl<'a, S: SessionStore> UserIndex<'a, S> {
+    /// The index of `user`, in `store`, beside sessions whose keys start
+    /// with `prefix` and whose entries `codec` encodes.
+    pub fn new(store: &'a S, prefix: &str, user: &'a str, codec: Codec) -> Self {
+        Self {
+            store,
+            key: index_key(prefix, user),
+            user,
+            codec,
+        }
+    }
+
+    /// The index's own store key.
+    pub fn key(&self) -> &StoreKey {
+        &self.key
+    }
+
+    /// Writes (or rewrites) the entry of one session, and gives the whole
+    /// index its lifetime again.
+    ///
+    /// # Errors
+    ///
+    /// The store's.
+    pub async fn add(&self, handle: &Handle, entry: &Entry) -> Result<(), StoreError> {
+        let value = Bytes::from(serde_json::to_vec(entry).map_err(StoreError::backend)?);
+        let changes = ChangeSet {
+            set: vec![(handle.as_str().to_owned(), value.clone())],
+            ..ChangeSet::default()
+        };
+        // The index may expire or be emptied between the two calls: try
+        // again, a few times.
+        for _ in 0..4 {
+            match self.store.apply(&self.key, &changes, INDEX_TTL).await? {
+                Applied::Done => return Ok(()),
+                Applied::Gone | Applied::Deleted => {}
+                Applied::TooLarge { size } => {
+                    return Err(StoreError::backend(format!(
+                        "a user's session index is {size} bytes, past the store's limit"
+                    )));
+                }
+            }
+            let record = Record::from(HashMap::from([(handle.as_str().to_owned(), value.clone())]));
+            if self.store.create(&self.key, &record, INDEX_TTL).await? {
+                // In use from the start, for stores that evict records
+                // nobody came back to (memory, files).
+                let _ = self.store.touch(&self.key, INDEX_TTL).await?;
+                return Ok(());
+            }
+        }
+        Err(StoreError::backend(
+            "a user's session index kept changing under a new entry",
+        ))
+    }
+
+    /// The index's entries as stored, readable or not dropped.
+    ///
+    /// # Errors
+    ///
+    /// The store's.
+    pub async fn entries(&self) -> Result<Vec<(Handle, Entry)>, StoreError> {
+        let Some(record) = self.store.load(&self.key).await? else {
+            return Ok(Vec::new());
+        };
+        let mut entries: Vec<(Handle, Entry)> = record
+            .entries
+            .iter()
+            .filter_map(|(handle, value)| {
+                Some((Handle::parse(handle)?, serde_json::from_slice(value).ok()?))
+            })
+            .collect();
+        entries.sort_by(|a, b| a.1.bound_at.cmp(&b.1.bound_at).then(a.0.0.cmp(&b.0.0)));
+        Ok(entries)
+    }
+
+    /// Removes entries by handle.
+    async fn remove(&self, handles: Vec<String>) -> Result<(), StoreError> {
+        if handles.is_empty() {
+            return Ok(());
+        }
+        let changes = ChangeSet {
+            remove: handles,
+            ..ChangeSet::default()
+        };
+        let _ = self.store.apply(&self.key, &changes, INDEX_TTL).await?;
+        Ok(())
+    }
+
+    /// The user's live sessions, oldest binding first. Entries of sessions
+    /// the store no longer holds (or that no longer name this user under
+    /// that handle) are dropped from the index on the way.
+    ///
+    /// # Errors
+    ///
+    /// The store's.
+    pub async fn list(&self) -> Result<Vec<Listed>, StoreError> {
+        let mut live = Vec::new();
+        let mut gone = Vec::new();
+        for (handle, entry) in self.entries().await? {
+            let key = StoreKey::from_raw(entry.key);
+            let Some(record) = self.store.load(&key).await? else {
+                gone.push(handle.0);
+                continue;
+            };
+            let binding = record
+                .entries
+                .get(USER_KEY)
+                .and_then(|v| self.codec.decode::<Binding>(v).ok());
+            if binding.is_none_or(|b| b.user != self.user || b.handle != handle) {
+                gone.push(handle.0);
+                continue;
+            }
+            let seen = record
+                .entries
+                .get(SEEN_KEY)
+                .and_then(|v| self.codec.decode::<u64>(v).ok())
+                .map_or(from_millis(entry.bound_at), from_millis);
+            live.push(Listed {
+                handle,
+                created_at: record.created_at,
+                last_seen: seen,
+                user_agent: entry.user_agent,
+                ip: entry.ip,
+            });
+        }
+        self.remove(gone).await?;
+        Ok(live)
+    }
+
+    /// Ends the session `handle` names, if it is this user's: returns
+    /// whether it was.
+    ///
+    /// # Errors
+    ///
+    /// The store's; the session may then be ended or not.
+    pub async fn revoke(&self, handle: &Handle) -> Result<bool, StoreError> {
+        let started = SystemTime::now();
+        let entries = self.entries().await?;
+        let Some((_, entry)) = entries.into_iter().find(|(h, _)| h == handle) else {
+            return Ok(false);
+        };
+        purge(self.store, StoreKey::from_raw(entry.key), started).await?;
+        self.remove(vec![handle.0.clone()]).await?;
+        Ok(true)
+    }
+
+    /// Ends every session of the user but the one `except` names (if any);
+    /// returns how many entries it ended.
+    ///
+    /// # Errors
+    ///
+    /// The store's; the sessions ended before it stay ended.
+    pub async fn revoke_all(&self, except: Option<&Handle>) -> Result<usize, StoreError> {
+        let started = SystemTime::now();
+        let mut ended = Vec::new();
+        for (handle, entry) in self.entries().await? {
+            if Some(&handle) == except {
+                continue;
+            }
+            purge(self.store, StoreKey::from_raw(entry.key), started).await?;
+            ended.push(handle.0);
+        }
+        let count = ended.len();
+        self.remove(ended).await?;
+        Ok(count)
+    }
+
+    /// Keeps the user to at most `max` live sessions, ending the least
+    /// recently seen ones, never `keep`; returns how many it ended.
+    ///
+    /// # Errors
+    ///
+    /// The store's.
+    pub async fn cap(&self, max: usize, keep: &Handle) -> Result<usize, StoreError> {
+        let mut live = self.list().await?;
+        let Some(excess) = live.len().checked_sub(max).filter(|n| *n > 0) else {
+            return Ok(0);
+        };
+        live.retain(|l| &l.handle != keep);
+        live.sort_by_key(|l| l.last_seen);
+        let mut ended = 0;
+        for listed in live.into_iter().take(excess) {
+            ended += usize::from(self.revoke(&listed.handle).await?);
+        }
+        Ok(ended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_random_and_parse_back() {
+        let (a, b) = (Handle::generate(), Handle::generate());
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 22);
+        assert_eq!(Handle::parse(a.as_str()), Some(a));
+        assert_eq!(Handle::parse("short"), None);
+        assert_eq!(Handle::parse(&"A".repeat(43)), None);
+        assert_eq!(Handle::parse("!!!!!!!!!!!!!!!!!!!!!!"), None);
+    }
+
+    #[test]
+    fn index_keys_hash_the_user() {
+        let key = index_key("session:", "42");
+        assert_eq!(
+            key.as_str(),
+            "session:user:73475cb40a568e8da8a045ced110137e159f890ac4da883b6b17dc651b3a8049"
+        );
+        assert_ne!(index_key("session:", "43"), key);
+    }
+
+    #[test]
+    fn the_index_entry_is_written_again_before_the_index_could_expire() {
+        let now = SystemTime::now();
+        let ttl = Duration::from_secs(31 * 24 * 3600);
+        let fresh = Binding {
+            user: "42".into(),
+            handle: Handle::generate(),
+            indexed_at: millis(now),
+        };
+        assert!(!fresh.index_due(now, ttl));
+        assert!(!fresh.index_due(now, MAX_BOUND_LIFETIME));
+        let old = Binding {
+            indexed_at: millis(now - (INDEX_TTL - ttl) - Duration::from_secs(1)),
+            ..fresh.clone()
+        };
+        assert!(old.index_due(now, ttl));
+        let just = Binding {
+            indexed_at: millis(now - (INDEX_TTL - ttl) + Duration::from_secs(1)),
+            ..fresh
+        };
+        assert!(!just.index_due(now, ttl));
+    }
+}
