@@ -230,6 +230,22 @@ impl SessionMiddlewareBuilder {
         self
     }
 
+    /// Whether binding a session to a user ([`Session::bind_user`](crate::Session::bind_user))
+    /// records the client's `User-Agent` and address, for the user's list
+    /// of sessions (`SESSION_TRACK_CLIENT`). Defaults to false.
+    pub fn track_client(mut self, track: bool) -> Self {
+        self.config.track_client = track;
+        self
+    }
+
+    /// The most sessions one user may have (`SESSION_MAX_PER_USER`):
+    /// binding one more ends the user's least recently seen ones. Defaults
+    /// to no limit; 0 is refused by [`build`](Self::build).
+    pub fn max_sessions_per_user(mut self, max: usize) -> Self {
+        self.config.max_per_user = Some(max);
+        self
+    }
+
     /// Checks the settings and builds the middleware.
     ///
     /// # Errors

@@ -13,10 +13,11 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use session_core::bytes::Bytes;
 use session_core::logout::{MOVE_NOTE_TTL, micros_since_epoch, move_note, purge};
 use session_core::store::{Applied, ChangeSet, Record};
+use session_core::users::{Binding, Entry, SEEN_KEY, USER_KEY, UserIndex, millis};
 use session_core::{OutagePolicy, SameSite, SessionId, SessionStore, StoreError, StoreKey};
 
 use crate::error::SessionError;
-use crate::session::{CookieChange, Session, SessionStatus, State};
+use crate::session::{Client, CookieChange, Session, SessionStatus, State};
 use crate::settings::{Sessions, Settings, Shared};
 use crate::slot::Slot;
 
@@ -56,6 +57,13 @@ struct Snapshot {
     /// This request changed the session's permanence or lifetime: the
     /// cookie is sent again, with its new attributes.
     settings_changed: bool,
+    /// The user the session is bound to, and when it was last seen.
+    binding: Option<Binding>,
+    seen: Option<u64>,
+    /// This request bound the session: its entry goes into the user's index.
+    bound: bool,
+    /// The client, when `SESSION_TRACK_CLIENT` records it.
+    client: Option<Client>,
 }
 
 /// What a save needs from `state`, or `None` when nothing is to be saved:
@@ -101,6 +109,10 @@ fn snapshot(state: &State, shared: &Shared, started: SystemTime, failed: bool) -
         lifetime: state.lifetime(),
         permanent: state.is_permanent(),
         settings_changed: state.settings_changed(),
+        binding: state.binding.clone(),
+        seen: state.seen,
+        bound: state.bound,
+        client: state.ctx.as_ref().and_then(|ctx| ctx.client.clone()),
     })
 }
 
@@ -312,30 +324,48 @@ async fn save<S: SessionStore>(
     // A new session under a fresh id. A login's is in use from the start:
     // it is touched at once, so that a bounded store (memory, files) does
     // not take it for one of a flood of new sessions nobody came back to.
-    let create_fresh =
-        async |entries: HashMap<String, Bytes>, in_use: bool| -> Result<CookieChange, Failure> {
-            let now = SystemTime::now();
-            let ttl = settings
-                .ttl(Some(now), snap.lifetime)
-                .unwrap_or(snap.lifetime);
-            let record = Record {
-                entries,
-                expires_at: None,
-                created_at: Some(now),
-            };
-            // 256 random bits do not collide; the loop is for a broken RNG.
-            for _ in 0..3 {
-                let id = SessionId::generate();
-                let key = key(&id);
-                if store.create(&key, &record, ttl).await? {
-                    if in_use {
-                        let _ = store.touch(&key, ttl).await?;
-                    }
-                    return Ok(set(&id, ttl));
-                }
-            }
-            Err(StoreError::backend("three fresh session ids were all taken").into())
+    let create_fresh = async |entries: HashMap<String, Bytes>,
+                              in_use: bool|
+           -> Result<CookieChange, Failure> {
+        let now = SystemTime::now();
+        let ttl = settings
+            .ttl(Some(now), snap.lifetime)
+            .unwrap_or(snap.lifetime);
+        let record = Record {
+            entries,
+            expires_at: None,
+            created_at: Some(now),
         };
+        // 256 random bits do not collide; the loop is for a broken RNG.
+        for _ in 0..3 {
+            let id = SessionId::generate();
+            let key = key(&id);
+            if store.create(&key, &record, ttl).await? {
+                if in_use {
+                    let _ = store.touch(&key, ttl).await?;
+                }
+                if let Some(binding) = &snap.binding {
+                    // Nobody holds a cookie for it yet: without its
+                    // index entry, the session goes again.
+                    let entry = fresh_entry(&key, snap.client.as_ref());
+                    if let Err(error) = index(store, settings, binding)
+                        .add(&binding.handle, &entry)
+                        .await
+                    {
+                        if let Err(cleanup) = store.delete(&key).await {
+                            tracing::warn!(%cleanup, "a session whose user binding failed could not be removed");
+                        }
+                        return Err(error.into());
+                    }
+                    if snap.bound {
+                        cap(store, settings, binding).await;
+                    }
+                }
+                return Ok(set(&id, ttl));
+            }
+        }
+        Err(StoreError::backend("three fresh session ids were all taken").into())
+    };
     // The lifetime the session the request came with gets if written now;
     // `None`: its absolute lifetime ran out during the request. Then it
     // ends, whatever the request did, a login included (a logout still
@@ -370,13 +400,28 @@ async fn save<S: SessionStore>(
         },
         SessionStatus::Changed => match (&live, &snap.id, ttl) {
             (Some(live), Some(id), Some(ttl)) => {
-                match store.apply(live, &snap.changes, ttl).await? {
+                let mut changes = snap.changes.clone();
+                if let Some(binding) = &snap.binding {
+                    let updates = bound_updates(store, settings, &snap, binding, live, ttl).await?;
+                    // An update replaces what the request wrote of the
+                    // same key (the binding, written again with the rest).
+                    changes
+                        .set
+                        .retain(|(key, _)| updates.iter().all(|(k, _)| k != key));
+                    changes.set.extend(updates);
+                }
+                match store.apply(live, &changes, ttl).await? {
                     // A logout (or expiry) won: nothing to save, no cookie.
                     Applied::Gone => Ok(CookieChange::Keep),
                     Applied::Deleted => Ok(CookieChange::Remove),
                     // Another request may hold keys this one does not see:
                     // the store, not this request's view, says it is alive.
-                    Applied::Done => Ok(keep_or_resend(id, ttl)),
+                    Applied::Done => {
+                        if let Some(binding) = snap.binding.as_ref().filter(|_| snap.bound) {
+                            cap(store, settings, binding).await;
+                        }
+                        Ok(keep_or_resend(id, ttl))
+                    }
                     Applied::TooLarge { size } => Err(Failure::TooLarge {
                         size,
                         limit: settings.max_size,
@@ -388,7 +433,22 @@ async fn save<S: SessionStore>(
         },
         SessionStatus::Unchanged => match (&live, &snap.id, ttl) {
             (Some(live), Some(id), Some(ttl)) if refresh_due(settings, &snap, ttl) => {
-                match store.touch(live, ttl).await? {
+                let updates = match &snap.binding {
+                    Some(binding) => {
+                        bound_updates(store, settings, &snap, binding, live, ttl).await?
+                    }
+                    None => Vec::new(),
+                };
+                let refreshed = if updates.is_empty() {
+                    store.touch(live, ttl).await?
+                } else {
+                    let changes = ChangeSet {
+                        set: updates,
+                        ..ChangeSet::default()
+                    };
+                    store.apply(live, &changes, ttl).await?
+                };
+                match refreshed {
                     Applied::Done => Ok(keep_or_resend(id, ttl)),
                     _ => Ok(CookieChange::Keep),
                 }
@@ -396,6 +456,137 @@ async fn save<S: SessionStore>(
             (Some(_), Some(id), Some(ttl)) if snap.stale_key => Ok(set(id, ttl)),
             _ => Ok(nothing),
         },
+    }
+}
+
+/// The user's index of a bound session.
+fn index<'a, S: SessionStore>(
+    store: &'a S,
+    settings: &Settings,
+    binding: &'a Binding,
+) -> UserIndex<'a, S> {
+    UserIndex::new(store, &settings.key_prefix, &binding.user, settings.codec)
+}
+
+/// The index entry of a session bound now, under `key`.
+fn fresh_entry(key: &StoreKey, client: Option<&Client>) -> Entry {
+    Entry {
+        key: key.as_str().to_owned(),
+        bound_at: millis(SystemTime::now()),
+        user_agent: client.and_then(|c| c.user_agent.clone()),
+        ip: client.and_then(|c| c.ip.clone()),
+    }
+}
+
+/// Whether a bound session was last seen long enough ago for a write to
+/// say it was seen now: the refresh's own step, a tenth of its lifetime
+/// (at most a minute).
+fn seen_due(seen: Option<u64>, lifetime: Duration, now: SystemTime) -> bool {
+    let step = (lifetime / 10).min(Duration::from_secs(60));
+    seen.is_none_or(|seen| millis(now).saturating_sub(seen) > millis_of(step))
+}
+
+fn millis_of(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a write of a bound session under `key` (living `ttl` from now)
+/// adds to it, after writing the session's entry in its user's index
+/// first, where that is due: when the request bound it (its change set
+/// then holds the binding already), or when the index could expire before
+/// the session ([`Binding::index_due`]). Else the write says when the
+/// session was seen, if that is due.
+async fn bound_updates<S: SessionStore>(
+    store: &S,
+    settings: &Settings,
+    snap: &Snapshot,
+    binding: &Binding,
+    key: &StoreKey,
+    ttl: Duration,
+) -> Result<Vec<(String, Bytes)>, StoreError> {
+    let now = SystemTime::now();
+    let index = index(store, settings, binding);
+    if snap.bound {
+        index
+            .add(&binding.handle, &fresh_entry(key, snap.client.as_ref()))
+            .await?;
+        return Ok(Vec::new());
+    }
+    let mut updates = Vec::new();
+    if seen_due(snap.seen, snap.lifetime, now) {
+        let seen = settings.codec.encode(&millis(now)).ok();
+        updates.extend(seen.map(|v| (SEEN_KEY.to_owned(), v)));
+    }
+    if binding.index_due(now, ttl) {
+        let entry = index
+            .entries()
+            .await?
+            .into_iter()
+            .find(|(handle, _)| *handle == binding.handle)
+            .map_or_else(
+                || fresh_entry(key, None),
+                |(_, entry)| Entry {
+                    key: key.as_str().to_owned(),
+                    ..entry
+                },
+            );
+        index.add(&binding.handle, &entry).await?;
+        let rebound = Binding {
+            indexed_at: millis(now),
+            ..binding.clone()
+        };
+        let rebound = settings.codec.encode(&rebound).ok();
+        updates.extend(rebound.map(|v| (USER_KEY.to_owned(), v)));
+    }
+    Ok(updates)
+}
+
+/// Points a bound session's index entry at the key a login is moving it
+/// to, once the new session exists and before the old one is taken: a
+/// revocation that reads the entry before finds the old key and follows
+/// the login's note; one that reads it after finds the new key. A session
+/// the request bound gets a new entry; one bound before keeps what its
+/// entry says (its binding time, its client).
+async fn rebind<S: SessionStore>(
+    store: &S,
+    settings: &Settings,
+    binding: &Binding,
+    bound: bool,
+    client: Option<&Client>,
+    old: &StoreKey,
+    new: &StoreKey,
+) -> Result<(), StoreError> {
+    let index = index(store, settings, binding);
+    let kept = if bound {
+        None
+    } else {
+        index
+            .entries()
+            .await?
+            .into_iter()
+            .find(|(handle, entry)| *handle == binding.handle && entry.key == old.as_str())
+    };
+    let entry = match kept {
+        Some((_, entry)) => Entry {
+            key: new.as_str().to_owned(),
+            ..entry
+        },
+        None => fresh_entry(new, client),
+    };
+    index.add(&binding.handle, &entry).await
+}
+
+/// Ends the user's least recently seen sessions past `SESSION_MAX_PER_USER`,
+/// after a binding. The login stands whatever happens: a failure is logged.
+async fn cap<S: SessionStore>(store: &S, settings: &Settings, binding: &Binding) {
+    let Some(max) = settings.max_per_user else {
+        return;
+    };
+    if let Err(error) = index(store, settings, binding)
+        .cap(max, &binding.handle)
+        .await
+    {
+        tracing::warn!(%error, "could not end a user's sessions past SESSION_MAX_PER_USER");
     }
 }
 
@@ -427,6 +618,7 @@ async fn renew<S: SessionStore>(
     // count (`ttl` is the idle lifetime then).
     let created_at = snap.created_at.or_else(|| Some(SystemTime::now()));
     let permanent = snap.permanent;
+    let (binding, bound, client) = (snap.binding, snap.bound, snap.client);
     let id = SessionId::generate();
     let new = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
     let note = move_note(old);
@@ -452,6 +644,9 @@ async fn renew<S: SessionStore>(
     // From here on the new session exists: a failure removes it again, so
     // that nothing is left that nobody holds a cookie for.
     let moved = async {
+        if let Some(binding) = &binding {
+            rebind(store, settings, binding, bound, client.as_ref(), old, &new).await?;
+        }
         let Some(latest) = store.take(old).await? else {
             // A logout won before the login moved anything: undo it all.
             // No other login of this session can succeed either (the old
@@ -495,6 +690,9 @@ async fn renew<S: SessionStore>(
     };
     if !matches!(change, CookieChange::Set { .. }) {
         return Ok(change);
+    }
+    if let Some(binding) = binding.as_ref().filter(|_| bound) {
+        cap(store, settings, binding).await;
     }
     let done = Bytes::from(micros_since_epoch(SystemTime::now()).to_string());
     let mark = ChangeSet {

@@ -65,6 +65,14 @@ pub enum SessionError {
         /// The limit.
         limit: usize,
     },
+    /// Listing or ending a user's sessions through a session bound to no
+    /// user (see [`Session::bind_user`](crate::Session::bind_user)): `401`.
+    #[error("the session is bound to no user: call `Session::bind_user` at login")]
+    NotLoggedIn,
+    /// A user's sessions cannot be listed or ended here: on the cookie
+    /// store, or through a session no middleware loaded (`500`).
+    #[error("{0}")]
+    NoUserIndex(&'static str),
     /// The key starts with a NUL character: such keys are reserved for
     /// the stores' own bookkeeping.
     #[error("session key {key:?}: keys starting with a NUL character are reserved")]
@@ -78,6 +86,7 @@ impl ResponseError for SessionError {
     fn status_code(&self) -> StatusCode {
         match self {
             SessionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SessionError::NotLoggedIn => StatusCode::UNAUTHORIZED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

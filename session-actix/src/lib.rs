@@ -64,6 +64,7 @@ mod session;
 mod settings;
 mod slot;
 mod typed;
+mod users;
 
 pub use actix_web::cookie::SameSite;
 pub use builder::SessionMiddlewareBuilder;
@@ -85,3 +86,4 @@ pub use session_macros::SessionData;
 #[doc(hidden)]
 pub use typed::__private;
 pub use typed::{SessionData, TypedSession};
+pub use users::{UserSession, Users};

@@ -12,6 +12,7 @@ use actix_web::{Error, HttpMessage};
 use crate::cycle;
 use crate::settings::Shared;
 use crate::slot::Slot;
+use crate::users::Users;
 
 /// The session middleware: register it with `App::new().wrap(...)`.
 ///
@@ -59,6 +60,13 @@ impl SessionMiddleware {
         Self {
             shared: Arc::new(shared),
         }
+    }
+
+    /// The users' sessions of this middleware's store, to list and end
+    /// them outside a request (an admin task, a password change handled
+    /// elsewhere). Handlers can take [`Users`] as an argument instead.
+    pub fn users(&self) -> Users {
+        Users::new(Arc::clone(&self.shared))
     }
 }
 

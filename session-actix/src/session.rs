@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use session_core::bytes::Bytes;
 use session_core::codec::entry_size;
 use session_core::store::{ChangeSet, Record};
+use session_core::users::{Binding, Handle, SEEN_KEY, USER_KEY, millis};
 use session_core::{Codec, SessionConfig, SessionId, StoreKey};
 
 use crate::error::SessionError;
@@ -120,6 +121,16 @@ pub(crate) struct Ctx {
     /// cookie store reloads from).
     #[cfg_attr(not(feature = "cookie"), allow(dead_code))]
     pub(crate) cookies: Vec<String>,
+    /// The client as `SESSION_TRACK_CLIENT` records it at a user binding:
+    /// its `User-Agent` and address (`None` when not tracked).
+    pub(crate) client: Option<Client>,
+}
+
+/// The client of a request, as a user's list of sessions shows it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Client {
+    pub(crate) user_agent: Option<String>,
+    pub(crate) ip: Option<String>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -136,6 +147,7 @@ pub(crate) struct Tracked {
     renewed: bool,
     purged: bool,
     meta_changed: bool,
+    bound: bool,
 }
 
 /// A session's state within one request.
@@ -174,6 +186,14 @@ pub(crate) struct State {
     lifetime: Option<Duration>,
     /// `permanent` or `lifetime` was set by this request.
     meta_changed: bool,
+    /// The user the session is bound to (stored under [`USER_KEY`], outside
+    /// the handler's view of the entries), and when it was last seen
+    /// (under [`SEEN_KEY`], in milliseconds since the epoch).
+    pub(crate) binding: Option<Binding>,
+    pub(crate) seen: Option<u64>,
+    /// This request bound the session to a user: the save writes its entry
+    /// in the user's index.
+    pub(crate) bound: bool,
     codec: Codec,
     max_size: usize,
     defaults: Defaults,
@@ -203,6 +223,14 @@ impl State {
             .and_then(|v| codec.decode::<u64>(&v).ok())
             .filter(|secs| *secs > 0)
             .map(Duration::from_secs);
+        let binding = record
+            .entries
+            .remove(USER_KEY)
+            .and_then(|v| codec.decode::<Binding>(&v).ok());
+        let seen = record
+            .entries
+            .remove(SEEN_KEY)
+            .and_then(|v| codec.decode::<u64>(&v).ok());
         Self {
             id,
             key: None,
@@ -221,6 +249,9 @@ impl State {
             permanent,
             lifetime,
             meta_changed: false,
+            binding,
+            seen,
+            bound: false,
             codec,
             max_size: defaults.max_size,
             defaults,
@@ -243,6 +274,7 @@ impl State {
             renewed: std::mem::take(&mut self.renewed),
             purged: std::mem::take(&mut self.purged),
             meta_changed: std::mem::take(&mut self.meta_changed),
+            bound: std::mem::take(&mut self.bound),
         }
     }
 
@@ -258,6 +290,7 @@ impl State {
         self.renewed |= taken.renewed;
         self.purged |= taken.purged;
         self.meta_changed |= taken.meta_changed;
+        self.bound |= taken.bound;
     }
 
     /// Records what a save made during the request did: the session it
@@ -325,14 +358,29 @@ impl State {
         {
             meta.push((LIFETIME_KEY.to_owned(), value));
         }
+        if let Some(binding) = &self.binding
+            && let Ok(value) = self.codec.encode(binding)
+        {
+            meta.push((USER_KEY.to_owned(), value));
+        }
+        if let Some(seen) = self.seen
+            && let Ok(value) = self.codec.encode(&seen)
+        {
+            meta.push((SEEN_KEY.to_owned(), value));
+        }
         meta
+    }
+
+    /// Whether the session holds anything to store: entries, or a user.
+    pub(crate) fn has_content(&self) -> bool {
+        !self.entries.is_empty() || self.binding.is_some()
     }
 
     /// The session as a store keeps it when it is written whole: the
     /// entries and, with them, the session's own settings.
     pub(crate) fn stored_entries(&self) -> HashMap<String, Bytes> {
         let mut entries = self.entries.clone();
-        if !entries.is_empty() {
+        if self.has_content() {
             entries.extend(self.meta_entries());
         }
         entries
@@ -343,7 +391,7 @@ impl State {
             SessionStatus::Purged
         } else if self.renewed {
             SessionStatus::Renewed
-        } else if self.cleared || self.meta_changed || !self.changes.is_empty() {
+        } else if self.cleared || self.meta_changed || self.bound || !self.changes.is_empty() {
             SessionStatus::Changed
         } else {
             SessionStatus::Unchanged
@@ -364,7 +412,7 @@ impl State {
                 None => {}
             }
         }
-        if self.entries.is_empty() {
+        if !self.has_content() {
             // Emptied by this request: the settings go too, so that the
             // store deletes a session left without entries.
             let has_settings = self.permanent.is_some() || self.lifetime.is_some();
@@ -373,7 +421,7 @@ impl State {
                     .remove
                     .extend([PERMANENT_KEY.to_owned(), LIFETIME_KEY.to_owned()]);
             }
-        } else if self.meta_changed || self.cleared {
+        } else if self.meta_changed || self.cleared || self.bound {
             // Set by this request, or wiped by its `clear`: written again.
             changes.set.extend(self.meta_entries());
         }
@@ -623,6 +671,10 @@ impl Session {
         state.size = 0;
         state.changes.clear();
         state.cleared = true;
+        // A cleared session is logged out: it leaves its user's list.
+        state.binding = None;
+        state.seen = None;
+        state.bound = false;
     }
 
     /// Moves the session's data to a new id after the request, and deletes
@@ -645,6 +697,9 @@ impl Session {
         state.permanent = None;
         state.lifetime = None;
         state.meta_changed = false;
+        state.binding = None;
+        state.seen = None;
+        state.bound = false;
         state.entries.clear();
         state.size = 0;
         state.changes.clear();
@@ -675,6 +730,56 @@ impl Session {
         let mut state = self.state();
         state.permanent = Some(permanent);
         state.meta_changed = true;
+    }
+
+    /// Binds the session to a user: call it at login, after
+    /// [`renew`](Self::renew). The binding is stored with the session (under
+    /// `_user`, outside the entries) and follows it across later logins;
+    /// the save after the handler adds the session to the user's index, so
+    /// that [`Users`](crate::Users) can list it and end it ("log out
+    /// everywhere"). With `SESSION_MAX_PER_USER`, that save also ends the
+    /// user's least recently seen sessions past the limit.
+    ///
+    /// Binding the session to the user it is already bound to keeps its
+    /// handle; [`clear`](Self::clear) and [`purge`](Self::purge) unbind it.
+    ///
+    /// ```
+    /// # use session_actix::Session;
+    /// # fn log_in(session: &Session, user_id: u64) {
+    /// session.renew();
+    /// session.bind_user(user_id.to_string());
+    /// # }
+    /// ```
+    pub fn bind_user(&self, user: impl Into<String>) {
+        let user = user.into();
+        let mut state = self.state();
+        let handle = match &state.binding {
+            Some(binding) if binding.user == user => binding.handle.clone(),
+            _ => Handle::generate(),
+        };
+        let now = SystemTime::now();
+        state.binding = Some(Binding {
+            user,
+            handle,
+            indexed_at: millis(now),
+        });
+        state.seen = Some(millis(now));
+        state.bound = true;
+    }
+
+    /// The user the session is bound to, if any (see
+    /// [`bind_user`](Self::bind_user)).
+    pub fn user(&self) -> Option<String> {
+        self.state().binding.as_ref().map(|b| b.user.clone())
+    }
+
+    /// The session's handle in its user's list of sessions, if it is bound
+    /// to a user: what [`Users::list`](crate::Users::list) shows it as.
+    pub fn handle(&self) -> Option<String> {
+        self.state()
+            .binding
+            .as_ref()
+            .map(|b| b.handle.as_str().to_owned())
     }
 
     /// Whether the session's cookie outlives the browser: what

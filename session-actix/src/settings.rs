@@ -62,6 +62,8 @@ pub(crate) struct Settings {
     pub(crate) outage: OutagePolicy,
     pub(crate) absolute_lifetime: Option<Duration>,
     pub(crate) save_on_error: bool,
+    pub(crate) track_client: bool,
+    pub(crate) max_per_user: Option<usize>,
 }
 
 impl Settings {
@@ -94,6 +96,8 @@ impl Settings {
             outage: config.outage,
             absolute_lifetime: config.absolute_lifetime,
             save_on_error: config.save_on_error,
+            track_client: config.track_client,
+            max_per_user: config.max_per_user,
         })
     }
 

@@ -14,8 +14,29 @@ use tokio::sync::OnceCell;
 
 use crate::error::SessionError;
 use crate::error::SessionRejection;
-use crate::session::{CookieChange, Ctx, Defaults, Session, State};
+use crate::session::{Client, CookieChange, Ctx, Defaults, Session, State};
 use crate::settings::{Sessions, Settings, Shared};
+
+/// The longest `User-Agent` kept for a user's list of sessions.
+const MAX_USER_AGENT: usize = 256;
+
+/// The client of `req` as `SESSION_TRACK_CLIENT` records it: its
+/// `User-Agent` (cut to 256 bytes; none if it is not ASCII) and its address as actix-web's
+/// `realip_remote_addr` gives it (a `Forwarded` or `X-Forwarded-For` header
+/// first, else the peer), without the port.
+fn client(req: &HttpRequest) -> Client {
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        // `to_str` passes visible ASCII only: any cut is a char boundary.
+        .map(|ua| ua[..ua.len().min(MAX_USER_AGENT)].to_owned());
+    let ip = req.connection_info().realip_remote_addr().map(|addr| {
+        addr.parse::<std::net::SocketAddr>()
+            .map_or_else(|_| addr.to_owned(), |a| a.ip().to_string())
+    });
+    Client { user_agent, ip }
+}
 
 /// The session of one request: loaded the first time someone asks.
 #[derive(Clone)]
@@ -49,6 +70,11 @@ impl Slot {
         &self.0.shared
     }
 
+    /// The middleware's shared state, to keep beyond the request.
+    pub(crate) fn shared_arc(&self) -> Arc<Shared> {
+        Arc::clone(&self.0.shared)
+    }
+
     /// When the middleware received the request.
     pub(crate) fn started(&self) -> SystemTime {
         self.0.started
@@ -66,10 +92,12 @@ impl Slot {
             .get_or_try_init(|| async {
                 let values = cookie_values(req, &self.0.shared.settings.cookie.name);
                 let mut state = load(&self.0.shared, &values).await?;
+                let client = self.0.shared.settings.track_client.then(|| client(req));
                 state.ctx = Some(Ctx {
                     shared: Arc::clone(&self.0.shared),
                     started: self.0.started,
                     cookies: values,
+                    client,
                 });
                 Ok(Session::from_state(state))
             })

@@ -204,6 +204,13 @@ pub struct SessionConfig {
     /// `SESSION_MEMORY_MAX_SESSIONS`: the most sessions the memory store
     /// keeps. Defaults to 100000.
     pub memory_max_sessions: usize,
+    /// `SESSION_TRACK_CLIENT`: whether binding a session to a user records
+    /// the client's `User-Agent` and address, to show in the list of the
+    /// user's sessions. Defaults to false.
+    pub track_client: bool,
+    /// `SESSION_MAX_PER_USER`: the most sessions one user may have; binding
+    /// one more ends the user's least recently seen ones. Defaults to none.
+    pub max_per_user: Option<usize>,
     /// The session cookie.
     pub cookie: CookieConfig,
     /// `SESSION_FILE_DIR`. Defaults to `flask_session` in the working
@@ -257,6 +264,8 @@ impl Default for SessionConfig {
             absolute_lifetime: None,
             save_on_error: false,
             memory_max_sessions: 100_000,
+            track_client: false,
+            max_per_user: None,
             cookie: CookieConfig::default(),
             file_dir: PathBuf::from("flask_session"),
             file_threshold: 500,
@@ -298,6 +307,8 @@ impl fmt::Debug for SessionConfig {
             .field("cookie_content", &self.cookie_content)
             .field("absolute_lifetime", &self.absolute_lifetime)
             .field("save_on_error", &self.save_on_error)
+            .field("track_client", &self.track_client)
+            .field("max_per_user", &self.max_per_user)
             .field("memory_max_sessions", &self.memory_max_sessions)
             .field("cookie", &self.cookie)
             .field("file_dir", &self.file_dir)
@@ -449,6 +460,8 @@ pub const KEYS: &[&str] = &[
     "SESSION_ABSOLUTE_LIFETIME",
     "SESSION_SAVE_ON_ERROR",
     "SESSION_MEMORY_MAX_SESSIONS",
+    "SESSION_TRACK_CLIENT",
+    "SESSION_MAX_PER_USER",
     "SESSION_COOKIE_NAME",
     "SESSION_COOKIE_DOMAIN",
     "SESSION_COOKIE_PATH",
@@ -579,6 +592,14 @@ impl SessionConfig {
             }
             "SESSION_SAVE_ON_ERROR" => self.save_on_error = parse_bool(key, v)?,
             "SESSION_MEMORY_MAX_SESSIONS" => self.memory_max_sessions = parse_number(key, v)?,
+            "SESSION_TRACK_CLIENT" => self.track_client = parse_bool(key, v)?,
+            "SESSION_MAX_PER_USER" => {
+                self.max_per_user = if v.is_empty() {
+                    None
+                } else {
+                    Some(parse_number(key, v)?)
+                };
+            }
             "SESSION_COOKIE_NAME" => self.cookie.name = v.to_owned(),
             "SESSION_COOKIE_DOMAIN" => {
                 self.cookie.domain = (!v.is_empty()).then(|| v.to_owned());
@@ -652,6 +673,12 @@ impl SessionConfig {
             return Err(ConfigError::new(
                 "PERMANENT_SESSION_LIFETIME",
                 "must be more than 0 seconds",
+            ));
+        }
+        if self.max_per_user == Some(0) {
+            return Err(ConfigError::new(
+                "SESSION_MAX_PER_USER",
+                "must be at least 1 (leave it unset for no limit)",
             ));
         }
         if self.store_timeout.is_zero() {
@@ -840,6 +867,8 @@ mod tests {
             ("SESSION_ABSOLUTE_LIFETIME", "43200"),
             ("SESSION_SAVE_ON_ERROR", "true"),
             ("SESSION_MEMORY_MAX_SESSIONS", "5000"),
+            ("SESSION_TRACK_CLIENT", "true"),
+            ("SESSION_MAX_PER_USER", "3"),
             ("UNRELATED", "ignored"),
         ])
         .unwrap();
@@ -872,6 +901,8 @@ mod tests {
         assert_eq!(c.absolute_lifetime, Some(Duration::from_secs(43200)));
         assert!(c.save_on_error);
         assert_eq!(c.memory_max_sessions, 5000);
+        assert!(c.track_client);
+        assert_eq!(c.max_per_user, Some(3));
     }
 
     #[test]
@@ -880,8 +911,16 @@ mod tests {
         assert_eq!(c.absolute_lifetime, None);
         assert!(!c.save_on_error);
         assert_eq!(c.memory_max_sessions, 100_000);
+        assert!(!c.track_client);
+        assert_eq!(c.max_per_user, None);
         let c = SessionConfig::from_source([("SESSION_ABSOLUTE_LIFETIME", "")]).unwrap();
         assert_eq!(c.absolute_lifetime, None, "an empty value means unset");
+        let c = SessionConfig::from_source([("SESSION_MAX_PER_USER", "")]).unwrap();
+        assert_eq!(c.max_per_user, None, "an empty value means unset");
+        let error = SessionConfig::from_source([("SESSION_MAX_PER_USER", "0")]).unwrap_err();
+        assert_eq!(error.key(), "SESSION_MAX_PER_USER");
+        let error = SessionConfig::from_source([("SESSION_TRACK_CLIENT", "maybe")]).unwrap_err();
+        assert_eq!(error.key(), "SESSION_TRACK_CLIENT");
     }
 
     #[test]

@@ -310,6 +310,41 @@ async fn hold_login(
     Ok(format!("welcome {}", q.user))
 }
 
+/// Logs in as `user`: renew, store `user`, bind the session to the user.
+async fn login_as(session: Session, q: web::Query<User>) -> Result<String> {
+    session.renew();
+    session.insert("user", &q.user)?;
+    session.bind_user(&q.user);
+    Ok(format!("welcome {}", q.user))
+}
+
+/// The user's sessions, as JSON; 401 when the session has no user.
+async fn user_sessions(session: Session) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(session.user_sessions().await?))
+}
+
+#[derive(Deserialize)]
+struct HandleQuery {
+    handle: String,
+}
+
+/// Ends one of the user's sessions; 404 if the handle is not theirs.
+async fn revoke_session(session: Session, q: web::Query<HandleQuery>) -> Result<HttpResponse> {
+    Ok(if session.revoke_user_session(&q.handle).await? {
+        HttpResponse::Ok().body("revoked")
+    } else {
+        HttpResponse::NotFound().body("no such session")
+    })
+}
+
+async fn logout_others(session: Session) -> Result<String> {
+    Ok(format!("{} ended", session.log_out_other_sessions().await?))
+}
+
+async fn logout_everywhere(session: Session) -> Result<String> {
+    Ok(format!("{} ended", session.log_out_everywhere().await?))
+}
+
 /// Registers the suite's routes (the app must also have a `Data<Hooks>`):
 ///
 /// - `GET /noop`: does not touch the session.
@@ -325,6 +360,10 @@ async fn hold_login(
 /// - `GET /settings`: `permanent lifetime` of the session.
 /// - `GET /hold_set?key=&value=`, `GET /hold_login?user=`: notify
 ///   [`Hooks::loaded`], then wait for [`Hooks::release`] before writing.
+/// - `POST /login_as?user=`: renew, store `user` and bind the session to
+///   that user; `GET /sessions` (the user's sessions as JSON, 401 without
+///   a user), `POST /sessions/revoke?handle=` (404 if not the user's),
+///   `POST /logout-others`, `POST /logout-everywhere`.
 /// - `GET /gated?gate=&key=&value=`: hold on [`Hooks::gates`]`[gate]`,
 ///   then set `key` (answering `ok`), or remove it when there is no
 ///   `value` (answering whether it was there).
@@ -344,7 +383,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/set_wait", web::get().to(set_wait))
         .route("/hold_set", web::get().to(hold_set))
         .route("/hold_login", web::get().to(hold_login))
-        .route("/gated", web::get().to(gated));
+        .route("/gated", web::get().to(gated))
+        .route("/login_as", web::post().to(login_as))
+        .route("/sessions", web::get().to(user_sessions))
+        .route("/sessions/revoke", web::post().to(revoke_session))
+        .route("/logout-others", web::post().to(logout_others))
+        .route("/logout-everywhere", web::post().to(logout_everywhere));
 }
 
 /// Awaits `fut`, panicking if it takes more than 10 seconds: a guard

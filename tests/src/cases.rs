@@ -795,3 +795,201 @@ pub async fn a_session_lifetime_sets_max_age_and_ends_it_on_the_server(backend: 
         .await
         .assert_ok("bob", "the default session lives on");
 }
+
+/// Logs in as `user` with a fresh session; returns its cookie.
+async fn login_as(app: &TestApp, user: &str) -> String {
+    app.post(&format!("/login_as?user={user}"), None)
+        .await
+        .assert_ok(&format!("welcome {user}"), "login")
+        .expect_new_session("a login")
+}
+
+/// `GET /sessions` with `cookie`: the user's sessions, as JSON objects.
+async fn user_sessions(app: &TestApp, cookie: &str) -> Vec<serde_json::Value> {
+    let reply = app.get("/sessions", Some(cookie)).await;
+    reply.assert_status(StatusCode::OK, "listing the user's sessions");
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("{e}: {}", reply.body));
+    for session in &listed {
+        let handle = session["handle"].as_str().expect("a handle");
+        assert_eq!(handle.len(), 22, "{session}");
+        assert_ne!(handle, cookie, "the handle is not the cookie");
+        assert!(session["current"].is_boolean(), "{session}");
+        for field in ["created_at", "last_seen"] {
+            let at = session[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("{field}: {session}"));
+            let at =
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|e| panic!("{field} is not RFC 3339: {e}: {session}"));
+            let age = time::OffsetDateTime::now_utc() - at;
+            assert!(
+                age >= time::Duration::ZERO && age < time::Duration::minutes(5),
+                "{field} {at} is not about now"
+            );
+        }
+    }
+    listed
+}
+
+/// The handle of the session marked current in a listing, and the others'.
+fn split_current(listed: &[serde_json::Value]) -> (String, Vec<String>) {
+    let handle = |s: &serde_json::Value| s["handle"].as_str().unwrap().to_owned();
+    let current: Vec<_> = listed.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "one current session in {listed:?}");
+    let others = listed
+        .iter()
+        .filter(|s| s["current"] == false)
+        .map(handle)
+        .collect();
+    (handle(current[0]), others)
+}
+
+/// A logged-out cookie: it loads an empty session, and has no user.
+async fn assert_logged_out(app: &TestApp, cookie: &str, what: &str) {
+    app.get("/peek", Some(cookie)).await.assert_ok("", what);
+    app.get("/sessions", Some(cookie))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED, what);
+}
+
+/// A user sees each of their sessions (theirs marked current, and no other
+/// user's), ends one of them, ends all the others, then all of them; no
+/// user can end another's session.
+pub async fn users_list_and_end_their_sessions(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    app.get("/sessions", None)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED, "a session without a user");
+    let a = login_as(&app, "ann").await;
+    let b = login_as(&app, "ann").await;
+    let c = login_as(&app, "bob").await;
+
+    let listed = user_sessions(&app, &a).await;
+    assert_eq!(listed.len(), 2, "ann's two sessions: {listed:?}");
+    let (a_handle, others) = split_current(&listed);
+    let b_handle = others[0].clone();
+    let (from_b, _) = split_current(&user_sessions(&app, &b).await);
+    assert_eq!(
+        from_b, b_handle,
+        "B's own session is the current one from B"
+    );
+    assert_eq!(
+        user_sessions(&app, &c).await.len(),
+        1,
+        "bob has one session"
+    );
+
+    for handle in [&b_handle, &a_handle] {
+        app.post(&format!("/sessions/revoke?handle={handle}"), Some(&c))
+            .await
+            .assert_status(StatusCode::NOT_FOUND, "bob ending one of ann's sessions");
+    }
+    app.post("/sessions/revoke?handle=not-a-handle", Some(&a))
+        .await
+        .assert_status(StatusCode::NOT_FOUND, "a made-up handle");
+    app.post(&format!("/sessions/revoke?handle={b_handle}"), Some(&a))
+        .await
+        .assert_ok("revoked", "ann ending B from A");
+    assert_logged_out(&app, &b, "B after A ended it").await;
+    let (current, others) = split_current(&user_sessions(&app, &a).await);
+    assert_eq!(
+        (current, others),
+        (a_handle.clone(), vec![]),
+        "only A is left"
+    );
+
+    let d = login_as(&app, "ann").await;
+    let e = login_as(&app, "ann").await;
+    app.post("/logout-others", Some(&a))
+        .await
+        .assert_ok("2 ended", "log out the other sessions")
+        .assert_no_cookie("A stays logged in");
+    assert_logged_out(&app, &d, "D after log out others").await;
+    assert_logged_out(&app, &e, "E after log out others").await;
+    assert_eq!(user_sessions(&app, &a).await.len(), 1);
+
+    let everywhere = app.post("/logout-everywhere", Some(&a)).await;
+    everywhere.assert_ok("1 ended", "log out everywhere");
+    assert!(everywhere.removes_session(), "the caller's cookie goes too");
+    assert_logged_out(&app, &a, "A after log out everywhere").await;
+    assert_eq!(
+        user_sessions(&app, &c).await.len(),
+        1,
+        "bob is still logged in"
+    );
+}
+
+/// A request of a session that is in flight when another session of the
+/// user ends it: it writes nothing back, sends no cookie, and the session
+/// stays ended.
+pub async fn ending_a_session_wins_over_its_request_in_flight(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let a = login_as(&app, "ann").await;
+    let b = login_as(&app, "ann").await;
+    let (_, others) = split_current(&user_sessions(&app, &a).await);
+    let held = app.spawn(app.request(Method::GET, "/hold_set?key=cart&value=3", Some(&b)));
+    within("B's request to load", app.hooks().loaded.notified()).await;
+    app.post(&format!("/sessions/revoke?handle={}", others[0]), Some(&a))
+        .await
+        .assert_ok("revoked", "ending B while its request runs");
+    app.hooks().release.notify_one();
+    within("B's request", held)
+        .await
+        .expect("the request task")
+        .assert_ok("ok", "B's request in flight")
+        .assert_no_cookie("B's request in flight after B was ended");
+    assert_logged_out(&app, &b, "B after its request in flight").await;
+    assert_eq!(user_sessions(&app, &a).await.len(), 1);
+}
+
+/// A login of one of the user's sessions that is in flight when the user
+/// logs out everywhere: the login is undone (its cookie removed), and
+/// neither its old nor a new session is left.
+pub async fn log_out_everywhere_wins_over_a_login_in_flight(backend: Backend, _: Caps) {
+    let app = backend.start(defaults, Hooks::new(1)).await;
+    let a = login_as(&app, "ann").await;
+    let b = login_as(&app, "ann").await;
+    let held = app.spawn(app.request(Method::GET, "/hold_login?user=ann", Some(&b)));
+    within("B's login to load", app.hooks().loaded.notified()).await;
+    app.post("/logout-everywhere", Some(&a))
+        .await
+        .assert_ok("2 ended", "log out everywhere");
+    app.hooks().release.notify_one();
+    let login = within("B's login", held).await.expect("the request task");
+    login.assert_ok("welcome ann", "the login in flight");
+    assert!(
+        login.removes_session(),
+        "the login in flight removes its cookie: {:?}",
+        login.raw_set_cookies()
+    );
+    assert_logged_out(&app, &a, "A after log out everywhere").await;
+    assert_logged_out(&app, &b, "B's old cookie").await;
+    let f = login_as(&app, "ann").await;
+    assert_eq!(
+        user_sessions(&app, &f).await.len(),
+        1,
+        "no session of the undone login is listed"
+    );
+}
+
+/// With `SESSION_MAX_PER_USER`, a login past the limit ends the user's
+/// least recently seen session, never the new one.
+pub async fn a_login_past_the_cap_ends_the_least_recently_seen_session(backend: Backend, _: Caps) {
+    let app = backend
+        .start(|b| b.max_sessions_per_user(2), Hooks::new(1))
+        .await;
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        cookies.push(login_as(&app, "ann").await);
+        // Logins a few milliseconds apart: "least recently" is not a tie.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_logged_out(&app, &cookies[0], "the oldest session past the cap").await;
+    for cookie in &cookies[1..] {
+        app.get("/peek", Some(cookie))
+            .await
+            .assert_ok("user", "a session within the cap");
+    }
+    assert_eq!(user_sessions(&app, &cookies[2]).await.len(), 2);
+}

@@ -336,6 +336,10 @@ macro_rules! http_suite {
         $crate::http_suite!(@when $revoke ($make) ($merge, $revoke) [
             logout_wins_over_a_write_in_flight,
             logout_wins_over_a_login_in_flight,
+            users_list_and_end_their_sessions,
+            ending_a_session_wins_over_its_request_in_flight,
+            log_out_everywhere_wins_over_a_login_in_flight,
+            a_login_past_the_cap_ends_the_least_recently_seen_session,
         ]);
     };
     (@when true $($rest:tt)*) => {

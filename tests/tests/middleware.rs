@@ -1475,3 +1475,168 @@ async fn changing_a_session_s_permanence_sends_its_cookie_again() {
         .assert_ok("1", "the data stays")
         .assert_no_cookie("nothing changed since");
 }
+
+// ---------------------------------------------------------------------------
+// A user's sessions
+
+/// Logs in as `user` (renew, bind) with a fresh session, sending `headers`.
+async fn login_as(app: &TestApp, user: &str, headers: &[(&str, &str)]) -> String {
+    let mut req = app.request(Method::POST, &format!("/login_as?user={user}"), None);
+    for (name, value) in headers {
+        req = req.insert_header((*name, *value));
+    }
+    app.send(req).await.expect_new_session("a login")
+}
+
+async fn listed(app: &TestApp, cookie: &str) -> Vec<serde_json::Value> {
+    let reply = app.get("/sessions", Some(cookie)).await;
+    reply.assert_status(StatusCode::OK, "the user's sessions");
+    serde_json::from_str(&reply.body).expect("JSON")
+}
+
+#[actix_web::test]
+async fn the_client_is_listed_only_when_tracked() {
+    let headers = [
+        ("User-Agent", "TestBrowser/1.0 (X11)"),
+        ("X-Forwarded-For", "203.0.113.7"),
+    ];
+    let tracked = start(session_tests::memory().builder.track_client(true)).await;
+    let cookie = login_as(&tracked, "ann", &headers).await;
+    let sessions = listed(&tracked, &cookie).await;
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["user_agent"], "TestBrowser/1.0 (X11)");
+    assert_eq!(sessions[0]["ip"], "203.0.113.7");
+    assert_eq!(sessions[0]["current"], true);
+
+    let untracked = start(session_tests::memory().builder).await;
+    let cookie = login_as(&untracked, "ann", &headers).await;
+    let sessions = listed(&untracked, &cookie).await;
+    let mut fields: Vec<&String> = sessions[0].as_object().unwrap().keys().collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["created_at", "current", "handle", "last_seen"],
+        "no client fields unless tracked"
+    );
+}
+
+#[actix_web::test]
+async fn a_user_agent_is_kept_to_256_bytes() {
+    let app = start(session_tests::memory().builder.track_client(true)).await;
+    let long = format!("{}{}", "a".repeat(256), "b".repeat(100));
+    let cookie = login_as(&app, "ann", &[("User-Agent", long.as_str())]).await;
+    let sessions = listed(&app, &cookie).await;
+    assert_eq!(sessions[0]["user_agent"], "a".repeat(256));
+}
+
+#[actix_web::test]
+async fn users_are_listed_and_ended_from_outside_a_request() {
+    let middleware = session_tests::memory().builder.build().unwrap();
+    let app = TestApp::start_with(middleware.clone(), Hooks::new(1), extra).await;
+    let a = login_as(&app, "ann", &[]).await;
+    let b = login_as(&app, "ann", &[]).await;
+    let users = middleware.users();
+    let sessions = users.list("ann").await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert!(
+        sessions.iter().all(|s| !s.current),
+        "no request: none is current"
+    );
+    assert!(users.list("bob").await.unwrap().is_empty());
+    assert!(!users.revoke("bob", &sessions[0].handle).await.unwrap());
+    assert!(!users.revoke("ann", "garbage").await.unwrap());
+    assert_eq!(
+        users
+            .revoke_all_except("ann", &sessions[1].handle)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(users.list("ann").await.unwrap().len(), 1);
+    assert_eq!(users.revoke_all("ann").await.unwrap(), 1);
+    for cookie in [&a, &b] {
+        app.get("/peek", Some(cookie))
+            .await
+            .assert_ok("", "a session ended from outside");
+    }
+}
+
+#[actix_web::test]
+async fn the_binding_follows_the_session_across_a_login() {
+    let app = start(session_tests::memory().builder).await;
+    let a = login_as(&app, "ann", &[]).await;
+    let handle = listed(&app, &a).await[0]["handle"].clone();
+    // A second login (renew) without binding again: same user, same handle.
+    let a2 = app
+        .post("/login?user=ann", Some(&a))
+        .await
+        .expect_new_session("the second login");
+    let sessions = listed(&app, &a2).await;
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0]["handle"], handle);
+    assert_eq!(sessions[0]["current"], true);
+    // The index follows the move: ending the handle ends the new id.
+    let b = login_as(&app, "ann", &[]).await;
+    let handle = handle.as_str().unwrap();
+    app.post(&format!("/sessions/revoke?handle={handle}"), Some(&b))
+        .await
+        .assert_ok("revoked", "ending the moved session");
+    app.get("/peek", Some(&a2))
+        .await
+        .assert_ok("", "the moved session, ended");
+}
+
+#[actix_web::test]
+async fn clearing_a_session_takes_it_off_its_users_list() {
+    let app = start(session_tests::memory().builder).await;
+    let a = login_as(&app, "ann", &[]).await;
+    let b = login_as(&app, "ann", &[]).await;
+    assert!(app.get("/clear", Some(&a)).await.removes_session());
+    assert_eq!(listed(&app, &b).await.len(), 1);
+    app.get("/sessions", Some(&a))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED, "a cleared session has no user");
+}
+
+#[actix_web::test]
+async fn a_bound_session_holds_its_user_beside_its_entries() {
+    let app = start(session_tests::memory().builder).await;
+    let a = login_as(&app, "ann", &[]).await;
+    app.get("/peek", Some(&a))
+        .await
+        .assert_ok("user", "the binding is not an entry");
+    // Removing the last entry leaves the session: it still has its user.
+    app.get("/remove?key=user", Some(&a))
+        .await
+        .assert_no_cookie("still bound");
+    assert_eq!(listed(&app, &a).await.len(), 1);
+}
+
+#[actix_web::test]
+async fn the_cookie_store_cannot_list_or_end_a_users_sessions() {
+    let middleware = session_tests::cookie().builder.build().unwrap();
+    let app = TestApp::start_with(middleware.clone(), Hooks::new(1), extra).await;
+    let a = login_as(&app, "ann", &[]).await;
+    app.get("/sessions", Some(&a)).await.assert_status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "listing on the cookie store",
+    );
+    let error = middleware.users().list("ann").await.unwrap_err();
+    assert!(matches!(error, SessionError::NoUserIndex(_)), "{error:?}");
+    assert!(
+        error.to_string().contains("needs a server-side store"),
+        "{error}"
+    );
+    let error = middleware.users().revoke_all("ann").await.unwrap_err();
+    assert!(matches!(error, SessionError::NoUserIndex(_)), "{error:?}");
+}
+
+#[actix_web::test]
+async fn max_sessions_per_user_must_be_at_least_one() {
+    let error = session_tests::memory()
+        .builder
+        .max_sessions_per_user(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(error.key(), "SESSION_MAX_PER_USER");
+}

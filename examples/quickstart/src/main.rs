@@ -28,7 +28,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{App, HttpResponse, HttpServer, get, post, route, web};
 use serde::Deserialize;
-use session_actix::{Session, SessionConfig, SessionMiddleware};
+use session_actix::{Session, SessionConfig, SessionError, SessionMiddleware};
 
 /// A plain-text answer. Without an explicit type a browser may sniff a
 /// stored value as HTML and run a script in it; `nosniff` forbids the
@@ -117,13 +117,15 @@ fn yes() -> bool {
     true
 }
 
-/// Logs in: a new session id (fixation defence), then the user; with
+/// Logs in: a new session id (fixation defence), then the user, to whom
+/// the session is bound (so that `/sessions` lists it); with
 /// `remember=false` the cookie ends with the browser, with `lifetime=SECS`
 /// the session ends SECS after its last use.
 #[post("/login")]
 async fn login(session: Session, q: web::Query<LoginQuery>) -> actix_web::Result<HttpResponse> {
     session.renew();
     session.insert("user", &q.user)?;
+    session.bind_user(&q.user);
     session.set_permanent(q.remember);
     if let Some(secs) = q.lifetime {
         session.set_lifetime(std::time::Duration::from_secs(secs));
@@ -136,6 +138,62 @@ async fn login(session: Session, q: web::Query<LoginQuery>) -> actix_web::Result
 async fn logout(session: Session) -> HttpResponse {
     session.purge();
     text(StatusCode::OK, "bye")
+}
+
+/// A failure of a call on the user's sessions: 401 when the session has
+/// no user, else the error's own answer.
+fn not_logged_in(error: SessionError) -> actix_web::Result<HttpResponse> {
+    match error {
+        SessionError::NotLoggedIn => Ok(text(StatusCode::UNAUTHORIZED, "not logged in")),
+        error => Err(error.into()),
+    }
+}
+
+/// The logged-in user's sessions, as JSON: `handle`, `current`,
+/// `created_at` and `last_seen` (RFC 3339), and with
+/// `SESSION_TRACK_CLIENT=true` the `user_agent` and `ip` seen at login;
+/// 401 when not logged in.
+#[get("/sessions")]
+async fn list_sessions(session: Session) -> actix_web::Result<HttpResponse> {
+    match session.user_sessions().await {
+        Ok(list) => Ok(HttpResponse::Ok()
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .json(list)),
+        Err(error) => not_logged_in(error),
+    }
+}
+
+#[derive(Deserialize)]
+struct RevokeQuery {
+    handle: String,
+}
+
+/// Ends one of the logged-in user's sessions: 404 if it is not theirs.
+#[post("/sessions/revoke")]
+async fn revoke(session: Session, q: web::Query<RevokeQuery>) -> actix_web::Result<HttpResponse> {
+    match session.revoke_user_session(&q.handle).await {
+        Ok(true) => Ok(text(StatusCode::OK, "revoked")),
+        Ok(false) => Ok(text(StatusCode::NOT_FOUND, "no such session")),
+        Err(error) => not_logged_in(error),
+    }
+}
+
+/// Ends every other session of the logged-in user.
+#[post("/logout-others")]
+async fn logout_others(session: Session) -> actix_web::Result<HttpResponse> {
+    match session.log_out_other_sessions().await {
+        Ok(ended) => Ok(text(StatusCode::OK, format!("{ended} ended"))),
+        Err(error) => not_logged_in(error),
+    }
+}
+
+/// Ends every session of the logged-in user, this one included.
+#[post("/logout-everywhere")]
+async fn logout_everywhere(session: Session) -> actix_web::Result<HttpResponse> {
+    match session.log_out_everywhere().await {
+        Ok(ended) => Ok(text(StatusCode::OK, format!("{ended} ended"))),
+        Err(error) => not_logged_in(error),
+    }
 }
 
 #[actix_web::main]
@@ -174,6 +232,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .service(get)
             .service(login)
             .service(logout)
+            .service(list_sessions)
+            .service(revoke)
+            .service(logout_others)
+            .service(logout_everywhere)
     })
     .workers(2)
     .bind(("127.0.0.1", port))?;

@@ -92,9 +92,97 @@ async fn exercise_routes(server: &Server) {
     );
 }
 
+/// `GET /sessions` for `c`: the user's sessions as JSON, each checked for
+/// the documented fields.
+async fn user_sessions(c: &reqwest::Client, b: &str) -> Vec<serde_json::Value> {
+    let (status, body) = get(c, format!("{b}/sessions")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&body).expect("JSON");
+    for session in &listed {
+        assert_eq!(
+            session["handle"].as_str().map(str::len),
+            Some(22),
+            "{session}"
+        );
+        assert!(session["current"].is_boolean(), "{session}");
+        for field in ["created_at", "last_seen"] {
+            // RFC 3339 in UTC: 2026-11-26T09:12:03.512Z
+            let at = session[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("{session}"));
+            assert!(
+                at.len() >= 20 && at.as_bytes()[10] == b'T' && at.ends_with('Z'),
+                "{field}: {at}"
+            );
+        }
+    }
+    listed
+}
+
+/// The routes on a user's sessions, from three clients: two logged in as
+/// ann, one as bob.
+async fn exercise_user_sessions(server: &Server) {
+    let b = &server.base;
+    // Users of this server alone: tests share the stores' servers.
+    let (ann, bob_name) = (format!("ann{}", server.port), format!("bob{}", server.port));
+    let (one, two, bob) = (client(), client(), client());
+    assert_eq!(
+        get(&one, format!("{b}/sessions")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    for (c, user) in [(&one, &ann), (&two, &ann), (&bob, &bob_name)] {
+        assert_eq!(
+            post(c, format!("{b}/login?user={user}")).await,
+            (StatusCode::OK, format!("welcome {user}"))
+        );
+    }
+    let listed = user_sessions(&one, b).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let current: Vec<_> = listed.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{listed:?}");
+    let other = listed.iter().find(|s| s["current"] == false).unwrap()["handle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(user_sessions(&bob, b).await.len(), 1);
+    let revoke = format!("{b}/sessions/revoke?handle={other}");
+    assert_eq!(post(&bob, revoke.clone()).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(post(&one, revoke).await, (StatusCode::OK, "revoked".into()));
+    assert_eq!(
+        get(&two, format!("{b}/sessions")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(&two, format!("{b}/get?key=user")).await.0,
+        StatusCode::NOT_FOUND,
+        "the ended session lost its data"
+    );
+    post(&two, format!("{b}/login?user={ann}")).await;
+    assert_eq!(
+        post(&one, format!("{b}/logout-others")).await,
+        (StatusCode::OK, "1 ended".into())
+    );
+    assert_eq!(
+        get(&two, format!("{b}/sessions")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(user_sessions(&one, b).await.len(), 1);
+    assert_eq!(
+        post(&one, format!("{b}/logout-everywhere")).await,
+        (StatusCode::OK, "1 ended".into())
+    );
+    assert_eq!(
+        get(&one, format!("{b}/sessions")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(user_sessions(&bob, b).await.len(), 1, "bob is still in");
+}
+
 #[tokio::test]
 async fn routes_on_the_embedded_default_store() {
-    exercise_routes(&start(&[])).await;
+    let server = start(&[]);
+    exercise_routes(&server).await;
+    exercise_user_sessions(&server).await;
 }
 
 #[tokio::test]
@@ -118,12 +206,14 @@ async fn routes_on_the_filesystem_store() {
                 .ends_with(".session")
         })
         .count();
-    // The last /visits session, and the note the login left at the old id
-    // (it lives a few minutes, so a logout racing the login can follow it).
+    // The last /visits session, the note the login left at the old id
+    // (it lives a few minutes, so a logout racing the login can follow it)
+    // and ann's index of her sessions.
     assert_eq!(
-        files, 2,
-        "the live session and the login's move note are on disk"
+        files, 3,
+        "the live session, the login's move note and the user's index are on disk"
     );
+    exercise_user_sessions(&server).await;
 }
 
 #[tokio::test]
@@ -133,6 +223,13 @@ async fn routes_on_the_cookie_store_with_a_signer() {
         ("SECRET_KEY", "a quickstart secret that is long enough"),
     ]);
     exercise_routes(&server).await;
+    // The cookie is the session: the server has no list of a user's.
+    let c = client();
+    post(&c, format!("{}/login?user=ann", server.base)).await;
+    assert_eq!(
+        get(&c, format!("{}/sessions", server.base)).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
 }
 
 #[tokio::test]
@@ -146,29 +243,36 @@ async fn routes_with_signed_ids() {
 
 #[tokio::test]
 async fn routes_on_redis() {
-    exercise_routes(&start(&[("SESSION_TYPE", "redis")])).await;
+    let server = start(&[("SESSION_TYPE", "redis")]);
+    exercise_routes(&server).await;
+    exercise_user_sessions(&server).await;
 }
 
 #[tokio::test]
 async fn routes_on_redis_cluster() {
     let url = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002";
-    exercise_routes(&start(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", url)])).await;
+    let server = start(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", url)]);
+    exercise_routes(&server).await;
+    exercise_user_sessions(&server).await;
 }
 
 #[tokio::test]
 async fn routes_on_redis_sentinel() {
     let url = "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381/mymaster";
-    exercise_routes(&start(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", url)])).await;
+    let server = start(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", url)]);
+    exercise_routes(&server).await;
+    exercise_user_sessions(&server).await;
 }
 
 #[tokio::test]
 async fn routes_on_memcached() {
     let servers = "127.0.0.1:11211,127.0.0.1:11212";
-    exercise_routes(&start(&[
+    let server = start(&[
         ("SESSION_TYPE", "memcached"),
         ("SESSION_MEMCACHED", servers),
-    ]))
-    .await;
+    ]);
+    exercise_routes(&server).await;
+    exercise_user_sessions(&server).await;
 }
 
 #[tokio::test]
@@ -180,6 +284,7 @@ async fn routes_on_postgresql() {
         ("SESSION_SQL_TABLE", "quickstart_sessions"),
     ]);
     exercise_routes(&server).await;
+    exercise_user_sessions(&server).await;
 }
 
 #[tokio::test]
@@ -191,6 +296,7 @@ async fn routes_on_mariadb() {
         ("SESSION_SQL_TABLE", "quickstart_sessions"),
     ]);
     exercise_routes(&server).await;
+    exercise_user_sessions(&server).await;
 }
 
 #[tokio::test]
@@ -200,11 +306,9 @@ async fn routes_on_sqlite() {
         "sqlite://{}?mode=rwc",
         dir.path().join("sessions.db").display()
     );
-    exercise_routes(&start(&[
-        ("SESSION_TYPE", "sql"),
-        ("SESSION_SQL_URL", &url),
-    ]))
-    .await;
+    let server = start(&[("SESSION_TYPE", "sql"), ("SESSION_SQL_URL", &url)]);
+    exercise_routes(&server).await;
+    exercise_user_sessions(&server).await;
 }
 
 #[tokio::test]
@@ -216,6 +320,7 @@ async fn routes_on_mongodb() {
         ("SESSION_MONGODB_COLLECT", "quickstart_sessions"),
     ]);
     exercise_routes(&server).await;
+    exercise_user_sessions(&server).await;
 }
 
 /// Starts a private redis-server on `port`; killed on drop.

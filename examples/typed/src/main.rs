@@ -6,15 +6,19 @@
 //! that adds to the cart and one that changes the account never overwrite
 //! each other.
 //!
+//! The page also shows where the user is logged in (every session bound
+//! to them at login), and logs any of those sessions out.
+//!
 //! ```sh
-//! cargo run -p typed            # then open http://127.0.0.1:8080
+//! cargo run -p typed            # then open http://localhost:8080
+//! SESSION_TRACK_CLIENT=true cargo run -p typed   # list browsers and addresses too
 //! ```
 
 use std::process::ExitCode;
 
 use actix_web::{App, HttpResponse, HttpServer, Responder, get, post, web};
 use serde::{Deserialize, Serialize};
-use session_actix::{SessionConfig, SessionData, SessionMiddleware, TypedSession};
+use session_actix::{Session, SessionConfig, SessionData, SessionMiddleware, TypedSession};
 
 /// One line of the cart.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -114,7 +118,8 @@ struct LoginQuery {
     user: String,
 }
 
-/// Logs in, keeping the cart: a new session id, then the user.
+/// Logs in, keeping the cart: a new session id, then the user, to whom
+/// the session is bound (so that the page lists it among the user's).
 #[post("/login")]
 async fn login(
     account: TypedSession<Account>,
@@ -122,7 +127,36 @@ async fn login(
 ) -> actix_web::Result<impl Responder> {
     account.session().renew();
     account.set_user(Some(q.user.clone()))?;
+    account.session().bind_user(&q.user);
     Ok(format!("welcome {}", q.user))
+}
+
+/// Where the user is logged in: their sessions as JSON (401 when not
+/// logged in).
+#[get("/sessions")]
+async fn list_sessions(session: Session) -> actix_web::Result<impl Responder> {
+    Ok(web::Json(session.user_sessions().await?))
+}
+
+#[derive(Deserialize)]
+struct HandleQuery {
+    handle: String,
+}
+
+/// Logs one of the user's sessions out (404 if it is not theirs).
+#[post("/sessions/revoke")]
+async fn revoke(session: Session, q: web::Query<HandleQuery>) -> actix_web::Result<HttpResponse> {
+    Ok(if session.revoke_user_session(&q.handle).await? {
+        HttpResponse::Ok().body("revoked")
+    } else {
+        HttpResponse::NotFound().body("no such session")
+    })
+}
+
+/// Logs every other session of the user out.
+#[post("/logout-others")]
+async fn logout_others(session: Session) -> actix_web::Result<impl Responder> {
+    Ok(format!("{} ended", session.log_out_other_sessions().await?))
 }
 
 /// Logs out: the whole session, cart included, is gone.
@@ -173,6 +207,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .service(remove)
             .service(login)
             .service(logout)
+            .service(list_sessions)
+            .service(revoke)
+            .service(logout_others)
     })
     .workers(2)
     .bind(("127.0.0.1", port))?;
