@@ -13,7 +13,9 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use session_core::bytes::Bytes;
 use session_core::logout::{MOVE_NOTE_TTL, micros_since_epoch, move_note, purge};
 use session_core::store::{Applied, ChangeSet, Record};
-use session_core::users::{Binding, Entry, SEEN_KEY, USER_KEY, UserIndex, millis};
+use session_core::users::{
+    Binding, Entry, MAX_BOUND_LIFETIME, SEEN_KEY, USER_KEY, UserIndex, millis,
+};
 use session_core::{OutagePolicy, SameSite, SessionId, SessionStore, StoreError, StoreKey};
 
 use crate::error::SessionError;
@@ -106,7 +108,11 @@ fn snapshot(state: &State, shared: &Shared, started: SystemTime, failed: bool) -
             HashMap::new()
         },
         started,
-        lifetime: state.lifetime(),
+        // The user's index outlives a bound session only this long.
+        lifetime: match &state.binding {
+            Some(_) => state.lifetime().min(MAX_BOUND_LIFETIME),
+            None => state.lifetime(),
+        },
         permanent: state.is_permanent(),
         settings_changed: state.settings_changed(),
         binding: state.binding.clone(),
@@ -358,7 +364,7 @@ async fn save<S: SessionStore>(
                         return Err(error.into());
                     }
                     if snap.bound {
-                        cap(store, settings, binding).await;
+                        tidy(store, settings, binding).await;
                     }
                 }
                 return Ok(set(&id, ttl));
@@ -418,7 +424,7 @@ async fn save<S: SessionStore>(
                     // the store, not this request's view, says it is alive.
                     Applied::Done => {
                         if let Some(binding) = snap.binding.as_ref().filter(|_| snap.bound) {
-                            cap(store, settings, binding).await;
+                            tidy(store, settings, binding).await;
                         }
                         Ok(keep_or_resend(id, ttl))
                     }
@@ -576,17 +582,19 @@ async fn rebind<S: SessionStore>(
     index.add(&binding.handle, &entry).await
 }
 
-/// Ends the user's least recently seen sessions past `SESSION_MAX_PER_USER`,
-/// after a binding. The login stands whatever happens: a failure is logged.
-async fn cap<S: SessionStore>(store: &S, settings: &Settings, binding: &Binding) {
-    let Some(max) = settings.max_per_user else {
-        return;
+/// After a binding: drops the index entries of the user's sessions that
+/// ended (so that the index holds the live ones, plus those that ended since
+/// the last login), and ends the least recently seen sessions past
+/// `SESSION_MAX_PER_USER`. The login stands whatever happens: a failure is
+/// logged.
+async fn tidy<S: SessionStore>(store: &S, settings: &Settings, binding: &Binding) {
+    let index = index(store, settings, binding);
+    let tidied = match settings.max_per_user {
+        Some(max) => index.cap(max, &binding.handle).await.map(drop),
+        None => index.list().await.map(drop),
     };
-    if let Err(error) = index(store, settings, binding)
-        .cap(max, &binding.handle)
-        .await
-    {
-        tracing::warn!(%error, "could not end a user's sessions past SESSION_MAX_PER_USER");
+    if let Err(error) = tidied {
+        tracing::warn!(%error, "could not tidy a user's index of sessions after a login");
     }
 }
 
@@ -692,7 +700,7 @@ async fn renew<S: SessionStore>(
         return Ok(change);
     }
     if let Some(binding) = binding.as_ref().filter(|_| bound) {
-        cap(store, settings, binding).await;
+        tidy(store, settings, binding).await;
     }
     let done = Bytes::from(micros_since_epoch(SystemTime::now()).to_string());
     let mark = ChangeSet {

@@ -151,8 +151,17 @@ async fn forget_me(session: Session) -> &'static str {
     "ok"
 }
 
+/// Logs in as ann, bound, asking for a lifetime of 1000 days.
+async fn login_for_years(session: Session) -> &'static str {
+    session.renew();
+    session.bind_user("ann");
+    session.set_lifetime(Duration::from_secs(1000 * 24 * 3600));
+    "ok"
+}
+
 fn extra(cfg: &mut web::ServiceConfig) {
     cfg.route("/forget_me", web::get().to(forget_me))
+        .route("/login_for_years", web::post().to(login_for_years))
         .route("/save_hold", web::get().to(save_hold))
         .route("/login_save", web::post().to(login_save))
         .route("/reload_hold", web::get().to(reload_hold))
@@ -1639,4 +1648,48 @@ async fn max_sessions_per_user_must_be_at_least_one() {
         .build()
         .unwrap_err();
     assert_eq!(error.key(), "SESSION_MAX_PER_USER");
+}
+
+#[actix_web::test]
+async fn a_bound_session_lives_at_most_400_days() {
+    let app = start(session_tests::memory().builder).await;
+    let reply = app.post("/login_for_years", None).await;
+    let cookie = reply.session_cookie().expect("a cookie");
+    assert_eq!(
+        cookie.max_age(),
+        Some(actix_web::cookie::time::Duration::days(400)),
+        "capped so that the user's index outlives the session"
+    );
+}
+
+#[actix_web::test]
+async fn each_login_drops_the_index_entries_of_ended_sessions() {
+    use session_core::SessionStore;
+    let store = Arc::new(MemoryStore::new());
+    let app = start(SessionMiddleware::builder(Arc::clone(&store))).await;
+    let index = session_core::users::index_key("session:", "ann");
+    let entries = async || {
+        store
+            .load(&index)
+            .await
+            .unwrap()
+            .map_or(0, |r| r.entries.len())
+    };
+    let a = login_as(&app, "ann", &[]).await;
+    assert_eq!(entries().await, 1);
+    assert!(app.post("/logout", Some(&a)).await.removes_session());
+    assert_eq!(
+        entries().await,
+        1,
+        "a logout leaves the entry until the next login"
+    );
+    let b = login_as(&app, "ann", &[]).await;
+    assert_eq!(
+        entries().await,
+        1,
+        "the next login dropped the ended session's entry"
+    );
+    let _c = login_as(&app, "ann", &[]).await;
+    assert_eq!(entries().await, 2);
+    assert_eq!(listed(&app, &b).await.len(), 2);
 }
