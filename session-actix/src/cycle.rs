@@ -608,7 +608,8 @@ async fn tidy<S: SessionStore>(store: &S, settings: &Settings, binding: &Binding
 /// 2. the new session is created with this request's view of the session
 ///    (the login's changes included) and the old creation time;
 /// 3. the old one is taken (atomically read and deleted): `None` means a
-///    logout deleted it first, so the login is undone;
+///    logout deleted it first (or another login of it moved it first), so
+///    the login is undone;
 /// 4. writes other requests made to the old id meanwhile are carried over,
 ///    with this request's changes applied on top; `Gone` means a logout
 ///    followed the note and ended the new session;
@@ -656,12 +657,20 @@ async fn renew<S: SessionStore>(
             rebind(store, settings, binding, bound, client.as_ref(), old, &new).await?;
         }
         let Some(latest) = store.take(old).await? else {
-            // A logout won before the login moved anything: undo it all.
-            // No other login of this session can succeed either (the old
-            // session is gone), so the note can go too.
+            // The old session is gone before this login moved it: a logout
+            // ended it, or another login of it (a form sent twice) moved it
+            // first. This login is undone, and leaves the note to the other
+            // login, if any: then that login's cookie is the one to keep,
+            // else (a logout) the cookie goes.
             store.delete(&new).await?;
-            store.delete(&note).await?;
-            return Ok(CookieChange::Remove);
+            let unmark = ChangeSet {
+                remove: vec![new.as_str().to_owned()],
+                ..ChangeSet::default()
+            };
+            return Ok(match store.apply(&note, &unmark, note_ttl).await? {
+                Applied::Done => CookieChange::Keep,
+                _ => CookieChange::Remove,
+            });
         };
         let mut merged = latest.entries;
         snap.changes.apply_to(&mut merged);

@@ -1693,3 +1693,75 @@ async fn each_login_drops_the_index_entries_of_ended_sessions() {
     assert_eq!(entries().await, 2);
     assert_eq!(listed(&app, &b).await.len(), 2);
 }
+
+#[actix_web::test]
+async fn a_login_sent_twice_keeps_the_cookie_of_the_login_that_moved_the_session() {
+    // The first login is held where it takes the old session; the second,
+    // with the same cookie, moves the session meanwhile.
+    let store = Gated::new("take", 1);
+    let app = start(SessionMiddleware::builder(store.clone())).await;
+    let cookie = app
+        .get("/set?key=cart&value=3", None)
+        .await
+        .expect_new_session("set");
+    store.arm();
+    let first = app.spawn(app.request(Method::POST, "/login?user=nick", Some(&cookie)));
+    within("the first login to take", store.0.paused.notified()).await;
+    let moved = app
+        .post("/login?user=nick", Some(&cookie))
+        .await
+        .expect_new_session("the second login");
+    store.0.release.notify_one();
+    within("the first login", first)
+        .await
+        .expect("the request task")
+        .assert_ok("welcome nick", "the login that lost")
+        .assert_no_cookie("the login that lost leaves the other login's cookie alone");
+    app.get("/peek", Some(&moved))
+        .await
+        .assert_ok("cart,user", "the session the second login moved");
+    app.get("/peek", Some(&cookie))
+        .await
+        .assert_ok("", "the old cookie");
+}
+
+#[actix_web::test]
+async fn a_logout_reaches_a_login_that_found_another_login_under_way() {
+    use session_core::SessionStore;
+    use session_core::logout::{MOVE_NOTE_TTL, move_note};
+    use session_core::store::Record;
+    // Held at its second apply: the carry-over, after it took the old
+    // session; its first apply added its new id to the note of the other
+    // login.
+    let store = Gated::new("apply", 2);
+    let app = start(SessionMiddleware::builder(store.clone())).await;
+    let cookie = app
+        .get("/set?key=cart&value=3", None)
+        .await
+        .expect_new_session("set");
+    let old = session_core::StoreKey::new("session:", &SessionId::parse(&cookie).unwrap(), true);
+    let elsewhere = HashMap::from([("session:elsewhere".to_owned(), Default::default())]);
+    assert!(
+        store
+            .0
+            .store
+            .create(&move_note(&old), &Record::from(elsewhere), MOVE_NOTE_TTL)
+            .await
+            .unwrap()
+    );
+    store.arm();
+    let login = app.spawn(app.request(Method::POST, "/login?user=nick", Some(&cookie)));
+    within("the login to carry over", store.0.paused.notified()).await;
+    assert!(app.post("/logout", Some(&cookie)).await.removes_session());
+    store.0.release.notify_one();
+    let login = within("the login", login).await.expect("the request task");
+    assert_eq!(
+        login.new_session(),
+        None,
+        "the login in flight sent a session"
+    );
+    assert!(
+        store.0.store.is_empty(),
+        "the logout left the session the login was moving in the store"
+    );
+}
