@@ -159,8 +159,40 @@ async fn login_for_years(session: Session) -> &'static str {
     "ok"
 }
 
+/// Sets `a` and saves, then sets `b` for the save after the handler.
+async fn save_then_more(session: Session) -> Result<&'static str, actix_web::Error> {
+    session.insert("a", 1)?;
+    session.save().await?;
+    session.insert("b", 2)?;
+    Ok("ok")
+}
+
+/// Saves a session it did not change.
+async fn save_unchanged(session: Session) -> Result<String, actix_web::Error> {
+    let keys = session.keys().join(",");
+    session.save().await?;
+    Ok(keys)
+}
+
+/// A login on a session with nothing in it.
+async fn renew_only(session: Session) -> &'static str {
+    session.renew();
+    "ok"
+}
+
+/// Inserts a key and removes it again.
+async fn insert_remove(session: Session) -> Result<&'static str, actix_web::Error> {
+    session.insert("x", 1)?;
+    session.remove_key("x");
+    Ok("ok")
+}
+
 fn extra(cfg: &mut web::ServiceConfig) {
     cfg.route("/forget_me", web::get().to(forget_me))
+        .route("/save_then_more", web::get().to(save_then_more))
+        .route("/save_unchanged", web::get().to(save_unchanged))
+        .route("/renew_only", web::post().to(renew_only))
+        .route("/insert_remove", web::get().to(insert_remove))
         .route("/login_for_years", web::post().to(login_for_years))
         .route("/save_hold", web::get().to(save_hold))
         .route("/login_save", web::post().to(login_save))
@@ -1763,5 +1795,131 @@ async fn a_logout_reaches_a_login_that_found_another_login_under_way() {
     assert!(
         store.0.store.is_empty(),
         "the logout left the session the login was moving in the store"
+    );
+}
+
+#[actix_web::test]
+async fn a_failed_save_after_the_handler_keeps_the_cookie_of_an_earlier_save_only_when_serving_empty()
+ {
+    for (policy, status) in [
+        (OutagePolicy::ServeEmpty, StatusCode::OK),
+        (OutagePolicy::Fail, StatusCode::SERVICE_UNAVAILABLE),
+    ] {
+        // The handler's save creates the session; the save after it (an
+        // apply, the first after arming) fails.
+        let store = Gated::failing("apply", 1);
+        store.arm();
+        let app = start(SessionMiddleware::builder(store.clone()).outage_policy(policy)).await;
+        let reply = app.get("/save_then_more", None).await;
+        reply.assert_status(status, &format!("{policy:?}"));
+        match policy {
+            OutagePolicy::ServeEmpty => {
+                let cookie = reply.expect_new_session("the session the handler saved");
+                app.get("/peek", Some(&cookie))
+                    .await
+                    .assert_ok("a", "what the handler saved, without the failed change");
+            }
+            _ => {
+                reply.assert_no_cookie("a failed request sends no cookie");
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn saving_an_unchanged_session_writes_nothing() {
+    let store = Recorder {
+        hide_expiry: true,
+        ..Recorder::default()
+    };
+    let app = recorded(&store, |b| b).await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    store.drain();
+    app.get("/save_unchanged", Some(&cookie))
+        .await
+        .assert_ok("a", "save of an unchanged session");
+    assert_eq!(
+        store.drain_kinds(),
+        ["load", "touch"],
+        "one refresh, after the handler: the handler's save wrote nothing"
+    );
+}
+
+#[actix_web::test]
+async fn a_login_or_an_insert_that_leaves_a_new_session_empty_stores_nothing() {
+    let store = Recorder::default();
+    let app = recorded(&store, |b| b).await;
+    app.post("/renew_only", None)
+        .await
+        .assert_ok("ok", "a login of an empty session")
+        .assert_no_cookie("nothing to keep");
+    app.get("/insert_remove", None)
+        .await
+        .assert_ok("ok", "an insert taken back")
+        .assert_no_cookie("nothing to keep");
+    assert_eq!(
+        store.drain_kinds(),
+        Vec::<&str>::new(),
+        "no call: no cookie to load, nothing to create"
+    );
+}
+
+#[actix_web::test]
+async fn the_middleware_and_its_service_debug_print_no_secret() {
+    use actix_web::dev::Transform;
+    let middleware = session_tests::memory()
+        .builder
+        .signing_key(SECRET)
+        .build()
+        .unwrap();
+    let printed = format!("{middleware:?}");
+    assert!(
+        printed.starts_with("SessionMiddleware { settings: Settings {")
+            && printed.ends_with(".. }"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains(SECRET),
+        "the signing key is not printed: {printed}"
+    );
+    let service = middleware
+        .new_transform(actix_web::dev::fn_service(
+            |req: actix_web::dev::ServiceRequest| async move {
+                Ok::<_, actix_web::Error>(req.into_response(HttpResponse::Ok().finish()))
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(format!("{service:?}"), "SessionService { .. }");
+}
+
+#[actix_web::test]
+async fn a_cookie_session_whose_absolute_lifetime_ends_during_a_request_loses_its_cookie() {
+    const ABSOLUTE: Duration = Duration::from_secs(2);
+    let app = start(session_tests::cookie().builder.absolute_lifetime(ABSOLUTE)).await;
+    let started = std::time::Instant::now();
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    // Loaded while alive, saved after its absolute lifetime is over.
+    let held = app.spawn(app.request(Method::GET, "/hold_set?key=b&value=2", Some(&cookie)));
+    within("the request to load", app.hooks().loaded.notified()).await;
+    assert!(
+        started.elapsed() < ABSOLUTE,
+        "loaded too late to test anything"
+    );
+    tokio::time::sleep(ABSOLUTE.saturating_sub(started.elapsed()) + Duration::from_millis(100))
+        .await;
+    app.hooks().release.notify_one();
+    let reply = within("the request", held).await.expect("the request task");
+    reply.assert_ok("ok", "the request that outlived the session");
+    assert!(
+        reply.removes_session(),
+        "the ended session's cookie is removed: {:?}",
+        reply.raw_set_cookies()
     );
 }
