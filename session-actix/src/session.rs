@@ -821,6 +821,24 @@ impl Session {
 mod tests {
     use super::*;
 
+    #[test]
+    fn debug_shows_the_keys_and_the_status_not_the_values() {
+        let s = session(&[("user", "\"secret-name\"")], 1024);
+        let printed = format!("{s:?}");
+        assert_eq!(printed, r#"Session { keys: ["user"], status: Unchanged }"#);
+        let ctx = Ctx {
+            shared: Arc::new(Shared::detached()),
+            started: SystemTime::now(),
+            cookies: vec!["the-cookie".into()],
+            client: None,
+        };
+        assert_eq!(
+            format!("{ctx:?}"),
+            "Ctx { .. }",
+            "no cookie in a debug print"
+        );
+    }
+
     fn session(pairs: &[(&str, &str)], max_size: usize) -> Session {
         let record = Record::from(
             pairs

@@ -1923,3 +1923,39 @@ async fn a_cookie_session_whose_absolute_lifetime_ends_during_a_request_loses_it
         reply.raw_set_cookies()
     );
 }
+
+#[actix_web::test]
+async fn a_save_during_the_handler_is_not_written_again_after_it() {
+    let store = Recorder::default();
+    let app = recorded(&store, |b| b).await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    store.drain();
+    app.get("/save_report?key=b&value=2", Some(&cookie))
+        .await
+        .assert_ok("ok", "a save during the handler");
+    assert_eq!(
+        store.drain_kinds(),
+        ["load", "apply"],
+        "the save after the handler had nothing left to write"
+    );
+}
+
+#[actix_web::test]
+async fn changes_a_failed_save_took_are_saved_after_the_handler() {
+    let store = Gated::failing("apply", 1);
+    let app = start(SessionMiddleware::builder(store.clone())).await;
+    let cookie = app
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set");
+    store.arm();
+    app.get("/save_report?key=b&value=2", Some(&cookie))
+        .await
+        .assert_ok("503", "the handler's save failed");
+    app.get("/get?key=b", Some(&cookie))
+        .await
+        .assert_ok("2", "the change was saved after the handler");
+}
