@@ -9,12 +9,19 @@
 //! | `GET /` | sets `name` = `"nick"` (creates a session), answers `hello` |
 //! | `GET /index` | reads `name` |
 //! | `GET /visits` | reads `visits`, writes it back incremented |
+//! | `GET /login` | renews the session, sets `user` to a fresh user, answers `welcome` |
+//!
+//! The `-users` variants (`ours-memory-users`, `ours-redis-users`) also
+//! bind the session to its user ([`session_actix::Session::bind_user`]) in
+//! `GET /login` and in `GET /`, so that the sessions `/index` and `/visits`
+//! read are bound ones, each to a user of its own.
 //!
 //! and the same cookie settings: name `session`, not `Secure`, `HttpOnly`,
 //! `SameSite=Lax`, `Path=/`. Everything else is each library's default.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix_web::cookie::{Key, SameSite as CookieSameSite};
@@ -45,6 +52,14 @@ pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
 /// dropped and created afresh at each run).
 pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
+/// The most sessions (and user indexes) the memory variants keep, in place
+/// of `MemoryStore::new()`'s 100,000: a login's session is in use at once,
+/// and the store never evicts those, so `GET /login` (a new session per
+/// request) would fill the default bound within seconds and get `503`s.
+/// About 0.8 KB per login, 2 KB with the user index (two records): room
+/// for the 15 s of logins a row may take (warm-up, measurement, retries).
+pub const MEMORY_MAX_SESSIONS: usize = 4_000_000;
+
 /// A secret for the stores that sign (the cookie stores): fixed, so runs
 /// are comparable; this is a benchmark, not a deployment.
 const SECRET: &[u8; 64] = b"session-bench: a fixed 64-byte secret, not for any real use!!!!!";
@@ -60,10 +75,16 @@ pub enum Variant {
     ActixRedis,
     /// This project, `MemoryStore`.
     OursMemory,
+    /// This project, `MemoryStore`, with sessions bound to users (the
+    /// user index on).
+    OursMemoryUsers,
     /// This project, `FileStore` in a temporary directory.
     OursFilesystem,
     /// This project, `RedisStore`.
     OursRedis,
+    /// This project, `RedisStore`, with sessions bound to users (the user
+    /// index on).
+    OursRedisUsers,
     /// This project, `SqlStore` on PostgreSQL.
     OursPostgres,
     /// This project, `SqlStore` on SQLite in a temporary directory.
@@ -74,13 +95,15 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the order a run measures them.
-    pub const ALL: [Variant; 9] = [
+    pub const ALL: [Variant; 11] = [
         Variant::None,
         Variant::ActixCookie,
         Variant::ActixRedis,
         Variant::OursMemory,
+        Variant::OursMemoryUsers,
         Variant::OursFilesystem,
         Variant::OursRedis,
+        Variant::OursRedisUsers,
         Variant::OursPostgres,
         Variant::OursSqlite,
         Variant::OursCookie,
@@ -93,8 +116,10 @@ impl Variant {
             Variant::ActixCookie => "actix-cookie",
             Variant::ActixRedis => "actix-redis",
             Variant::OursMemory => "ours-memory",
+            Variant::OursMemoryUsers => "ours-memory-users",
             Variant::OursFilesystem => "ours-filesystem",
             Variant::OursRedis => "ours-redis",
+            Variant::OursRedisUsers => "ours-redis-users",
             Variant::OursPostgres => "ours-postgres",
             Variant::OursSqlite => "ours-sqlite",
             Variant::OursCookie => "ours-cookie",
@@ -103,7 +128,26 @@ impl Variant {
 
     /// True if the variant keeps sessions in Redis.
     pub fn uses_redis(self) -> bool {
-        matches!(self, Variant::ActixRedis | Variant::OursRedis)
+        matches!(
+            self,
+            Variant::ActixRedis | Variant::OursRedis | Variant::OursRedisUsers
+        )
+    }
+
+    /// True if the variant binds its sessions to users (`GET /` and
+    /// `GET /login` call `bind_user`): the `-users` variants.
+    pub fn binds_users(self) -> bool {
+        matches!(self, Variant::OursMemoryUsers | Variant::OursRedisUsers)
+    }
+
+    /// The variant without users that a `-users` variant is measured
+    /// against (same store, same settings), if it is one.
+    pub fn without_users(self) -> Option<Variant> {
+        match self {
+            Variant::OursMemoryUsers => Some(Variant::OursMemory),
+            Variant::OursRedisUsers => Some(Variant::OursRedis),
+            _ => None,
+        }
     }
 
     /// True if the variant has sessions at all (everything but `none`).
@@ -155,6 +199,9 @@ pub enum Built {
     OursSql(SessionMiddleware, Option<tempfile::TempDir>),
     /// Ours on the cookie store.
     OursCookie(SessionMiddleware),
+    /// Ours on the memory or the Redis store, with the routes that bind
+    /// sessions to users.
+    OursUsers(SessionMiddleware),
 }
 
 impl fmt::Debug for Built {
@@ -168,6 +215,7 @@ impl fmt::Debug for Built {
             Built::OursRedis(..) => "Built::OursRedis",
             Built::OursSql(..) => "Built::OursSql",
             Built::OursCookie(..) => "Built::OursCookie",
+            Built::OursUsers(..) => "Built::OursUsers",
         })
     }
 }
@@ -187,7 +235,12 @@ pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
                 .map_err(|e| format!("actix-session's Redis store at {redis_url}: {e}"))?;
             Built::ActixRedis(store, key)
         }
-        Variant::OursMemory => Built::OursMemory(ours(MemoryStore::new())?),
+        Variant::OursMemory => {
+            Built::OursMemory(ours(MemoryStore::with_max_sessions(MEMORY_MAX_SESSIONS))?)
+        }
+        Variant::OursMemoryUsers => {
+            Built::OursUsers(ours(MemoryStore::with_max_sessions(MEMORY_MAX_SESSIONS))?)
+        }
         Variant::OursFilesystem => {
             let dir = tempfile::Builder::new()
                 .prefix("session-bench-")
@@ -198,14 +251,8 @@ pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
                 .map_err(|e| format!("the filesystem store: {e}"))?;
             Built::OursFilesystem(ours(store)?, dir)
         }
-        Variant::OursRedis => {
-            let store = RedisStore::builder(redis_url)
-                .timeout(Duration::from_secs(5))
-                .build()
-                .await
-                .map_err(|e| format!("our Redis store at {redis_url}: {e}"))?;
-            Built::OursRedis(ours(store)?)
-        }
+        Variant::OursRedis => Built::OursRedis(ours(ours_redis(redis_url).await?)?),
+        Variant::OursRedisUsers => Built::OursUsers(ours(ours_redis(redis_url).await?)?),
         Variant::OursPostgres => {
             let pool = sqlx::PgPool::connect(POSTGRES_URL)
                 .await
@@ -248,6 +295,24 @@ pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
             Built::OursCookie(middleware)
         }
     })
+}
+
+/// Our Redis store at `redis_url`, as both Redis variants of ours use it.
+async fn ours_redis(redis_url: &str) -> Result<RedisStore, String> {
+    RedisStore::builder(redis_url)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .map_err(|e| format!("our Redis store at {redis_url}: {e}"))
+}
+
+/// A user no request has logged in as yet: `u0`, `u1`, ... from a
+/// process-wide counter, so every login is the first of its user and every
+/// user has one session (a fixed user would see its index grow for the
+/// whole run).
+pub fn fresh_user() -> String {
+    static USERS: AtomicU64 = AtomicU64::new(0);
+    format!("u{}", USERS.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Our middleware on `store`, with the benchmark's cookie settings.
@@ -299,9 +364,18 @@ pub mod plain {
         visits.to_string()
     }
 
+    /// Would log a user in.
+    #[get("/login")]
+    async fn login() -> impl Responder {
+        "welcome"
+    }
+
     /// Registers the routes.
     pub fn routes(cfg: &mut ServiceConfig) {
-        cfg.service(hello).service(index).service(visits);
+        cfg.service(hello)
+            .service(index)
+            .service(visits)
+            .service(login);
     }
 }
 
@@ -336,9 +410,49 @@ pub mod ours {
         Ok(visits.to_string())
     }
 
+    /// Logs a fresh user in: a new id, then `session['user'] = user`.
+    #[get("/login")]
+    async fn login(session: Session) -> actix_web::Result<impl Responder> {
+        session.renew();
+        session.insert("user", super::fresh_user())?;
+        Ok("welcome")
+    }
+
+    /// `GET /` of the `-users` variants: as [`hello`], and binds the new
+    /// session to a fresh user.
+    #[get("/")]
+    async fn hello_bound(session: Session) -> actix_web::Result<impl Responder> {
+        session.insert("name", "nick")?;
+        session.bind_user(super::fresh_user());
+        Ok("hello")
+    }
+
+    /// `GET /login` of the `-users` variants: as [`login`], and binds the
+    /// session to the user (which writes the user's index).
+    #[get("/login")]
+    async fn login_bound(session: Session) -> actix_web::Result<impl Responder> {
+        let user = super::fresh_user();
+        session.renew();
+        session.insert("user", &user)?;
+        session.bind_user(user);
+        Ok("welcome")
+    }
+
     /// Registers the routes.
     pub fn routes(cfg: &mut ServiceConfig) {
-        cfg.service(hello).service(index).service(visits);
+        cfg.service(hello)
+            .service(index)
+            .service(visits)
+            .service(login);
+    }
+
+    /// Registers the routes of the `-users` variants: `/` and `/login`
+    /// bind the session to a user; `/index` and `/visits` are the same.
+    pub fn routes_with_users(cfg: &mut ServiceConfig) {
+        cfg.service(hello_bound)
+            .service(index)
+            .service(visits)
+            .service(login_bound);
     }
 }
 
@@ -373,9 +487,20 @@ pub mod actix {
         Ok(visits.to_string())
     }
 
+    /// Logs a fresh user in: a new id, then `session['user'] = user`.
+    #[get("/login")]
+    async fn login(session: Session) -> actix_web::Result<impl Responder> {
+        session.renew();
+        session.insert("user", super::fresh_user())?;
+        Ok("welcome")
+    }
+
     /// Registers the routes.
     pub fn routes(cfg: &mut ServiceConfig) {
-        cfg.service(hello).service(index).service(visits);
+        cfg.service(hello)
+            .service(index)
+            .service(visits)
+            .service(login);
     }
 }
 
@@ -435,6 +560,15 @@ macro_rules! with_app {
             $crate::Built::OursCookie(mw) => {
                 let mw = mw.clone();
                 let $app = move || App::new().wrap(mw.clone()).configure($crate::ours::routes);
+                $body
+            }
+            $crate::Built::OursUsers(mw) => {
+                let mw = mw.clone();
+                let $app = move || {
+                    App::new()
+                        .wrap(mw.clone())
+                        .configure($crate::ours::routes_with_users)
+                };
                 $body
             }
         }

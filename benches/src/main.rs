@@ -11,8 +11,10 @@
 //! pinned to CPU 0 (one actix worker), primes sessions (`GET /` without a
 //! cookie, keeping each `Set-Cookie`), then for each route warms up and
 //! measures with `wrk` pinned to CPU 1, sending the primed cookies round
-//! robin; it prints a markdown table (requests/s, p50, p99, and the ratio
-//! to `none` on the same route) and writes it to BENCHMARKS.md.
+//! robin (`/` sends none); it prints a markdown table (requests/s, p50,
+//! p99, and the ratio to `none` on the same route), the targets, and the
+//! cost of the user index (each `-users` variant over the same store
+//! without it), and writes them to BENCHMARKS.md.
 
 mod client;
 mod cpu;
@@ -33,10 +35,16 @@ use crate::client::Client;
 use crate::report::{Results, Row};
 use crate::wrk::Load;
 
-/// The routes, in the order each variant is measured: `/` last, as it
-/// creates a session per request (the filesystem store, at its default
-/// threshold of 500 files, then evicts the primed ones).
-const ROUTES: [&str; 3] = ["/index", "/visits", "/"];
+/// The routes, in the order each variant is measured: `/` and `/login`
+/// after the routes that read the primed sessions, as both create a session
+/// per request (the filesystem store, at its default threshold of 500
+/// files, then evicts the sessions on probation: those of `/`, never the
+/// primed ones, which `/index` has read). `/login` last: its first request
+/// with each primed cookie moves that session to a new id (the cookie then
+/// names no session, and later logins with it start from a fresh one), and
+/// the sessions it creates are in use at once, never evicted, so a bounded
+/// store (memory, filesystem) fills up with them.
+const ROUTES: [&str; 4] = ["/index", "/visits", "/", "/login"];
 
 const USAGE: &str = "\
 usage:
@@ -54,7 +62,7 @@ options:
   --sessions N         sessions primed per variant, sent round robin (default 256, at least 200)
   --connections N      wrk connections (default 32)
   --variants A,B,...   variants to run (default all; `none` is always run first)
-  --routes R,...       routes to measure (default /index,/visits,/)
+  --routes R,...       routes to measure (default /index,/visits,/,/login)
   --redis URL          Redis for the Redis variants (default redis://127.0.0.1:6379)
   --output PATH        where to write the results (default BENCHMARKS.md at the workspace root;
                        written only by a run of every variant and route unless given)
@@ -64,7 +72,9 @@ options:
                        into DIR/<variant>_<route>.data (build with frame pointers and
                        debug line tables to read them; see BENCHMARKS.md)
 
-variants: none, actix-cookie, actix-redis, ours-memory, ours-filesystem, ours-redis, ours-postgres, ours-sqlite, ours-cookie
+variants: none, actix-cookie, actix-redis, ours-memory, ours-memory-users, ours-filesystem,
+          ours-redis, ours-redis-users, ours-postgres, ours-sqlite, ours-cookie
+          (the -users variants bind each session to a user of its own at `/` and `/login`)
 
 serve options:
   --redis URL          as above
@@ -215,7 +225,9 @@ impl Options {
                     let mut routes = Vec::new();
                     for route in value()?.split(',').filter(|s| !s.is_empty()) {
                         let r = ROUTES.into_iter().find(|r| *r == route).ok_or_else(|| {
-                            format!("unknown route {route:?}; expected /index, /visits or /")
+                            format!(
+                                "unknown route {route:?}; expected /index, /visits, / or /login"
+                            )
                         })?;
                         routes.push(r);
                     }
@@ -357,10 +369,10 @@ fn orchestrate(options: &Options, args: &[String]) -> Result<(), String> {
         let (name, share) = quiet.top.clone().unwrap_or_default();
         eprintln!(
             "session-bench: warning: the machine is busy ({:.0}% of a CPU; busiest: `{name}`, {:.0}%): measurements taken while others use more than {:.0}% of a CPU are retried, up to {TRIES} tries each, within a budget of {} s",
-            options.retry_budget.as_secs(),
             quiet.busy * 100.0,
             share * 100.0,
-            NOISY * 100.0
+            NOISY * 100.0,
+            options.retry_budget.as_secs(),
         );
     }
     let load = Load {
@@ -417,8 +429,8 @@ fn orchestrate(options: &Options, args: &[String]) -> Result<(), String> {
     let background = if noisy > 0 {
         format!(
             "- **{noisy} row(s) were measured while other processes used more than {:.0}% of a CPU** (column `others`), after up to {TRIES} tries each within a retry budget of {} s: they are slower than they should be\n",
+            NOISY * 100.0,
             options.retry_budget.as_secs(),
-            NOISY * 100.0
         )
     } else {
         format!(
@@ -427,7 +439,7 @@ fn orchestrate(options: &Options, args: &[String]) -> Result<(), String> {
         )
     };
     let section = format!(
-        "Run of {date}:\n\n```sh\n{command}\n```\n\n{machine}- server pinned to CPU {server}, wrk to CPU {client} (`-t1 -c{conns}`), {sessions} sessions round robin, {warmup} s warm-up then {duration} s per variant and route, best of {rounds} round(s); a measurement is retried (up to {TRIES} tries, {budget} s in all) when other processes use more than {noisy_pct:.0}% of a CPU meanwhile\n{background}\n{table}\n`server CPU` is the server process's CPU time per request (all its threads, from /proc); `CPU ratio` is `none`'s CPU per request over the row's: the throughput ratio the row would have if the server alone were the bottleneck. Redis's own CPU is in neither.\n\nThe targets of issue 6 (ratios of requests/s to `none` on the same route, same run):\n\n{targets}",
+        "Run of {date}:\n\n```sh\n{command}\n```\n\n{machine}- server pinned to CPU {server}, wrk to CPU {client} (`-t1 -c{conns}`), {sessions} sessions round robin, {warmup} s warm-up then {duration} s per variant and route, best of {rounds} round(s); a measurement is retried (up to {TRIES} tries, {budget} s in all) when other processes use more than {noisy_pct:.0}% of a CPU meanwhile\n{background}\n{table}\n`server CPU` is the server process's CPU time per request (all its threads, from /proc); `CPU ratio` is `none`'s CPU per request over the row's: the throughput ratio the row would have if the server alone were the bottleneck. Redis's own CPU is in neither.\n\nThe targets of issue 6 (ratios of requests/s to `none` on the same route, same run):\n\n{targets}\n{users}",
         date = report::now(),
         machine = report::machine(&wrk_version, redis_version.as_deref()),
         server = if options.pin { "0" } else { "(none)" },
@@ -441,6 +453,7 @@ fn orchestrate(options: &Options, args: &[String]) -> Result<(), String> {
         budget = options.retry_budget.as_secs(),
         table = results.table(),
         targets = results.targets(),
+        users = results.users(),
     );
     println!("{section}");
     match &options.output {
@@ -482,6 +495,12 @@ fn measure_variant(
     ours.push(server.child.id());
     let mut rows = Vec::new();
     for &route in &options.routes {
+        // Every login's session is in use at once, and the filesystem store
+        // at its threshold refuses new ones rather than evict a session in
+        // use: past 500 logins, `/login` would measure the refusals.
+        if route == "/login" && variant == Variant::OursFilesystem {
+            continue;
+        }
         let script = scripts.join(format!("{variant}{}.lua", route.replace('/', "_")));
         let route_cookies: &[String] = if route == "/" { &[] } else { &cookies };
         wrk::write_script(&script, route, route_cookies)
@@ -640,6 +659,20 @@ fn check(variant: Variant, port: u16, cookies: &[String]) -> Result<(), String> 
         return Err(format!(
             "{variant}: GET /visits answered {} {:?}, expected 200 and a count",
             res.status, res.body
+        ));
+    }
+    // Without a cookie: a login with a primed one would move that session
+    // to a new id before `/index` and `/visits` are measured.
+    let res = client
+        .get("/login", None)
+        .map_err(|e| format!("{variant}: GET /login: {e}"))?;
+    let cookie_ok = !variant.has_sessions() || res.cookie(COOKIE_NAME).is_some();
+    if res.status != 200 || res.body != "welcome" || !cookie_ok {
+        return Err(format!(
+            "{variant}: GET /login answered {} {:?}{}, expected 200 \"welcome\" and a session cookie",
+            res.status,
+            res.body,
+            if cookie_ok { "" } else { " without a cookie" }
         ));
     }
     Ok(())

@@ -1,5 +1,5 @@
-//! The results: the table, the targets of issue 6, the machine, and the
-//! section of BENCHMARKS.md they go in.
+//! The results: the table, the targets of issue 6, the cost of the user
+//! index, the machine, and the section of BENCHMARKS.md they go in.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -143,10 +143,16 @@ impl Results {
             let Some(limit) = self.find(Variant::ActixRedis, route) else {
                 continue;
             };
+            // The stores as the quickstart uses them: the `-users` variants
+            // (the same stores, sessions bound to users) are judged below.
             let ours: Vec<&Row> = self
                 .rows
                 .iter()
-                .filter(|r| r.route == route && r.variant.name().starts_with("ours-"))
+                .filter(|r| {
+                    r.route == route
+                        && r.variant.name().starts_with("ours-")
+                        && !r.variant.binds_users()
+                })
                 .collect();
             if ours.is_empty() {
                 continue;
@@ -174,6 +180,38 @@ impl Results {
                 out,
                 "| p99 of every store of ours on `{route}` <= `actix-redis`'s | {measured} | {} |",
                 yes_no(worse.is_empty())
+            );
+        }
+        out
+    }
+
+    /// What the user index costs: requests/s of each `-users` variant over
+    /// the same store without it, on `/login` and `/index`, same run.
+    pub(crate) fn users(&self) -> String {
+        let mut out = String::from(
+            "The user index (sessions bound to users with `bind_user` at `/` and `/login`): requests/s with it over without it, same store, same run. `/login` pays for writing the user's index (extra store calls at login only); `/index` reads a bound session, which costs no extra store call, so it should stay near 1.00. `CPU ratio` is the same for the server's CPU per request.\n\n\
+             | ratio | `/login` | `/index` |\n\
+             | --- | ---: | ---: |\n",
+        );
+        for users in Variant::ALL {
+            let Some(base) = users.without_users() else {
+                continue;
+            };
+            let cell = |route: &str| match (self.row(users, route), self.row(base, route)) {
+                (Some(with), Some(without)) => {
+                    let cpu = match (with.server_cpu_us, without.server_cpu_us) {
+                        (Some(w), Some(wo)) => format!(" (CPU ratio {:.2})", wo / w),
+                        _ => String::new(),
+                    };
+                    format!("{:.2}{cpu}", with.m.rps / without.m.rps)
+                }
+                _ => "not measured".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "| `{users}` / `{base}` | {} | {} |",
+                cell("/login"),
+                cell("/index")
             );
         }
         out

@@ -52,6 +52,10 @@
 //!   fresh session, never an error.
 //! - **Outages are bounded:** every store call has a timeout; a failing
 //!   store gives `503` or an empty session, as configured.
+//! - **A user's sessions:** bound to its user at login
+//!   ([`Session::bind_user`]), a session can be listed and ended from any
+//!   other ([`Session::user_sessions`], [`Users`]: "log out everywhere"),
+//!   with the same guarantee as a logout.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 

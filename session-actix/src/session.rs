@@ -859,6 +859,160 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_save_gives_back_everything_it_took() {
+        type Op = fn(&Session);
+        let ops: [(&str, Op, SessionStatus); 5] = [
+            (
+                "insert",
+                |s| s.insert("b", 2).unwrap(),
+                SessionStatus::Changed,
+            ),
+            ("clear", |s| s.clear(), SessionStatus::Changed),
+            ("renew", |s| s.renew(), SessionStatus::Renewed),
+            ("purge", |s| s.purge(), SessionStatus::Purged),
+            (
+                "set_permanent",
+                |s| s.set_permanent(false),
+                SessionStatus::Changed,
+            ),
+        ];
+        for (name, op, status) in ops {
+            let s = session(&[("a", "1")], 1000);
+            op(&s);
+            let before = s.state().change_set();
+            let taken = s.state().take_tracked();
+            assert_eq!(s.status(), SessionStatus::Unchanged, "{name}: all taken");
+            s.state().restore_tracked(taken);
+            assert_eq!(s.status(), status, "{name}: given back");
+            assert_eq!(
+                s.state().change_set(),
+                before,
+                "{name}: the same change set"
+            );
+        }
+    }
+
+    #[test]
+    fn after_a_failed_save_changes_made_meanwhile_win() {
+        // A key changed again meanwhile keeps its new value.
+        let s = session(&[("a", "1")], 1000);
+        s.insert("a", 2).unwrap();
+        let taken = s.state().take_tracked();
+        s.insert("a", 3).unwrap();
+        s.state().restore_tracked(taken);
+        assert_eq!(
+            s.state().change_set().set,
+            vec![("a".to_owned(), Bytes::from("3"))]
+        );
+        // A clear or a purge meanwhile drops what was taken before it.
+        for wipe in [Session::clear as fn(&Session), Session::purge] {
+            let s = session(&[("a", "1")], 1000);
+            s.insert("b", 2).unwrap();
+            let taken = s.state().take_tracked();
+            wipe(&s);
+            s.state().restore_tracked(taken);
+            let changes = s.state().change_set();
+            assert!(
+                changes.set.iter().all(|(k, _)| k != "b"),
+                "a change taken before a wipe came back: {changes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_save_during_the_request_records_the_session_it_left() {
+        let settings = Shared::detached().settings;
+        let lifetime = Duration::from_secs(60);
+        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let stored = |exists: bool| {
+            let s = session(&[("a", "1")], 1000);
+            let mut state = s.state();
+            state.exists = exists;
+            state.created_at = exists.then_some(long_ago);
+            state.expires_at = exists.then_some(long_ago);
+            drop(state);
+            s
+        };
+        let set = || CookieChange::Set {
+            value: "v".into(),
+            ttl: lifetime,
+            permanent: true,
+            id: Some(SessionId::generate()),
+        };
+        let about_now = |t: Option<SystemTime>, plus: Duration| {
+            let t = t.expect("a time");
+            let now = SystemTime::now() + plus;
+            t <= now && now.duration_since(t).unwrap() < Duration::from_secs(5)
+        };
+        // A login keeps the creation time; its expiry is a lifetime away.
+        let s = stored(true);
+        s.state()
+            .saved(set(), SessionStatus::Renewed, lifetime, &settings);
+        assert_eq!(s.state().created_at, Some(long_ago), "a login keeps it");
+        assert!(about_now(s.state().expires_at, lifetime));
+        assert!(s.state().exists && s.state().key.is_some());
+        // A new session, or one after a logout, begins now.
+        for (exists, status) in [
+            (false, SessionStatus::Changed),
+            (true, SessionStatus::Purged),
+        ] {
+            let s = stored(exists);
+            s.state().saved(set(), status, lifetime, &settings);
+            assert!(
+                about_now(s.state().created_at, Duration::ZERO),
+                "{status:?}"
+            );
+        }
+        // A save that changed nothing leaves the expiry as it was.
+        let s = stored(true);
+        s.state().saved(
+            CookieChange::Keep,
+            SessionStatus::Unchanged,
+            lifetime,
+            &settings,
+        );
+        assert_eq!(s.state().expires_at, Some(long_ago));
+        // A session that is not stored gets no expiry.
+        let s = stored(false);
+        s.state().saved(
+            CookieChange::Remove,
+            SessionStatus::Changed,
+            lifetime,
+            &settings,
+        );
+        assert_eq!(s.state().expires_at, None);
+        assert!(!s.state().exists);
+    }
+
+    #[test]
+    fn a_removal_after_a_clear_is_not_sent() {
+        let s = session(&[("a", "1")], 1000);
+        s.clear();
+        s.insert("b", 1).unwrap();
+        assert!(s.remove_key("b"));
+        let changes = s.state().change_set();
+        assert!(changes.clear);
+        assert_eq!(
+            changes.remove,
+            Vec::<String>::new(),
+            "the clear removed it already"
+        );
+    }
+
+    #[test]
+    fn emptying_a_session_removes_each_of_its_settings() {
+        for (key, value) in [("_permanent", "false"), ("_lifetime", "60")] {
+            let s = session(&[("a", "1"), (key, value)], 1000);
+            assert!(s.remove_key("a"));
+            let changes = s.state().change_set();
+            assert!(
+                changes.remove.iter().any(|k| k == key),
+                "{key} stays in the store: {changes:?}"
+            );
+        }
+    }
+
+    #[test]
     fn only_changed_keys_are_in_the_change_set() {
         let s = session(&[("a", "1"), ("b", "2"), ("c", "3")], 1000);
         assert_eq!(s.status(), SessionStatus::Unchanged);
