@@ -1013,6 +1013,28 @@ mod tests {
     }
 
     #[test]
+    fn the_size_limit_counts_exactly_after_a_removal() {
+        // Each entry: 8 bytes of overhead + 1-byte key + its JSON value.
+        let size = |n: usize| 8 + 1 + n + 2;
+        let s = session(&[], 3 * size(100));
+        s.insert("a", "x".repeat(100)).unwrap();
+        s.insert("b", "x".repeat(100)).unwrap();
+        assert_eq!(s.len(), 2);
+        assert!(s.contains_key("a") && !s.contains_key("z"));
+        assert!(s.remove_key("a"));
+        assert_eq!(s.len(), 1);
+        assert!(!s.contains_key("a"));
+        // Room for exactly two more of that size, not a byte more.
+        s.insert("c", "x".repeat(100)).unwrap();
+        s.insert("d", "x".repeat(100)).unwrap();
+        let over = s.insert("e", "");
+        assert!(
+            matches!(over, Err(SessionError::TooLarge { .. })),
+            "{over:?}"
+        );
+    }
+
+    #[test]
     fn only_changed_keys_are_in_the_change_set() {
         let s = session(&[("a", "1"), ("b", "2"), ("c", "3")], 1000);
         assert_eq!(s.status(), SessionStatus::Unchanged);
