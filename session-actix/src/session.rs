@@ -1020,6 +1020,7 @@ mod tests {
         s.insert("a", "x".repeat(100)).unwrap();
         s.insert("b", "x".repeat(100)).unwrap();
         assert_eq!(s.len(), 2);
+        assert!(!s.is_empty());
         assert!(s.contains_key("a") && !s.contains_key("z"));
         assert!(s.remove_key("a"));
         assert_eq!(s.len(), 1);

@@ -187,8 +187,28 @@ async fn insert_remove(session: Session) -> Result<&'static str, actix_web::Erro
     Ok("ok")
 }
 
+/// Reloads the session, then answers its keys.
+async fn reload_keys(session: Session) -> Result<String, actix_web::Error> {
+    session.reload().await?;
+    let mut keys = session.keys();
+    keys.sort();
+    Ok(keys.join(","))
+}
+
+/// Sets `a`, saves, reloads, and answers the keys.
+async fn save_reload(session: Session) -> Result<String, actix_web::Error> {
+    session.insert("a", 1)?;
+    session.save().await?;
+    session.reload().await?;
+    let mut keys = session.keys();
+    keys.sort();
+    Ok(keys.join(","))
+}
+
 fn extra(cfg: &mut web::ServiceConfig) {
     cfg.route("/forget_me", web::get().to(forget_me))
+        .route("/reload_keys", web::get().to(reload_keys))
+        .route("/save_reload", web::get().to(save_reload))
         .route("/save_then_more", web::get().to(save_then_more))
         .route("/save_unchanged", web::get().to(save_unchanged))
         .route("/renew_only", web::post().to(renew_only))
@@ -1958,4 +1978,39 @@ async fn changes_a_failed_save_took_are_saved_after_the_handler() {
     app.get("/get?key=b", Some(&cookie))
         .await
         .assert_ok("2", "the change was saved after the handler");
+}
+
+#[actix_web::test]
+async fn a_reload_still_signs_a_fallback_key_cookie_again() {
+    let store = AnyStore::new(MemoryStore::new());
+    let old = start(SessionMiddleware::builder(store.clone()).signing_key(OLD_SECRET)).await;
+    let rotated = start(
+        SessionMiddleware::builder(store.clone())
+            .signing_key(SECRET)
+            .fallback_keys([OLD_SECRET]),
+    )
+    .await;
+    let old_cookie = old
+        .get("/set?key=a&value=1", None)
+        .await
+        .expect_new_session("set under the old key");
+    let reply = rotated.get("/reload_keys", Some(&old_cookie)).await;
+    reply.assert_ok("a", "a reload of an old-key cookie");
+    assert_ne!(
+        reply.expect_new_session("the reloaded session's cookie is signed again"),
+        old_cookie
+    );
+}
+
+#[actix_web::test]
+async fn a_reload_after_a_save_reads_what_the_save_wrote() {
+    for backend in [session_tests::memory(), session_tests::cookie()] {
+        let app = start(backend.builder).await;
+        let reply = app.get("/save_reload", None).await;
+        reply.assert_ok("a", "a reload after a save in the same request");
+        let cookie = reply.expect_new_session("the saved session");
+        app.get("/peek", Some(&cookie))
+            .await
+            .assert_ok("a", "the saved session");
+    }
 }
