@@ -1169,6 +1169,24 @@ pub async fn users_revoke_all_and_all_but_current<S: SessionStore>(store: Arc<S>
     }
     let bob = UserIndex::new(&*store, &prefix, "bob", crate::Codec::Json);
     let (bobs, _) = bound_session(&bob, &*store, "bob", LONG, None).await;
+    // A session of ann's bound to bob since: her stale entry names it.
+    let (rebound, _) = bound_session(&index, &*store, "ann", LONG, None).await;
+    let to_bob = crate::users::Binding {
+        user: "bob".into(),
+        handle: crate::users::Handle::generate(),
+        indexed_at: crate::users::millis(SystemTime::now()),
+    };
+    let rebind = ChangeSet {
+        set: vec![(
+            crate::users::USER_KEY.to_owned(),
+            crate::Codec::Json.encode(&to_bob).unwrap(),
+        )],
+        ..ChangeSet::default()
+    };
+    assert_eq!(
+        store.apply(&rebound, &rebind, LONG).await.unwrap(),
+        Applied::Done
+    );
     let (current_key, current) = sessions[2].clone();
     assert_eq!(index.revoke_all(Some(&current)).await.unwrap(), 2);
     for (key, _) in &sessions[..2] {
@@ -1197,6 +1215,10 @@ pub async fn users_revoke_all_and_all_but_current<S: SessionStore>(store: Arc<S>
     assert!(
         entries(&*store, &bobs).await.is_some(),
         "bob's session is not ann's"
+    );
+    assert!(
+        entries(&*store, &rebound).await.is_some(),
+        "a session bound to bob since was ended through ann's stale entry"
     );
 }
 

@@ -315,6 +315,21 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
         Ok(live)
     }
 
+    /// Whether the session under `key` is still this user's under
+    /// `handle`: a session bound since to another user (or handle) is not
+    /// ended through a stale entry. A session that is gone counts as the
+    /// user's, so that ending it follows the note of a login moving it.
+    async fn owns(&self, key: &StoreKey, handle: &Handle) -> Result<bool, StoreError> {
+        Ok(match self.store.load(key).await? {
+            None => true,
+            Some(record) => record
+                .entries
+                .get(USER_KEY)
+                .and_then(|v| self.codec.decode::<Binding>(v).ok())
+                .is_some_and(|b| b.user == self.user && b.handle == *handle),
+        })
+    }
+
     /// Ends the session `handle` names, if it is this user's: returns
     /// whether it was.
     ///
@@ -327,28 +342,36 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
         let Some((_, entry)) = entries.into_iter().find(|(h, _)| h == handle) else {
             return Ok(false);
         };
-        purge(self.store, StoreKey::from_raw(entry.key), started).await?;
+        let key = StoreKey::from_raw(entry.key);
+        let owned = self.owns(&key, handle).await?;
+        if owned {
+            purge(self.store, key, started).await?;
+        }
         self.remove(vec![handle.0.clone()]).await?;
-        Ok(true)
+        Ok(owned)
     }
 
     /// Ends every session of the user but the one `except` names (if any);
-    /// returns how many entries it ended.
+    /// returns how many it ended. Entries of sessions bound since to
+    /// another user are dropped, their sessions left alone.
     ///
     /// # Errors
     ///
     /// The store's; the sessions ended before it stay ended.
     pub async fn revoke_all(&self, except: Option<&Handle>) -> Result<usize, StoreError> {
         let started = SystemTime::now();
-        let mut ended = Vec::new();
+        let (mut ended, mut count) = (Vec::new(), 0);
         for (handle, entry) in self.entries().await? {
             if Some(&handle) == except {
                 continue;
             }
-            purge(self.store, StoreKey::from_raw(entry.key), started).await?;
+            let key = StoreKey::from_raw(entry.key);
+            if self.owns(&key, &handle).await? {
+                purge(self.store, key, started).await?;
+                count += 1;
+            }
             ended.push(handle.0);
         }
-        let count = ended.len();
         self.remove(ended).await?;
         Ok(count)
     }
