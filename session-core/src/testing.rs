@@ -806,25 +806,43 @@ pub async fn concurrent_applies_to_different_keys_all_persist<S: SessionStore>(s
 /// whichever ran first. The rounds must show both orders: applies done
 /// before the delete, and applies that found the session gone.
 pub async fn delete_wins_over_concurrent_apply<S: SessionStore>(store: Arc<S>) {
-    let (mut done, mut gone) = (0, 0);
-    let mut rounds = Rounds::new(SWEEP_ROUNDS);
-    while let Some(round) = rounds.next(done > 0 && gone > 0) {
+    ending_wins_over_concurrent_apply(store, "delete", async |store| {
         let key = unique_key("logout-race");
         store
             .create(&key, &record(&[("user", "\"ann\"")]), LONG)
             .await
             .unwrap();
-        let (delete_late, apply_late) = stagger(round);
+        let (s, k) = (Arc::clone(store), key.clone());
+        let end: BoxFuture<'static, ()> = Box::pin(async move { s.delete(&k).await.unwrap() });
+        (key, end)
+    })
+    .await;
+}
+
+/// Races an apply to a session against `end` (set up, with the session's
+/// key, by `setup`), round after round: once both are done, the session is
+/// gone and stays gone, whichever ran first. The rounds must show both
+/// orders: applies done before the end, and applies that found the
+/// session gone.
+async fn ending_wins_over_concurrent_apply<S: SessionStore>(
+    store: Arc<S>,
+    what: &str,
+    setup: impl AsyncFn(&Arc<S>) -> (StoreKey, BoxFuture<'static, ()>),
+) {
+    let (mut done, mut gone) = (0, 0);
+    let mut rounds = Rounds::new(SWEEP_ROUNDS);
+    while let Some(round) = rounds.next(done > 0 && gone > 0) {
+        let (key, end) = setup(&store).await;
+        let (end_late, apply_late) = stagger(round);
         let (s1, k1) = (Arc::clone(&store), key.clone());
         let writer = racer(apply_late, async move {
             Some(s1.apply(&k1, &set(&[("cart", "[1]")]), LONG).await.unwrap())
         });
-        let (s2, k2) = (Arc::clone(&store), key.clone());
-        let logout = racer(delete_late, async move {
-            s2.delete(&k2).await.unwrap();
+        let ender = racer(end_late, async move {
+            end.await;
             None
         });
-        let (results, _) = race(vec![writer, logout]).await;
+        let (results, _) = race(vec![writer, ender]).await;
         match results[0] {
             Some(Applied::Done) => done += 1,
             Some(Applied::Gone) => gone += 1,
@@ -833,12 +851,12 @@ pub async fn delete_wins_over_concurrent_apply<S: SessionStore>(store: Arc<S>) {
         assert_eq!(
             entries(&*store, &key).await,
             None,
-            "round {round}: a write in flight brought a deleted session back"
+            "round {round}: a write in flight brought back a session the {what} ended"
         );
     }
     assert!(
         done > 0 && gone > 0,
-        "{done} applies done and {gone} gone: the delete never raced the apply"
+        "{done} applies done and {gone} gone: the {what} never raced the apply"
     );
 }
 
@@ -1375,39 +1393,18 @@ pub async fn users_concurrent_bindings_all_land<S: SessionStore>(store: Arc<S>) 
 /// must show both orders.
 pub async fn users_revocation_wins_over_writes_in_flight<S: SessionStore>(store: Arc<S>) {
     use crate::users::UserIndex;
-    let (mut done, mut gone) = (0, 0);
-    let mut rounds = Rounds::new(SWEEP_ROUNDS);
-    while let Some(round) = rounds.next(done > 0 && gone > 0) {
+    ending_wins_over_concurrent_apply(store, "revocation", async |store| {
         let prefix = unique_prefix();
-        let index = UserIndex::new(&*store, &prefix, "ann", crate::Codec::Json);
-        let (key, handle) = bound_session(&index, &*store, "ann", LONG, None).await;
-        let (revoke_late, apply_late) = stagger(round);
-        let (s1, k1) = (Arc::clone(&store), key.clone());
-        let writer = racer(apply_late, async move {
-            Some(s1.apply(&k1, &set(&[("cart", "[1]")]), LONG).await.unwrap())
-        });
-        let s2 = Arc::clone(&store);
-        let revoke = racer(revoke_late, async move {
-            let index = UserIndex::new(&*s2, &prefix, "ann", crate::Codec::Json);
+        let index = UserIndex::new(&**store, &prefix, "ann", crate::Codec::Json);
+        let (key, handle) = bound_session(&index, &**store, "ann", LONG, None).await;
+        let s = Arc::clone(store);
+        let end: BoxFuture<'static, ()> = Box::pin(async move {
+            let index = UserIndex::new(&*s, &prefix, "ann", crate::Codec::Json);
             assert!(index.revoke(&handle).await.unwrap());
-            None
         });
-        let (results, _) = race(vec![writer, revoke]).await;
-        match results[0] {
-            Some(Applied::Done) => done += 1,
-            Some(Applied::Gone) => gone += 1,
-            other => panic!("round {round}: the apply came to {other:?}"),
-        }
-        assert_eq!(
-            entries(&*store, &key).await,
-            None,
-            "round {round}: a write in flight brought a revoked session back"
-        );
-    }
-    assert!(
-        done > 0 && gone > 0,
-        "{done} applies done and {gone} gone: the revocation never raced the write"
-    );
+        (key, end)
+    })
+    .await;
 }
 
 /// A revocation that arrives while a login moves the session to a new key

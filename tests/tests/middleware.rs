@@ -587,8 +587,9 @@ async fn fallback_keys_verify_until_dropped() {
         .assert_ok("2", "the re-signed cookie under the new key alone");
 }
 
-#[actix_web::test]
-async fn a_read_signs_a_fallback_key_cookie_again() {
+/// An app that signs with [`SECRET`] and accepts [`OLD_SECRET`], and a
+/// cookie of a session signed with the old key.
+async fn rotated_with_an_old_key_cookie() -> (TestApp, String) {
     let store = AnyStore::new(MemoryStore::new());
     let old = start(SessionMiddleware::builder(store.clone()).signing_key(OLD_SECRET)).await;
     let rotated = start(
@@ -601,6 +602,12 @@ async fn a_read_signs_a_fallback_key_cookie_again() {
         .get("/set?key=a&value=1", None)
         .await
         .expect_new_session("set under the old key");
+    (rotated, old_cookie)
+}
+
+#[actix_web::test]
+async fn a_read_signs_a_fallback_key_cookie_again() {
+    let (rotated, old_cookie) = rotated_with_an_old_key_cookie().await;
     let reply = rotated.get("/get?key=a", Some(&old_cookie)).await;
     reply.assert_ok("1", "a read of an old-key cookie");
     let resigned = reply.expect_new_session("a read of an old-key cookie re-signs it");
@@ -1982,18 +1989,7 @@ async fn changes_a_failed_save_took_are_saved_after_the_handler() {
 
 #[actix_web::test]
 async fn a_reload_still_signs_a_fallback_key_cookie_again() {
-    let store = AnyStore::new(MemoryStore::new());
-    let old = start(SessionMiddleware::builder(store.clone()).signing_key(OLD_SECRET)).await;
-    let rotated = start(
-        SessionMiddleware::builder(store.clone())
-            .signing_key(SECRET)
-            .fallback_keys([OLD_SECRET]),
-    )
-    .await;
-    let old_cookie = old
-        .get("/set?key=a&value=1", None)
-        .await
-        .expect_new_session("set under the old key");
+    let (rotated, old_cookie) = rotated_with_an_old_key_cookie().await;
     let reply = rotated.get("/reload_keys", Some(&old_cookie)).await;
     reply.assert_ok("a", "a reload of an old-key cookie");
     assert_ne!(
