@@ -82,13 +82,51 @@ impl Sentinel {
 
     /// Forgets the master after an error that may mean a failover.
     pub(super) fn failed(&self, error: &redis::RedisError) {
-        let failover = error.is_io_error()
-            || error.is_connection_dropped()
-            || error.is_connection_refusal()
-            || error.is_timeout()
-            || matches!(error.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"));
-        if failover {
+        if may_mean_failover(error) {
             *self.master.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+}
+
+/// Whether an error may mean the master changed: the connection failed (a
+/// dropped or refused connection and a timeout are I/O errors too), or the
+/// server says it is a replica now, has no master, or is loading.
+fn may_mean_failover(error: &redis::RedisError) -> bool {
+    error.is_io_error() || matches!(error.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+    use super::may_mean_failover;
+
+    #[test]
+    fn connection_failures_and_replica_answers_mean_a_failover_others_do_not() {
+        let io = |kind| RedisError::from(std::io::Error::new(kind, "on purpose"));
+        for kind in [
+            std::io::ErrorKind::Other,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::TimedOut,
+        ] {
+            assert!(may_mean_failover(&io(kind)), "{kind:?}");
+        }
+        for kind in [
+            ServerErrorKind::ReadOnly,
+            ServerErrorKind::MasterDown,
+            ServerErrorKind::BusyLoading,
+        ] {
+            let error = RedisError::from((ErrorKind::Server(kind), "on purpose"));
+            assert!(may_mean_failover(&error), "{error:?}");
+        }
+        for kind in [
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            ErrorKind::Server(ServerErrorKind::NoScript),
+            ErrorKind::AuthenticationFailed,
+        ] {
+            let error = RedisError::from((kind, "on purpose"));
+            assert!(!may_mean_failover(&error), "{error:?}");
         }
     }
 }
