@@ -354,16 +354,19 @@ async fn save<S: SessionStore>(
                     // Nobody holds a cookie for it yet: without its
                     // index entry, the session goes again.
                     let entry = fresh_entry(&key, snap.client.as_ref());
-                    if let Err(error) = index(store, settings, binding)
+                    let fresh_index = match index(store, settings, binding)
                         .add(&binding.handle, &entry)
                         .await
                     {
-                        if let Err(cleanup) = store.delete(&key).await {
-                            tracing::warn!(%cleanup, "a session whose user binding failed could not be removed");
+                        Ok(fresh_index) => fresh_index,
+                        Err(error) => {
+                            if let Err(cleanup) = store.delete(&key).await {
+                                tracing::warn!(%cleanup, "a session whose user binding failed could not be removed");
+                            }
+                            return Err(error.into());
                         }
-                        return Err(error.into());
-                    }
-                    if snap.bound {
+                    };
+                    if snap.bound && !fresh_index {
                         tidy(store, settings, binding).await;
                     }
                 }
@@ -407,8 +410,11 @@ async fn save<S: SessionStore>(
         SessionStatus::Changed => match (&live, &snap.id, ttl) {
             (Some(live), Some(id), Some(ttl)) => {
                 let mut changes = snap.changes.clone();
+                let mut fresh_index = false;
                 if let Some(binding) = &snap.binding {
-                    let updates = bound_updates(store, settings, &snap, binding, live, ttl).await?;
+                    let updates;
+                    (updates, fresh_index) =
+                        bound_updates(store, settings, &snap, binding, live, ttl).await?;
                     // An update replaces what the request wrote of the
                     // same key (the binding, written again with the rest).
                     changes
@@ -423,7 +429,9 @@ async fn save<S: SessionStore>(
                     // Another request may hold keys this one does not see:
                     // the store, not this request's view, says it is alive.
                     Applied::Done => {
-                        if let Some(binding) = snap.binding.as_ref().filter(|_| snap.bound) {
+                        if let Some(binding) = snap.binding.as_ref().filter(|_| snap.bound)
+                            && !fresh_index
+                        {
                             tidy(store, settings, binding).await;
                         }
                         Ok(keep_or_resend(id, ttl))
@@ -441,7 +449,9 @@ async fn save<S: SessionStore>(
             (Some(live), Some(id), Some(ttl)) if refresh_due(settings, &snap, ttl) => {
                 let updates = match &snap.binding {
                     Some(binding) => {
-                        bound_updates(store, settings, &snap, binding, live, ttl).await?
+                        bound_updates(store, settings, &snap, binding, live, ttl)
+                            .await?
+                            .0
                     }
                     None => Vec::new(),
                 };
@@ -501,7 +511,8 @@ fn millis_of(d: Duration) -> u64 {
 /// first, where that is due: when the request bound it (its change set
 /// then holds the binding already), or when the index could expire before
 /// the session ([`Binding::index_due`]). Else the write says when the
-/// session was seen, if that is due.
+/// session was seen, if that is due. The flag: the index was created with
+/// this entry (there is nothing else in it to tidy).
 async fn bound_updates<S: SessionStore>(
     store: &S,
     settings: &Settings,
@@ -509,14 +520,14 @@ async fn bound_updates<S: SessionStore>(
     binding: &Binding,
     key: &StoreKey,
     ttl: Duration,
-) -> Result<Vec<(String, Bytes)>, StoreError> {
+) -> Result<(Vec<(String, Bytes)>, bool), StoreError> {
     let now = SystemTime::now();
     let index = index(store, settings, binding);
     if snap.bound {
-        index
+        let fresh_index = index
             .add(&binding.handle, &fresh_entry(key, snap.client.as_ref()))
             .await?;
-        return Ok(Vec::new());
+        return Ok((Vec::new(), fresh_index));
     }
     let mut updates = Vec::new();
     if seen_due(snap.seen, snap.lifetime, now) {
@@ -544,7 +555,7 @@ async fn bound_updates<S: SessionStore>(
         let rebound = settings.codec.encode(&rebound).ok();
         updates.extend(rebound.map(|v| (USER_KEY.to_owned(), v)));
     }
-    Ok(updates)
+    Ok((updates, false))
 }
 
 /// Points a bound session's index entry at the key a login is moving it
@@ -552,7 +563,8 @@ async fn bound_updates<S: SessionStore>(
 /// revocation that reads the entry before finds the old key and follows
 /// the login's note; one that reads it after finds the new key. A session
 /// the request bound gets a new entry; one bound before keeps what its
-/// entry says (its binding time, its client).
+/// entry says (its binding time, its client). `true`: the index was created
+/// with this entry.
 async fn rebind<S: SessionStore>(
     store: &S,
     settings: &Settings,
@@ -561,7 +573,7 @@ async fn rebind<S: SessionStore>(
     client: Option<&Client>,
     old: &StoreKey,
     new: &StoreKey,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let index = index(store, settings, binding);
     let kept = if bound {
         None
@@ -652,9 +664,11 @@ async fn renew<S: SessionStore>(
     }
     // From here on the new session exists: a failure removes it again, so
     // that nothing is left that nobody holds a cookie for.
+    let mut fresh_index = false;
     let moved = async {
         if let Some(binding) = &binding {
-            rebind(store, settings, binding, bound, client.as_ref(), old, &new).await?;
+            fresh_index =
+                rebind(store, settings, binding, bound, client.as_ref(), old, &new).await?;
         }
         let Some(latest) = store.take(old).await? else {
             // The old session is gone before this login moved it: a logout
@@ -708,7 +722,9 @@ async fn renew<S: SessionStore>(
     if !matches!(change, CookieChange::Set { .. }) {
         return Ok(change);
     }
-    if let Some(binding) = binding.as_ref().filter(|_| bound) {
+    if let Some(binding) = binding.as_ref().filter(|_| bound)
+        && !fresh_index
+    {
         tidy(store, settings, binding).await;
     }
     let done = Bytes::from(micros_since_epoch(SystemTime::now()).to_string());

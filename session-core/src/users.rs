@@ -205,12 +205,13 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     }
 
     /// Writes (or rewrites) the entry of one session, and gives the whole
-    /// index its lifetime again.
+    /// index its lifetime again. Returns `true` when the index was created
+    /// with this entry alone (the user had no other session listed).
     ///
     /// # Errors
     ///
     /// The store's.
-    pub async fn add(&self, handle: &Handle, entry: &Entry) -> Result<(), StoreError> {
+    pub async fn add(&self, handle: &Handle, entry: &Entry) -> Result<bool, StoreError> {
         let value = Bytes::from(serde_json::to_vec(entry).map_err(StoreError::backend)?);
         let changes = ChangeSet {
             set: vec![(handle.as_str().to_owned(), value.clone())],
@@ -220,7 +221,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
         // again, a few times.
         for _ in 0..4 {
             match self.store.apply(&self.key, &changes, INDEX_TTL).await? {
-                Applied::Done => return Ok(()),
+                Applied::Done => return Ok(false),
                 Applied::Gone | Applied::Deleted => {}
                 Applied::TooLarge { size } => {
                     return Err(StoreError::backend(format!(
@@ -233,7 +234,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
                 // In use from the start, for stores that evict records
                 // nobody came back to (memory, files).
                 let _ = self.store.touch(&self.key, INDEX_TTL).await?;
-                return Ok(());
+                return Ok(true);
             }
         }
         Err(StoreError::backend(
