@@ -233,6 +233,17 @@ async fn start(builder: SessionMiddlewareBuilder) -> TestApp {
     .await
 }
 
+/// An app on `store` (a store double), and the cookie of a session that
+/// holds `cart`.
+async fn app_with_a_cart(store: &Gated) -> (TestApp, String) {
+    let app = start(SessionMiddleware::builder(store.clone())).await;
+    let cookie = app
+        .get("/set?key=cart&value=3", None)
+        .await
+        .expect_new_session("set");
+    (app, cookie)
+}
+
 async fn recorded(
     recorder: &Recorder,
     configure: impl FnOnce(SessionMiddlewareBuilder) -> SessionMiddlewareBuilder,
@@ -1180,11 +1191,7 @@ async fn a_value_of_the_wrong_type_is_an_error_for_that_key_only() {
 /// and the new one.
 async fn logout_during_login(op: &'static str, nth: usize) {
     let store = Gated::new(op, nth);
-    let app = start(SessionMiddleware::builder(store.clone())).await;
-    let cookie = app
-        .get("/set?key=cart&value=3", None)
-        .await
-        .expect_new_session("set");
+    let (app, cookie) = app_with_a_cart(&store).await;
     store.arm();
 
     let login = app.spawn(app.request(Method::POST, "/login?user=nick", Some(&cookie)));
@@ -1243,11 +1250,7 @@ async fn logout_wins_over_a_login_that_already_moved_the_data() {
 #[actix_web::test]
 async fn writes_to_the_old_id_during_a_login_are_carried_over() {
     let store = Gated::new("take", 1);
-    let app = start(SessionMiddleware::builder(store.clone())).await;
-    let cookie = app
-        .get("/set?key=cart&value=3", None)
-        .await
-        .expect_new_session("set");
+    let (app, cookie) = app_with_a_cart(&store).await;
     store.arm();
     let login = app.spawn(app.request(Method::POST, "/login?user=nick", Some(&cookie)));
     within("the login to reach its take", store.0.paused.notified()).await;
@@ -1758,11 +1761,7 @@ async fn a_login_sent_twice_keeps_the_cookie_of_the_login_that_moved_the_session
     // The first login is held where it takes the old session; the second,
     // with the same cookie, moves the session meanwhile.
     let store = Gated::new("take", 1);
-    let app = start(SessionMiddleware::builder(store.clone())).await;
-    let cookie = app
-        .get("/set?key=cart&value=3", None)
-        .await
-        .expect_new_session("set");
+    let (app, cookie) = app_with_a_cart(&store).await;
     store.arm();
     let first = app.spawn(app.request(Method::POST, "/login?user=nick", Some(&cookie)));
     within("the first login to take", store.0.paused.notified()).await;
@@ -1793,11 +1792,7 @@ async fn a_logout_reaches_a_login_that_found_another_login_under_way() {
     // session; its first apply added its new id to the note of the other
     // login.
     let store = Gated::new("apply", 2);
-    let app = start(SessionMiddleware::builder(store.clone())).await;
-    let cookie = app
-        .get("/set?key=cart&value=3", None)
-        .await
-        .expect_new_session("set");
+    let (app, cookie) = app_with_a_cart(&store).await;
     let old = session_core::StoreKey::new("session:", &SessionId::parse(&cookie).unwrap(), true);
     let elsewhere = HashMap::from([("session:elsewhere".to_owned(), Default::default())]);
     assert!(
