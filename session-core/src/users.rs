@@ -424,6 +424,13 @@ mod tests {
     }
 
     #[test]
+    fn the_index_outlives_the_longest_bound_session_twice_over() {
+        const DAY: u64 = 24 * 60 * 60;
+        assert_eq!(INDEX_TTL, Duration::from_secs(800 * DAY));
+        assert_eq!(MAX_BOUND_LIFETIME, Duration::from_secs(400 * DAY));
+    }
+
+    #[test]
     fn the_index_entry_is_written_again_before_the_index_could_expire() {
         let now = SystemTime::now();
         let ttl = Duration::from_secs(31 * 24 * 3600);
