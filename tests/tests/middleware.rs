@@ -205,8 +205,25 @@ async fn save_reload(session: Session) -> Result<String, actix_web::Error> {
     Ok(keys.join(","))
 }
 
+/// Logs in as ann, bound, with a 2-second lifetime (so that a refresh, and
+/// a new "last seen", are due 200 ms after each use).
+async fn login_short(session: Session) -> &'static str {
+    session.renew();
+    session.bind_user("ann");
+    session.set_lifetime(Duration::from_secs(2));
+    "ok"
+}
+
+/// Binds the session to `user`, without a login.
+async fn bind(session: Session, q: web::Query<HashMap<String, String>>) -> &'static str {
+    session.bind_user(&q["user"]);
+    "ok"
+}
+
 fn extra(cfg: &mut web::ServiceConfig) {
     cfg.route("/forget_me", web::get().to(forget_me))
+        .route("/login_short", web::post().to(login_short))
+        .route("/bind", web::post().to(bind))
         .route("/reload_keys", web::get().to(reload_keys))
         .route("/save_reload", web::get().to(save_reload))
         .route("/save_then_more", web::get().to(save_then_more))
@@ -2004,4 +2021,58 @@ async fn a_reload_after_a_save_reads_what_the_save_wrote() {
             .await
             .assert_ok("a", "the saved session");
     }
+}
+
+#[actix_web::test]
+async fn last_seen_follows_reads_and_writes_of_a_bound_session() {
+    let app = start(session_tests::memory().builder).await;
+    let cookie = app
+        .post("/login_short", None)
+        .await
+        .expect_new_session("a login");
+    let last_seen = async || {
+        let listed = listed(&app, &cookie).await;
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        listed[0]["last_seen"].as_str().unwrap().to_owned()
+    };
+    let bound = last_seen().await;
+    // Past a tenth of the lifetime: a read refreshes the session, and says
+    // it was seen.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.get("/peek", Some(&cookie))
+        .await
+        .assert_ok("", "a read");
+    let read = last_seen().await;
+    assert!(read > bound, "a read: {read} after {bound}");
+    // A write says it too, and keeps what it wrote.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.get("/set?key=k&value=v", Some(&cookie))
+        .await
+        .assert_ok("ok", "a write");
+    let written = last_seen().await;
+    assert!(written > read, "a write: {written} after {read}");
+    app.get("/get?key=k", Some(&cookie))
+        .await
+        .assert_ok("v", "the write that said it was seen");
+}
+
+#[actix_web::test]
+async fn binding_a_session_without_a_login_applies_the_cap() {
+    let app = start(session_tests::memory().builder.max_sessions_per_user(1)).await;
+    let a = login_as(&app, "ann", &[]).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let b = app
+        .get("/set?key=x&value=1", None)
+        .await
+        .expect_new_session("a session");
+    app.post("/bind?user=ann", Some(&b))
+        .await
+        .assert_ok("ok", "binding without a login")
+        .assert_no_cookie("the same session, the same cookie");
+    app.get("/peek", Some(&a))
+        .await
+        .assert_ok("", "the older session, past the cap");
+    let sessions = listed(&app, &b).await;
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["current"], true);
 }
