@@ -2076,3 +2076,69 @@ async fn binding_a_session_without_a_login_applies_the_cap() {
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0]["current"], true);
 }
+
+#[actix_web::test]
+async fn a_login_of_a_bound_session_keeps_its_entry_in_the_users_list() {
+    let app = start(session_tests::memory().builder.track_client(true)).await;
+    let first = login_as(&app, "ann", &[("User-Agent", "First/1")]).await;
+    let before = listed(&app, &first).await;
+    let mut req = app.request(Method::POST, "/login?user=ann", Some(&first));
+    req = req.insert_header(("User-Agent", "Second/2"));
+    let moved = app
+        .send(req)
+        .await
+        .expect_new_session("a login without binding again");
+    let after = listed(&app, &moved).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    for field in ["handle", "user_agent", "created_at"] {
+        assert_eq!(after[0][field], before[0][field], "{field} after the login");
+    }
+}
+
+#[actix_web::test]
+async fn a_bound_session_writes_its_entry_again_before_the_index_could_expire() {
+    use session_core::SessionStore;
+    use session_core::users::{Binding, USER_KEY};
+    let store = Arc::new(MemoryStore::new());
+    let app = start(SessionMiddleware::builder(Arc::clone(&store)).track_client(true)).await;
+    let cookie = login_as(&app, "ann", &[("User-Agent", "First/1")]).await;
+    let key = session_core::StoreKey::new("session:", &SessionId::parse(&cookie).unwrap(), true);
+    let binding = async || -> Binding {
+        let record = store.load(&key).await.unwrap().expect("the session");
+        serde_json::from_slice(&record.entries[USER_KEY]).unwrap()
+    };
+    // As if the entry was written 800 days ago: the index could expire
+    // before the session.
+    let old = Binding {
+        indexed_at: 0,
+        ..binding().await
+    };
+    let set_old = ChangeSet {
+        set: vec![(
+            USER_KEY.to_owned(),
+            serde_json::to_vec(&old).unwrap().into(),
+        )],
+        ..ChangeSet::default()
+    };
+    let ttl = Duration::from_secs(3600);
+    assert_eq!(
+        store.apply(&key, &set_old, ttl).await.unwrap(),
+        session_core::Applied::Done
+    );
+    app.get("/set?key=k&value=v", Some(&cookie))
+        .await
+        .assert_ok("ok", "a write");
+    let now = session_core::users::millis(std::time::SystemTime::now());
+    let written = binding().await;
+    assert!(now - written.indexed_at < 60_000, "{written:?}");
+    assert_eq!(written.handle, old.handle);
+    let sessions = listed(&app, &cookie).await;
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(
+        sessions[0]["user_agent"], "First/1",
+        "the entry kept its client"
+    );
+    app.get("/get?key=k", Some(&cookie))
+        .await
+        .assert_ok("v", "the write");
+}
