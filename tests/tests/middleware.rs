@@ -2142,3 +2142,25 @@ async fn a_bound_session_writes_its_entry_again_before_the_index_could_expire() 
         .await
         .assert_ok("v", "the write");
 }
+
+#[actix_web::test]
+async fn a_login_that_moves_a_session_applies_the_cap() {
+    let app = start(session_tests::memory().builder.max_sessions_per_user(1)).await;
+    let a = login_as(&app, "ann", &[]).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let visitor = app
+        .get("/set?key=x&value=1", None)
+        .await
+        .expect_new_session("a visitor's session");
+    let b = app
+        .post("/login_as?user=ann", Some(&visitor))
+        .await
+        .expect_new_session("the visitor logs in: the session moves");
+    app.get("/peek", Some(&a))
+        .await
+        .assert_ok("", "the older session, past the cap");
+    app.get("/peek", Some(&b))
+        .await
+        .assert_ok("user,x", "the moved session");
+    assert_eq!(listed(&app, &b).await.len(), 1);
+}
