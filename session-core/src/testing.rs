@@ -1101,6 +1101,19 @@ async fn bound_session<S: SessionStore>(
     (key, handle)
 }
 
+/// The handles of the user's live sessions, as the index lists them.
+async fn listed_handles<S: SessionStore>(
+    index: &crate::users::UserIndex<'_, S>,
+) -> Vec<crate::users::Handle> {
+    index
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.handle)
+        .collect()
+}
+
 /// Listing a user's sessions gives each live one, with its handle, when it
 /// was created and last seen, and the client recorded at binding; another
 /// user's index lists none of them.
@@ -1164,13 +1177,7 @@ pub async fn users_revoke_one<S: SessionStore>(store: Arc<S>) {
         "the revoked session is gone"
     );
     assert!(entries(&*store, &k2).await.is_some(), "the other one stays");
-    let listed: Vec<_> = index
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.handle)
-        .collect();
+    let listed = listed_handles(&index).await;
     assert_eq!(listed, vec![h2]);
     assert!(!index.revoke(&h1).await.unwrap(), "already revoked");
     assert!(!index.revoke(&Handle::generate()).await.unwrap());
@@ -1214,13 +1221,7 @@ pub async fn users_revoke_all_and_all_but_current<S: SessionStore>(store: Arc<S>
         entries(&*store, &current_key).await.is_some(),
         "the current one went"
     );
-    let listed: Vec<_> = index
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.handle)
-        .collect();
+    let listed = listed_handles(&index).await;
     assert_eq!(listed, vec![current.clone()]);
     assert_eq!(index.revoke_all(None).await.unwrap(), 1);
     assert_eq!(entries(&*store, &current_key).await, None);
@@ -1268,25 +1269,13 @@ pub async fn users_cap_ends_the_least_recently_seen<S: SessionStore>(store: Arc<
             "a session within the cap went"
         );
     }
-    let mut listed: Vec<_> = index
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.handle)
-        .collect();
+    let mut listed = listed_handles(&index).await;
     listed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     let mut expected = vec![kept.clone(), new];
     expected.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     assert_eq!(listed, expected);
     assert_eq!(index.cap(1, &kept).await.unwrap(), 1);
-    let listed: Vec<_> = index
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.handle)
-        .collect();
+    let listed = listed_handles(&index).await;
     assert_eq!(listed, vec![kept]);
     let _ = mid;
 }
@@ -1325,13 +1314,7 @@ pub async fn users_gone_sessions_drop_out_of_the_index<S: SessionStore>(store: A
         "a stale entry ended the session it named"
     );
     tokio::time::sleep(PAST_SHORT).await;
-    let listed: Vec<_> = index
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.handle)
-        .collect();
+    let listed = listed_handles(&index).await;
     assert_eq!(listed, vec![long.clone()], "only the live session");
     let kept: Vec<_> = index
         .entries()

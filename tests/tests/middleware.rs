@@ -2056,15 +2056,23 @@ async fn last_seen_follows_reads_and_writes_of_a_bound_session() {
         .assert_ok("v", "the write that said it was seen");
 }
 
-#[actix_web::test]
-async fn binding_a_session_without_a_login_applies_the_cap() {
+/// An app that allows one session per user, the cookie of ann's session,
+/// and, a few milliseconds later (not a tie for "least recently seen"),
+/// the cookie of a visitor's session holding `x`.
+async fn capped_at_one_with_ann_logged_in() -> (TestApp, String, String) {
     let app = start(session_tests::memory().builder.max_sessions_per_user(1)).await;
-    let a = login_as(&app, "ann", &[]).await;
+    let ann = login_as(&app, "ann", &[]).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let b = app
+    let visitor = app
         .get("/set?key=x&value=1", None)
         .await
-        .expect_new_session("a session");
+        .expect_new_session("a visitor's session");
+    (app, ann, visitor)
+}
+
+#[actix_web::test]
+async fn binding_a_session_without_a_login_applies_the_cap() {
+    let (app, a, b) = capped_at_one_with_ann_logged_in().await;
     app.post("/bind?user=ann", Some(&b))
         .await
         .assert_ok("ok", "binding without a login")
@@ -2145,13 +2153,7 @@ async fn a_bound_session_writes_its_entry_again_before_the_index_could_expire() 
 
 #[actix_web::test]
 async fn a_login_that_moves_a_session_applies_the_cap() {
-    let app = start(session_tests::memory().builder.max_sessions_per_user(1)).await;
-    let a = login_as(&app, "ann", &[]).await;
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let visitor = app
-        .get("/set?key=x&value=1", None)
-        .await
-        .expect_new_session("a visitor's session");
+    let (app, a, visitor) = capped_at_one_with_ann_logged_in().await;
     let b = app
         .post("/login_as?user=ann", Some(&visitor))
         .await
