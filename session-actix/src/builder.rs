@@ -41,6 +41,7 @@ impl SessionMiddleware {
         SessionMiddlewareBuilder {
             backend: store.into(),
             config: SessionConfig::default(),
+            hash_ids_set: false,
         }
     }
 
@@ -54,7 +55,12 @@ impl SessionMiddleware {
     /// directory that cannot be used).
     pub async fn from_config(config: SessionConfig) -> Result<Self, ConfigError> {
         let backend = session_core::store::open(&config).await?;
-        SessionMiddlewareBuilder { backend, config }.build()
+        SessionMiddlewareBuilder {
+            backend,
+            config,
+            hash_ids_set: false,
+        }
+        .build()
     }
 }
 
@@ -64,6 +70,9 @@ impl SessionMiddleware {
 pub struct SessionMiddlewareBuilder {
     backend: Backend,
     config: SessionConfig,
+    /// [`hash_ids`](Self::hash_ids) was called: a store in Flask-Session's
+    /// layout then refuses `true` instead of keeping ids in clear.
+    hash_ids_set: bool,
 }
 
 impl std::fmt::Debug for SessionMiddlewareBuilder {
@@ -175,9 +184,12 @@ impl SessionMiddlewareBuilder {
     }
 
     /// Whether stores see `prefix + hex(sha256(id))` rather than the id.
-    /// Defaults to true.
+    /// Defaults to true; with a store in Flask-Session's layout
+    /// ([`FlaskStore`](session_core::flask::FlaskStore)), ids are in clear
+    /// and `true` is refused.
     pub fn hash_ids(mut self, hash: bool) -> Self {
         self.config.hash_ids = hash;
+        self.hash_ids_set = true;
         self
     }
 
@@ -255,11 +267,28 @@ impl SessionMiddlewareBuilder {
     /// cookie name that breaks its `__Host-` prefix's rules
     /// (`SESSION_COOKIE_NAME`), a zero lifetime, and so on.
     pub fn build(self) -> Result<SessionMiddleware, ConfigError> {
+        if self.hash_ids_set && self.config.hash_ids && is_flask(&self.backend) {
+            return Err(ConfigError::new(
+                "SESSION_HASH_IDS",
+                "must be false with a store in Flask-Session's layout: Flask-Session keys \
+                 sessions by the id in clear",
+            ));
+        }
         Ok(SessionMiddleware::from_shared(Shared::new(
             self.backend,
             &self.config,
         )?))
     }
+}
+
+/// Whether `backend` is a store in Flask-Session's layout.
+fn is_flask(backend: &Backend) -> bool {
+    #[cfg(feature = "flask")]
+    if let Backend::Store(store) = backend {
+        return store.flask().is_some();
+    }
+    let _ = backend;
+    false
 }
 
 /// The cookie crate's `SameSite`, as the configuration keeps it.

@@ -81,6 +81,9 @@ pub(crate) struct Defaults {
     pub(crate) max_size: usize,
     pub(crate) permanent: bool,
     pub(crate) lifetime: Duration,
+    /// Flask-Session's rule: a stored session without `_permanent` is not
+    /// permanent, and a new one stores its permanence from the start.
+    pub(crate) flask: bool,
 }
 
 impl Defaults {
@@ -90,6 +93,7 @@ impl Defaults {
             max_size: config.max_size,
             permanent: config.permanent,
             lifetime: config.lifetime,
+            flask: config.interop.is_some(),
         }
     }
 }
@@ -213,10 +217,13 @@ impl State {
         let codec = defaults.codec;
         // Unreadable values are dropped: the session falls back to the
         // settings, and the next write that sets them replaces them.
-        let permanent = record
+        let mut permanent = record
             .entries
             .remove(PERMANENT_KEY)
             .and_then(|v| codec.decode::<bool>(&v).ok());
+        if defaults.flask && permanent.is_none() {
+            permanent = Some(!exists && defaults.permanent);
+        }
         let lifetime = record
             .entries
             .remove(LIFETIME_KEY)

@@ -28,6 +28,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Checks `config` and binds it to `backend`.
     pub(crate) fn new(backend: Backend, config: &SessionConfig) -> Result<Self, ConfigError> {
+        let config = &interop(&backend, config)?;
         let sessions = match backend {
             Backend::Store(store) => Sessions::Store(Timeout::new(store, config.store_timeout)),
             #[cfg(feature = "cookie")]
@@ -47,6 +48,101 @@ impl Shared {
     }
 }
 
+/// `config` as it applies to `backend`: a store in Flask-Session's layout
+/// turns Flask-Session's interop on, with its ids in clear and its format;
+/// `SESSION_INTEROP` without such a store is an error.
+#[cfg_attr(not(feature = "flask"), allow(clippy::unnecessary_wraps))]
+fn interop(backend: &Backend, config: &SessionConfig) -> Result<SessionConfig, ConfigError> {
+    #[cfg(feature = "flask")]
+    if let Backend::Store(store) = backend
+        && let Some(flask) = store.flask()
+    {
+        let mut config = config.clone();
+        if config.interop.is_none() {
+            // Given in code: Flask-Session's ids and format follow.
+            config.interop = Some(session_core::Interop::FlaskSession);
+            config.hash_ids = false;
+            config.codec = flask.format().codec();
+        }
+        if config.codec != flask.format().codec() {
+            return Err(ConfigError::new(
+                "SESSION_SERIALIZATION_FORMAT",
+                format!("must be the store's format, {:?}", flask.format()),
+            ));
+        }
+        if config.key_prefix != flask.key_prefix() {
+            return Err(ConfigError::new(
+                "SESSION_KEY_PREFIX",
+                format!("must be the store's key prefix, {:?}", flask.key_prefix()),
+            ));
+        }
+        return Ok(config);
+    }
+    if config.interop.is_some() {
+        return Err(ConfigError::new(
+            "SESSION_INTEROP",
+            "needs a store in Flask-Session's layout: open it from SESSION_TYPE, or wrap it in \
+             session_core::flask::FlaskStore",
+        ));
+    }
+    let _ = backend;
+    Ok(config.clone())
+}
+
+/// Signs the ids in cookies (`SESSION_USE_SIGNER`).
+#[derive(Debug)]
+pub(crate) enum IdSigner {
+    /// HMAC-SHA256 under a subkey of `SECRET_KEY`.
+    Ours(Signer),
+    /// As Flask-Session signs them (itsdangerous, HMAC-SHA1).
+    #[cfg(feature = "flask")]
+    Flask(session_core::flask::FlaskSigner),
+}
+
+impl IdSigner {
+    fn new(config: &SessionConfig, secret: &str) -> Result<Self, ConfigError> {
+        let weak =
+            |e: session_core::signing::WeakSecret| ConfigError::new("SECRET_KEY", e.to_string());
+        #[cfg(feature = "flask")]
+        if config.interop.is_some() {
+            return session_core::flask::FlaskSigner::new(secret, &config.secret_key_fallbacks)
+                .map(IdSigner::Flask)
+                .map_err(weak);
+        }
+        Signer::new("session-id", secret, &config.secret_key_fallbacks)
+            .map(IdSigner::Ours)
+            .map_err(weak)
+    }
+
+    /// `id.tag`.
+    pub(crate) fn sign(&self, id: &str) -> String {
+        match self {
+            IdSigner::Ours(s) => s.sign(id),
+            #[cfg(feature = "flask")]
+            IdSigner::Flask(s) => s.sign(id),
+        }
+    }
+
+    /// The id of a signed value, and whether the current key signed it.
+    pub(crate) fn verify_key<'a>(&self, signed: &'a str) -> Option<(&'a str, bool)> {
+        match self {
+            IdSigner::Ours(s) => s.verify_key(signed),
+            #[cfg(feature = "flask")]
+            IdSigner::Flask(s) => s.verify_key(signed),
+        }
+    }
+
+    /// The length of a signed id: anything else is refused unread.
+    pub(crate) fn signed_len(&self) -> usize {
+        use session_core::id::ID_LEN;
+        match self {
+            IdSigner::Ours(_) => 2 * ID_LEN + 1,
+            #[cfg(feature = "flask")]
+            IdSigner::Flask(_) => ID_LEN + 1 + session_core::flask::TAG_LEN,
+        }
+    }
+}
+
 /// The settings the store cycle runs with, checked once at start-up.
 #[derive(Debug)]
 pub(crate) struct Settings {
@@ -54,7 +150,7 @@ pub(crate) struct Settings {
     pub(crate) permanent: bool,
     pub(crate) lifetime: Duration,
     pub(crate) refresh: bool,
-    pub(crate) signer: Option<Signer>,
+    pub(crate) signer: Option<IdSigner>,
     pub(crate) key_prefix: String,
     pub(crate) hash_ids: bool,
     pub(crate) codec: Codec,
@@ -64,16 +160,17 @@ pub(crate) struct Settings {
     pub(crate) save_on_error: bool,
     pub(crate) track_client: bool,
     pub(crate) max_per_user: Option<usize>,
+    /// Sessions are shared with a Flask app (`SESSION_INTEROP`): a stored
+    /// session without `_permanent` is not permanent, and a new one gets
+    /// it, as on the Flask side.
+    pub(crate) flask: bool,
 }
 
 impl Settings {
     fn new(config: &SessionConfig, sessions: &Sessions) -> Result<Self, ConfigError> {
         config.validate()?;
         let signer = match (&config.secret_key, config.use_signer) {
-            (Some(secret), true) => Some(
-                Signer::new("session-id", secret, &config.secret_key_fallbacks)
-                    .map_err(|e| ConfigError::new("SECRET_KEY", e.to_string()))?,
-            ),
+            (Some(secret), true) => Some(IdSigner::new(config, secret)?),
             _ => None,
         };
         let max_size = match sessions {
@@ -98,6 +195,7 @@ impl Settings {
             save_on_error: config.save_on_error,
             track_client: config.track_client,
             max_per_user: config.max_per_user,
+            flask: config.interop.is_some(),
         })
     }
 

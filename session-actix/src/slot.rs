@@ -7,15 +7,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use actix_web::HttpRequest;
-use session_core::id::ID_LEN;
 use session_core::store::Record;
-use session_core::{OutagePolicy, SessionId, SessionStore, Signer, StoreError, StoreKey};
+use session_core::{OutagePolicy, SessionId, SessionStore, StoreError, StoreKey};
 use tokio::sync::OnceCell;
 
 use crate::error::SessionError;
 use crate::error::SessionRejection;
 use crate::session::{Client, CookieChange, Ctx, Defaults, Session, State};
-use crate::settings::{Sessions, Settings, Shared};
+use crate::settings::{IdSigner, Sessions, Settings, Shared};
 
 /// The longest `User-Agent` kept for a user's list of sessions.
 const MAX_USER_AGENT: usize = 256;
@@ -195,6 +194,7 @@ fn defaults(settings: &Settings) -> Defaults {
         max_size: settings.max_size,
         permanent: settings.permanent,
         lifetime: settings.lifetime,
+        flask: settings.flask,
     }
 }
 
@@ -271,10 +271,10 @@ fn cookie_values(req: &HttpRequest, name: &str) -> Vec<String> {
 /// carries a valid signature; and whether it was signed with a fallback
 /// key (so the cookie should be signed again). Oversized values are
 /// rejected before any work.
-fn parse_id(signer: Option<&Signer>, value: &str) -> Option<(SessionId, bool)> {
+fn parse_id(signer: Option<&IdSigner>, value: &str) -> Option<(SessionId, bool)> {
     match signer {
         None => SessionId::parse(value).map(|id| (id, false)),
-        Some(signer) if value.len() == 2 * ID_LEN + 1 => {
+        Some(signer) if value.len() == signer.signed_len() => {
             let (id, current) = signer.verify_key(value)?;
             SessionId::parse(id).map(|id| (id, !current))
         }

@@ -65,6 +65,16 @@ impl StoreKind {
     }
 }
 
+/// Another framework whose sessions the store shares: the value of
+/// `SESSION_INTEROP`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Interop {
+    /// `flask-session`: a Flask app with Flask-Session 0.8 reads and writes
+    /// the same sessions, in its layout (see [`crate::flask`]).
+    FlaskSession,
+}
+
 /// The `SameSite` attribute of the session cookie.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SameSite {
@@ -211,6 +221,11 @@ pub struct SessionConfig {
     /// `SESSION_MAX_PER_USER`: the most sessions one user may have; binding
     /// one more ends the user's least recently seen ones. Defaults to none.
     pub max_per_user: Option<usize>,
+    /// `SESSION_INTEROP`: `flask-session` to share sessions with a Flask app
+    /// (feature `flask`). Defaults to none. With it, `SESSION_HASH_IDS`
+    /// defaults to false (and may not be true) and
+    /// `SESSION_SERIALIZATION_FORMAT` to `msgpack`, as Flask-Session's.
+    pub interop: Option<Interop>,
     /// The session cookie.
     pub cookie: CookieConfig,
     /// `SESSION_FILE_DIR`. Defaults to `flask_session` in the working
@@ -266,6 +281,7 @@ impl Default for SessionConfig {
             memory_max_sessions: 100_000,
             track_client: false,
             max_per_user: None,
+            interop: None,
             cookie: CookieConfig::default(),
             file_dir: PathBuf::from("flask_session"),
             file_threshold: 500,
@@ -309,6 +325,7 @@ impl fmt::Debug for SessionConfig {
             .field("save_on_error", &self.save_on_error)
             .field("track_client", &self.track_client)
             .field("max_per_user", &self.max_per_user)
+            .field("interop", &self.interop)
             .field("memory_max_sessions", &self.memory_max_sessions)
             .field("cookie", &self.cookie)
             .field("file_dir", &self.file_dir)
@@ -462,6 +479,7 @@ pub const KEYS: &[&str] = &[
     "SESSION_MEMORY_MAX_SESSIONS",
     "SESSION_TRACK_CLIENT",
     "SESSION_MAX_PER_USER",
+    "SESSION_INTEROP",
     "SESSION_COOKIE_NAME",
     "SESSION_COOKIE_DOMAIN",
     "SESSION_COOKIE_PATH",
@@ -532,8 +550,69 @@ impl SessionConfig {
                 c.set(key, value)?;
             }
         }
+        if c.interop.is_some() {
+            // Flask-Session's own defaults, unless set.
+            if !values.contains_key("SESSION_HASH_IDS") {
+                c.hash_ids = false;
+            }
+            #[cfg(feature = "msgpack")]
+            if !values.contains_key("SESSION_SERIALIZATION_FORMAT") {
+                c.codec = Codec::MessagePack;
+            }
+        }
         c.validate()?;
         Ok(c)
+    }
+
+    /// The settings Flask-Session's layout cannot honour.
+    fn validate_interop(&self) -> Result<(), ConfigError> {
+        const WITH: &str = "with SESSION_INTEROP=flask-session";
+        if self.hash_ids {
+            return Err(ConfigError::new(
+                "SESSION_HASH_IDS",
+                format!("must be false {WITH}: Flask-Session keys sessions by the id in clear"),
+            ));
+        }
+        if self.absolute_lifetime.is_some() {
+            return Err(ConfigError::new(
+                "SESSION_ABSOLUTE_LIFETIME",
+                format!("is not available {WITH}: Flask-Session's layout keeps no creation time"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The stores Flask-Session's layout is available on: checked when the
+    /// store is opened from `SESSION_TYPE`.
+    pub(crate) fn validate_interop_store(&self) -> Result<(), ConfigError> {
+        const WITH: &str = "with SESSION_INTEROP=flask-session";
+        match self.store {
+            StoreKind::Redis | StoreKind::Sql | StoreKind::MongoDb => Ok(()),
+            StoreKind::Memcached if self.memcached_servers.len() == 1 => Ok(()),
+            StoreKind::Memcached => Err(ConfigError::new(
+                "SESSION_MEMCACHED",
+                format!(
+                    "must name one server {WITH}: Flask's memcached client spreads keys over \
+                     several servers its own way, which this side cannot follow"
+                ),
+            )),
+            StoreKind::Filesystem => Err(ConfigError::new(
+                "SESSION_TYPE",
+                format!(
+                    "filesystem is not available {WITH}: Flask-Session's filesystem store \
+                     keeps sessions as pickle, which this crate never reads; use redis, \
+                     memcached, sql or mongodb on both sides"
+                ),
+            )),
+            kind => Err(ConfigError::new(
+                "SESSION_TYPE",
+                format!(
+                    "{} is not available {WITH}: the Flask app cannot reach it; use redis, \
+                     memcached, sql or mongodb on both sides",
+                    kind.name()
+                ),
+            )),
+        }
     }
 
     fn set(&mut self, key: &'static str, v: &str) -> Result<(), ConfigError> {
@@ -598,6 +677,21 @@ impl SessionConfig {
                     None
                 } else {
                     Some(parse_number(key, v)?)
+                };
+            }
+            "SESSION_INTEROP" => {
+                self.interop = match v.to_ascii_lowercase().as_str() {
+                    "" | "none" => None,
+                    #[cfg(feature = "flask")]
+                    "flask-session" => Some(Interop::FlaskSession),
+                    #[cfg(not(feature = "flask"))]
+                    "flask-session" => {
+                        return Err(ConfigError::new(
+                            key,
+                            "flask-session needs the `flask` feature of session-actix",
+                        ));
+                    }
+                    _ => return Err(ConfigError::invalid(key, v, "flask-session")),
                 };
             }
             "SESSION_COOKIE_NAME" => self.cookie.name = v.to_owned(),
@@ -668,6 +762,9 @@ impl SessionConfig {
                 "SECRET_KEY_FALLBACKS",
                 format!("every key must be at least {MIN_SECRET_LEN} bytes long"),
             ));
+        }
+        if self.interop.is_some() {
+            self.validate_interop()?;
         }
         if self.lifetime.is_zero() {
             return Err(ConfigError::new(

@@ -10,6 +10,9 @@
 
 pub mod codec;
 pub mod config;
+#[cfg(feature = "flask")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flask")))]
+pub mod flask;
 pub mod id;
 pub mod logout;
 pub mod signing;
@@ -23,7 +26,8 @@ pub mod users;
 pub use bytes;
 pub use codec::Codec;
 pub use config::{
-    ConfigError, CookieConfig, CookieContent, OutagePolicy, SameSite, SessionConfig, StoreKind,
+    ConfigError, CookieConfig, CookieContent, Interop, OutagePolicy, SameSite, SessionConfig,
+    StoreKind,
 };
 pub use id::{SessionId, StoreKey};
 pub use signing::{Signer, SigningKey};

@@ -504,7 +504,13 @@ impl<S: SessionStore> SessionStore for Arc<S> {
 
 /// A store chosen at run time (for example from `SESSION_TYPE`).
 #[derive(Clone)]
-pub struct AnyStore(Arc<dyn DynSessionStore>);
+pub struct AnyStore {
+    store: Arc<dyn DynSessionStore>,
+    /// The store, when it is Flask-Session's layout: the middleware then
+    /// speaks Flask-Session's ids, cookies and values.
+    #[cfg(feature = "flask")]
+    flask: Option<crate::flask::FlaskStore>,
+}
 
 impl AnyStore {
     /// Wraps any store. An `AnyStore` given to it is returned as it is,
@@ -518,7 +524,22 @@ impl AnyStore {
         if let Some(any) = (&mut store as &mut dyn std::any::Any).downcast_mut::<Option<Self>>() {
             return any.take().expect("taken once");
         }
-        Self(Arc::new(store.expect("taken once")))
+        #[cfg(feature = "flask")]
+        let flask = (&store as &dyn std::any::Any)
+            .downcast_ref::<Option<crate::flask::FlaskStore>>()
+            .and_then(Option::clone);
+        Self {
+            store: Arc::new(store.expect("taken once")),
+            #[cfg(feature = "flask")]
+            flask,
+        }
+    }
+
+    /// The store, if it keeps sessions in Flask-Session's layout.
+    #[cfg(feature = "flask")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "flask")))]
+    pub fn flask(&self) -> Option<&crate::flask::FlaskStore> {
+        self.flask.as_ref()
     }
 }
 
@@ -530,7 +551,7 @@ impl std::fmt::Debug for AnyStore {
 
 impl SessionStore for AnyStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.0.load(key).await
+        self.store.load(key).await
     }
     async fn create(
         &self,
@@ -538,7 +559,7 @@ impl SessionStore for AnyStore {
         record: &Record,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        self.0.create(key, record, ttl).await
+        self.store.create(key, record, ttl).await
     }
     async fn apply(
         &self,
@@ -546,16 +567,16 @@ impl SessionStore for AnyStore {
         changes: &ChangeSet,
         ttl: Duration,
     ) -> Result<Applied, StoreError> {
-        self.0.apply(key, changes, ttl).await
+        self.store.apply(key, changes, ttl).await
     }
     async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
-        self.0.touch(key, ttl).await
+        self.store.touch(key, ttl).await
     }
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.0.delete(key).await
+        self.store.delete(key).await
     }
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.0.take(key).await
+        self.store.take(key).await
     }
 }
 

@@ -190,14 +190,7 @@ impl MongoStoreBuilder {
     pub async fn build(self) -> Result<MongoStore, StoreError> {
         let client = match self.source {
             Source::Client(client) => client,
-            Source::Uri(uri) => {
-                let mut options = ClientOptions::parse(&uri)
-                    .await
-                    .map_err(StoreError::backend)?;
-                options.server_selection_timeout.get_or_insert(self.timeout);
-                options.connect_timeout.get_or_insert(self.timeout);
-                Client::with_options(options).map_err(StoreError::backend)?
-            }
+            Source::Uri(uri) => connect(&uri, self.timeout).await?,
         };
         let collection = client
             .database(&self.database)
@@ -213,6 +206,24 @@ impl MongoStoreBuilder {
         Ok(MongoStore { collection })
     }
 }
+
+/// A client for `uri`, whose server selection and connection wait at most
+/// `timeout` unless the URI says otherwise.
+async fn connect(uri: &str, timeout: Duration) -> Result<Client, StoreError> {
+    let mut options = ClientOptions::parse(uri)
+        .await
+        .map_err(StoreError::backend)?;
+    options.server_selection_timeout.get_or_insert(timeout);
+    options.connect_timeout.get_or_insert(timeout);
+    Client::with_options(options).map_err(StoreError::backend)
+}
+
+#[cfg(feature = "flask")]
+#[path = "mongodb_flask.rs"]
+mod flask;
+#[cfg(feature = "flask")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flask")))]
+pub use flask::FlaskCollection;
 
 impl MongoStore {
     /// Starts configuring a store reached by `uri` (see

@@ -50,6 +50,12 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
             ),
         )
     };
+    #[cfg(feature = "flask")]
+    let flask = config.interop == Some(crate::config::Interop::FlaskSession);
+    #[cfg(feature = "flask")]
+    if flask {
+        config.validate_interop_store()?;
+    }
     Ok(match config.store {
         #[cfg(feature = "memory")]
         StoreKind::Memory => Backend::Store(AnyStore::new(
@@ -96,6 +102,10 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
                         crate::config::redacted_failure("cannot connect to", &config.redis_url, &e),
                     )
                 })?;
+            #[cfg(feature = "flask")]
+            if flask {
+                return Ok(flask_store(config, store));
+            }
             Backend::Store(AnyStore::new(store))
         }
         #[cfg(feature = "memcached")]
@@ -111,6 +121,10 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
                     format!("cannot reach {}: {e}", config.memcached_servers.join(",")),
                 )
             })?;
+            #[cfg(feature = "flask")]
+            if flask {
+                return Ok(flask_store(config, store));
+            }
             Backend::Store(AnyStore::new(store))
         }
         #[cfg(any(
@@ -135,38 +149,54 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
                     ),
                 ));
             }
-            let store = super::sql::SqlStore::builder(url)
+            let builder = super::sql::SqlStore::builder(url)
                 .table(&config.sql_table)
-                .timeout(config.store_timeout)
-                .build()
-                .await
-                .map_err(|e| {
-                    ConfigError::new(
-                        "SESSION_SQL_URL",
-                        crate::config::redacted_failure("cannot use", url, &e),
-                    )
-                })?;
-            Backend::Store(AnyStore::new(store))
+                .timeout(config.store_timeout);
+            let failed = |e: super::StoreError| {
+                ConfigError::new(
+                    "SESSION_SQL_URL",
+                    crate::config::redacted_failure("cannot use", url, &e),
+                )
+            };
+            #[cfg(feature = "flask")]
+            if flask {
+                let table = builder.build_flask_session().await.map_err(failed)?;
+                return Ok(flask_store(config, table));
+            }
+            Backend::Store(AnyStore::new(builder.build().await.map_err(failed)?))
         }
         #[cfg(feature = "mongodb")]
         StoreKind::MongoDb => {
-            let store = super::mongodb::MongoStore::builder(&config.mongodb_uri)
+            let builder = super::mongodb::MongoStore::builder(&config.mongodb_uri)
                 .database(&config.mongodb_db)
                 .collection(&config.mongodb_collection)
-                .timeout(config.store_timeout)
-                .build()
-                .await
-                .map_err(|e| {
-                    ConfigError::new(
-                        "SESSION_MONGODB",
-                        crate::config::redacted_failure("cannot use", &config.mongodb_uri, &e),
-                    )
-                })?;
-            Backend::Store(AnyStore::new(store))
+                .timeout(config.store_timeout);
+            let failed = |e: super::StoreError| {
+                ConfigError::new(
+                    "SESSION_MONGODB",
+                    crate::config::redacted_failure("cannot use", &config.mongodb_uri, &e),
+                )
+            };
+            #[cfg(feature = "flask")]
+            if flask {
+                let collection = builder.build_flask_session().await.map_err(failed)?;
+                return Ok(flask_store(config, collection));
+            }
+            Backend::Store(AnyStore::new(builder.build().await.map_err(failed)?))
         }
         StoreKind::Null => Backend::Store(AnyStore::new(NullStore)),
         // Unreachable when every store's feature is on.
         #[allow(unreachable_patterns)]
         kind => return Err(unavailable(kind.name())),
     })
+}
+
+/// `blob` in Flask-Session's layout, with the format and the key prefix
+/// that `config` names.
+#[cfg(feature = "flask")]
+fn flask_store(config: &SessionConfig, blob: impl crate::flask::BlobStore) -> Backend {
+    let store = crate::flask::FlaskStore::new(blob)
+        .with_format(crate::flask::FlaskFormat::of(config.codec))
+        .with_key_prefix(&config.key_prefix);
+    Backend::Store(AnyStore::new(store))
 }

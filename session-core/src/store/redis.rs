@@ -87,6 +87,8 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
 use crate::StoreKey;
 
+#[cfg(feature = "flask")]
+mod flask;
 mod layout;
 
 use layout::{APPLY, CREATE, CREATED, SCRIPT_BATCH, SIZE, TAKE};

@@ -111,6 +111,8 @@ use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, Re
 use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
 use crate::StoreKey;
 
+#[cfg(feature = "flask")]
+mod flask;
 mod wire;
 
 use wire::{decode, encode, expires_at, pick, ttl_flag, wire_key};

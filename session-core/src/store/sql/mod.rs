@@ -153,6 +153,11 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::task::AbortHandle;
 
+#[cfg(feature = "flask")]
+mod flask;
+#[cfg(feature = "flask")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flask")))]
+pub use flask::FlaskTable;
 pub use sqlx;
 
 use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
@@ -313,6 +318,16 @@ impl SqlStoreBuilder {
         self
     }
 
+    /// The builder's pool: the one it was given, or one connected to its
+    /// URL (never `Source::Url`).
+    async fn pool(&mut self) -> Result<Source, StoreError> {
+        let source = std::mem::replace(&mut self.source, Source::Url(String::new()));
+        match source {
+            Source::Url(url) => connect(&url, self.timeout, self.max_connections).await,
+            pool => Ok(pool),
+        }
+    }
+
     /// Connects (for a URL), creates the table and its index if they are
     /// missing, and starts the cleanup task.
     ///
@@ -327,11 +342,11 @@ impl SqlStoreBuilder {
     /// [`StoreError::Backend`] for a URL of a database this build does not
     /// include, a table name that is not a plain identifier, a database that
     /// cannot be reached, or a table that cannot be created or upgraded.
-    pub async fn build(self) -> Result<SqlStore, StoreError> {
+    pub async fn build(mut self) -> Result<SqlStore, StoreError> {
         check_table_name(&self.table)?;
+        let source = self.pool().await?;
         let table = self.table.as_str();
-        let db = match self.source {
-            Source::Url(url) => connect(&url, self.timeout, self.max_connections, table).await?,
+        let db = match source {
             #[cfg(feature = "sql-postgres")]
             Source::Postgres(pool) => Db::Postgres(
                 postgres::Pg::new(pool, table)
@@ -350,6 +365,7 @@ impl SqlStoreBuilder {
                     .await
                     .map_err(StoreError::backend)?,
             ),
+            Source::Url(_) => unreachable!("connected by `pool`"),
         };
         let inner = Arc::new(Inner {
             db,
@@ -365,12 +381,7 @@ impl SqlStoreBuilder {
 }
 
 #[allow(unused_variables)]
-async fn connect(
-    url: &str,
-    timeout: Duration,
-    max_connections: u32,
-    table: &str,
-) -> Result<Db, StoreError> {
+async fn connect(url: &str, timeout: Duration, max_connections: u32) -> Result<Source, StoreError> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
         #[cfg(feature = "sql-postgres")]
@@ -383,11 +394,7 @@ async fn connect(
                 .max_connections(max_connections)
                 .acquire_timeout(timeout);
             let pool = open_pool(pool, options, timeout).await?;
-            Ok(Db::Postgres(
-                postgres::Pg::new(pool, table)
-                    .await
-                    .map_err(StoreError::backend)?,
-            ))
+            Ok(Source::Postgres(pool))
         }
         #[cfg(feature = "sql-mysql")]
         "mysql" | "mariadb" => {
@@ -403,11 +410,7 @@ async fn connect(
                 .max_connections(max_connections)
                 .acquire_timeout(timeout);
             let pool = open_pool(pool, options, timeout).await?;
-            Ok(Db::MySql(
-                mysql::My::new(pool, table)
-                    .await
-                    .map_err(StoreError::backend)?,
-            ))
+            Ok(Source::MySql(pool))
         }
         #[cfg(feature = "sql-sqlite")]
         "sqlite" => {
@@ -434,11 +437,7 @@ async fn connect(
                     .journal_mode(SqliteJournalMode::Wal);
             }
             let pool = open_pool(pool, options, timeout).await?;
-            Ok(Db::Sqlite(
-                sqlite::Lite::new(pool, table)
-                    .await
-                    .map_err(StoreError::backend)?,
-            ))
+            Ok(Source::Sqlite(pool))
         }
         #[cfg(not(feature = "sql-postgres"))]
         "postgres" | "postgresql" => Err(missing_feature("postgres://", "sql-postgres")),

@@ -1,0 +1,457 @@
+//! Sessions shared with a Flask app that uses Flask-Session 0.8
+//! (`SESSION_INTEROP=flask-session`).
+//!
+//! A team moving a Flask app to Rust a route at a time keeps both apps
+//! behind one domain; with this layout they read and write the same
+//! sessions in the same store, so a user logged in on a Flask page is
+//! logged in on an actix-web page, and back.
+//!
+//! # What is shared
+//!
+//! - **Keys**: `SESSION_KEY_PREFIX` + the session id, in clear, as
+//!   Flask-Session keys them (so `SESSION_HASH_IDS` cannot apply).
+//! - **Values**: the whole session as one map, in MessagePack (Flask-Session's
+//!   default) or JSON ([`FlaskFormat`]); each session key is one value of
+//!   that map. Values are kept as the bytes Flask wrote: a key this side
+//!   does not change is written back byte for byte. Pickle is never read
+//!   or written: a value that is not a map in the format reads as no
+//!   session (a warning is logged), and nothing is written over it.
+//! - **Ids and cookies**: Flask's 43-character ids; with `SESSION_USE_SIGNER`,
+//!   ids signed as Flask-Session signs them ([`FlaskSigner`]).
+//!
+//! # Concurrency
+//!
+//! Every write is a read-modify-write of the whole value that applies only
+//! this request's changes, made atomic by the store's compare-and-swap
+//! ([`BlobStore::replace`]) and retried when another write came first. So
+//! concurrent requests on this side never lose each other's writes to
+//! different keys, and a write racing a logout does not bring the session
+//! back. Flask-Session itself writes the whole value, last writer wins, on
+//! every request when `SESSION_REFRESH_EACH_REQUEST` is true (its
+//! default), read-only requests included: a Flask request that overlaps
+//! one of ours may put back what it read, dropping our write. Set
+//! `SESSION_REFRESH_EACH_REQUEST = False` on the Flask side to limit that
+//! to Flask requests that change the session.
+//!
+//! # Stores
+//!
+//! Any [`BlobStore`]: the Redis store (single, Sentinel, Cluster) and the
+//! memcached store are ones, on keys of their own; the SQL and MongoDB
+//! stores open Flask-Session's table and collection with
+//! `build_flask_session`. [`FlaskStore`] turns one into a session store.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use crate::StoreKey;
+use crate::codec::Codec;
+use crate::id::SessionId;
+use crate::store::{Applied, ChangeSet, Record, SessionStore, StoreError};
+
+mod map;
+mod signer;
+
+use map::Map;
+pub use signer::{FlaskSigner, TAG_LEN};
+
+/// How Flask-Session serializes sessions: its
+/// `SESSION_SERIALIZATION_FORMAT`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FlaskFormat {
+    /// `msgpack`: Flask-Session's default.
+    #[default]
+    MessagePack,
+    /// `json`.
+    Json,
+}
+
+impl FlaskFormat {
+    /// The format of values encoded with `codec`.
+    pub fn of(codec: Codec) -> Self {
+        match codec {
+            Codec::Json => FlaskFormat::Json,
+            Codec::MessagePack => FlaskFormat::MessagePack,
+        }
+    }
+
+    /// The codec session values are encoded with in this format.
+    pub fn codec(self) -> Codec {
+        match self {
+            FlaskFormat::MessagePack => Codec::MessagePack,
+            FlaskFormat::Json => Codec::Json,
+        }
+    }
+}
+
+/// One stored value, as [`BlobStore::get`] returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blob {
+    /// The value.
+    pub value: Bytes,
+    /// When it expires, if the store can tell in the same call.
+    pub expires_at: Option<SystemTime>,
+    /// The store's own version of the value, if it has one (memcached's
+    /// cas value), for [`BlobStore::replace`]; stores that compare the
+    /// value itself leave it 0.
+    pub version: u64,
+}
+
+/// A store that keeps one opaque value per key, with a lifetime, and can
+/// replace a value only if it did not change since it was read
+/// (compare-and-swap). [`FlaskStore`] builds sessions on it.
+///
+/// Every method treats an expired value as missing.
+pub trait BlobStore: Send + Sync + 'static {
+    /// The live value under `key`, if any.
+    fn get(&self, key: &StoreKey) -> impl Future<Output = Result<Option<Blob>, StoreError>> + Send;
+
+    /// Stores `value` for `ttl` unless a live value is under `key`;
+    /// `false` if one is (nothing is written).
+    fn insert(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Replaces `current` (as [`get`](Self::get) returned it) by `value`
+    /// for `ttl`, or deletes it when `value` is `None`, atomically and only
+    /// if the stored value is still `current`; `false` if it changed, was
+    /// deleted or expired (nothing is written).
+    fn replace(
+        &self,
+        key: &StoreKey,
+        current: &Blob,
+        value: Option<&[u8]>,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes the value under `key`; a missing value is not an error.
+    fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe form of [`BlobStore`].
+trait DynBlobStore: Send + Sync + 'static {
+    fn get<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<Blob>, StoreError>>;
+    fn insert<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn replace<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        current: &'a Blob,
+        value: Option<&'a [u8]>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+impl<B: BlobStore> DynBlobStore for B {
+    fn get<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<Blob>, StoreError>> {
+        Box::pin(BlobStore::get(self, key))
+    }
+    fn insert<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(BlobStore::insert(self, key, value, ttl))
+    }
+    fn replace<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        current: &'a Blob,
+        value: Option<&'a [u8]>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(BlobStore::replace(self, key, current, value, ttl))
+    }
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(BlobStore::delete(self, key))
+    }
+}
+
+/// How many times a write is tried again when another write came between
+/// its read and its compare-and-swap, before the call fails.
+const MAX_ATTEMPTS: u32 = 64;
+
+/// Sessions in Flask-Session's layout, on any [`BlobStore`]: see the
+/// [module docs](self).
+///
+/// Given to [`SessionMiddleware::builder`](../../session_actix/struct.SessionMiddleware.html),
+/// it switches the middleware to Flask-Session's ids, cookies and values.
+///
+/// Keys that are not a session's (`SESSION_KEY_PREFIX` + an id), such as
+/// the notes a login leaves and a user's index of sessions, are stored as
+/// maps too (so Flask can read anything under the prefix without falling
+/// back to pickle), with each value as a MessagePack binary or a JSON
+/// string.
+#[derive(Clone)]
+pub struct FlaskStore {
+    blob: Arc<dyn DynBlobStore>,
+    format: FlaskFormat,
+    prefix: String,
+}
+
+impl std::fmt::Debug for FlaskStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlaskStore")
+            .field("format", &self.format)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlaskStore {
+    /// Sessions on `blob`, in MessagePack, under the prefix `session:`
+    /// (Flask-Session's defaults).
+    pub fn new(blob: impl BlobStore) -> Self {
+        Self {
+            blob: Arc::new(blob),
+            format: FlaskFormat::default(),
+            prefix: "session:".to_owned(),
+        }
+    }
+
+    /// The format the Flask app's `SESSION_SERIALIZATION_FORMAT` names.
+    #[must_use]
+    pub fn with_format(mut self, format: FlaskFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The Flask app's `SESSION_KEY_PREFIX`; it must match the
+    /// middleware's.
+    #[must_use]
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The format values are stored in.
+    pub fn format(&self) -> FlaskFormat {
+        self.format
+    }
+
+    /// The key prefix of the Flask app's sessions.
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether `key` is a session's, as Flask-Session names them; other
+    /// keys are this crate's own records.
+    fn is_session(&self, key: &StoreKey) -> bool {
+        key.as_str()
+            .strip_prefix(&self.prefix)
+            .is_some_and(|sid| SessionId::parse(sid).is_some())
+    }
+
+    /// Reads a stored value into a map of entries as the middleware sees
+    /// them; `None` (and a warning) when it is not a map in the format.
+    fn decode(&self, key: &StoreKey, value: &Bytes) -> Option<Map> {
+        let mut map = Map::decode(self.format, value);
+        if !self.is_session(key) {
+            map = map.and_then(|mut map| map.map_values(|v| self.unwrap_own(v)).map(|()| map));
+        }
+        if map.is_none() {
+            tracing::warn!(
+                key = %key,
+                "a stored session is not a {:?} map (pickle is never read): it is treated as missing",
+                self.format
+            );
+        }
+        map
+    }
+
+    /// Encodes a map, after checking that every value a session holds is
+    /// one value of the format (so Flask can always decode it) and
+    /// wrapping the values of this crate's own records.
+    fn encode(&self, key: &StoreKey, mut map: Map) -> Result<Vec<u8>, StoreError> {
+        if self.is_session(key) {
+            if let Some(bad) = map
+                .text_entries()
+                .into_iter()
+                .find(|(_, v)| !map::is_one_value(self.format, v))
+            {
+                return Err(StoreError::backend(format!(
+                    "the value of session key {:?} is not one {:?} value: Flask could not read the session",
+                    bad.0, self.format
+                )));
+            }
+        } else {
+            map.map_values(|v| Some(self.wrap_own(v)));
+        }
+        Ok(map.encode(self.format))
+    }
+
+    /// One of this crate's own values as one value of the format: binary
+    /// data in MessagePack, a string in JSON (these values are text).
+    fn wrap_own(&self, value: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(value.len() + 5);
+        match self.format {
+            FlaskFormat::MessagePack => map::write_bin(&mut out, value),
+            FlaskFormat::Json => {
+                let text = String::from_utf8_lossy(value);
+                serde_json::to_writer(&mut out, &text).expect("a string always serializes");
+            }
+        }
+        Bytes::from(out)
+    }
+
+    fn unwrap_own(&self, value: &Bytes) -> Option<Bytes> {
+        match self.format {
+            FlaskFormat::MessagePack => {
+                let header = match *value.first()? {
+                    0xc4 => 2,
+                    0xc5 => 3,
+                    0xc6 => 5,
+                    _ => return None,
+                };
+                (map::value_len(value)? == value.len()).then(|| value.slice(header..))
+            }
+            FlaskFormat::Json => serde_json::from_slice::<String>(value)
+                .ok()
+                .map(Bytes::from),
+        }
+    }
+
+    /// Reads, changes and writes back a value until no other write comes
+    /// between the read and the write. `change` returns the new map (an
+    /// empty one deletes the value when `delete_empty`) or the outcome to
+    /// return at once.
+    async fn update(
+        &self,
+        key: &StoreKey,
+        ttl: Duration,
+        delete_empty: bool,
+        mut change: impl FnMut(Map) -> Result<Map, Applied>,
+    ) -> Result<Applied, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
+            let Some(current) = self.blob.get(key).await? else {
+                return Ok(Applied::Gone);
+            };
+            let Some(map) = self.decode(key, &current.value) else {
+                return Ok(Applied::Gone);
+            };
+            let map = match change(map) {
+                Ok(map) => map,
+                Err(outcome) => return Ok(outcome),
+            };
+            let (value, outcome) = if delete_empty && map.is_empty() {
+                (None, Applied::Deleted)
+            } else {
+                (Some(self.encode(key, map)?), Applied::Done)
+            };
+            if self
+                .blob
+                .replace(key, &current, value.as_deref(), ttl)
+                .await?
+            {
+                return Ok(outcome);
+            }
+        }
+        Err(gave_up())
+    }
+}
+
+fn gave_up() -> StoreError {
+    StoreError::backend(format!(
+        "gave up after {MAX_ATTEMPTS} attempts: other writes to this session kept coming first"
+    ))
+}
+
+/// Waits a little before trying a write again, longer each time, with
+/// jitter so that the writers that collided do not collide again.
+async fn back_off(attempt: u32) {
+    let mut jitter = [0u8; 1];
+    let _ = getrandom::fill(&mut jitter);
+    let micros = (50u64 << attempt.min(6)) + u64::from(jitter[0]) * 4;
+    tokio::time::sleep(Duration::from_micros(micros)).await;
+}
+
+impl SessionStore for FlaskStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let Some(blob) = self.blob.get(key).await? else {
+            return Ok(None);
+        };
+        Ok(self.decode(key, &blob.value).map(|map| Record {
+            entries: map.text_entries(),
+            expires_at: blob.expires_at,
+            // Flask-Session's layout has no creation time.
+            created_at: None,
+        }))
+    }
+
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let value = self.encode(key, Map::from_entries(&record.entries))?;
+        self.blob.insert(key, &value, ttl).await
+    }
+
+    async fn apply(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> Result<Applied, StoreError> {
+        self.update(key, ttl, true, |mut map| {
+            if let Some(size) = changes.too_large(&map.text_entries()) {
+                return Err(Applied::TooLarge { size });
+            }
+            map.apply(changes);
+            Ok(map)
+        })
+        .await
+    }
+
+    async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
+        // The value is written back as it is, with the new lifetime.
+        self.update(key, ttl, false, Ok).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.blob.delete(key).await
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        // A delete that succeeds only if nothing was written since the
+        // read: every write that succeeded before it is in what it returns.
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
+            let Some(current) = self.blob.get(key).await? else {
+                return Ok(None);
+            };
+            if self
+                .blob
+                .replace(key, &current, None, Duration::ZERO)
+                .await?
+            {
+                return Ok(self.decode(key, &current.value).map(|map| Record {
+                    entries: map.text_entries(),
+                    expires_at: None,
+                    created_at: None,
+                }));
+            }
+        }
+        Err(gave_up())
+    }
+}
