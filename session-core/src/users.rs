@@ -150,7 +150,8 @@ pub struct Listed {
     /// The session's handle.
     pub handle: Handle,
     /// When the session was created (its first request, before any login
-    /// moved it), if the store knows.
+    /// moved it); on a store that keeps no creation time
+    /// (Flask-Session's layout), when it was bound to the user.
     pub created_at: Option<SystemTime>,
     /// When the session was last refreshed or written.
     pub last_seen: SystemTime,
@@ -306,7 +307,9 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
                 .map_or(from_millis(entry.bound_at), from_millis);
             live.push(Listed {
                 handle,
-                created_at: record.created_at,
+                // A layout without creation times (Flask-Session's): the
+                // session was made no later than it was bound.
+                created_at: record.created_at.or(Some(from_millis(entry.bound_at))),
                 last_seen: seen,
                 user_agent: entry.user_agent,
                 ip: entry.ip,

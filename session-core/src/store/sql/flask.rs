@@ -3,7 +3,10 @@
 //! The table is the one Flask-Session 0.8 creates (`SESSION_SQLALCHEMY_TABLE`,
 //! `sessions` by default): `id` (integer primary key), `session_id`
 //! (`VARCHAR(255) UNIQUE`, the prefix and the id), `data` (the serialized
-//! session: `BYTEA` on PostgreSQL, `BLOB` elsewhere) and `expiry` (a naive
+//! session: `BYTEA` on PostgreSQL, `BLOB` elsewhere; created here as
+//! `MEDIUMBLOB` on MySQL, whose `BLOB` holds 64 KiB only: a table Flask
+//! created takes `ALTER TABLE sessions MODIFY data MEDIUMBLOB` for larger
+//! sessions) and `expiry` (a naive
 //! UTC `TIMESTAMP`/`DATETIME`; on SQLite the text SQLAlchemy writes,
 //! `YYYY-MM-DD HH:MM:SS.ffffff`). It is created when missing. A row whose
 //! `expiry` has passed (or is `NULL`) counts as missing, as on the Flask
@@ -151,7 +154,7 @@ impl Dialect {
             ),
             Dialect::MySql => format!(
                 "CREATE TABLE IF NOT EXISTS {t} (id INTEGER NOT NULL AUTO_INCREMENT PRIMARY KEY, \
-                 session_id VARCHAR(255) UNIQUE, data BLOB, expiry DATETIME)"
+                 session_id VARCHAR(255) UNIQUE, data MEDIUMBLOB, expiry DATETIME)"
             ),
             Dialect::Sqlite => format!(
                 "CREATE TABLE IF NOT EXISTS {t} (id INTEGER NOT NULL PRIMARY KEY, \
