@@ -10,6 +10,8 @@
 #   memcached  127.0.0.1:11211 and :11212     two servers, for key spreading
 #   chromium   /usr/bin/chromium, chromedriver   installed only (the browser
 #              test starts its own chromedriver)
+#   flask      a virtualenv with Flask and Flask-Session (pinned), installed
+#              only (the interop tests start the Flask app)
 set -euo pipefail
 
 RUN_DIR=${SESSION_TEST_RUN_DIR:-/tmp/session-test-servers}
@@ -173,6 +175,20 @@ if ! port_up 27017; then
     fi
 fi
 log "mongodb (SecantusDB) 27017 up"
+
+# Flask 3.1 and Flask-Session 0.8, pinned in scripts/flask-requirements.txt,
+# for the interop tests (examples/quickstart/tests/flask.rs), which start
+# the Flask app themselves with this virtualenv's Python.
+FLASK_VENV=${SESSION_FLASK_VENV:-/opt/session-flask-venv}
+FLASK_REQUIREMENTS="$SCRIPT_DIR/flask-requirements.txt"
+if ! cmp -s "$FLASK_REQUIREMENTS" "$FLASK_VENV/requirements.txt" 2>/dev/null; then
+    log "installing Flask and Flask-Session into $FLASK_VENV"
+    python3 -m venv "$FLASK_VENV"
+    "$FLASK_VENV/bin/pip" install -q --disable-pip-version-check -r "$FLASK_REQUIREMENTS"
+    cp "$FLASK_REQUIREMENTS" "$FLASK_VENV/requirements.txt"
+fi
+"$FLASK_VENV/bin/python" -c "import flask_session, msgspec, redis, pymemcache, pymongo, flask_sqlalchemy, psycopg2, pymysql"
+log "flask and flask-session in $FLASK_VENV"
 
 # Headless Chromium and chromedriver for examples/quickstart/tests/browser.rs,
 # installed only: the test starts chromedriver on a port of its own.

@@ -88,6 +88,7 @@ macro_rules! flask_cases {
             a_value_that_is_not_a_map_is_no_session_and_is_never_overwritten,
             values_flask_could_not_read_are_refused,
             a_session_made_here_is_a_plain_map,
+            an_unreadable_record_of_this_crate_is_replaced,
             expired_values_are_missing_and_replaced,
         );
     };
@@ -247,8 +248,34 @@ async fn a_value_that_is_not_a_map_is_no_session_and_is_never_overwritten<B: Blo
             Applied::Gone
         );
         assert_eq!(store.touch(&key, LONG).await.unwrap(), Applied::Gone);
+        let fresh = Record::from(std::collections::HashMap::from([(
+            "a".to_owned(),
+            Bytes::from_static(b"\x01"),
+        )]));
+        assert!(!store.create(&key, &fresh, LONG).await.unwrap());
         assert_eq!(raw(&blob, &key).await.unwrap(), stored, "left as it was");
     }
+}
+
+async fn an_unreadable_record_of_this_crate_is_replaced<B: BlobStore + Clone>(blob: B) {
+    // A user's index written in the other format (JSON here, read as
+    // MessagePack) would block every login of that user if kept.
+    let store = store(&blob);
+    let key = StoreKey::from_raw(format!("session:user:{}", SessionId::generate().as_str()));
+    assert!(blob.insert(&key, br#"{"h":"x"}"#, LONG).await.unwrap());
+    let record = Record::from(std::collections::HashMap::from([(
+        "h".to_owned(),
+        Bytes::from_static(b"entry"),
+    )]));
+    assert!(store.create(&key, &record, LONG).await.unwrap());
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().entries,
+        record.entries
+    );
+    assert!(
+        !store.create(&key, &record, LONG).await.unwrap(),
+        "a readable one is kept"
+    );
 }
 
 async fn values_flask_could_not_read_are_refused<B: BlobStore + Clone>(blob: B) {

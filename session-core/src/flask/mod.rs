@@ -402,7 +402,22 @@ impl SessionStore for FlaskStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let value = self.encode(key, Map::from_entries(&record.entries))?;
-        self.blob.insert(key, &value, ttl).await
+        if self.blob.insert(key, &value, ttl).await? {
+            return Ok(true);
+        }
+        if self.is_session(key) {
+            return Ok(false);
+        }
+        // One of this crate's own records that cannot be read (written in
+        // the other format, say) would block its key for good: it is
+        // replaced. A Flask session is never written over.
+        let Some(current) = self.blob.get(key).await? else {
+            return self.blob.insert(key, &value, ttl).await;
+        };
+        if Map::decode(self.format, &current.value).is_some() {
+            return Ok(false);
+        }
+        self.blob.replace(key, &current, Some(&value), ttl).await
     }
 
     async fn apply(

@@ -33,11 +33,31 @@ if store == "redis":
     app.config["SESSION_TYPE"] = "redis"
     app.config["SESSION_REDIS"] = redis.Redis.from_url(url)
 elif store == "redis-cluster":
+    import redis
     from redis.cluster import ClusterNode, RedisCluster
+
+    class ClusterSessions(redis.Redis):
+        """Flask-Session 0.8 takes a `redis.Redis` only (anything else,
+        `RedisCluster` included, is replaced by a client of localhost:6379):
+        this one is, and sends the three calls it makes to the cluster."""
+
+        def __init__(self, cluster):
+            self.cluster = cluster
+
+        def get(self, name):
+            return self.cluster.get(name)
+
+        def set(self, name, value, ex=None):
+            return self.cluster.set(name, value, ex=ex)
+
+        def delete(self, *names):
+            return self.cluster.delete(*names)
 
     host, port = url.split(":")
     app.config["SESSION_TYPE"] = "redis"
-    app.config["SESSION_REDIS"] = RedisCluster(startup_nodes=[ClusterNode(host, int(port))])
+    app.config["SESSION_REDIS"] = ClusterSessions(
+        RedisCluster(startup_nodes=[ClusterNode(host, int(port))])
+    )
 elif store == "redis-sentinel":
     from redis.sentinel import Sentinel
 
@@ -49,7 +69,10 @@ elif store == "memcached":
 
     host, port = url.split(":")
     app.config["SESSION_TYPE"] = "memcached"
-    app.config["SESSION_MEMCACHED"] = Client((host, int(port)))
+    # pymemcache's default sends writes without waiting for memcached
+    # (noreply): the response could then reach the browser, and its next
+    # request the other app, before the session is stored.
+    app.config["SESSION_MEMCACHED"] = Client((host, int(port)), default_noreply=False)
 elif store == "sql":
     from flask_sqlalchemy import SQLAlchemy
 
