@@ -12,11 +12,15 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore as _, Jar};
 use session_core::StoreKey;
-use session_core::flask::BlobStore;
+use std::collections::BTreeMap;
+
+use session_core::Codec;
+use session_core::flask::{Blob, BlobStore, FlaskStore, Timestamp};
 use session_core::store::memcached::MemcachedStore;
 use session_core::store::mongodb::{FlaskCollection, MongoStore};
 use session_core::store::redis::RedisStore;
 use session_core::store::sql::{FlaskTable, SqlStore};
+use session_core::store::{SessionStore, StoreError};
 
 mod common;
 
@@ -85,6 +89,52 @@ enum Raw {
 }
 
 impl Raw {
+    /// The same store, for a `FlaskStore` over it.
+    fn blob(&self) -> AnyBlob {
+        AnyBlob(match self {
+            Raw::Redis(s) => Raw::Redis(s.clone()),
+            Raw::Memcached(s) => Raw::Memcached(s.clone()),
+            Raw::Sql(s) => Raw::Sql(s.clone()),
+            Raw::Mongo(s) => Raw::Mongo(s.clone()),
+        })
+    }
+
+    /// Stores `value` under `key` in place of what is there.
+    async fn put(&self, key: &StoreKey, value: &[u8]) {
+        let ttl = Duration::from_secs(600);
+        let stored = match self {
+            Raw::Redis(s) => {
+                async {
+                    BlobStore::delete(s, key).await?;
+                    s.insert(key, value, ttl).await
+                }
+                .await
+            }
+            Raw::Memcached(s) => {
+                async {
+                    BlobStore::delete(s, key).await?;
+                    s.insert(key, value, ttl).await
+                }
+                .await
+            }
+            Raw::Sql(s) => {
+                async {
+                    BlobStore::delete(s, key).await?;
+                    s.insert(key, value, ttl).await
+                }
+                .await
+            }
+            Raw::Mongo(s) => {
+                async {
+                    BlobStore::delete(s, key).await?;
+                    s.insert(key, value, ttl).await
+                }
+                .await
+            }
+        };
+        assert!(stored.expect("the store answers"), "stored");
+    }
+
     async fn get(&self, key: &StoreKey) -> Option<Vec<u8>> {
         let blob = match self {
             Raw::Redis(s) => s.get(key).await,
@@ -93,6 +143,49 @@ impl Raw {
             Raw::Mongo(s) => s.get(key).await,
         };
         blob.expect("the store answers").map(|b| b.value.to_vec())
+    }
+}
+
+/// What the Flask app's `/types` stores, as Rust reads it.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+struct Types {
+    bytes: serde_bytes::ByteBuf,
+    float: f64,
+    big: u64,
+    negative: i64,
+    none: Option<String>,
+    list: (u8, String, f64, Vec<bool>),
+    int_keys: BTreeMap<u8, String>,
+    when: Timestamp,
+    empty: BTreeMap<String, String>,
+}
+
+/// [`Raw`] as a blob store (reads only).
+struct AnyBlob(Raw);
+
+impl BlobStore for AnyBlob {
+    async fn get(&self, key: &StoreKey) -> Result<Option<Blob>, StoreError> {
+        match &self.0 {
+            Raw::Redis(s) => s.get(key).await,
+            Raw::Memcached(s) => s.get(key).await,
+            Raw::Sql(s) => s.get(key).await,
+            Raw::Mongo(s) => s.get(key).await,
+        }
+    }
+    async fn insert(&self, _: &StoreKey, _: &[u8], _: Duration) -> Result<bool, StoreError> {
+        unreachable!("the test only reads")
+    }
+    async fn replace(
+        &self,
+        _: &StoreKey,
+        _: &Blob,
+        _: Option<&[u8]>,
+        _: Duration,
+    ) -> Result<bool, StoreError> {
+        unreachable!("the test only reads")
+    }
+    async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> {
+        unreachable!("the test only reads")
     }
 }
 
@@ -328,6 +421,30 @@ async fn share(setup: Setup) {
     let key = store_key(&c.jar, f);
     assert_eq!(c.post(format!("{f}/types")).await.0, StatusCode::OK);
     let before = setup.raw.get(&key).await.expect("the session is stored");
+    if !setup.json {
+        // What Flask wrote reads as Rust types through serde, as
+        // `Session::get` and typed sessions read it.
+        let record = FlaskStore::new(setup.raw.blob())
+            .load(&key)
+            .await
+            .unwrap()
+            .unwrap();
+        let types: Types = Codec::MessagePack.decode(&record.entries["types"]).unwrap();
+        assert_eq!(
+            types,
+            Types {
+                bytes: serde_bytes::ByteBuf::from(b"\x00\xffraw".to_vec()),
+                float: 1.1,
+                big: (1 << 62) + 1,
+                negative: -(1 << 40),
+                none: None,
+                list: (1, "two".into(), 3.0, vec![true, false]),
+                int_keys: [(1, "one".into()), (2, "two".into())].into(),
+                when: Timestamp::new(1_795_696_215, 123_456_000).unwrap(),
+                empty: BTreeMap::new(),
+            }
+        );
+    }
     assert_eq!(
         c.post(format!("{r}/set?key=rust&value=x")).await.0,
         StatusCode::OK
@@ -423,6 +540,31 @@ async fn share(setup: Setup) {
     let (_, _, set_cookie) = c.call(true, format!("{f}/set?key=b&value=2")).await;
     assert_eq!(expiry(&set_cookie.unwrap()), None, "Flask agrees");
 
+    // A stored value that is not a map (a pickle) is no session here: a
+    // fresh one, never a 500, and the value is left as it was.
+    let c = Client::new();
+    assert_eq!(
+        c.post(format!("{f}/set?key=name&value=eve")).await.0,
+        StatusCode::OK
+    );
+    let key = store_key(&c.jar, f);
+    let pickled = b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a\x94K\x01s.";
+    setup.raw.put(&key, pickled).await;
+    assert_eq!(
+        c.get(format!("{r}/get?key=name")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.post(format!("{r}/set?key=name&value=new")).await.0,
+        StatusCode::OK
+    );
+    assert_ne!(store_key(&c.jar, r), key, "a new session, with a new id");
+    assert_eq!(
+        setup.raw.get(&key).await.unwrap(),
+        pickled,
+        "left as it was"
+    );
+
     // A forged signature is a fresh session on both sides.
     if setup.signed {
         let value = cookie(&c.jar, r).unwrap();
@@ -432,12 +574,12 @@ async fn share(setup: Setup) {
         let forged = format!("{}{swap}{}", &value[..at], &value[at + 1..]);
         for base in [r, f] {
             assert_eq!(
-                with_cookie(base, "user", &value).await,
+                with_cookie(base, "name", &value).await,
                 StatusCode::OK,
                 "{base}"
             );
             assert_eq!(
-                with_cookie(base, "user", &forged).await,
+                with_cookie(base, "name", &forged).await,
                 StatusCode::NOT_FOUND,
                 "{base}"
             );

@@ -54,9 +54,11 @@ use crate::store::{Applied, ChangeSet, Record, SessionStore, StoreError};
 
 mod map;
 mod signer;
+mod time;
 
 use map::Map;
 pub use signer::{FlaskSigner, TAG_LEN};
+pub use time::Timestamp;
 
 /// How Flask-Session serializes sessions: its
 /// `SESSION_SERIALIZATION_FORMAT`.
