@@ -81,6 +81,11 @@ pub use session::{Session, SessionStatus};
 pub use session_core::codec::CodecError;
 /// The configuration: [`SessionConfig`] and the types of its fields.
 pub use session_core::config;
+/// Sessions shared with a Flask app in Flask-Session's layout
+/// (`SESSION_INTEROP=flask-session`).
+#[cfg(feature = "flask")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flask")))]
+pub use session_core::flask;
 /// The [`SessionStore`](store::SessionStore) trait and the stores.
 pub use session_core::store;
 pub use session_core::{

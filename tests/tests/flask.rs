@@ -1,0 +1,206 @@
+//! The middleware on Flask-Session's layout: the configuration it refuses
+//! (each error names the key), and what it sends and stores. The interop
+//! with a real Flask app is in `examples/quickstart/tests/flask.rs`.
+
+use actix_web::{App, HttpResponse, web};
+use session_actix::flask::{BlobStore, FlaskFormat, FlaskSigner, FlaskStore};
+use session_actix::store::memory::MemoryStore;
+use session_actix::store::redis::RedisStore;
+use session_actix::{Session, SessionConfig, SessionMiddleware};
+use session_core::StoreKey;
+use session_core::signing::Signer;
+use session_tests::SECRET;
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+async fn redis() -> RedisStore {
+    RedisStore::builder(REDIS)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{REDIS} must be up (run scripts/services.sh): {e}"))
+}
+
+fn config(pairs: &[(&str, &str)]) -> Result<SessionConfig, session_actix::ConfigError> {
+    SessionConfig::from_source(pairs.iter().copied())
+}
+
+#[test]
+fn the_interop_takes_flask_sessions_defaults() {
+    let c = config(&[
+        ("SESSION_INTEROP", "flask-session"),
+        ("SESSION_TYPE", "redis"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.interop,
+        Some(session_actix::config::Interop::FlaskSession)
+    );
+    assert!(!c.hash_ids, "ids in clear, as Flask-Session keys them");
+    assert_eq!(
+        c.codec,
+        session_actix::Codec::MessagePack,
+        "Flask-Session's default"
+    );
+    let json = config(&[
+        ("SESSION_INTEROP", "Flask-Session"),
+        ("SESSION_SERIALIZATION_FORMAT", "json"),
+    ])
+    .unwrap();
+    assert_eq!(json.codec, session_actix::Codec::Json);
+    assert_eq!(config(&[("SESSION_INTEROP", "")]).unwrap().interop, None);
+}
+
+#[test]
+fn settings_flask_session_cannot_honour_are_refused_naming_the_key() {
+    let interop = ("SESSION_INTEROP", "flask-session");
+    for (pairs, key) in [
+        (
+            vec![interop, ("SESSION_HASH_IDS", "true")],
+            "SESSION_HASH_IDS",
+        ),
+        (
+            vec![interop, ("SESSION_ABSOLUTE_LIFETIME", "60")],
+            "SESSION_ABSOLUTE_LIFETIME",
+        ),
+        (vec![("SESSION_INTEROP", "django")], "SESSION_INTEROP"),
+    ] {
+        let err = config(&pairs).unwrap_err();
+        assert_eq!(err.key(), key, "{pairs:?}: {err}");
+    }
+}
+
+#[actix_web::test]
+async fn stores_flask_cannot_share_are_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_str().unwrap();
+    for (pairs, key, says) in [
+        (
+            vec![("SESSION_TYPE", "filesystem"), ("SESSION_FILE_DIR", dir)],
+            "SESSION_TYPE",
+            "pickle",
+        ),
+        (vec![("SESSION_TYPE", "memory")], "SESSION_TYPE", "memory"),
+        (vec![("SESSION_TYPE", "null")], "SESSION_TYPE", "null"),
+        (
+            vec![
+                ("SESSION_TYPE", "memcached"),
+                ("SESSION_MEMCACHED", "127.0.0.1:11211,127.0.0.1:11212"),
+            ],
+            "SESSION_MEMCACHED",
+            "one server",
+        ),
+    ] {
+        let mut pairs = pairs;
+        pairs.push(("SESSION_INTEROP", "flask-session"));
+        let err = SessionMiddleware::from_config(config(&pairs).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.key(), key, "{pairs:?}: {err}");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+}
+
+#[actix_web::test]
+async fn the_builder_checks_a_flask_store_against_its_settings() {
+    let err = SessionMiddleware::builder(FlaskStore::new(redis().await))
+        .hash_ids(true)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.key(), "SESSION_HASH_IDS", "{err}");
+    let err = SessionMiddleware::builder(FlaskStore::new(redis().await).with_key_prefix("app:"))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.key(), "SESSION_KEY_PREFIX", "{err}");
+    let mut interop = SessionConfig::default();
+    interop.interop = Some(session_actix::config::Interop::FlaskSession);
+    interop.hash_ids = false;
+    let err = SessionMiddleware::builder(MemoryStore::new())
+        .config(interop)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.key(), "SESSION_INTEROP", "{err}");
+    let err = SessionMiddleware::builder(FlaskStore::new(redis().await))
+        .absolute_lifetime(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.key(), "SESSION_ABSOLUTE_LIFETIME", "{err}");
+    assert!(
+        SessionMiddleware::builder(FlaskStore::new(redis().await).with_format(FlaskFormat::Json))
+            .hash_ids(false)
+            .build()
+            .is_ok()
+    );
+}
+
+async fn set(session: Session) -> actix_web::Result<HttpResponse> {
+    session.insert("name", "nick")?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn get(session: Session) -> actix_web::Result<HttpResponse> {
+    Ok(match session.get::<String>("name")? {
+        Some(name) => HttpResponse::Ok().body(name),
+        None => HttpResponse::NotFound().finish(),
+    })
+}
+
+#[actix_web::test]
+async fn cookies_and_values_are_flask_sessions() {
+    use actix_web::test::{TestRequest, call_service, init_service, read_body};
+    let blob = redis().await;
+    let app = init_service(
+        App::new()
+            .wrap(
+                SessionMiddleware::builder(FlaskStore::new(blob.clone()))
+                    .signing_key(SECRET)
+                    .build()
+                    .unwrap(),
+            )
+            .route("/set", web::post().to(set))
+            .route("/get", web::get().to(get)),
+    )
+    .await;
+    let res = call_service(&app, TestRequest::post().uri("/set").to_request()).await;
+    let cookie = res
+        .response()
+        .cookies()
+        .find(|c| c.name() == "session")
+        .expect("a session cookie")
+        .into_owned();
+    // sid.tag, as itsdangerous signs it for Flask-Session.
+    let value = cookie.value();
+    assert_eq!(value.len(), 43 + 1 + 27, "{value}");
+    let signer = FlaskSigner::new(SECRET, [""; 0]).unwrap();
+    let (sid, current) = signer.verify_key(value).expect("Flask's signature");
+    assert!(current);
+    // The store holds Flask's map under the prefix and the id in clear,
+    // `_permanent` first written with the session, as Flask does.
+    let stored = blob
+        .get(&StoreKey::from_raw(format!("session:{sid}")))
+        .await
+        .unwrap()
+        .expect("stored under session:<sid>");
+    assert_eq!(&stored.value[..], b"\x82\xaa_permanent\xc3\xa4name\xa4nick");
+    let res = call_service(
+        &app,
+        TestRequest::get()
+            .uri("/get")
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(read_body(res).await, "nick");
+    // The same id signed this crate's own way is not Flask's: refused.
+    let ours = Signer::new("session-id", SECRET, [""; 0])
+        .unwrap()
+        .sign(sid);
+    let res = call_service(
+        &app,
+        TestRequest::get()
+            .uri("/get")
+            .cookie(actix_web::cookie::Cookie::new("session", ours))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), actix_web::http::StatusCode::NOT_FOUND);
+}
