@@ -142,6 +142,7 @@ impl Users {
             &UserIndex<'_, session_core::Timeout<session_core::AnyStore>>,
         ) -> Result<T, session_core::StoreError>,
     ) -> Result<T, SessionError> {
+        #[cfg_attr(not(feature = "cookie"), allow(irrefutable_let_patterns))]
         let Sessions::Store(store) = &self.shared.sessions else {
             return Err(SessionError::NoUserIndex(COOKIE_STORE));
         };

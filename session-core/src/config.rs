@@ -584,6 +584,7 @@ impl SessionConfig {
 
     /// The stores Flask-Session's layout is available on: checked when the
     /// store is opened from `SESSION_TYPE`.
+    #[cfg(feature = "flask")]
     pub(crate) fn validate_interop_store(&self) -> Result<(), ConfigError> {
         const WITH: &str = "with SESSION_INTEROP=flask-session";
         match self.store {

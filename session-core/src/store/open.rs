@@ -194,6 +194,15 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
 /// `blob` in Flask-Session's layout, with the format and the key prefix
 /// that `config` names.
 #[cfg(feature = "flask")]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "memcached",
+        feature = "sql",
+        feature = "mongodb"
+    )),
+    allow(dead_code)
+)]
 fn flask_store(config: &SessionConfig, blob: impl crate::flask::BlobStore) -> Backend {
     let store = crate::flask::FlaskStore::new(blob)
         .with_format(crate::flask::FlaskFormat::of(config.codec))

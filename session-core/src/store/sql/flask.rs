@@ -91,6 +91,15 @@ struct Queries {
 }
 
 #[derive(Clone, Copy)]
+// A build may include one database only.
+#[cfg_attr(
+    not(all(
+        feature = "sql-postgres",
+        feature = "sql-mysql",
+        feature = "sql-sqlite"
+    )),
+    allow(dead_code)
+)]
 enum Dialect {
     Postgres,
     MySql,
