@@ -267,7 +267,7 @@ impl FlaskStore {
         }
         if map.is_none() {
             tracing::warn!(
-                key = %key,
+                key = %fingerprint(key),
                 "a stored session is not a {:?} map (pickle is never read): it is treated as missing",
                 self.format
             );
@@ -375,6 +375,14 @@ fn gave_up() -> StoreError {
     ))
 }
 
+/// A key as logs show it: the key holds a session id in clear, which is as
+/// good as the cookie, so only the start of its SHA-256 is shown.
+pub(crate) fn fingerprint(key: &StoreKey) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_str().as_bytes());
+    format!("sha256:{}", hex::encode(&digest[..6]))
+}
+
 /// Waits a little before trying a write again, longer each time, with
 /// jitter so that the writers that collided do not collide again.
 async fn back_off(attempt: u32) {
@@ -471,4 +479,174 @@ impl SessionStore for FlaskStore {
         }
         Err(gave_up())
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// Values in a map; `contended` makes every compare-and-swap fail.
+    #[derive(Default)]
+    struct Blobs {
+        values: Mutex<HashMap<String, Bytes>>,
+        contended: AtomicBool,
+    }
+
+    impl BlobStore for Arc<Blobs> {
+        async fn get(&self, key: &StoreKey) -> Result<Option<Blob>, StoreError> {
+            let values = self.values.lock().unwrap();
+            Ok(values.get(key.as_str()).map(|v| Blob {
+                value: v.clone(),
+                expires_at: None,
+                version: 0,
+            }))
+        }
+        async fn insert(
+            &self,
+            key: &StoreKey,
+            value: &[u8],
+            _: Duration,
+        ) -> Result<bool, StoreError> {
+            let mut values = self.values.lock().unwrap();
+            if values.contains_key(key.as_str()) {
+                return Ok(false);
+            }
+            values.insert(key.as_str().to_owned(), Bytes::copy_from_slice(value));
+            Ok(true)
+        }
+        async fn replace(
+            &self,
+            key: &StoreKey,
+            current: &Blob,
+            value: Option<&[u8]>,
+            _: Duration,
+        ) -> Result<bool, StoreError> {
+            let mut values = self.values.lock().unwrap();
+            if self.contended.load(Ordering::Relaxed)
+                || values.get(key.as_str()) != Some(&current.value)
+            {
+                return Ok(false);
+            }
+            match value {
+                Some(v) => values.insert(key.as_str().to_owned(), Bytes::copy_from_slice(v)),
+                None => values.remove(key.as_str()),
+            };
+            Ok(true)
+        }
+        async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+            self.values.lock().unwrap().remove(key.as_str());
+            Ok(())
+        }
+    }
+
+    fn session_key(prefix: &str) -> StoreKey {
+        StoreKey::from_raw(format!("{prefix}{}", SessionId::generate().as_str()))
+    }
+
+    #[tokio::test]
+    async fn this_crates_own_values_of_every_length_round_trip() {
+        for format in [FlaskFormat::MessagePack, FlaskFormat::Json] {
+            let blobs = Arc::new(Blobs::default());
+            let store = FlaskStore::new(Arc::clone(&blobs)).with_format(format);
+            let key = StoreKey::from_raw("session:user:abc");
+            let entries: HashMap<String, Bytes> = [0, 1, 31, 255, 256, 70_000]
+                .into_iter()
+                .map(|n| (format!("k{n}"), Bytes::from("x".repeat(n))))
+                .collect();
+            assert!(
+                store
+                    .create(&key, &Record::from(entries.clone()), LONG)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(
+                store.load(&key).await.unwrap().unwrap().entries,
+                entries,
+                "{format:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_prefix_and_an_id_make_a_session_key() {
+        let store = FlaskStore::new(Arc::new(Blobs::default())).with_key_prefix("app:");
+        assert!(store.is_session(&session_key("app:")));
+        assert!(!store.is_session(&session_key("session:")));
+        assert!(!store.is_session(&StoreKey::from_raw(format!(
+            "{}:moved",
+            session_key("app:")
+        ))));
+        assert!(!store.is_session(&StoreKey::from_raw("app:user:0123")));
+        assert_eq!(store.key_prefix(), "app:");
+        assert_eq!(
+            format!("{store:?}"),
+            "FlaskStore { format: MessagePack, prefix: \"app:\", .. }"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refresh_keeps_an_empty_session_and_apply_deletes_it() {
+        let blobs = Arc::new(Blobs::default());
+        let store = FlaskStore::new(Arc::clone(&blobs));
+        let key = session_key("session:");
+        assert!(store.create(&key, &Record::default(), LONG).await.unwrap());
+        assert_eq!(store.touch(&key, LONG).await.unwrap(), Applied::Done);
+        assert!(store.load(&key).await.unwrap().is_some(), "still there");
+        let noop = ChangeSet {
+            remove: vec!["missing".into()],
+            ..ChangeSet::default()
+        };
+        assert_eq!(
+            store.apply(&key, &noop, LONG).await.unwrap(),
+            Applied::Deleted
+        );
+        assert_eq!(store.load(&key).await.unwrap(), None);
+        assert_eq!(store.touch(&key, LONG).await.unwrap(), Applied::Gone);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_never_wins_its_compare_and_swap_gives_up() {
+        let blobs = Arc::new(Blobs::default());
+        let store = FlaskStore::new(Arc::clone(&blobs));
+        let key = session_key("session:");
+        let record = Record::from(HashMap::from([(
+            "a".to_owned(),
+            Bytes::from_static(b"\x01"),
+        )]));
+        assert!(store.create(&key, &record, LONG).await.unwrap());
+        blobs.contended.store(true, Ordering::Relaxed);
+        let changes = ChangeSet {
+            set: vec![("a".into(), Bytes::from_static(b"\x02"))],
+            ..ChangeSet::default()
+        };
+        let error = store.apply(&key, &changes, LONG).await.unwrap_err();
+        assert!(
+            error.to_string().contains("gave up after 64 attempts"),
+            "{error}"
+        );
+        assert!(store.take(&key).await.is_err());
+        blobs.contended.store(false, Ordering::Relaxed);
+        assert_eq!(
+            store.take(&key).await.unwrap().unwrap().entries,
+            record.entries
+        );
+        assert_eq!(store.take(&key).await.unwrap(), None);
+    }
+
+    #[test]
+    fn formats_and_codecs_match() {
+        for format in [FlaskFormat::MessagePack, FlaskFormat::Json] {
+            assert_eq!(FlaskFormat::of(format.codec()), format);
+        }
+        let key = StoreKey::from_raw("session:abc");
+        assert!(fingerprint(&key).starts_with("sha256:"));
+        assert_eq!(fingerprint(&key).len(), 7 + 12);
+        assert!(!fingerprint(&key).contains("abc"));
+    }
+
+    const LONG: Duration = Duration::from_secs(600);
 }

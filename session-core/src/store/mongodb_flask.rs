@@ -100,7 +100,10 @@ impl BlobStore for FlaskCollection {
             return Ok(None);
         };
         let Ok(value) = document.get_binary_generic("val") else {
-            tracing::warn!(key = %key, "a Flask-Session document has no binary `val`: treated as missing");
+            tracing::warn!(
+                key = %crate::flask::fingerprint(key),
+                "a Flask-Session document has no binary `val`: treated as missing"
+            );
             return Ok(None);
         };
         Ok(Some(Blob {
