@@ -8,6 +8,8 @@
 //! cargo run -p quickstart                                  # memory
 //! SESSION_TYPE=filesystem cargo run -p quickstart          # ./flask_session
 //! PORT=3000 SESSION_TYPE=cookie SECRET_KEY=... cargo run -p quickstart
+//! # the sessions of a Flask app with Flask-Session on the same Redis:
+//! SESSION_INTEROP=flask-session SESSION_TYPE=redis cargo run -p quickstart
 //! ```
 //!
 //! # Demo only: state changes on GET

@@ -491,6 +491,34 @@ mod tests {
     }
 
     #[test]
+    fn a_map_made_here_is_sorted_by_key() {
+        let entries: HashMap<String, Bytes> = ["b", "c", "a", "_permanent"]
+            .into_iter()
+            .map(|k| (k.to_owned(), Bytes::from_static(&[0xc0])))
+            .collect();
+        assert_eq!(
+            Map::from_entries(&entries).encode(FlaskFormat::MessagePack),
+            b"\x84\xaa_permanent\xc0\xa1a\xc0\xa1b\xc0\xa1c\xc0"
+        );
+        assert!(!Map::from_entries(&entries).is_empty());
+        assert!(Map::from_entries(&HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn maps_and_keys_in_their_32_and_16_bit_forms_are_read() {
+        // {"k" * 300: 1} as map32 with a str16 key, as another writer may
+        // encode it.
+        let mut raw = vec![0xdf, 0, 0, 0, 1, 0xda, 0x01, 0x2c];
+        raw.extend("k".repeat(300).as_bytes());
+        raw.push(0x01);
+        let map = Map::decode(FlaskFormat::MessagePack, &Bytes::from(raw)).unwrap();
+        assert_eq!(map.text_entries()["k".repeat(300).as_str()], &[0x01][..]);
+        let str32 = Bytes::from_static(&[0x81, 0xdb, 0, 0, 0, 1, b'k', 0x02]);
+        let map = Map::decode(FlaskFormat::MessagePack, &str32).unwrap();
+        assert_eq!(map.text_entries()["k"], &[0x02][..]);
+    }
+
+    #[test]
     fn long_strings_and_maps_use_the_longer_headers() {
         let mut entries = HashMap::new();
         for i in 0..20 {

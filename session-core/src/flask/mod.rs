@@ -572,8 +572,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn apply_changes_a_session_in_place_and_delete_removes_it() {
+        let blobs = Arc::new(Blobs::default());
+        let store = FlaskStore::new(Arc::clone(&blobs));
+        let key = session_key("session:");
+        let record = Record::from(HashMap::from([(
+            "a".to_owned(),
+            Bytes::from_static(b"\x01"),
+        )]));
+        assert!(store.create(&key, &record, LONG).await.unwrap());
+        let changes = ChangeSet {
+            set: vec![("b".into(), Bytes::from_static(b"\x02"))],
+            ..ChangeSet::default()
+        };
+        assert_eq!(
+            store.apply(&key, &changes, LONG).await.unwrap(),
+            Applied::Done
+        );
+        assert_eq!(
+            blobs.values.lock().unwrap()[key.as_str()],
+            &b"\x82\xa1a\x01\xa1b\x02"[..]
+        );
+        store.delete(&key).await.unwrap();
+        assert!(blobs.values.lock().unwrap().is_empty());
+        assert_eq!(store.load(&key).await.unwrap(), None);
+    }
+
+    #[tokio::test]
     async fn only_the_prefix_and_an_id_make_a_session_key() {
         let store = FlaskStore::new(Arc::new(Blobs::default())).with_key_prefix("app:");
+        assert_eq!(store.format(), FlaskFormat::MessagePack);
+        let json = store.clone().with_format(FlaskFormat::Json);
+        assert_eq!(json.format(), FlaskFormat::Json);
         assert!(store.is_session(&session_key("app:")));
         assert!(!store.is_session(&session_key("session:")));
         assert!(!store.is_session(&StoreKey::from_raw(format!(
