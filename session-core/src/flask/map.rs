@@ -411,6 +411,9 @@ mod tests {
             "81a161c0",
             "de0001a161c0",
             "df00000001a161c0",
+            "82a161c0a162c0",
+            "de0002a161c0a162c0",
+            "df00000002a161c0a162c0",
         ];
         for hex_value in values {
             let value = hex::decode(hex_value).unwrap();
