@@ -23,8 +23,18 @@ fn expiry(ttl: Duration) -> i64 {
 }
 
 /// A SQLite pool and the store's queries on its table.
+///
+/// SQLite lets one connection write at a time; a second one that tries
+/// meanwhile gets `SQLITE_BUSY` and sleeps in SQLite's busy handler, whose
+/// naps grow to 100 ms, so under load a write could wait a second for a
+/// lock freed long before (the benchmark's p99 on `/visits` was 1 s). This
+/// store's writes take turns on `writes` instead, first come first served:
+/// each starts as soon as the one before it commits, and the busy handler
+/// is left for writers of other processes. Reads are not serialized (in WAL
+/// mode they never wait for a writer).
 pub(super) struct Lite {
     pool: SqlitePool,
+    writes: tokio::sync::Mutex<()>,
     load: Arc<str>,
     create: Arc<str>,
     merge: Arc<str>,
@@ -85,6 +95,7 @@ impl Lite {
         );
         Ok(Self {
             pool,
+            writes: tokio::sync::Mutex::new(()),
             load: s(format!(
                 "SELECT data, expires_at, created_at FROM {t} WHERE id = ?1 AND expires_at > ?2"
             )),
@@ -142,6 +153,7 @@ impl Lite {
         created_at: Option<i64>,
         ttl: Duration,
     ) -> Result<bool, sqlx::Error> {
+        let _turn = self.writes.lock().await;
         let done = sqlx::query(q(&self.create))
             .bind(key)
             .bind(data)
@@ -161,6 +173,7 @@ impl Lite {
         changes: &ChangeSet,
         ttl: Duration,
     ) -> Result<Applied, sqlx::Error> {
+        let _turn = self.writes.lock().await;
         if clear_too_large(changes) {
             return self.apply_locked(key, changes, ttl).await;
         }
@@ -200,8 +213,9 @@ impl Lite {
         query.fetch_optional(executor).await
     }
 
-    /// The rare path: the merged size measured in a transaction that holds
-    /// the write lock from its start (`BEGIN IMMEDIATE`: a deferred one
+    /// The rare path (called with the turn to write held): the merged
+    /// size measured in a transaction that holds the write lock from its
+    /// start (`BEGIN IMMEDIATE`: a deferred one
     /// could not take it after reading once another writer committed), and
     /// the change written if it fits.
     async fn apply_locked(
@@ -239,6 +253,7 @@ impl Lite {
     }
 
     pub(super) async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, sqlx::Error> {
+        let _turn = self.writes.lock().await;
         let done = sqlx::query(q(&self.touch))
             .bind(key)
             .bind(expiry(ttl))
@@ -249,6 +264,7 @@ impl Lite {
     }
 
     pub(super) async fn delete(&self, key: &str) -> Result<(), sqlx::Error> {
+        let _turn = self.writes.lock().await;
         sqlx::query(q(&self.delete))
             .bind(key)
             .execute(&self.pool)
@@ -257,6 +273,7 @@ impl Lite {
     }
 
     pub(super) async fn take(&self, key: &str) -> Result<Option<Row>, sqlx::Error> {
+        let _turn = self.writes.lock().await;
         let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(q(&self.take))
             .bind(key)
             .fetch_optional(&self.pool)
@@ -272,6 +289,7 @@ impl Lite {
     }
 
     pub(super) async fn cleanup(&self) -> Result<u64, sqlx::Error> {
+        let _turn = self.writes.lock().await;
         let done = sqlx::query(q(&self.cleanup))
             .bind(now_ms())
             .execute(&self.pool)
