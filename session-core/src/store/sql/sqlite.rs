@@ -133,6 +133,12 @@ impl Lite {
         })
     }
 
+    /// The pool, for the store's own tests.
+    #[cfg(test)]
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     pub(super) async fn load(&self, key: &str) -> Result<Option<Row>, sqlx::Error> {
         let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(q(&self.load))
             .bind(key)
