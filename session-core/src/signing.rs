@@ -9,9 +9,6 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Length of a tag in its text form: 32 bytes as unpadded base64url.
-const TAG_LEN: usize = 43;
-
 /// The shortest secret accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
@@ -141,7 +138,7 @@ impl Signer {
         let mut mac = self.current.clone();
         mac.update(value.as_bytes());
         let tag = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(value.len() + 1 + TAG_LEN);
+        let mut out = String::with_capacity(value.len() + 44);
         out.push_str(value);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(tag, &mut out);
@@ -159,22 +156,8 @@ impl Signer {
     /// with a fallback should be signed again, so the old key can be
     /// dropped.
     pub fn verify_key<'a>(&self, signed: &'a str) -> Option<(&'a str, bool)> {
-        let (value, tag) = signed.rsplit_once('.')?;
-        if tag.len() != TAG_LEN {
-            return None;
-        }
-        let mut raw = [0u8; 32];
-        if URL_SAFE_NO_PAD.decode_slice(tag, &mut raw).ok()? != raw.len() {
-            return None;
-        }
-        std::iter::once(&self.current)
-            .chain(&self.fallbacks)
-            .position(|key| {
-                let mut mac = key.clone();
-                mac.update(value.as_bytes());
-                mac.verify_slice(&raw).is_ok()
-            })
-            .map(|index| (value, index == 0))
+        let (value, tag) = split_tag::<32>(signed)?;
+        verify_any(&self.current, &self.fallbacks, value, &tag)
     }
 }
 
@@ -184,6 +167,35 @@ impl fmt::Debug for Signer {
             .field("fallbacks", &self.fallbacks.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Splits `value.tag` and decodes the tag: `N` bytes as unpadded base64url
+/// (43 characters for 32 bytes). Anything else is `None`.
+pub(crate) fn split_tag<const N: usize>(signed: &str) -> Option<(&str, [u8; N])> {
+    let (value, tag) = signed.rsplit_once('.')?;
+    if tag.len() != (4 * N).div_ceil(3) {
+        return None;
+    }
+    let mut raw = [0u8; N];
+    (URL_SAFE_NO_PAD.decode_slice(tag, &mut raw).ok()? == N).then_some((value, raw))
+}
+
+/// `value` if `tag` is its MAC under `current` (then `true`) or one of the
+/// `fallbacks` (`false`), compared in constant time.
+pub(crate) fn verify_any<'a, M: Mac + Clone>(
+    current: &M,
+    fallbacks: &[M],
+    value: &'a str,
+    tag: &[u8],
+) -> Option<(&'a str, bool)> {
+    std::iter::once(current)
+        .chain(fallbacks)
+        .position(|key| {
+            let mut mac = key.clone();
+            mac.update(value.as_bytes());
+            mac.verify_slice(tag).is_ok()
+        })
+        .map(|index| (value, index == 0))
 }
 
 fn derive(purpose: &str, secret: &[u8]) -> Result<HmacSha256, WeakSecret> {

@@ -543,6 +543,11 @@ mod tests {
         }
     }
 
+    /// A record of one entry.
+    fn one(key: &str, value: &'static [u8]) -> Record {
+        Record::from(HashMap::from([(key.to_owned(), Bytes::from_static(value))]))
+    }
+
     fn session_key(prefix: &str) -> StoreKey {
         StoreKey::from_raw(format!("{prefix}{}", SessionId::generate().as_str()))
     }
@@ -576,10 +581,7 @@ mod tests {
         let blobs = Arc::new(Blobs::default());
         let store = FlaskStore::new(Arc::clone(&blobs));
         let key = session_key("session:");
-        let record = Record::from(HashMap::from([(
-            "a".to_owned(),
-            Bytes::from_static(b"\x01"),
-        )]));
+        let record = one("a", b"\x01");
         assert!(store.create(&key, &record, LONG).await.unwrap());
         let changes = ChangeSet {
             set: vec![("b".into(), Bytes::from_static(b"\x02"))],
@@ -643,10 +645,7 @@ mod tests {
         let blobs = Arc::new(Blobs::default());
         let store = FlaskStore::new(Arc::clone(&blobs));
         let key = session_key("session:");
-        let record = Record::from(HashMap::from([(
-            "a".to_owned(),
-            Bytes::from_static(b"\x01"),
-        )]));
+        let record = one("a", b"\x01");
         assert!(store.create(&key, &record, LONG).await.unwrap());
         blobs.contended.store(true, Ordering::Relaxed);
         let changes = ChangeSet {

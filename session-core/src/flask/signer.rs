@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 
-use crate::signing::{MIN_SECRET_LEN, WeakSecret};
+use crate::signing::{MIN_SECRET_LEN, WeakSecret, split_tag, verify_any};
 
 type HmacSha1 = Hmac<Sha1>;
 
@@ -75,22 +75,8 @@ impl FlaskSigner {
     /// fallback (`false`); `None` for anything else. Tags are compared in
     /// constant time.
     pub fn verify_key<'a>(&self, signed: &'a str) -> Option<(&'a str, bool)> {
-        let (sid, tag) = signed.rsplit_once('.')?;
-        if tag.len() != TAG_LEN {
-            return None;
-        }
-        let mut raw = [0u8; 20];
-        if URL_SAFE_NO_PAD.decode_slice(tag, &mut raw).ok()? != raw.len() {
-            return None;
-        }
-        std::iter::once(&self.current)
-            .chain(&self.fallbacks)
-            .position(|key| {
-                let mut mac = key.clone();
-                mac.update(sid.as_bytes());
-                mac.verify_slice(&raw).is_ok()
-            })
-            .map(|index| (sid, index == 0))
+        let (sid, tag) = split_tag::<20>(signed)?;
+        verify_any(&self.current, &self.fallbacks, sid, &tag)
     }
 }
 

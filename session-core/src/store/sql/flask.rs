@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use sqlx::AssertSqlSafe;
 
-use super::{Source, SqlStoreBuilder, check_table_name};
+use super::{Pool, SqlStoreBuilder, check_table_name, on_pool};
 use crate::StoreKey;
 use crate::flask::{Blob, BlobStore};
 use crate::store::StoreError;
@@ -43,30 +43,6 @@ impl std::fmt::Debug for FlaskTable {
             .field("table", &self.table)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Clone)]
-enum Pool {
-    #[cfg(feature = "sql-postgres")]
-    Postgres(sqlx::PgPool),
-    #[cfg(feature = "sql-mysql")]
-    MySql(sqlx::MySqlPool),
-    #[cfg(feature = "sql-sqlite")]
-    Sqlite(sqlx::SqlitePool),
-}
-
-/// Runs the same statement on whichever pool the table has.
-macro_rules! on_pool {
-    ($pool:expr, $p:ident => $call:expr) => {
-        match $pool {
-            #[cfg(feature = "sql-postgres")]
-            Pool::Postgres($p) => $call,
-            #[cfg(feature = "sql-mysql")]
-            Pool::MySql($p) => $call,
-            #[cfg(feature = "sql-sqlite")]
-            Pool::Sqlite($p) => $call,
-        }
-    };
 }
 
 /// The statements, in each database's dialect. Their parameters come in
@@ -226,14 +202,14 @@ impl SqlStoreBuilder {
     /// Flask-Session's columns.
     pub async fn build_flask_session(mut self) -> Result<FlaskTable, StoreError> {
         check_table_name(&self.table)?;
-        let (pool, dialect) = match self.pool().await? {
+        let pool = self.pool().await?;
+        let dialect = match &pool {
             #[cfg(feature = "sql-postgres")]
-            Source::Postgres(pool) => (Pool::Postgres(pool), Dialect::Postgres),
+            Pool::Postgres(_) => Dialect::Postgres,
             #[cfg(feature = "sql-mysql")]
-            Source::MySql(pool) => (Pool::MySql(pool), Dialect::MySql),
+            Pool::MySql(_) => Dialect::MySql,
             #[cfg(feature = "sql-sqlite")]
-            Source::Sqlite(pool) => (Pool::Sqlite(pool), Dialect::Sqlite),
-            Source::Url(_) => unreachable!("connected by `pool`"),
+            Pool::Sqlite(_) => Dialect::Sqlite,
         };
         let queries = dialect.queries(&self.table);
         on_pool!(&pool, p => sqlx::query(q(&queries.create)).execute(p).await.map(|_| ()))

@@ -241,15 +241,38 @@ impl Db {
     }
 }
 
-/// Where a builder gets its pool.
-enum Source {
-    Url(String),
+/// A pool of one of the three databases.
+#[derive(Clone)]
+pub(crate) enum Pool {
     #[cfg(feature = "sql-postgres")]
     Postgres(sqlx::PgPool),
     #[cfg(feature = "sql-mysql")]
     MySql(sqlx::MySqlPool),
     #[cfg(feature = "sql-sqlite")]
     Sqlite(sqlx::SqlitePool),
+}
+
+/// Runs the same statement on whichever pool it is.
+#[cfg(feature = "flask")]
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $call:expr) => {
+        match $pool {
+            #[cfg(feature = "sql-postgres")]
+            Pool::Postgres($p) => $call,
+            #[cfg(feature = "sql-mysql")]
+            Pool::MySql($p) => $call,
+            #[cfg(feature = "sql-sqlite")]
+            Pool::Sqlite($p) => $call,
+        }
+    };
+}
+#[cfg(feature = "flask")]
+pub(crate) use on_pool;
+
+/// Where a builder gets its pool.
+enum Source {
+    Url(String),
+    Pool(Pool),
 }
 
 /// Configures a [`SqlStore`].
@@ -336,14 +359,14 @@ impl SqlStoreBuilder {
     }
 
     /// The builder's pool: the one it was given, or one connected to its
-    /// URL (never `Source::Url`).
-    async fn pool(&mut self) -> Result<Source, StoreError> {
+    /// URL.
+    async fn pool(&mut self) -> Result<Pool, StoreError> {
         let source = std::mem::replace(&mut self.source, Source::Url(String::new()));
         match source {
             Source::Url(url) => {
                 connect(&url, self.timeout, self.max_connections, self.durable).await
             }
-            pool => Ok(pool),
+            Source::Pool(pool) => Ok(pool),
         }
     }
 
@@ -367,24 +390,23 @@ impl SqlStoreBuilder {
         let table = self.table.as_str();
         let db = match source {
             #[cfg(feature = "sql-postgres")]
-            Source::Postgres(pool) => Db::Postgres(
+            Pool::Postgres(pool) => Db::Postgres(
                 postgres::Pg::new(pool, table)
                     .await
                     .map_err(StoreError::backend)?,
             ),
             #[cfg(feature = "sql-mysql")]
-            Source::MySql(pool) => Db::MySql(
+            Pool::MySql(pool) => Db::MySql(
                 mysql::My::new(pool, table)
                     .await
                     .map_err(StoreError::backend)?,
             ),
             #[cfg(feature = "sql-sqlite")]
-            Source::Sqlite(pool) => Db::Sqlite(
+            Pool::Sqlite(pool) => Db::Sqlite(
                 sqlite::Lite::new(pool, table)
                     .await
                     .map_err(StoreError::backend)?,
             ),
-            Source::Url(_) => unreachable!("connected by `pool`"),
         };
         let inner = Arc::new(Inner {
             db,
@@ -405,7 +427,7 @@ async fn connect(
     timeout: Duration,
     max_connections: u32,
     durable: bool,
-) -> Result<Source, StoreError> {
+) -> Result<Pool, StoreError> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
         #[cfg(feature = "sql-postgres")]
@@ -418,7 +440,7 @@ async fn connect(
                 .max_connections(max_connections)
                 .acquire_timeout(timeout);
             let pool = open_pool(pool, options, timeout).await?;
-            Ok(Source::Postgres(pool))
+            Ok(Pool::Postgres(pool))
         }
         #[cfg(feature = "sql-mysql")]
         "mysql" | "mariadb" => {
@@ -434,7 +456,7 @@ async fn connect(
                 .max_connections(max_connections)
                 .acquire_timeout(timeout);
             let pool = open_pool(pool, options, timeout).await?;
-            Ok(Source::MySql(pool))
+            Ok(Pool::MySql(pool))
         }
         #[cfg(feature = "sql-sqlite")]
         "sqlite" => {
@@ -468,7 +490,7 @@ async fn connect(
                     });
             }
             let pool = open_pool(pool, options, timeout).await?;
-            Ok(Source::Sqlite(pool))
+            Ok(Pool::Sqlite(pool))
         }
         #[cfg(not(feature = "sql-postgres"))]
         "postgres" | "postgresql" => Err(missing_feature("postgres://", "sql-postgres")),
@@ -567,14 +589,14 @@ impl SqlStore {
     #[cfg(feature = "sql-postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sql-postgres")))]
     pub fn postgres(pool: sqlx::PgPool) -> SqlStoreBuilder {
-        SqlStoreBuilder::new(Source::Postgres(pool))
+        SqlStoreBuilder::new(Source::Pool(Pool::Postgres(pool)))
     }
 
     /// Starts configuring a store on an existing MySQL or MariaDB pool.
     #[cfg(feature = "sql-mysql")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sql-mysql")))]
     pub fn mysql(pool: sqlx::MySqlPool) -> SqlStoreBuilder {
-        SqlStoreBuilder::new(Source::MySql(pool))
+        SqlStoreBuilder::new(Source::Pool(Pool::MySql(pool)))
     }
 
     /// Starts configuring a store on an existing SQLite pool (its settings,
@@ -582,7 +604,7 @@ impl SqlStore {
     #[cfg(feature = "sql-sqlite")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sql-sqlite")))]
     pub fn sqlite(pool: sqlx::SqlitePool) -> SqlStoreBuilder {
-        SqlStoreBuilder::new(Source::Sqlite(pool))
+        SqlStoreBuilder::new(Source::Pool(Pool::Sqlite(pool)))
     }
 
     /// The table the sessions are kept in.
