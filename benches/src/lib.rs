@@ -339,6 +339,18 @@ pub fn actix_middleware<S: actix_session::storage::SessionStore>(
         .build()
 }
 
+/// How `GET /fill?keys=N` grows a session: `N` more keys (`k0`, `k1`,
+/// ...) of this value (100 bytes), so that a session of 200 keys is about
+/// 20 KB. The benchmark's `--keys` primes sessions with it.
+pub const FILL_VALUE: &str = "a session value of one hundred bytes, to grow a session as an app's would grow it over time......";
+
+/// The query of `GET /fill`.
+#[derive(serde::Deserialize)]
+pub struct Fill {
+    /// How many keys to add.
+    pub keys: usize,
+}
+
 /// The routes without sessions: the same shapes, nothing stored.
 pub mod plain {
     use actix_web::{HttpResponse, Responder, get};
@@ -370,12 +382,19 @@ pub mod plain {
         "welcome"
     }
 
+    /// Would grow the session.
+    #[get("/fill")]
+    async fn fill() -> impl Responder {
+        "filled"
+    }
+
     /// Registers the routes.
     pub fn routes(cfg: &mut ServiceConfig) {
         cfg.service(hello)
             .service(index)
             .service(visits)
-            .service(login);
+            .service(login)
+            .service(fill);
     }
 }
 
@@ -438,12 +457,25 @@ pub mod ours {
         Ok("welcome")
     }
 
+    /// Grows the session by `keys` keys of [`super::FILL_VALUE`].
+    #[get("/fill")]
+    async fn fill(
+        session: Session,
+        q: actix_web::web::Query<super::Fill>,
+    ) -> actix_web::Result<impl Responder> {
+        for i in 0..q.keys {
+            session.insert(format!("k{i}"), super::FILL_VALUE)?;
+        }
+        Ok("filled")
+    }
+
     /// Registers the routes.
     pub fn routes(cfg: &mut ServiceConfig) {
         cfg.service(hello)
             .service(index)
             .service(visits)
-            .service(login);
+            .service(login)
+            .service(fill);
     }
 
     /// Registers the routes of the `-users` variants: `/` and `/login`
@@ -452,7 +484,8 @@ pub mod ours {
         cfg.service(hello_bound)
             .service(index)
             .service(visits)
-            .service(login_bound);
+            .service(login_bound)
+            .service(fill);
     }
 }
 
@@ -495,12 +528,25 @@ pub mod actix {
         Ok("welcome")
     }
 
+    /// Grows the session by `keys` keys of [`super::FILL_VALUE`].
+    #[get("/fill")]
+    async fn fill(
+        session: Session,
+        q: actix_web::web::Query<super::Fill>,
+    ) -> actix_web::Result<impl Responder> {
+        for i in 0..q.keys {
+            session.insert(format!("k{i}"), super::FILL_VALUE)?;
+        }
+        Ok("filled")
+    }
+
     /// Registers the routes.
     pub fn routes(cfg: &mut ServiceConfig) {
         cfg.service(hello)
             .service(index)
             .service(visits)
-            .service(login);
+            .service(login)
+            .service(fill);
     }
 }
 

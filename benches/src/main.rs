@@ -60,6 +60,8 @@ options:
   --retry-budget SECS  time that may be spent measuring again rows that other processes
                        disturbed (default 30)
   --sessions N         sessions primed per variant, sent round robin (default 256, at least 200)
+  --keys N             keys in each primed session (default 1: `name`; more are added by
+                       `GET /fill`, 100 bytes each, to measure sessions as they grow)
   --connections N      wrk connections (default 32)
   --variants A,B,...   variants to run (default all; `none` is always run first)
   --routes R,...       routes to measure (default /index,/visits,/,/login)
@@ -166,6 +168,7 @@ struct Options {
     rounds: u32,
     retry_budget: Duration,
     sessions: usize,
+    keys: usize,
     connections: u32,
     variants: Vec<Variant>,
     routes: Vec<&'static str>,
@@ -184,6 +187,7 @@ impl Options {
             rounds: 2,
             retry_budget: Duration::from_secs(30),
             sessions: 256,
+            keys: 1,
             connections: 32,
             variants: Variant::ALL.to_vec(),
             routes: ROUTES.to_vec(),
@@ -210,6 +214,7 @@ impl Options {
                 "--rounds" => o.rounds = number(value()?)?.max(1) as u32,
                 "--retry-budget" => o.retry_budget = Duration::from_secs(number(value()?)?),
                 "--sessions" => o.sessions = number(value()?)?.max(1) as usize,
+                "--keys" => o.keys = number(value()?)?.max(1) as usize,
                 "--connections" => o.connections = number(value()?)?.max(1) as u32,
                 "--variants" => {
                     let mut variants = vec![Variant::None];
@@ -439,13 +444,14 @@ fn orchestrate(options: &Options, args: &[String]) -> Result<(), String> {
         )
     };
     let section = format!(
-        "Run of {date}:\n\n```sh\n{command}\n```\n\n{machine}- server pinned to CPU {server}, wrk to CPU {client} (`-t1 -c{conns}`), {sessions} sessions round robin, {warmup} s warm-up then {duration} s per variant and route, best of {rounds} round(s); a measurement is retried (up to {TRIES} tries, {budget} s in all) when other processes use more than {noisy_pct:.0}% of a CPU meanwhile\n{background}\n{table}\n`server CPU` is the server process's CPU time per request (all its threads, from /proc); `CPU ratio` is `none`'s CPU per request over the row's: the throughput ratio the row would have if the server alone were the bottleneck. Redis's own CPU is in neither.\n\nThe targets of issue 6 (ratios of requests/s to `none` on the same route, same run):\n\n{targets}\n{users}",
+        "Run of {date}:\n\n```sh\n{command}\n```\n\n{machine}- server pinned to CPU {server}, wrk to CPU {client} (`-t1 -c{conns}`), {sessions} sessions of {keys} key(s) round robin, {warmup} s warm-up then {duration} s per variant and route, best of {rounds} round(s); a measurement is retried (up to {TRIES} tries, {budget} s in all) when other processes use more than {noisy_pct:.0}% of a CPU meanwhile\n{background}\n{table}\n`server CPU` is the server process's CPU time per request (all its threads, from /proc); `CPU ratio` is `none`'s CPU per request over the row's: the throughput ratio the row would have if the server alone were the bottleneck. Redis's own CPU is in neither.\n\nThe targets of issue 6 (ratios of requests/s to `none` on the same route, same run):\n\n{targets}\n{users}",
         date = report::now(),
         machine = report::machine(&wrk_version, redis_version.as_deref()),
         server = if options.pin { "0" } else { "(none)" },
         client = if options.pin { "1" } else { "(none)" },
         conns = options.connections,
         sessions = options.sessions,
+        keys = options.keys,
         warmup = options.warmup.as_secs(),
         duration = options.duration.as_secs(),
         rounds = options.rounds,
@@ -489,7 +495,7 @@ fn measure_variant(
     budget: &mut Duration,
 ) -> Result<Vec<Row>, String> {
     let server = Server::start(variant, options)?;
-    let cookies = prime(variant, server.port, options.sessions)?;
+    let cookies = prime(variant, server.port, options.sessions, options.keys)?;
     check(variant, server.port, &cookies)?;
     let mut ours = ours.to_vec();
     ours.push(server.child.id());
@@ -605,9 +611,10 @@ impl Drop for Perf {
     }
 }
 
-/// Creates `n` sessions with `GET /` and returns their cookies
-/// (`session=...`); for `none`, which sets none, cookies of the same shape.
-fn prime(variant: Variant, port: u16, n: usize) -> Result<Vec<String>, String> {
+/// Creates `n` sessions with `GET /`, grows each to `keys` keys with
+/// `GET /fill`, and returns their cookies (`session=...`); for `none`,
+/// which sets none, cookies of the same shape.
+fn prime(variant: Variant, port: u16, n: usize, keys: usize) -> Result<Vec<String>, String> {
     if !variant.has_sessions() {
         return Ok((0..n)
             .map(|_| {
@@ -633,7 +640,25 @@ fn prime(variant: Variant, port: u16, n: usize) -> Result<Vec<String>, String> {
                     res.status
                 )
             })?;
-        cookies.push(cookie.to_owned());
+        let mut cookie = cookie.to_owned();
+        if keys > 1 {
+            let res = client
+                .get(&format!("/fill?keys={}", keys - 1), Some(&cookie))
+                .map_err(|e| format!("{variant}: priming GET /fill: {e}"))?;
+            if res.status != 200 {
+                return Err(format!(
+                    "{variant}: GET /fill?keys={} answered {} {:?}",
+                    keys - 1,
+                    res.status,
+                    res.body
+                ));
+            }
+            // The cookie stores carry the session: their cookie changed.
+            if let Some(grown) = res.cookie(COOKIE_NAME) {
+                cookie = grown.to_owned();
+            }
+        }
+        cookies.push(cookie);
     }
     Ok(cookies)
 }
