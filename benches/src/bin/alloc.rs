@@ -95,7 +95,50 @@ fn main() -> ExitCode {
             );
         }
     }
+    if rows.iter().any(|(v, _)| *v == Variant::OursMemory) {
+        let held = actix_web::rt::System::new().block_on(async {
+            let built = session_bench::build(Variant::OursMemory, &redis).await?;
+            session_bench::with_app!(&built, |app| idle_memory(test::init_service(app()).await)
+                .await)
+        });
+        match held {
+            Ok(bytes) => {
+                println!();
+                println!(
+                    "| memory store: sessions held | net heap bytes | bytes per idle session |"
+                );
+                println!("| ---: | ---: | ---: |");
+                println!("| {IDLE} | {bytes} | {:.0} |", bytes as f64 / IDLE as f64);
+            }
+            Err(e) => {
+                eprintln!("session-bench-alloc: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     ExitCode::SUCCESS
+}
+
+/// Sessions created for the idle-memory measurement.
+const IDLE: usize = 100_000;
+
+/// Creates [`IDLE`] sessions with `GET /` (each holds `name`, as the
+/// benchmark's sessions do) and returns the heap bytes still held after
+/// them: what the store keeps per idle session, its map's growth included.
+async fn idle_memory<S, B>(app: S) -> Result<i64, String>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    // Warm up the app's own one-time allocations first.
+    run(&app, "/", None, 100).await?;
+    let region = Region::new(GLOBAL);
+    run(&app, "/", None, IDLE as u32).await?;
+    let stats = region.change();
+    Ok(
+        stats.bytes_allocated as i64 - stats.bytes_deallocated as i64
+            + stats.bytes_reallocated as i64,
+    )
 }
 
 const ROUTES: [&str; 3] = ["/index", "/visits", "/"];
