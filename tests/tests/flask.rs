@@ -204,3 +204,107 @@ async fn cookies_and_values_are_flask_sessions() {
     .await;
     assert_eq!(res.status(), actix_web::http::StatusCode::NOT_FOUND);
 }
+
+/// What a Flask app keeps in its session, as a typed session reads it.
+#[derive(Debug, PartialEq, session_actix::SessionData)]
+struct FlaskUser {
+    user: Option<String>,
+    visits: u64,
+    ratio: f64,
+    when: Option<session_actix::flask::Timestamp>,
+    raw: Option<serde_bytes_like::Raw>,
+}
+
+/// `bytes` as serde reads MessagePack binary (`serde_bytes` does the same).
+mod serde_bytes_like {
+    /// The bytes of a MessagePack `bin`.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub(crate) struct Raw(pub(crate) Vec<u8>);
+
+    impl<'de> serde::Deserialize<'de> for Raw {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl serde::de::Visitor<'_> for V {
+                type Value = Raw;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Raw, E> {
+                    Ok(Raw(v.to_vec()))
+                }
+            }
+            d.deserialize_bytes(V)
+        }
+    }
+
+    impl serde::Serialize for Raw {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(&self.0)
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_typed_session_reads_and_writes_what_flask_stores() {
+    use actix_web::test::{TestRequest, call_service, init_service, read_body};
+    let blob = redis().await;
+    // A session as Flask-Session 0.8 writes it (msgspec): `_permanent`,
+    // `user`, `visits`, `ratio` (float64), `when` (a UTC datetime: the
+    // timestamp extension) and `raw` (Python bytes: bin).
+    let sid = session_core::SessionId::generate();
+    let key = StoreKey::from_raw(format!("session:{}", sid.as_str()));
+    let mut flask = vec![0x86];
+    flask.extend(b"\xaa_permanent\xc3\xa4user\xa3ann\xa6visits\x07");
+    flask.extend(b"\xa5ratio\xcb\x3f\xf1\x99\x99\x99\x99\x99\x9a");
+    flask.extend(b"\xa4when\xd7\xff\x1d\x6f\x28\x00\x6b\x08\x26\x57");
+    flask.extend(b"\xa3raw\xc4\x02\x00\xff");
+    assert!(
+        blob.insert(&key, &flask, std::time::Duration::from_secs(600))
+            .await
+            .unwrap()
+    );
+    let app = init_service(
+        App::new()
+            .wrap(
+                SessionMiddleware::builder(FlaskStore::new(blob.clone()))
+                    .build()
+                    .unwrap(),
+            )
+            .route(
+                "/",
+                web::get().to(|user: session_actix::TypedSession<FlaskUser>| async move {
+                    assert_eq!(user.user().as_deref(), Some("ann"));
+                    assert_eq!(user.ratio(), 1.1);
+                    assert_eq!(
+                        user.when(),
+                        session_actix::flask::Timestamp::new(1_795_696_215, 123_456_000)
+                    );
+                    assert_eq!(user.raw(), Some(serde_bytes_like::Raw(vec![0, 255])));
+                    user.set_visits(user.visits() + 1).unwrap();
+                    HttpResponse::Ok().body(user.visits().to_string())
+                }),
+            ),
+    )
+    .await;
+    let res = call_service(
+        &app,
+        TestRequest::get()
+            .uri("/")
+            .cookie(actix_web::cookie::Cookie::new(
+                "session",
+                sid.as_str().to_owned(),
+            ))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(read_body(res).await, "8");
+    // Only `visits` changed; every other value is as Flask wrote it.
+    let mut expected = flask.clone();
+    let at = expected
+        .windows(7)
+        .position(|w| w == b"visits\x07")
+        .unwrap();
+    expected[at + 6] = 0x08;
+    let stored = blob.get(&key).await.unwrap().unwrap();
+    assert_eq!(&stored.value[..], &expected[..]);
+}
