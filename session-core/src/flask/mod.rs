@@ -327,36 +327,26 @@ impl FlaskStore {
         }
     }
 
-    /// Reads, changes and writes back a value until no other write comes
-    /// between the read and the write. `change` returns the new map (an
-    /// empty one deletes the value when `delete_empty`) or the outcome to
-    /// return at once.
-    async fn update(
+    /// Reads the value under `key` and hands it to `step` (`None`: there is
+    /// none), which says what to write in its place, until no other write
+    /// came between the read and the compare-and-swap; returns what `step`
+    /// said to return.
+    async fn swap<T>(
         &self,
         key: &StoreKey,
         ttl: Duration,
-        delete_empty: bool,
-        mut change: impl FnMut(Map) -> Result<Map, Applied>,
-    ) -> Result<Applied, StoreError> {
+        mut step: impl FnMut(Option<&Blob>) -> Result<Step<T>, StoreError>,
+    ) -> Result<T, StoreError> {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 back_off(attempt).await;
             }
-            let Some(current) = self.blob.get(key).await? else {
-                return Ok(Applied::Gone);
+            let current = self.blob.get(key).await?;
+            let (value, outcome) = match step(current.as_ref())? {
+                Step::Return(outcome) => return Ok(outcome),
+                Step::Write(value, outcome) => (value, outcome),
             };
-            let Some(map) = self.decode(key, &current.value) else {
-                return Ok(Applied::Gone);
-            };
-            let map = match change(map) {
-                Ok(map) => map,
-                Err(outcome) => return Ok(outcome),
-            };
-            let (value, outcome) = if delete_empty && map.is_empty() {
-                (None, Applied::Deleted)
-            } else {
-                (Some(self.encode(key, map)?), Applied::Done)
-            };
+            let current = current.expect("a step writes only over a value it read");
             if self
                 .blob
                 .replace(key, &current, value.as_deref(), ttl)
@@ -367,6 +357,15 @@ impl FlaskStore {
         }
         Err(gave_up())
     }
+}
+
+/// What one try of [`FlaskStore::swap`] does with the value it read.
+enum Step<T> {
+    /// Write nothing, and return this.
+    Return(T),
+    /// Replace the value read by this (`None`: delete it), and return the
+    /// outcome if no other write came first.
+    Write(Option<Bytes>, T),
 }
 
 fn gave_up() -> StoreError {
@@ -436,19 +435,34 @@ impl SessionStore for FlaskStore {
         changes: &ChangeSet,
         ttl: Duration,
     ) -> Result<Applied, StoreError> {
-        self.update(key, ttl, true, |mut map| {
+        self.swap(key, ttl, |current| {
+            let Some(mut map) = current.and_then(|c| self.decode(key, &c.value)) else {
+                return Ok(Step::Return(Applied::Gone));
+            };
             if let Some(size) = changes.too_large(&map.text_entries()) {
-                return Err(Applied::TooLarge { size });
+                return Ok(Step::Return(Applied::TooLarge { size }));
             }
             map.apply(changes);
-            Ok(map)
+            Ok(if map.is_empty() {
+                Step::Write(None, Applied::Deleted)
+            } else {
+                Step::Write(Some(Bytes::from(self.encode(key, map)?)), Applied::Done)
+            })
         })
         .await
     }
 
     async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
-        // The value is written back as it is, with the new lifetime.
-        self.update(key, ttl, false, Ok).await
+        // The value is written back as it was read, with the new lifetime.
+        self.swap(key, ttl, |current| {
+            Ok(
+                match current.filter(|c| self.decode(key, &c.value).is_some()) {
+                    Some(current) => Step::Write(Some(current.value.clone()), Applied::Done),
+                    None => Step::Return(Applied::Gone),
+                },
+            )
+        })
+        .await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
@@ -458,26 +472,20 @@ impl SessionStore for FlaskStore {
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         // A delete that succeeds only if nothing was written since the
         // read: every write that succeeded before it is in what it returns.
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                back_off(attempt).await;
-            }
-            let Some(current) = self.blob.get(key).await? else {
-                return Ok(None);
-            };
-            if self
-                .blob
-                .replace(key, &current, None, Duration::ZERO)
-                .await?
-            {
-                return Ok(self.decode(key, &current.value).map(|map| Record {
-                    entries: map.text_entries(),
-                    expires_at: None,
-                    created_at: None,
-                }));
-            }
-        }
-        Err(gave_up())
+        self.swap(key, Duration::ZERO, |current| {
+            Ok(match current {
+                Some(current) => Step::Write(
+                    None,
+                    self.decode(key, &current.value).map(|map| Record {
+                        entries: map.text_entries(),
+                        expires_at: None,
+                        created_at: None,
+                    }),
+                ),
+                None => Step::Return(None),
+            })
+        })
+        .await
     }
 }
 
