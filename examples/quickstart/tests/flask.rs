@@ -80,7 +80,8 @@ fn start_flask(env: &[(&str, &str)]) -> Flask {
     }
 }
 
-/// Where the test reads the stored values, to compare bytes.
+/// Where the test reads and plants the stored values, to compare bytes.
+#[derive(Clone)]
 enum Raw {
     Redis(RedisStore),
     Memcached(MemcachedStore),
@@ -88,60 +89,56 @@ enum Raw {
     Mongo(FlaskCollection),
 }
 
-impl Raw {
-    /// The same store, for a `FlaskStore` over it.
-    fn blob(&self) -> AnyBlob {
-        AnyBlob(match self {
-            Raw::Redis(s) => Raw::Redis(s.clone()),
-            Raw::Memcached(s) => Raw::Memcached(s.clone()),
-            Raw::Sql(s) => Raw::Sql(s.clone()),
-            Raw::Mongo(s) => Raw::Mongo(s.clone()),
-        })
-    }
+/// Calls the same method on whichever store `raw` is.
+macro_rules! on_raw {
+    ($raw:expr, $s:ident => $call:expr) => {
+        match $raw {
+            Raw::Redis($s) => $call,
+            Raw::Memcached($s) => $call,
+            Raw::Sql($s) => $call,
+            Raw::Mongo($s) => $call,
+        }
+    };
+}
 
+impl BlobStore for Raw {
+    async fn get(&self, key: &StoreKey) -> Result<Option<Blob>, StoreError> {
+        on_raw!(self, s => s.get(key).await)
+    }
+    async fn insert(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        on_raw!(self, s => s.insert(key, value, ttl).await)
+    }
+    async fn replace(
+        &self,
+        key: &StoreKey,
+        current: &Blob,
+        value: Option<&[u8]>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        on_raw!(self, s => s.replace(key, current, value, ttl).await)
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        on_raw!(self, s => BlobStore::delete(s, key).await)
+    }
+}
+
+impl Raw {
     /// Stores `value` under `key` in place of what is there.
     async fn put(&self, key: &StoreKey, value: &[u8]) {
-        let ttl = Duration::from_secs(600);
-        let stored = match self {
-            Raw::Redis(s) => {
-                async {
-                    BlobStore::delete(s, key).await?;
-                    s.insert(key, value, ttl).await
-                }
-                .await
-            }
-            Raw::Memcached(s) => {
-                async {
-                    BlobStore::delete(s, key).await?;
-                    s.insert(key, value, ttl).await
-                }
-                .await
-            }
-            Raw::Sql(s) => {
-                async {
-                    BlobStore::delete(s, key).await?;
-                    s.insert(key, value, ttl).await
-                }
-                .await
-            }
-            Raw::Mongo(s) => {
-                async {
-                    BlobStore::delete(s, key).await?;
-                    s.insert(key, value, ttl).await
-                }
-                .await
-            }
-        };
+        BlobStore::delete(self, key)
+            .await
+            .expect("the store answers");
+        let stored = self.insert(key, value, Duration::from_secs(600)).await;
         assert!(stored.expect("the store answers"), "stored");
     }
 
-    async fn get(&self, key: &StoreKey) -> Option<Vec<u8>> {
-        let blob = match self {
-            Raw::Redis(s) => s.get(key).await,
-            Raw::Memcached(s) => s.get(key).await,
-            Raw::Sql(s) => s.get(key).await,
-            Raw::Mongo(s) => s.get(key).await,
-        };
+    async fn value(&self, key: &StoreKey) -> Option<Vec<u8>> {
+        let blob = BlobStore::get(self, key).await;
         blob.expect("the store answers").map(|b| b.value.to_vec())
     }
 }
@@ -158,35 +155,6 @@ struct Types {
     int_keys: BTreeMap<u8, String>,
     when: Timestamp,
     empty: BTreeMap<String, String>,
-}
-
-/// [`Raw`] as a blob store (reads only).
-struct AnyBlob(Raw);
-
-impl BlobStore for AnyBlob {
-    async fn get(&self, key: &StoreKey) -> Result<Option<Blob>, StoreError> {
-        match &self.0 {
-            Raw::Redis(s) => s.get(key).await,
-            Raw::Memcached(s) => s.get(key).await,
-            Raw::Sql(s) => s.get(key).await,
-            Raw::Mongo(s) => s.get(key).await,
-        }
-    }
-    async fn insert(&self, _: &StoreKey, _: &[u8], _: Duration) -> Result<bool, StoreError> {
-        unreachable!("the test only reads")
-    }
-    async fn replace(
-        &self,
-        _: &StoreKey,
-        _: &Blob,
-        _: Option<&[u8]>,
-        _: Duration,
-    ) -> Result<bool, StoreError> {
-        unreachable!("the test only reads")
-    }
-    async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> {
-        unreachable!("the test only reads")
-    }
 }
 
 /// One store, as each side names it.
@@ -420,11 +388,11 @@ async fn share(setup: Setup) {
     // byte: the stored map is the same, with the new key added at the end.
     let key = store_key(&c.jar, f);
     assert_eq!(c.post(format!("{f}/types")).await.0, StatusCode::OK);
-    let before = setup.raw.get(&key).await.expect("the session is stored");
+    let before = setup.raw.value(&key).await.expect("the session is stored");
     if !setup.json {
         // What Flask wrote reads as Rust types through serde, as
         // `Session::get` and typed sessions read it.
-        let record = FlaskStore::new(setup.raw.blob())
+        let record = FlaskStore::new(setup.raw.clone())
             .load(&key)
             .await
             .unwrap()
@@ -449,7 +417,7 @@ async fn share(setup: Setup) {
         c.post(format!("{r}/set?key=rust&value=x")).await.0,
         StatusCode::OK
     );
-    let after = setup.raw.get(&key).await.expect("still stored");
+    let after = setup.raw.value(&key).await.expect("still stored");
     let mut expected = before.clone();
     if setup.json {
         expected.pop();
@@ -481,7 +449,7 @@ async fn share(setup: Setup) {
     let old = cookie(&c.jar, r).unwrap();
     assert_eq!(with_cookie(f, "name", &old).await, StatusCode::OK);
     assert_eq!(c.post(format!("{r}/logout")).await.0, StatusCode::OK);
-    assert_eq!(setup.raw.get(&key).await, None, "deleted from the store");
+    assert_eq!(setup.raw.value(&key).await, None, "deleted from the store");
     assert_eq!(with_cookie(f, "name", &old).await, StatusCode::NOT_FOUND);
 
     // A session made here: Flask accepts its cookie, and sees it permanent
@@ -504,7 +472,7 @@ async fn share(setup: Setup) {
     let old = cookie(&c.jar, r).unwrap();
     assert_eq!(with_cookie(r, "name", &old).await, StatusCode::OK);
     assert_eq!(c.post(format!("{f}/logout")).await.0, StatusCode::OK);
-    assert_eq!(setup.raw.get(&key).await, None);
+    assert_eq!(setup.raw.value(&key).await, None);
     assert_eq!(with_cookie(r, "name", &old).await, StatusCode::NOT_FOUND);
 
     // A browser-session cookie on Flask stays one after a write here.
@@ -560,7 +528,7 @@ async fn share(setup: Setup) {
     );
     assert_ne!(store_key(&c.jar, r), key, "a new session, with a new id");
     assert_eq!(
-        setup.raw.get(&key).await.unwrap(),
+        setup.raw.value(&key).await.unwrap(),
         pickled,
         "left as it was"
     );
