@@ -214,6 +214,13 @@ pub struct SessionConfig {
     /// `SESSION_MEMORY_MAX_SESSIONS`: the most sessions the memory store
     /// keeps. Defaults to 100000.
     pub memory_max_sessions: usize,
+    /// `SESSION_LOCAL_CACHE`: the most sessions a per-process near cache
+    /// keeps, so that a read is served without a round trip to the store
+    /// (see [`store::near`](crate::store::near)). Defaults to 0: no cache.
+    /// Available with Redis (a single server or Sentinel) and PostgreSQL,
+    /// which tell the cache what other processes change, and with the file
+    /// store and SQLite, which must then be used by this process alone.
+    pub local_cache: usize,
     /// `SESSION_TRACK_CLIENT`: whether binding a session to a user records
     /// the client's `User-Agent` and address, to show in the list of the
     /// user's sessions. Defaults to false.
@@ -279,6 +286,7 @@ impl Default for SessionConfig {
             absolute_lifetime: None,
             save_on_error: false,
             memory_max_sessions: 100_000,
+            local_cache: 0,
             track_client: false,
             max_per_user: None,
             interop: None,
@@ -327,6 +335,7 @@ impl fmt::Debug for SessionConfig {
             .field("max_per_user", &self.max_per_user)
             .field("interop", &self.interop)
             .field("memory_max_sessions", &self.memory_max_sessions)
+            .field("local_cache", &self.local_cache)
             .field("cookie", &self.cookie)
             .field("file_dir", &self.file_dir)
             .field("file_threshold", &self.file_threshold)
@@ -477,6 +486,7 @@ pub const KEYS: &[&str] = &[
     "SESSION_ABSOLUTE_LIFETIME",
     "SESSION_SAVE_ON_ERROR",
     "SESSION_MEMORY_MAX_SESSIONS",
+    "SESSION_LOCAL_CACHE",
     "SESSION_TRACK_CLIENT",
     "SESSION_MAX_PER_USER",
     "SESSION_INTEROP",
@@ -585,6 +595,44 @@ impl SessionConfig {
     /// The stores Flask-Session's layout is available on: checked when the
     /// store is opened from `SESSION_TYPE`.
     #[cfg(feature = "flask")]
+    /// Refuses a near cache in front of a store that cannot keep it right.
+    fn validate_local_cache(&self) -> Result<(), ConfigError> {
+        let refuse = |why: String| Err(ConfigError::new("SESSION_LOCAL_CACHE", why));
+        if self.interop.is_some() {
+            return refuse(
+                "is not available with SESSION_INTEROP: the other app's writes would not reach \
+                 the cache; set it to 0"
+                    .to_owned(),
+            );
+        }
+        let sql = self.sql_url.as_deref().unwrap_or_default();
+        match self.store {
+            StoreKind::Redis if self.redis_url.starts_with("redis+cluster:") => refuse(
+                "is not available on a Redis Cluster yet (each node would need its own \
+                 tracking connection): use a single server or Sentinel, or set it to 0"
+                    .to_owned(),
+            ),
+            StoreKind::Redis | StoreKind::Filesystem => Ok(()),
+            StoreKind::Sql if sql.starts_with("postgres") || sql.starts_with("sqlite") => Ok(()),
+            kind => refuse(format!(
+                "is not available with SESSION_TYPE={}{}: nothing would tell the cache what \
+                 other processes change (use redis or a postgres:// SESSION_SQL_URL, or set it \
+                 to 0){}",
+                kind.name(),
+                if kind == StoreKind::Sql {
+                    " on this database"
+                } else {
+                    ""
+                },
+                if kind == StoreKind::Memory {
+                    "; the memory store is in this process already"
+                } else {
+                    ""
+                },
+            )),
+        }
+    }
+
     pub(crate) fn validate_interop_store(&self) -> Result<(), ConfigError> {
         const WITH: &str = "with SESSION_INTEROP=flask-session";
         match self.store {
@@ -672,6 +720,7 @@ impl SessionConfig {
             }
             "SESSION_SAVE_ON_ERROR" => self.save_on_error = parse_bool(key, v)?,
             "SESSION_MEMORY_MAX_SESSIONS" => self.memory_max_sessions = parse_number(key, v)?,
+            "SESSION_LOCAL_CACHE" => self.local_cache = parse_number(key, v)?,
             "SESSION_TRACK_CLIENT" => self.track_client = parse_bool(key, v)?,
             "SESSION_MAX_PER_USER" => {
                 self.max_per_user = if v.is_empty() {
@@ -796,6 +845,9 @@ impl SessionConfig {
                 "SESSION_MEMORY_MAX_SESSIONS",
                 "must be at least 1",
             ));
+        }
+        if self.local_cache > 0 {
+            self.validate_local_cache()?;
         }
         let name = &self.cookie.name;
         if name.is_empty()

@@ -14,6 +14,33 @@ mod timeout {
     });
 }
 
+/// A near cache keeps every contract of the store behind it.
+mod near_cache_memory {
+    session_core::store_suite!(async {
+        session_core::store::NearCache::local(session_core::store::memory::MemoryStore::new(), 1000)
+    });
+}
+
+/// So does a near cache too small to hold the suite's sessions: every
+/// write evicts.
+mod near_cache_of_one {
+    session_core::store_suite!(async {
+        session_core::store::NearCache::local(session_core::store::memory::MemoryStore::new(), 1)
+    });
+}
+
+mod near_cache_filesystem {
+    session_core::store_suite!(async {
+        let dir = tempfile::tempdir().expect("a temporary directory").keep();
+        session_core::store::NearCache::local(
+            session_core::store::filesystem::FileStore::builder(dir)
+                .build()
+                .expect("a file store"),
+            1000,
+        )
+    });
+}
+
 mod filesystem {
     session_core::store_suite!(async {
         // Each test gets its own directory, kept after the test (the store

@@ -118,6 +118,7 @@ pub mod memory;
 #[cfg(feature = "mongodb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
 pub mod mongodb;
+pub mod near;
 pub mod null;
 mod open;
 #[cfg(feature = "redis")]
@@ -141,6 +142,7 @@ mod timeout;
 
 /// The key a store keeps a session under, as every method takes it.
 pub use crate::id::StoreKey;
+pub use near::{CacheStats, NearCache};
 pub use open::{Backend, open};
 pub use timeout::Timeout;
 
@@ -510,6 +512,8 @@ pub struct AnyStore {
     /// speaks Flask-Session's ids, cookies and values.
     #[cfg(feature = "flask")]
     flask: Option<crate::flask::FlaskStore>,
+    /// The near cache in front of the store, when `open` put one there.
+    cache: Option<near::CacheHandle>,
 }
 
 impl AnyStore {
@@ -532,7 +536,24 @@ impl AnyStore {
             store: Arc::new(store.expect("taken once")),
             #[cfg(feature = "flask")]
             flask,
+            cache: None,
         }
+    }
+
+    /// Wraps a store with a near cache in front of it, keeping a handle on
+    /// the cache's statistics ([`cache_stats`](Self::cache_stats)).
+    pub fn cached<S: SessionStore>(store: NearCache<S>) -> Self {
+        let handle = store.handle();
+        Self {
+            cache: Some(handle),
+            ..Self::new(store)
+        }
+    }
+
+    /// The statistics of the near cache in front of the store
+    /// (`SESSION_LOCAL_CACHE`), if there is one.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(near::CacheHandle::stats)
     }
 
     /// The store, if it keeps sessions in Flask-Session's layout.

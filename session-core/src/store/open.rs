@@ -78,6 +78,13 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
                     };
                     ConfigError::new("SESSION_FILE_DIR", message)
                 })?;
+            if config.local_cache > 0 {
+                // `validate` allowed it: the directory is this process's.
+                return Ok(Backend::Store(AnyStore::cached(super::NearCache::local(
+                    store,
+                    config.local_cache,
+                ))));
+            }
             Backend::Store(AnyStore::new(store))
         }
         #[cfg(feature = "cookie")]
@@ -92,16 +99,22 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
         }
         #[cfg(feature = "redis")]
         StoreKind::Redis => {
-            let store = super::redis::RedisStore::builder(&config.redis_url)
-                .timeout(config.store_timeout)
-                .build()
-                .await
-                .map_err(|e| {
-                    ConfigError::new(
-                        "SESSION_REDIS",
-                        crate::config::redacted_failure("cannot connect to", &config.redis_url, &e),
-                    )
-                })?;
+            let builder =
+                super::redis::RedisStore::builder(&config.redis_url).timeout(config.store_timeout);
+            let failed = |e: super::StoreError| {
+                ConfigError::new(
+                    "SESSION_REDIS",
+                    crate::config::redacted_failure("cannot connect to", &config.redis_url, &e),
+                )
+            };
+            if config.local_cache > 0 {
+                let store = builder
+                    .build_near_cache(config.local_cache, &config.key_prefix)
+                    .await
+                    .map_err(failed)?;
+                return Ok(Backend::Store(AnyStore::cached(store)));
+            }
+            let store = builder.build().await.map_err(failed)?;
             #[cfg(feature = "flask")]
             if flask {
                 return Ok(flask_store(config, store));
@@ -162,6 +175,13 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
             if flask {
                 let table = builder.build_flask_session().await.map_err(failed)?;
                 return Ok(flask_store(config, table));
+            }
+            if config.local_cache > 0 {
+                let store = builder
+                    .build_near_cache(config.local_cache)
+                    .await
+                    .map_err(failed)?;
+                return Ok(Backend::Store(AnyStore::cached(store)));
             }
             Backend::Store(AnyStore::new(builder.build().await.map_err(failed)?))
         }

@@ -84,12 +84,13 @@ use std::time::{Duration, SystemTime};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
-use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use super::{Applied, ChangeSet, NearCache, Record, SessionStore, StoreError};
 use crate::StoreKey;
 
 #[cfg(feature = "flask")]
 mod flask;
 mod layout;
+mod tracking;
 
 use layout::{APPLY, CREATE, CREATED, SCRIPT_BATCH, SIZE, TAKE};
 
@@ -100,6 +101,8 @@ use layout::{APPLY, CREATE, CREATED, SCRIPT_BATCH, SIZE, TAKE};
 #[derive(Clone)]
 pub struct RedisStore {
     backend: Backend,
+    /// With a near cache: the connection every write goes through.
+    tracked: Option<std::sync::Arc<tracking::Tracked>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -133,6 +136,8 @@ enum Conn {
     Cluster(redis::cluster_async::ClusterConnection),
     #[cfg(feature = "redis-sentinel")]
     Sentinel(redis::aio::MultiplexedConnection),
+    /// The near cache's tracking connection (see `tracking`).
+    Tracked(redis::aio::MultiplexedConnection),
 }
 
 impl ConnectionLike for Conn {
@@ -143,6 +148,7 @@ impl ConnectionLike for Conn {
             Conn::Cluster(c) => c.req_packed_command(cmd),
             #[cfg(feature = "redis-sentinel")]
             Conn::Sentinel(c) => c.req_packed_command(cmd),
+            Conn::Tracked(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -158,6 +164,7 @@ impl ConnectionLike for Conn {
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
             #[cfg(feature = "redis-sentinel")]
             Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Tracked(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -168,6 +175,7 @@ impl ConnectionLike for Conn {
             Conn::Cluster(c) => c.get_db(),
             #[cfg(feature = "redis-sentinel")]
             Conn::Sentinel(c) => c.get_db(),
+            Conn::Tracked(c) => c.get_db(),
         }
     }
 }
@@ -235,7 +243,54 @@ impl RedisStoreBuilder {
                 client,
                 config,
             })),
+            tracked: None,
         })
+    }
+
+    /// Connects as [`build`](Self::build) does, and puts a near cache of
+    /// up to `capacity` sessions in front of the store
+    /// (`SESSION_LOCAL_CACHE`), kept right by Redis's server-assisted
+    /// client-side caching: a connection of its own tracks every key that
+    /// starts with `key_prefix` (`SESSION_KEY_PREFIX`), and every write of
+    /// this process goes through it. See [`near`](crate::store::near) for
+    /// the guarantees, and the README for the delay measured before
+    /// another process's change is seen.
+    ///
+    /// Needs Redis 6 or later; a single server or Sentinel.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build), and [`StoreError::Backend`] on a Redis
+    /// Cluster (not supported yet: each node would need its own tracking
+    /// connection) or a server that refuses `CLIENT TRACKING`.
+    pub async fn build_near_cache(
+        self,
+        capacity: usize,
+        key_prefix: impl Into<String>,
+    ) -> Result<NearCache<RedisStore>, StoreError> {
+        let timeout = self.timeout;
+        let mut store = self.build().await?;
+        if capacity == 0 {
+            return Ok(NearCache::local(store, 0));
+        }
+        let connector = match &store.backend {
+            Backend::PerThread(p) => tracking::Connector::single(&p.client)?,
+            #[cfg(feature = "redis-sentinel")]
+            Backend::Sentinel(s) => {
+                tracking::Connector::Sentinel(tokio::sync::Mutex::new(s.resp3_client()?))
+            }
+            _ => {
+                return Err(StoreError::backend(
+                    "the near cache (SESSION_LOCAL_CACHE) is not available on a Redis Cluster yet: \
+                     use it with a single server or Sentinel, or set it to 0",
+                ));
+            }
+        };
+        let tracked = std::sync::Arc::new(tracking::Tracked::default());
+        store.tracked = Some(std::sync::Arc::clone(&tracked));
+        let (cache, invalidator) = NearCache::with_feed(store, capacity);
+        tracking::start(&tracked, connector, key_prefix.into(), timeout, invalidator).await?;
+        Ok(cache)
     }
 }
 
@@ -316,6 +371,7 @@ async fn sentinel_store(rest: &str, timeout: Duration) -> Result<RedisStore, Sto
     let sentinel = sentinel::Sentinel::parse(rest, timeout)?;
     Ok(RedisStore {
         backend: Backend::Sentinel(std::sync::Arc::new(sentinel)),
+        tracked: None,
     })
 }
 
@@ -344,6 +400,7 @@ impl RedisStore {
     pub fn new(connection: ConnectionManager) -> Self {
         Self {
             backend: Backend::Single(connection),
+            tracked: None,
         }
     }
 
@@ -353,10 +410,16 @@ impl RedisStore {
     pub fn cluster(connection: redis::cluster_async::ClusterConnection) -> Self {
         Self {
             backend: Backend::Cluster(connection),
+            tracked: None,
         }
     }
 
-    async fn connection(&self) -> Result<Conn, StoreError> {
+    async fn connection(&self, write: bool) -> Result<Conn, StoreError> {
+        if write {
+            if let Some(connection) = self.tracked.as_ref().and_then(|t| t.connection()) {
+                return Ok(Conn::Tracked(connection));
+            }
+        }
         Ok(match &self.backend {
             Backend::Single(c) => Conn::Single(c.clone()),
             Backend::PerThread(p) => Conn::Single(p.connection()?),
@@ -367,13 +430,31 @@ impl RedisStore {
         })
     }
 
-    /// Runs one call on a connection, turning errors into store errors (and
-    /// letting Sentinel forget a master that failed).
+    /// Runs one read on a connection, turning errors into store errors
+    /// (and letting Sentinel forget a master that failed).
     async fn call<T>(
         &self,
         f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
-        let mut connection = self.connection().await?;
+        self.call_on(false, f).await
+    }
+
+    /// Runs one write: on the near cache's tracking connection when there
+    /// is one, so that Redis does not report the write back to this
+    /// process's cache, which has applied it already.
+    async fn write<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
+    ) -> Result<T, StoreError> {
+        self.call_on(true, f).await
+    }
+
+    async fn call_on<T>(
+        &self,
+        write: bool,
+        f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection(write).await?;
         f(&mut connection).await.map_err(|error| {
             #[cfg(feature = "redis-sentinel")]
             if let Backend::Sentinel(s) = &self.backend {
@@ -424,7 +505,7 @@ impl SessionStore for RedisStore {
         let size = record.size().to_string();
         let created_ms = record.created_at.and_then(layout::encode_created);
         let created: i64 = self
-            .call(async |c| {
+            .write(async |c| {
                 let mut call = CREATE.key(key.as_str());
                 call.arg(millis(ttl)).arg(SCRIPT_BATCH);
                 for (field, value) in &record.entries {
@@ -453,7 +534,7 @@ impl SessionStore for RedisStore {
                 .map(String::as_str),
         )?;
         let (applied, size): (i64, i64) = self
-            .call(async |c| {
+            .write(async |c| {
                 let mut call = APPLY.key(key.as_str());
                 call.arg(millis(ttl))
                     .arg(if changes.clear { "1" } else { "0" })
@@ -484,7 +565,7 @@ impl SessionStore for RedisStore {
 
     async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
         let touched: bool = self
-            .call(async |c| {
+            .write(async |c| {
                 redis::cmd("PEXPIRE")
                     .arg(key.as_str())
                     .arg(millis(ttl))
@@ -500,13 +581,13 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.call(async |c| redis::cmd("DEL").arg(key.as_str()).query_async(c).await)
+        self.write(async |c| redis::cmd("DEL").arg(key.as_str()).query_async(c).await)
             .await
     }
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let fields: Vec<(String, Vec<u8>)> = self
-            .call(async |c| TAKE.key(key.as_str()).invoke_async(c).await)
+            .write(async |c| TAKE.key(key.as_str()).invoke_async(c).await)
             .await?;
         if fields.is_empty() {
             return Ok(None);

@@ -13,6 +13,10 @@ pub(super) struct Sentinel {
     client: tokio::sync::Mutex<SentinelClient>,
     master: std::sync::Mutex<Option<MultiplexedConnection>>,
     config: AsyncConnectionConfig,
+    /// What the client was built from, for the near cache's own client.
+    sentinels: Vec<String>,
+    service: String,
+    db: Option<i64>,
 }
 
 impl Sentinel {
@@ -36,24 +40,28 @@ impl Sentinel {
             .filter(|h| !h.is_empty())
             .map(|h| format!("redis://{h}"))
             .collect();
-        let node = db.map(|db| {
-            redis::sentinel::SentinelNodeConnectionInfo::default()
-                .set_redis_connection_info(redis::RedisConnectionInfo::default().set_db(db))
-        });
-        let client = SentinelClient::build(
-            sentinels,
-            service.to_owned(),
-            node,
-            SentinelServerType::Master,
-        )
-        .map_err(StoreError::backend)?;
+        let client = master_client(&sentinels, service, db, None)?;
         Ok(Self {
             client: tokio::sync::Mutex::new(client),
             master: std::sync::Mutex::new(None),
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout)),
+            sentinels,
+            service: service.to_owned(),
+            db,
         })
+    }
+
+    /// A client of the master that speaks RESP3, for the near cache's
+    /// connection (Redis pushes its invalidations in RESP3 only).
+    pub(super) fn resp3_client(&self) -> Result<SentinelClient, StoreError> {
+        master_client(
+            &self.sentinels,
+            &self.service,
+            self.db,
+            Some(redis::ProtocolVersion::RESP3),
+        )
     }
 
     /// The master's connection, asking the sentinels if there is none.
@@ -86,6 +94,31 @@ impl Sentinel {
             *self.master.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
     }
+}
+
+fn master_client(
+    sentinels: &[String],
+    service: &str,
+    db: Option<i64>,
+    protocol: Option<redis::ProtocolVersion>,
+) -> Result<SentinelClient, StoreError> {
+    let node = (db.is_some() || protocol.is_some()).then(|| {
+        let mut info = redis::RedisConnectionInfo::default();
+        if let Some(db) = db {
+            info = info.set_db(db);
+        }
+        if let Some(protocol) = protocol {
+            info = info.set_protocol(protocol);
+        }
+        redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(info)
+    });
+    SentinelClient::build(
+        sentinels.to_vec(),
+        service.to_owned(),
+        node,
+        SentinelServerType::Master,
+    )
+    .map_err(StoreError::backend)
 }
 
 /// Whether an error may mean the master changed: the connection failed (a

@@ -161,7 +161,7 @@ mod flask;
 pub use flask::FlaskTable;
 pub use sqlx;
 
-use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use super::{Applied, ChangeSet, NearCache, Record, SessionStore, StoreError};
 use crate::StoreKey;
 
 /// How often expired rows are deleted unless the builder says otherwise.
@@ -418,6 +418,49 @@ impl SqlStoreBuilder {
             *inner.cleanup.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         }
         Ok(SqlStore { inner })
+    }
+
+    /// Builds the store as [`build`](Self::build) does, and puts a near
+    /// cache of up to `capacity` sessions in front of it
+    /// (`SESSION_LOCAL_CACHE`; see [`near`](crate::store::near)):
+    ///
+    /// - **PostgreSQL:** kept right by `LISTEN`/`NOTIFY`. A trigger on the
+    ///   table (created here if missing) sends the id of every session any
+    ///   process changes; one connection of the pool listens. The README
+    ///   gives the delay measured before another process's change is seen.
+    /// - **SQLite:** nothing tells the cache about other processes'
+    ///   writes: only for a database file that this process alone uses.
+    /// - **MySQL / MariaDB:** refused (it has no way to tell).
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build), and [`StoreError::Backend`] on MySQL or
+    /// when the trigger cannot be created or the listener cannot connect.
+    pub async fn build_near_cache(
+        self,
+        capacity: usize,
+    ) -> Result<NearCache<SqlStore>, StoreError> {
+        let store = self.build().await?;
+        if capacity == 0 {
+            return Ok(NearCache::local(store, 0));
+        }
+        match &store.inner.db {
+            #[cfg(feature = "sql-postgres")]
+            Db::Postgres(pg) => {
+                let pool = pg.pool().clone();
+                let table = store.inner.table.clone();
+                let (cache, invalidator) = NearCache::with_feed(store, capacity);
+                notify::start(pool, &table, invalidator).await?;
+                Ok(cache)
+            }
+            #[cfg(feature = "sql-sqlite")]
+            Db::Sqlite(_) => Ok(NearCache::local(store, capacity)),
+            #[cfg(feature = "sql-mysql")]
+            Db::MySql(_) => Err(StoreError::backend(
+                "the near cache (SESSION_LOCAL_CACHE) is not available on MySQL or MariaDB: \
+                 nothing would tell it what other processes change",
+            )),
+        }
     }
 }
 
@@ -845,6 +888,8 @@ async fn settle(
     })
 }
 
+#[cfg(feature = "sql-postgres")]
+mod notify;
 #[cfg(feature = "sql-postgres")]
 mod postgres;
 

@@ -136,6 +136,10 @@ impl Pg {
         })
     }
 
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub(super) async fn load(&self, key: &str) -> Result<Option<Row>, sqlx::Error> {
         let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(q(&self.load))
             .bind(key)

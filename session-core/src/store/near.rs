@@ -1,0 +1,685 @@
+//! A near cache: sessions this process loaded, served again without a
+//! round trip to the store (`SESSION_LOCAL_CACHE`).
+//!
+//! [`NearCache`] wraps any [`SessionStore`]. A [`load`](SessionStore::load)
+//! it can answer from memory costs a lock and a copy of the record; every
+//! write still goes to the store, with the store's own guarantees
+//! (per-key merge, logout wins, [`Applied::Gone`]), and then updates the
+//! cached copy.
+//!
+//! # Staying correct
+//!
+//! - **What this process does is seen at once.** A write, a logout, a
+//!   revocation made through the cache updates or drops its entry before
+//!   the call returns, so the next read of this process sees it: the cache
+//!   never serves what this process already changed.
+//! - **What other processes do** reaches the cache through an invalidation
+//!   feed, which the store provides: Redis's server-assisted client-side
+//!   caching ([`RedisStore::near_cache`](crate::store::redis::RedisStore::near_cache)),
+//!   PostgreSQL's `LISTEN`/`NOTIFY`
+//!   ([`SqlStore::near_cache`](crate::store::sql::SqlStore::near_cache)).
+//!   A change is seen once its invalidation arrives; the README gives the
+//!   delay measured on loopback.
+//! - **A feed that may have missed something is never trusted.** While the
+//!   feed is down (a reconnect, a failover), the cache is emptied and
+//!   bypassed: every read goes to the store. It is emptied again when the
+//!   feed is back, before it is used.
+//! - **No race lets an old copy in.** Each shard of the cache counts its
+//!   changes (an epoch). A load or a write notes the epoch before it calls
+//!   the store, and stores what it got only if nothing changed the shard
+//!   meanwhile: an invalidation that arrives while a load is in flight
+//!   wins over the load.
+//!
+//! A store without a feed may be cached only when no other process writes
+//! to it ([`NearCache::local`]): a file store's directory or an SQLite file
+//! that one process owns.
+//!
+//! # Bounds
+//!
+//! The cache holds at most `capacity` sessions. When it is full, a new one
+//! pushes out an old one of its shard, oldest first, sparing once those
+//! read since they were cached (the "clock" policy). An entry never
+//! outlives its session: one whose lifetime has passed is a miss. Hits,
+//! misses, invalidations and evictions are counted ([`CacheStats`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime};
+
+use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use crate::StoreKey;
+
+/// The most shards a cache is split into (fewer for a small capacity).
+const MAX_SHARDS: usize = 64;
+/// A shard's queue is compacted once it holds this many more keys than
+/// twice the shard's entries (keys of entries dropped since stay in the
+/// queue until then).
+const QUEUE_SLACK: usize = 64;
+
+/// A [`SessionStore`] with a bounded cache of loaded sessions in front of
+/// it. See the [module docs](self) for what it guarantees.
+///
+/// Clones share the cache.
+pub struct NearCache<S> {
+    inner: S,
+    cache: Arc<Cache>,
+}
+
+impl<S: Clone> Clone for NearCache<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            cache: Arc::clone(&self.cache),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for NearCache<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NearCache")
+            .field("inner", &self.inner)
+            .field("stats", &self.cache.stats())
+            .finish()
+    }
+}
+
+impl<S: SessionStore> NearCache<S> {
+    /// A cache of up to `capacity` sessions in front of a store that **no
+    /// other process writes to**: nothing tells this cache about their
+    /// changes. For a file store's directory or an SQLite file that this
+    /// process alone uses. A capacity of 0 caches nothing.
+    pub fn local(inner: S, capacity: usize) -> Self {
+        let cache = Arc::new(Cache::new(capacity));
+        cache.live.store(true, Relaxed);
+        Self { inner, cache }
+    }
+
+    /// A cache of up to `capacity` sessions, kept right by a feed of
+    /// invalidations: the store (or your code) calls
+    /// [`Invalidator::invalidate`] for every session another process
+    /// changed. The cache is bypassed until the feed calls
+    /// [`Invalidator::resume`], and again whenever it calls
+    /// [`suspend`](Invalidator::suspend).
+    pub fn with_feed(inner: S, capacity: usize) -> (Self, Invalidator) {
+        let cache = Arc::new(Cache::new(capacity));
+        let invalidator = Invalidator {
+            cache: Arc::downgrade(&cache),
+            closed: cache.closed.subscribe(),
+        };
+        (Self { inner, cache }, invalidator)
+    }
+
+    /// The store behind the cache.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// What the cache holds and has done so far.
+    pub fn stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// A handle on the cache's statistics that does not name the store's
+    /// type.
+    pub fn handle(&self) -> CacheHandle {
+        CacheHandle(Arc::clone(&self.cache))
+    }
+}
+
+/// Reads the statistics of a [`NearCache`] (see [`NearCache::handle`]).
+#[derive(Clone)]
+pub struct CacheHandle(Arc<Cache>);
+
+impl CacheHandle {
+    /// What the cache holds and has done so far.
+    pub fn stats(&self) -> CacheStats {
+        self.0.stats()
+    }
+}
+
+impl std::fmt::Debug for CacheHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CacheHandle").field(&self.stats()).finish()
+    }
+}
+
+/// What a [`NearCache`] holds and has done since it was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// The most sessions it holds.
+    pub capacity: usize,
+    /// The sessions it holds now.
+    pub entries: usize,
+    /// Loads answered from the cache.
+    pub hits: u64,
+    /// Loads that went to the store (the cache bypassed included).
+    pub misses: u64,
+    /// Sessions dropped because the feed said another process changed them.
+    pub invalidations: u64,
+    /// Times the whole cache was emptied because its feed went down or
+    /// came back.
+    pub flushes: u64,
+    /// Sessions pushed out to make room.
+    pub evictions: u64,
+    /// Whether the cache is in use: false while its feed is down.
+    pub live: bool,
+}
+
+impl CacheStats {
+    /// Hits over loads, 0 when there were none.
+    pub fn hit_ratio(&self) -> f64 {
+        let loads = self.hits + self.misses;
+        if loads == 0 {
+            0.0
+        } else {
+            self.hits as f64 / loads as f64
+        }
+    }
+}
+
+/// Tells a [`NearCache`] what other processes changed. Held by the task
+/// that reads the store's invalidations; every method returns false once
+/// the cache is gone, so the task knows to end.
+#[derive(Clone, Debug)]
+pub struct Invalidator {
+    cache: Weak<Cache>,
+    /// Ends (its sender is dropped) when the cache is.
+    closed: tokio::sync::watch::Receiver<()>,
+}
+
+impl Invalidator {
+    /// Drops the session stored under `key` (a store key, prefix
+    /// included) from the cache, and makes any load of it in flight not
+    /// cache what it reads.
+    pub fn invalidate(&self, key: &str) -> bool {
+        let Some(cache) = self.cache.upgrade() else {
+            return false;
+        };
+        cache.invalidate(key);
+        cache.invalidations.fetch_add(1, Relaxed);
+        true
+    }
+
+    /// Every session may have changed (the store was emptied): empties the
+    /// cache, and leaves it in use.
+    pub fn flush(&self) -> bool {
+        let Some(cache) = self.cache.upgrade() else {
+            return false;
+        };
+        cache.flush();
+        true
+    }
+
+    /// The feed may have missed changes (its connection dropped): empties
+    /// the cache and bypasses it until [`resume`](Self::resume).
+    pub fn suspend(&self) -> bool {
+        let Some(cache) = self.cache.upgrade() else {
+            return false;
+        };
+        cache.live.store(false, Relaxed);
+        cache.flush();
+        true
+    }
+
+    /// The feed is up and reports every change from now on: empties the
+    /// cache (what it held may have changed unseen) and uses it again.
+    pub fn resume(&self) -> bool {
+        let Some(cache) = self.cache.upgrade() else {
+            return false;
+        };
+        cache.flush();
+        cache.live.store(true, Relaxed);
+        true
+    }
+
+    /// Whether the cache is gone (every clone of its store dropped).
+    pub fn is_closed(&self) -> bool {
+        self.cache.strong_count() == 0
+    }
+
+    /// Completes when the cache is gone, for a feed to stop waiting.
+    pub async fn closed(&self) {
+        let mut closed = self.closed.clone();
+        while closed.changed().await.is_ok() {}
+    }
+}
+
+struct Cache {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    capacity: usize,
+    len: AtomicUsize,
+    live: AtomicBool,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    invalidations: AtomicU64,
+    flushes: AtomicU64,
+    evictions: AtomicU64,
+    /// Dropped with the cache, which ends [`Invalidator::closed`].
+    closed: tokio::sync::watch::Sender<()>,
+}
+
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<Box<str>, Entry>,
+    /// Keys in the order they were cached, for eviction; keys whose entry
+    /// is gone are skipped, and swept by compaction.
+    queue: VecDeque<Box<str>>,
+    /// Counts every change of the shard (see the module docs).
+    epoch: u64,
+}
+
+struct Entry {
+    record: Record,
+    expires: SystemTime,
+    /// Read since it was cached or last spared.
+    referenced: bool,
+}
+
+/// A shard's epoch when a call to the store began.
+#[derive(Clone, Copy)]
+struct Ticket(u64);
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    // A shard holds only copies: one a panic left half-changed is still a
+    // set of entries, each whole.
+    shard.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Cache {
+    fn new(capacity: usize) -> Self {
+        let shards = capacity.clamp(1, MAX_SHARDS).next_power_of_two();
+        Self {
+            shards: (0..shards).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+            capacity,
+            len: AtomicUsize::new(0),
+            live: AtomicBool::new(false),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            closed: tokio::sync::watch::Sender::new(()),
+        }
+    }
+
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        let index = self.hasher.hash_one(key) as usize & (self.shards.len() - 1);
+        lock(&self.shards[index])
+    }
+
+    fn live(&self) -> bool {
+        self.capacity > 0 && self.live.load(Relaxed)
+    }
+
+    fn stats(&self) -> CacheStats {
+        CacheStats {
+            capacity: self.capacity,
+            entries: self.len.load(Relaxed),
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            invalidations: self.invalidations.load(Relaxed),
+            flushes: self.flushes.load(Relaxed),
+            evictions: self.evictions.load(Relaxed),
+            live: self.live.load(Relaxed),
+        }
+    }
+
+    /// The cached copy of a live session, if there is one.
+    fn get(&self, key: &str) -> Option<Record> {
+        if self.live() {
+            let mut shard = self.shard(key);
+            if let Some(entry) = shard.entries.get_mut(key) {
+                if entry.expires > SystemTime::now() {
+                    entry.referenced = true;
+                    let record = entry.record.clone();
+                    drop(shard);
+                    self.hits.fetch_add(1, Relaxed);
+                    return Some(record);
+                }
+                self.remove(&mut shard, key);
+            }
+        }
+        self.misses.fetch_add(1, Relaxed);
+        None
+    }
+
+    fn ticket(&self, key: &str) -> Ticket {
+        Ticket(self.shard(key).epoch)
+    }
+
+    fn remove(&self, shard: &mut Shard, key: &str) {
+        shard.epoch += 1;
+        if shard.entries.remove(key).is_some() {
+            self.len.fetch_sub(1, Relaxed);
+        }
+    }
+
+    fn invalidate(&self, key: &str) {
+        self.remove(&mut self.shard(key), key);
+    }
+
+    fn flush(&self) {
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            shard.epoch += 1;
+            self.len.fetch_sub(shard.entries.len(), Relaxed);
+            shard.entries.clear();
+            shard.queue.clear();
+        }
+        self.flushes.fetch_add(1, Relaxed);
+    }
+
+    /// Caches `record` as read (or written) by a call that began at
+    /// `ticket`, unless the shard changed since or the cache is bypassed.
+    fn put(&self, key: &str, ticket: Ticket, record: Record) {
+        let Some(expires) = record.expires_at else {
+            // A session whose end the store cannot tell is not cached: its
+            // copy could outlive it.
+            return;
+        };
+        let mut shard = self.shard(key);
+        if shard.epoch != ticket.0 || !self.live() {
+            return;
+        }
+        shard.epoch += 1;
+        let entry = Entry {
+            record,
+            expires,
+            referenced: false,
+        };
+        if let Some(old) = shard.entries.get_mut(key) {
+            *old = entry;
+            return;
+        }
+        if self.len.load(Relaxed) >= self.capacity && !self.evict(&mut shard) {
+            return;
+        }
+        let key: Box<str> = key.into();
+        shard.queue.push_back(key.clone());
+        shard.entries.insert(key, entry);
+        self.len.fetch_add(1, Relaxed);
+        if shard.queue.len() > 2 * shard.entries.len() + QUEUE_SLACK {
+            let Shard { entries, queue, .. } = &mut *shard;
+            let mut seen = std::collections::HashSet::with_capacity(entries.len());
+            queue.retain(|key| entries.contains_key(key) && seen.insert(key.clone()));
+        }
+    }
+
+    /// Makes room for one entry in `shard`: false if it holds none.
+    fn evict(&self, shard: &mut Shard) -> bool {
+        while let Some(key) = shard.queue.pop_front() {
+            let Some(entry) = shard.entries.get_mut(&key) else {
+                continue;
+            };
+            if entry.referenced {
+                entry.referenced = false;
+                shard.queue.push_back(key);
+                continue;
+            }
+            shard.entries.remove(&key);
+            self.len.fetch_sub(1, Relaxed);
+            self.evictions.fetch_add(1, Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Changes the cached copy of a session this process just wrote, if
+    /// nothing changed the shard since `ticket`; drops it otherwise.
+    fn update(&self, key: &str, ticket: Ticket, change: impl FnOnce(&mut Record)) {
+        let mut shard = self.shard(key);
+        if shard.epoch == ticket.0 && self.live() {
+            if let Some(entry) = shard.entries.get_mut(key) {
+                change(&mut entry.record);
+                entry.expires = entry.record.expires_at.unwrap_or(entry.expires);
+                shard.epoch += 1;
+                return;
+            }
+        }
+        self.remove(&mut shard, key);
+    }
+}
+
+/// When a session written now with `ttl` expires, as a store reports it.
+fn expiry(ttl: Duration) -> SystemTime {
+    SystemTime::now() + ttl
+}
+
+/// A creation time as the stores keep it: to the millisecond.
+fn to_millis(at: SystemTime) -> SystemTime {
+    match at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) => SystemTime::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64),
+        Err(_) => at,
+    }
+}
+
+impl<S: SessionStore> SessionStore for NearCache<S> {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let key_str = key.as_str();
+        if let Some(record) = self.cache.get(key_str) {
+            return Ok(Some(record));
+        }
+        let ticket = self.cache.ticket(key_str);
+        let record = self.inner.load(key).await?;
+        if let Some(record) = &record {
+            self.cache.put(key_str, ticket, record.clone());
+        }
+        Ok(record)
+    }
+
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let key_str = key.as_str();
+        let ticket = self.cache.ticket(key_str);
+        let created = self.inner.create(key, record, ttl).await;
+        match created {
+            Ok(true) => {
+                let cached = Record {
+                    entries: record.entries.clone(),
+                    expires_at: Some(expiry(ttl)),
+                    created_at: record.created_at.map(to_millis),
+                };
+                self.cache.put(key_str, ticket, cached);
+            }
+            _ => self.cache.invalidate(key_str),
+        }
+        created
+    }
+
+    async fn apply(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        ttl: Duration,
+    ) -> Result<Applied, StoreError> {
+        let key_str = key.as_str();
+        let ticket = self.cache.ticket(key_str);
+        let applied = self.inner.apply(key, changes, ttl).await;
+        match applied {
+            Ok(Applied::Done) => self.cache.update(key_str, ticket, |record| {
+                changes.apply_to(&mut record.entries);
+                record.expires_at = Some(expiry(ttl));
+            }),
+            // Nothing was written.
+            Ok(Applied::TooLarge { .. }) => {}
+            _ => self.cache.invalidate(key_str),
+        }
+        applied
+    }
+
+    async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
+        let key_str = key.as_str();
+        let ticket = self.cache.ticket(key_str);
+        let touched = self.inner.touch(key, ttl).await;
+        match touched {
+            Ok(Applied::Done) => self.cache.update(key_str, ticket, |record| {
+                record.expires_at = Some(expiry(ttl));
+            }),
+            _ => self.cache.invalidate(key_str),
+        }
+        touched
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        // Before, so that no read of this process is answered from the
+        // cache while the store deletes; after, for a load that raced it.
+        self.cache.invalidate(key.as_str());
+        let deleted = self.inner.delete(key).await;
+        self.cache.invalidate(key.as_str());
+        deleted
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.cache.invalidate(key.as_str());
+        let taken = self.inner.take(key).await;
+        self.cache.invalidate(key.as_str());
+        taken
+    }
+}
+
+#[cfg(all(test, feature = "memory"))]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn key(n: u32) -> StoreKey {
+        StoreKey::from_raw(format!("session:{n}"))
+    }
+
+    fn record(value: &str) -> Record {
+        Record::from(HashMap::from([(
+            "v".to_owned(),
+            Bytes::from(value.to_owned()),
+        )]))
+    }
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_second_load_is_a_hit_and_a_write_updates_the_copy() {
+        let store = NearCache::local(MemoryStore::new(), 10);
+        assert!(store.create(&key(1), &record("a"), TTL).await.unwrap());
+        let loaded = store.load(&key(1)).await.unwrap().unwrap();
+        assert_eq!(loaded.entries["v"], "a");
+        let changes = ChangeSet {
+            set: vec![("v".to_owned(), Bytes::from_static(b"b"))],
+            ..ChangeSet::default()
+        };
+        assert_eq!(
+            store.apply(&key(1), &changes, TTL).await.unwrap(),
+            Applied::Done
+        );
+        let loaded = store.load(&key(1)).await.unwrap().unwrap();
+        assert_eq!(loaded.entries["v"], "b");
+        let stats = store.stats();
+        assert_eq!((stats.hits, stats.misses, stats.entries), (2, 0, 1));
+        store.delete(&key(1)).await.unwrap();
+        assert_eq!(store.load(&key(1)).await.unwrap(), None);
+        assert_eq!(store.stats().entries, 0);
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_during_a_load_keeps_the_read_out_of_the_cache() {
+        let (store, feed) = NearCache::with_feed(MemoryStore::new(), 10);
+        assert!(feed.resume());
+        store
+            .inner()
+            .create(&key(1), &record("a"), TTL)
+            .await
+            .unwrap();
+        let ticket = store.cache.ticket(key(1).as_str());
+        let read = store.inner().load(&key(1)).await.unwrap().unwrap();
+        // Another process writes, and its invalidation arrives before the
+        // load stores what it read.
+        feed.invalidate(key(1).as_str());
+        store.cache.put(key(1).as_str(), ticket, read);
+        assert_eq!(store.stats().entries, 0);
+        assert_eq!(store.stats().invalidations, 1);
+    }
+
+    #[tokio::test]
+    async fn a_suspended_cache_is_empty_and_bypassed_until_resumed() {
+        let (store, feed) = NearCache::with_feed(MemoryStore::new(), 10);
+        store.create(&key(1), &record("a"), TTL).await.unwrap();
+        store.load(&key(1)).await.unwrap();
+        // Not resumed yet: nothing cached.
+        assert_eq!(store.stats().entries, 0);
+        feed.resume();
+        store.load(&key(1)).await.unwrap();
+        assert_eq!(store.stats().entries, 1);
+        feed.suspend();
+        assert_eq!(store.stats().entries, 0);
+        assert!(!store.stats().live);
+        // A change the feed missed while down is read from the store.
+        let changes = ChangeSet {
+            set: vec![("v".to_owned(), Bytes::from_static(b"z"))],
+            ..ChangeSet::default()
+        };
+        let _ = store.inner().apply(&key(1), &changes, TTL).await.unwrap();
+        assert_eq!(
+            store.load(&key(1)).await.unwrap().unwrap().entries["v"],
+            "z"
+        );
+        assert_eq!(store.stats().entries, 0);
+        drop(store);
+        assert!(feed.is_closed());
+        assert!(!feed.invalidate("x"));
+    }
+
+    #[tokio::test]
+    async fn the_capacity_holds_and_read_entries_are_spared_once() {
+        let store = NearCache::local(MemoryStore::new(), 1);
+        for n in 0..5 {
+            store.create(&key(n), &record("a"), TTL).await.unwrap();
+        }
+        let stats = store.stats();
+        assert_eq!((stats.entries, stats.evictions), (1, 4));
+
+        let store = NearCache::local(MemoryStore::new(), 2);
+        let cache = &store.cache;
+        // One shard per entry of capacity: put both in one shard's view by
+        // filling until two share it.
+        for n in 0..100 {
+            store.create(&key(n), &record("a"), TTL).await.unwrap();
+            assert!(cache.len.load(Relaxed) <= 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_copy_is_a_miss() {
+        let store = NearCache::local(MemoryStore::new(), 10);
+        store
+            .create(&key(1), &record("a"), Duration::from_millis(30))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(store.load(&key(1)).await.unwrap(), None);
+        assert_eq!(store.stats().entries, 0);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_loses_a_race_drops_the_copy() {
+        let store = NearCache::local(MemoryStore::new(), 10);
+        store.create(&key(1), &record("a"), TTL).await.unwrap();
+        let ticket = store.cache.ticket(key(1).as_str());
+        // Another write of this process changed the entry meanwhile.
+        store
+            .cache
+            .update(key(1).as_str(), store.cache.ticket(key(1).as_str()), |_| {});
+        store.cache.update(key(1).as_str(), ticket, |r| {
+            r.entries.clear();
+        });
+        assert_eq!(store.stats().entries, 0);
+    }
+}

@@ -1,0 +1,133 @@
+//! The near cache's feed on PostgreSQL: `LISTEN`/`NOTIFY`.
+//!
+//! A trigger on the sessions table sends the id of every row that is
+//! updated or deleted, by any process, on the channel `<table>_changes`,
+//! when its transaction commits:
+//!
+//! ```sql
+//! CREATE FUNCTION "sessions_notify"() RETURNS trigger LANGUAGE plpgsql AS
+//!   $$ BEGIN PERFORM pg_notify('sessions_changes', OLD.id); RETURN NULL; END $$;
+//! CREATE TRIGGER "sessions_notify" AFTER UPDATE OR DELETE ON "sessions"
+//!   FOR EACH ROW EXECUTE FUNCTION "sessions_notify"();
+//! ```
+//!
+//! It is created by the first process that asks for a near cache and stays
+//! (dropping it is safe once no process uses the cache). Each process with
+//! a cache listens on one connection of its pool. A notification reaches
+//! every listener, the writer's own included, so a process's own write
+//! drops its cached copy shortly after updating it: the next read goes to
+//! the database once. When the listening connection fails, the cache is
+//! emptied and bypassed until a new one listens; notifications sent in
+//! between are lost, so the cache is emptied again before it is used.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::{AssertSqlSafe, PgPool};
+
+use crate::store::StoreError;
+use crate::store::near::Invalidator;
+
+/// The longest wait between two attempts to listen again.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The channel the table's changes are sent on.
+pub(super) fn channel(table: &str) -> String {
+    format!("{table}_changes")
+}
+
+/// Creates the trigger if it is missing, listens, and keeps listening for
+/// as long as the cache lives.
+pub(super) async fn start(
+    pool: PgPool,
+    table: &str,
+    invalidator: Invalidator,
+) -> Result<(), StoreError> {
+    install(&pool, table).await.map_err(StoreError::backend)?;
+    let channel = channel(table);
+    let listener = listen(&pool, &channel).await.map_err(StoreError::backend)?;
+    invalidator.resume();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = feed(pool, channel, listener, &invalidator) => {}
+            () = invalidator.closed() => {}
+        }
+    });
+    Ok(())
+}
+
+async fn install(pool: &PgPool, table: &str) -> Result<(), sqlx::Error> {
+    let t = format!("\"{table}\"");
+    let name = format!("{table}_notify");
+    let mut tx = pool.begin().await?;
+    // The same lock as the table's creation: processes starting at once
+    // do not race.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("session-core sql store {table}"))
+        .execute(&mut *tx)
+        .await?;
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)",
+    )
+    .bind(&t)
+    .bind(&name)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !exists {
+        // The table name was checked to be a plain identifier.
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE OR REPLACE FUNCTION \"{name}\"() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_notify('{}', OLD.id); RETURN NULL; END $$",
+            channel(table)
+        )))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE TRIGGER \"{name}\" AFTER UPDATE OR DELETE ON {t} \
+             FOR EACH ROW EXECUTE FUNCTION \"{name}\"()"
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+async fn listen(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
+}
+
+async fn feed(pool: PgPool, channel: String, mut listener: PgListener, invalidator: &Invalidator) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                invalidator.invalidate(notification.payload());
+                continue;
+            }
+            Ok(None) => tracing::warn!(
+                "the near cache's PostgreSQL listener lost its connection: the cache is bypassed until it is back"
+            ),
+            Err(error) => tracing::warn!(
+                %error,
+                "the near cache's PostgreSQL listener failed: the cache is bypassed until it is back"
+            ),
+        }
+        // Notifications sent from now until a new listener is in place are
+        // lost: bypass the cache, then empty it again once listening.
+        invalidator.suspend();
+        let mut backoff = Duration::from_millis(50);
+        listener = loop {
+            tokio::time::sleep(backoff).await;
+            match listen(&pool, &channel).await {
+                Ok(listener) => break listener,
+                Err(error) => {
+                    tracing::debug!(%error, "the near cache cannot listen on PostgreSQL yet");
+                }
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        };
+        invalidator.resume();
+        tracing::info!("the near cache's PostgreSQL listener is back: the cache is in use again");
+    }
+}
