@@ -1011,3 +1011,238 @@ async fn sentinel_asks_for_the_master_once_and_keeps_its_connection() {
     let made = connections_received(MASTER) - before;
     assert!(made <= 3, "{made} connections for 20 loads");
 }
+
+// The near cache (`SESSION_LOCAL_CACHE`) on Redis: every contract of the
+// store holds behind it, this process's writes are seen at once, another
+// process's within the invalidation delay, and a feed that may have missed
+// something is never trusted.
+
+async fn cached(url: &str) -> session_core::store::NearCache<RedisStore> {
+    RedisStore::builder(url)
+        .build_near_cache(10_000)
+        .await
+        .unwrap_or_else(|e| panic!("{url} must be up (run scripts/services.sh): {e}"))
+}
+
+mod single_near_cache {
+    session_core::store_suite!(super::cached(super::SINGLE));
+}
+
+mod sentinel_near_cache {
+    session_core::store_suite!(super::cached(super::SENTINEL));
+}
+
+fn set_one(key: &str, value: &str) -> ChangeSet {
+    set(&[(key, value)])
+}
+
+async fn value_of(store: &impl SessionStore, key: &session_core::StoreKey) -> Option<String> {
+    let record = store.load(key).await.unwrap()?;
+    Some(String::from_utf8(record.entries.get("v")?.to_vec()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_cache_serves_this_process_its_own_writes_at_once() {
+    let store = Arc::new(cached(SINGLE).await);
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let key = unique_key("near-own");
+            assert!(
+                store
+                    .create(&key, &record(&[("v", "0")]), LONG)
+                    .await
+                    .unwrap()
+            );
+            let mut stale = 0;
+            for i in 1..=100 {
+                let value = format!("{task}-{i}");
+                let applied = store
+                    .apply(&key, &set_one("v", &value), LONG)
+                    .await
+                    .unwrap();
+                assert_eq!(applied, Applied::Done);
+                if value_of(&*store, &key).await.as_deref() != Some(value.as_str()) {
+                    stale += 1;
+                }
+            }
+            store.delete(&key).await.unwrap();
+            if store.load(&key).await.unwrap().is_some() {
+                stale += 1;
+            }
+            stale
+        }));
+    }
+    let mut stale = 0;
+    for task in tasks {
+        stale += task.await.unwrap();
+    }
+    assert_eq!(stale, 0, "reads that missed this process's own write");
+    let stats = store.stats();
+    // The reads were served by the cache: the test measured it, not Redis.
+    assert!(stats.hits >= 800, "{stats:?}");
+    assert!(stats.live, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_cache_sees_another_process_write_once_its_invalidation_arrives() {
+    // Two caches with their own tracking connections stand for two
+    // processes.
+    let (a, b) = (cached(SINGLE).await, cached(SINGLE).await);
+    let key = unique_key("near-other");
+    assert!(a.create(&key, &record(&[("v", "0")]), LONG).await.unwrap());
+    let mut delays = Vec::new();
+    for i in 1..=50 {
+        // Cached in `a`.
+        let before = value_of(&a, &key).await.unwrap();
+        assert_eq!(value_of(&a, &key).await.unwrap(), before);
+        let value = i.to_string();
+        let written = Instant::now();
+        let applied = b.apply(&key, &set_one("v", &value), LONG).await.unwrap();
+        assert_eq!(applied, Applied::Done);
+        loop {
+            if value_of(&a, &key).await.as_deref() == Some(value.as_str()) {
+                break;
+            }
+            assert!(
+                written.elapsed() < Duration::from_secs(2),
+                "another process's write unseen after 2 s"
+            );
+            tokio::task::yield_now().await;
+        }
+        delays.push(written.elapsed());
+    }
+    let stats = a.stats();
+    assert!(stats.invalidations >= 50, "{stats:?}");
+    assert!(stats.hits >= 50, "{stats:?}");
+    delays.sort();
+    eprintln!(
+        "invalidation delay over {} writes: p50 {:?}, max {:?}",
+        delays.len(),
+        delays[delays.len() / 2],
+        delays[delays.len() - 1]
+    );
+
+    // A logout in the other process ends the session here too.
+    b.delete(&key).await.unwrap();
+    let deleted = Instant::now();
+    while a.load(&key).await.unwrap().is_some() {
+        assert!(
+            deleted.elapsed() < Duration::from_secs(2),
+            "a logout elsewhere unseen after 2 s"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The tracking connection's client ids on the server at `port`.
+fn tracking_clients(port: u16) -> Vec<String> {
+    redis_cli(port, &["CLIENT", "LIST"])
+        .lines()
+        .filter(|line| line.contains("name=session-near-cache"))
+        .filter_map(|line| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix("id="))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_cache_is_bypassed_while_its_feed_is_down_and_emptied_when_it_is_back() {
+    const PORT: u16 = 6398;
+    let url = format!("redis://127.0.0.1:{PORT}");
+    let server = Server::start(PORT, &[]);
+    let store = RedisStore::builder(&url)
+        .timeout(Duration::from_millis(500))
+        .build_near_cache(100)
+        .await
+        .unwrap();
+    let other = RedisStore::builder(&url).build().await.unwrap();
+    let key = unique_key("near-down");
+    assert!(
+        store
+            .create(&key, &record(&[("v", "1")]), LONG)
+            .await
+            .unwrap()
+    );
+    assert_eq!(value_of(&store, &key).await.as_deref(), Some("1"));
+    assert_eq!(store.stats().entries, 1);
+
+    // The server goes away: reads go to the store (and fail, as a store
+    // that is down does), never to a copy that nothing keeps right.
+    drop(server);
+    let down = Instant::now();
+    while store.load(&key).await.is_ok() {
+        assert!(
+            down.elapsed() < Duration::from_secs(5),
+            "the cache still served reads 5 s after Redis went down"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!store.stats().live);
+
+    // A new server, written to before the cache's connection is back: no
+    // invalidation of that write ever reaches the cache.
+    let _server = Server::start(PORT, &[]);
+    let _ = eventually(Duration::from_secs(10), async || {
+        other.create(&key, &record(&[("v", "2")]), LONG).await
+    })
+    .await;
+    let back = Instant::now();
+    loop {
+        if let Ok(Some(record)) = store.load(&key).await {
+            assert_eq!(
+                record.entries["v"], "2",
+                "the cache served a copy from before the outage"
+            );
+            if store.stats().live {
+                break;
+            }
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "the cache did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Tracking is on again: a change elsewhere reaches the cache.
+    assert_eq!(value_of(&store, &key).await.as_deref(), Some("2"));
+    let _ = other.apply(&key, &set_one("v", "3"), LONG).await.unwrap();
+    let written = Instant::now();
+    while value_of(&store, &key).await.as_deref() != Some("3") {
+        assert!(
+            written.elapsed() < Duration::from_secs(2),
+            "a change after the reconnect unseen"
+        );
+        tokio::task::yield_now().await;
+    }
+
+    // A killed tracking connection alone (the server stays up) is noticed too.
+    let hits = store.stats().hits;
+    let flushes = store.stats().flushes;
+    for id in tracking_clients(PORT) {
+        redis_cli(PORT, &["CLIENT", "KILL", "ID", &id]);
+    }
+    let killed = Instant::now();
+    while store.stats().flushes < flushes + 2 || !store.stats().live {
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            store.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(store.stats().hits > hits - 1);
+}
+
+#[tokio::test]
+async fn near_cache_on_a_cluster_is_refused_naming_the_setting() {
+    let error = RedisStore::builder(CLUSTER)
+        .build_near_cache(100)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("SESSION_LOCAL_CACHE"), "{error}");
+}

@@ -109,7 +109,7 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
             };
             if config.local_cache > 0 {
                 let store = builder
-                    .build_near_cache(config.local_cache, &config.key_prefix)
+                    .build_near_cache(config.local_cache)
                     .await
                     .map_err(failed)?;
                 return Ok(Backend::Store(AnyStore::cached(store)));

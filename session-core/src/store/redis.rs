@@ -92,7 +92,7 @@ mod flask;
 mod layout;
 mod tracking;
 
-use layout::{APPLY, CREATE, CREATED, SCRIPT_BATCH, SIZE, TAKE};
+use layout::{APPLY, CREATE, CREATED, SCRIPT_BATCH, SIZE, TAKE, TOUCH_TRACKED};
 
 /// Keeps sessions in Redis: a single server, a Redis Cluster (feature
 /// `redis-cluster`) or a master found through Redis Sentinel (feature
@@ -250,11 +250,11 @@ impl RedisStoreBuilder {
     /// Connects as [`build`](Self::build) does, and puts a near cache of
     /// up to `capacity` sessions in front of the store
     /// (`SESSION_LOCAL_CACHE`), kept right by Redis's server-assisted
-    /// client-side caching: a connection of its own tracks every key that
-    /// starts with `key_prefix` (`SESSION_KEY_PREFIX`), and every write of
-    /// this process goes through it. See [`near`](crate::store::near) for
-    /// the guarantees, and the README for the delay measured before
-    /// another process's change is seen.
+    /// client-side caching: the store's calls go through one connection
+    /// with tracking on, and Redis tells it about every session that
+    /// another connection changes after this one read it. See
+    /// [`near`](crate::store::near) for the guarantees, and the README for
+    /// the delay measured before another process's change is seen.
     ///
     /// Needs Redis 6 or later; a single server or Sentinel.
     ///
@@ -266,7 +266,6 @@ impl RedisStoreBuilder {
     pub async fn build_near_cache(
         self,
         capacity: usize,
-        key_prefix: impl Into<String>,
     ) -> Result<NearCache<RedisStore>, StoreError> {
         let timeout = self.timeout;
         let mut store = self.build().await?;
@@ -289,7 +288,7 @@ impl RedisStoreBuilder {
         let tracked = std::sync::Arc::new(tracking::Tracked::default());
         store.tracked = Some(std::sync::Arc::clone(&tracked));
         let (cache, invalidator) = NearCache::with_feed(store, capacity);
-        tracking::start(&tracked, connector, key_prefix.into(), timeout, invalidator).await?;
+        tracking::start(&tracked, connector, timeout, invalidator).await?;
         Ok(cache)
     }
 }
@@ -414,11 +413,12 @@ impl RedisStore {
         }
     }
 
-    async fn connection(&self, write: bool) -> Result<Conn, StoreError> {
-        if write {
-            if let Some(connection) = self.tracked.as_ref().and_then(|t| t.connection()) {
-                return Ok(Conn::Tracked(connection));
-            }
+    /// The connection for one call: the near cache's tracking connection
+    /// while it is up (every call of a cached store goes through it: see
+    /// `tracking`), else the store's own.
+    async fn connection(&self) -> Result<Conn, StoreError> {
+        if let Some(connection) = self.tracked.as_ref().and_then(|t| t.connection()) {
+            return Ok(Conn::Tracked(connection));
         }
         Ok(match &self.backend {
             Backend::Single(c) => Conn::Single(c.clone()),
@@ -430,31 +430,13 @@ impl RedisStore {
         })
     }
 
-    /// Runs one read on a connection, turning errors into store errors
-    /// (and letting Sentinel forget a master that failed).
+    /// Runs one call on a connection, turning errors into store errors (and
+    /// letting Sentinel forget a master that failed).
     async fn call<T>(
         &self,
         f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
-        self.call_on(false, f).await
-    }
-
-    /// Runs one write: on the near cache's tracking connection when there
-    /// is one, so that Redis does not report the write back to this
-    /// process's cache, which has applied it already.
-    async fn write<T>(
-        &self,
-        f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
-    ) -> Result<T, StoreError> {
-        self.call_on(true, f).await
-    }
-
-    async fn call_on<T>(
-        &self,
-        write: bool,
-        f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
-    ) -> Result<T, StoreError> {
-        let mut connection = self.connection(write).await?;
+        let mut connection = self.connection().await?;
         f(&mut connection).await.map_err(|error| {
             #[cfg(feature = "redis-sentinel")]
             if let Backend::Sentinel(s) = &self.backend {
@@ -505,7 +487,7 @@ impl SessionStore for RedisStore {
         let size = record.size().to_string();
         let created_ms = record.created_at.and_then(layout::encode_created);
         let created: i64 = self
-            .write(async |c| {
+            .call(async |c| {
                 let mut call = CREATE.key(key.as_str());
                 call.arg(millis(ttl)).arg(SCRIPT_BATCH);
                 for (field, value) in &record.entries {
@@ -534,7 +516,7 @@ impl SessionStore for RedisStore {
                 .map(String::as_str),
         )?;
         let (applied, size): (i64, i64) = self
-            .write(async |c| {
+            .call(async |c| {
                 let mut call = APPLY.key(key.as_str());
                 call.arg(millis(ttl))
                     .arg(if changes.clear { "1" } else { "0" })
@@ -565,12 +547,23 @@ impl SessionStore for RedisStore {
 
     async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
         let touched: bool = self
-            .write(async |c| {
-                redis::cmd("PEXPIRE")
-                    .arg(key.as_str())
-                    .arg(millis(ttl))
-                    .query_async(c)
-                    .await
+            .call(async |c| match self.tracked {
+                // Reads the key back in the same script, so that Redis
+                // keeps tracking it for this connection (see `tracking`).
+                Some(_) => {
+                    TOUCH_TRACKED
+                        .key(key.as_str())
+                        .arg(millis(ttl))
+                        .invoke_async(c)
+                        .await
+                }
+                None => {
+                    redis::cmd("PEXPIRE")
+                        .arg(key.as_str())
+                        .arg(millis(ttl))
+                        .query_async(c)
+                        .await
+                }
             })
             .await?;
         Ok(if touched {
@@ -581,13 +574,13 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.write(async |c| redis::cmd("DEL").arg(key.as_str()).query_async(c).await)
+        self.call(async |c| redis::cmd("DEL").arg(key.as_str()).query_async(c).await)
             .await
     }
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let fields: Vec<(String, Vec<u8>)> = self
-            .write(async |c| TAKE.key(key.as_str()).invoke_async(c).await)
+            .call(async |c| TAKE.key(key.as_str()).invoke_async(c).await)
             .await?;
         if fields.is_empty() {
             return Ok(None);

@@ -105,6 +105,8 @@ while i <= #ARGV do
 end
 redis.call('HSET', key, '\0size', size)
 redis.call('PEXPIRE', key, ARGV[1])
+-- A read after the writes: a near cache's connection keeps tracking the key.
+redis.call('EXISTS', key)
 return {1, size}
 ",
     )
@@ -138,7 +140,22 @@ while i <= #ARGV do
   i = last + 1
 end
 redis.call('PEXPIRE', key, ARGV[1])
+-- A read after the writes: a near cache's connection keeps tracking the key.
+redis.call('EXISTS', key)
 return 1
+",
+    )
+});
+
+/// `PEXPIRE`, then a read of the key, for a store with a near cache:
+/// Redis stops tracking a key for the connection that changed it, until it
+/// reads it again (see `tracking`).
+pub(super) static TOUCH_TRACKED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local touched = redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('EXISTS', KEYS[1])
+return touched
 ",
     )
 });

@@ -1,27 +1,31 @@
 //! The near cache's feed on Redis: server-assisted client-side caching.
 //!
-//! One connection of the process, speaking RESP3, turns tracking on in
-//! broadcast mode for the sessions' key prefix, with `NOLOOP`:
+//! Every call of a store with a near cache goes through one connection of
+//! the process, which speaks RESP3 and has turned tracking on:
 //!
 //! ```text
-//! CLIENT TRACKING ON BCAST PREFIX session: NOLOOP
+//! CLIENT TRACKING ON NOLOOP
 //! ```
 //!
-//! Redis then pushes an `invalidate` message on it for every key under the
-//! prefix that any *other* connection changes (a write, a delete, an
-//! expiry, an eviction), whoever reads what. Every write of this process
-//! goes through that same connection while it is up, so Redis leaves out
-//! the process's own writes, which the cache has already applied to its
-//! copy; reads go through the store's usual connections (in broadcast mode
-//! a read does not need to register).
+//! Redis remembers the keys this connection reads, and pushes an
+//! `invalidate` message on it when another connection changes one of them
+//! (a write, a delete, an expiry, an eviction). `NOLOOP` leaves out the
+//! connection's own writes, which the cache has already applied to its
+//! copy. Redis forgets a key for a connection once the connection changes
+//! it, so each write script of the store reads its key back before it
+//! returns (`EXISTS`), and a refresh is a script that does the same: the
+//! key stays tracked for as long as the cache may hold it. (The broadcast
+//! mode, which needs no reads, is not used: Redis 7.0 reports a script's
+//! writes back to the connection that ran it even under `NOLOOP`.)
 //!
 //! Pushes are handled as the connection reads them, in the order Redis
 //! sent them: an invalidation is applied before the reply to any command
 //! sent after it. When the connection drops (or a `PING`, sent after a
-//! second without traffic, fails), the cache is emptied and bypassed, and
-//! the connection is made again (to the current master, under Sentinel);
-//! the cache is emptied once more, then used again, once tracking is back
-//! on. A `FLUSHALL` or `FLUSHDB` empties the cache.
+//! second without a push, fails), the cache is emptied and bypassed, the
+//! store's calls go through its own connections, and the connection is
+//! made again (to the current master, under Sentinel); once tracking is
+//! back on, the cache is emptied once more and used again. A `FLUSHALL` or
+//! `FLUSHDB` empties the cache.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -105,13 +109,11 @@ impl Connector {
 pub(super) async fn start(
     tracked: &Arc<Tracked>,
     connector: Connector,
-    prefix: String,
     timeout: Duration,
     invalidator: Invalidator,
 ) -> Result<(), StoreError> {
     let feed = Feed {
         connector,
-        prefix,
         timeout,
         invalidator,
     };
@@ -127,7 +129,6 @@ pub(super) async fn start(
 
 struct Feed {
     connector: Connector,
-    prefix: String,
     timeout: Duration,
     invalidator: Invalidator,
 }
@@ -149,13 +150,19 @@ impl Feed {
                 Ok::<(), std::convert::Infallible>(())
             });
         let mut connection = self.connector.connect(&config).await?;
-        let mut tracking = redis::cmd("CLIENT");
-        tracking.arg("TRACKING").arg("ON").arg("BCAST");
-        if !self.prefix.is_empty() {
-            tracking.arg("PREFIX").arg(&self.prefix);
-        }
-        tracking.arg("NOLOOP");
-        tracking.query_async::<()>(&mut connection).await?;
+        redis::pipe()
+            // Named, for `CLIENT LIST`.
+            .cmd("CLIENT")
+            .arg("SETNAME")
+            .arg("session-near-cache")
+            .ignore()
+            .cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .arg("NOLOOP")
+            .ignore()
+            .query_async::<()>(&mut connection)
+            .await?;
         Ok((connection, down))
     }
 
