@@ -1019,6 +1019,7 @@ mod tests {
             ("SESSION_MEMORY_MAX_SESSIONS", "5000"),
             ("SESSION_TRACK_CLIENT", "true"),
             ("SESSION_MAX_PER_USER", "3"),
+            ("SESSION_LOCAL_CACHE", "500"),
             ("UNRELATED", "ignored"),
         ])
         .unwrap();
@@ -1053,6 +1054,67 @@ mod tests {
         assert_eq!(c.memory_max_sessions, 5000);
         assert!(c.track_client);
         assert_eq!(c.max_per_user, Some(3));
+        assert_eq!(c.local_cache, 500);
+    }
+
+    #[test]
+    fn a_near_cache_is_refused_where_nothing_would_keep_it_right() {
+        assert_eq!(SessionConfig::default().local_cache, 0);
+        let allowed: &[&[(&str, &str)]] = &[
+            &[("SESSION_TYPE", "redis")],
+            &[
+                ("SESSION_TYPE", "redis"),
+                ("SESSION_REDIS", "redis+sentinel://h:1/m"),
+            ],
+            &[("SESSION_TYPE", "filesystem")],
+            &[
+                ("SESSION_TYPE", "sql"),
+                ("SESSION_SQL_URL", "postgres://h/db"),
+            ],
+            &[
+                ("SESSION_TYPE", "sql"),
+                ("SESSION_SQL_URL", "sqlite://s.db"),
+            ],
+        ];
+        for pairs in allowed {
+            let pairs = pairs
+                .iter()
+                .copied()
+                .chain([("SESSION_LOCAL_CACHE", "100")]);
+            let c = SessionConfig::from_source(pairs).unwrap();
+            assert_eq!(c.local_cache, 100);
+        }
+        let refused: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("SESSION_TYPE", "memory")],
+                "the memory store is in this process already",
+            ),
+            (&[("SESSION_TYPE", "memcached")], "SESSION_TYPE=memcached"),
+            (&[("SESSION_TYPE", "mongodb")], "SESSION_TYPE=mongodb"),
+            (&[("SESSION_TYPE", "null")], "SESSION_TYPE=null"),
+            (
+                &[("SESSION_TYPE", "sql"), ("SESSION_SQL_URL", "mysql://h/db")],
+                "on this database",
+            ),
+            (
+                &[
+                    ("SESSION_TYPE", "redis"),
+                    ("SESSION_REDIS", "redis+cluster://h:1"),
+                ],
+                "Redis Cluster",
+            ),
+        ];
+        for (pairs, why) in refused {
+            let pairs = pairs
+                .iter()
+                .copied()
+                .chain([("SESSION_LOCAL_CACHE", "100")]);
+            let err = SessionConfig::from_source(pairs).unwrap_err();
+            assert_eq!(err.key(), "SESSION_LOCAL_CACHE");
+            assert!(err.to_string().contains(why), "{err}");
+        }
+        let err = SessionConfig::from_source([("SESSION_LOCAL_CACHE", "a few")]).unwrap_err();
+        assert_eq!(err.key(), "SESSION_LOCAL_CACHE");
     }
 
     #[test]

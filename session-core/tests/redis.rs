@@ -1094,7 +1094,17 @@ async fn near_cache_sees_another_process_write_once_its_invalidation_arrives() {
     assert!(a.create(&key, &record(&[("v", "0")]), LONG).await.unwrap());
     let mut delays = Vec::new();
     for i in 1..=50 {
-        // Cached in `a`.
+        // `a` writes (every other time a refresh), so the key must stay
+        // tracked after `a`'s own writes, then reads: cached.
+        if i % 2 == 0 {
+            let applied = a
+                .apply(&key, &set_one("own", &i.to_string()), LONG)
+                .await
+                .unwrap();
+            assert_eq!(applied, Applied::Done);
+        } else {
+            assert_eq!(a.touch(&key, LONG).await.unwrap(), Applied::Done);
+        }
         let before = value_of(&a, &key).await.unwrap();
         assert_eq!(value_of(&a, &key).await.unwrap(), before);
         let value = i.to_string();

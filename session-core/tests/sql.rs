@@ -835,3 +835,182 @@ async fn open_from_config() {
         );
     }
 }
+
+// The near cache (`SESSION_LOCAL_CACHE`): on PostgreSQL kept right by
+// LISTEN/NOTIFY, on SQLite local to the process, refused on MySQL.
+
+async fn cached(url: &str, table: &str) -> session_core::store::NearCache<SqlStore> {
+    SqlStore::builder(url)
+        .table(table)
+        .cleanup_interval(None)
+        .build_near_cache(10_000)
+        .await
+        .unwrap_or_else(|e| panic!("{url} must be up (run scripts/services.sh): {e}"))
+}
+
+mod postgres_near_cache {
+    session_core::store_suite!(super::cached(super::POSTGRES, "suite_cached"));
+}
+
+mod sqlite_near_cache {
+    session_core::store_suite!(super::cached(
+        &super::sqlite_url("suite_cached"),
+        "suite_sessions"
+    ));
+}
+
+async fn value_of(store: &impl SessionStore, key: &session_core::StoreKey) -> Option<String> {
+    let record = store.load(key).await.unwrap()?;
+    Some(String::from_utf8(record.entries.get("v")?.to_vec()).unwrap())
+}
+
+fn set_v(value: &str) -> ChangeSet {
+    ChangeSet {
+        set: vec![("v".to_owned(), Bytes::from(format!("\"{value}\"")))],
+        ..ChangeSet::default()
+    }
+}
+
+/// Waits until `store` reads `want` under `key`, at most `limit`.
+async fn reads_within(
+    store: &impl SessionStore,
+    key: &session_core::StoreKey,
+    want: Option<&str>,
+    limit: Duration,
+    what: &str,
+) -> Duration {
+    let start = Instant::now();
+    let want = want.map(|v| format!("\"{v}\""));
+    while value_of(store, key).await != want {
+        assert!(start.elapsed() < limit, "{what}: unseen after {limit:?}");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_near_cache_serves_own_writes_at_once_and_others_after_their_notify() {
+    let (a, b) = (
+        cached(POSTGRES, "cached_two").await,
+        cached(POSTGRES, "cached_two").await,
+    );
+    let key = unique_key("pg-near");
+    assert!(
+        a.create(&key, &record(&[("v", "\"0\"")]), Duration::from_secs(600))
+            .await
+            .unwrap()
+    );
+    let mut delays = Vec::new();
+    for i in 1..=30 {
+        // This process's own write is read back at once.
+        let own = format!("a{i}");
+        let _ = a
+            .apply(&key, &set_v(&own), Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert_eq!(
+            value_of(&a, &key).await,
+            Some(format!("\"{own}\"")),
+            "own write"
+        );
+        // Cached again (its own notification may have dropped it).
+        reads_within(&a, &key, Some(&own), Duration::from_secs(2), "own write").await;
+        let hits = a.stats().hits;
+        assert_eq!(value_of(&a, &key).await, Some(format!("\"{own}\"")));
+        assert!(a.stats().hits > hits || a.stats().invalidations > 0);
+        // Another process's write, seen once its notification arrives.
+        let other = format!("b{i}");
+        let _ = b
+            .apply(&key, &set_v(&other), Duration::from_secs(600))
+            .await
+            .unwrap();
+        delays.push(
+            reads_within(
+                &a,
+                &key,
+                Some(&other),
+                Duration::from_secs(2),
+                "another process's write",
+            )
+            .await,
+        );
+    }
+    delays.sort();
+    eprintln!(
+        "postgres invalidation delay: p50 {:?}, max {:?}",
+        delays[delays.len() / 2],
+        delays[delays.len() - 1]
+    );
+    let stats = a.stats();
+    assert!(stats.hits > 0 && stats.invalidations >= 30, "{stats:?}");
+    // A logout elsewhere ends the session here too.
+    b.delete(&key).await.unwrap();
+    reads_within(&a, &key, None, Duration::from_secs(2), "a logout elsewhere").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_near_cache_is_emptied_when_its_listener_comes_back() {
+    let table = "cached_listener";
+    let a = cached(POSTGRES, table).await;
+    let b = connect(POSTGRES, table).await;
+    let raw = sqlx::PgPool::connect(POSTGRES).await.unwrap();
+    let key = unique_key("pg-near-down");
+    assert!(
+        a.create(&key, &record(&[("v", "\"1\"")]), Duration::from_secs(600))
+            .await
+            .unwrap()
+    );
+    assert_eq!(value_of(&a, &key).await.as_deref(), Some("\"1\""));
+    let flushes = a.stats().flushes;
+    // End the listening connection, and write at once: the notification of
+    // that write may go nowhere.
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1",
+    )
+    .bind(format!("LISTEN \"{table}_changes\""))
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    assert_eq!(ended, [true], "one listener on the table");
+    let _ = b
+        .apply(&key, &set_v("2"), Duration::from_secs(600))
+        .await
+        .unwrap();
+    reads_within(
+        &a,
+        &key,
+        Some("2"),
+        Duration::from_secs(10),
+        "a write while the listener was down",
+    )
+    .await;
+    let back = Instant::now();
+    while !a.stats().live || a.stats().flushes < flushes + 2 {
+        assert!(back.elapsed() < Duration::from_secs(10), "{:?}", a.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Listening again: a later change still reaches the cache.
+    assert_eq!(value_of(&a, &key).await.as_deref(), Some("\"2\""));
+    let _ = b
+        .apply(&key, &set_v("3"), Duration::from_secs(600))
+        .await
+        .unwrap();
+    reads_within(
+        &a,
+        &key,
+        Some("3"),
+        Duration::from_secs(2),
+        "a write after the listener came back",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn mysql_near_cache_is_refused_naming_the_setting() {
+    let error = SqlStore::builder(MYSQL)
+        .table("cached_refused")
+        .build_near_cache(10)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("SESSION_LOCAL_CACHE"), "{error}");
+}

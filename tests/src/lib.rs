@@ -203,6 +203,25 @@ pub async fn redis() -> Backend {
     on_server(URL, &[("SESSION_TYPE", "redis"), ("SESSION_REDIS", URL)]).await
 }
 
+/// The Redis store on the single node at 127.0.0.1:6379, with a near cache
+/// in front of it (`SESSION_LOCAL_CACHE`).
+///
+/// # Panics
+///
+/// Panics if the server is down.
+pub async fn redis_near_cache() -> Backend {
+    const URL: &str = "redis://127.0.0.1:6379";
+    on_server(
+        URL,
+        &[
+            ("SESSION_TYPE", "redis"),
+            ("SESSION_REDIS", URL),
+            ("SESSION_LOCAL_CACHE", "10000"),
+        ],
+    )
+    .await
+}
+
 /// The Redis store on the cluster at 127.0.0.1:7000-7005.
 ///
 /// # Panics
@@ -251,6 +270,26 @@ async fn sql(url: &str) -> Backend {
 /// Panics if the server is down.
 pub async fn postgres() -> Backend {
     sql("postgres://postgres@127.0.0.1:5432/test").await
+}
+
+/// The SQL store on PostgreSQL, with a near cache in front of it
+/// (`SESSION_LOCAL_CACHE`), kept right by `LISTEN`/`NOTIFY`.
+///
+/// # Panics
+///
+/// Panics if the server is down.
+pub async fn postgres_near_cache() -> Backend {
+    const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+    on_server(
+        URL,
+        &[
+            ("SESSION_TYPE", "sql"),
+            ("SESSION_SQL_URL", URL),
+            ("SESSION_SQL_TABLE", "http_suite_cached"),
+            ("SESSION_LOCAL_CACHE", "10000"),
+        ],
+    )
+    .await
 }
 
 /// The SQL store on MariaDB (or MySQL) at 127.0.0.1:3306, database `test`.

@@ -22,9 +22,11 @@ server_side! {
     memory_signed = session_tests::memory_signed();
     filesystem = session_tests::filesystem();
     redis = session_tests::redis();
+    redis_near_cache = session_tests::redis_near_cache();
     redis_cluster = session_tests::redis_cluster();
     memcached = session_tests::memcached();
     postgres = session_tests::postgres();
+    postgres_near_cache = session_tests::postgres_near_cache();
     mysql = session_tests::mysql();
     sqlite = session_tests::sqlite();
     mongodb = session_tests::mongodb();
