@@ -85,8 +85,12 @@ pub enum Variant {
     /// This project, `RedisStore`, with sessions bound to users (the user
     /// index on).
     OursRedisUsers,
+    /// This project, `RedisStore` with a near cache (`SESSION_LOCAL_CACHE`).
+    OursRedisCached,
     /// This project, `SqlStore` on PostgreSQL.
     OursPostgres,
+    /// This project, `SqlStore` on PostgreSQL with a near cache.
+    OursPostgresCached,
     /// This project, `SqlStore` on SQLite in a temporary directory.
     OursSqlite,
     /// This project, `CookieStore`.
@@ -95,7 +99,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the order a run measures them.
-    pub const ALL: [Variant; 11] = [
+    pub const ALL: [Variant; 13] = [
         Variant::None,
         Variant::ActixCookie,
         Variant::ActixRedis,
@@ -104,7 +108,9 @@ impl Variant {
         Variant::OursFilesystem,
         Variant::OursRedis,
         Variant::OursRedisUsers,
+        Variant::OursRedisCached,
         Variant::OursPostgres,
+        Variant::OursPostgresCached,
         Variant::OursSqlite,
         Variant::OursCookie,
     ];
@@ -120,7 +126,9 @@ impl Variant {
             Variant::OursFilesystem => "ours-filesystem",
             Variant::OursRedis => "ours-redis",
             Variant::OursRedisUsers => "ours-redis-users",
+            Variant::OursRedisCached => "ours-redis-cached",
             Variant::OursPostgres => "ours-postgres",
+            Variant::OursPostgresCached => "ours-postgres-cached",
             Variant::OursSqlite => "ours-sqlite",
             Variant::OursCookie => "ours-cookie",
         }
@@ -130,7 +138,10 @@ impl Variant {
     pub fn uses_redis(self) -> bool {
         matches!(
             self,
-            Variant::ActixRedis | Variant::OursRedis | Variant::OursRedisUsers
+            Variant::ActixRedis
+                | Variant::OursRedis
+                | Variant::OursRedisUsers
+                | Variant::OursRedisCached
         )
     }
 
@@ -253,20 +264,28 @@ pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
         }
         Variant::OursRedis => Built::OursRedis(ours(ours_redis(redis_url).await?)?),
         Variant::OursRedisUsers => Built::OursUsers(ours(ours_redis(redis_url).await?)?),
+        Variant::OursRedisCached => {
+            let store = RedisStore::builder(redis_url)
+                .timeout(Duration::from_secs(5))
+                .build_near_cache(NEAR_CACHE)
+                .await
+                .map_err(|e| format!("our Redis store with a near cache at {redis_url}: {e}"))?;
+            Built::OursRedis(ours(store)?)
+        }
         Variant::OursPostgres => {
-            let pool = sqlx::PgPool::connect(POSTGRES_URL)
-                .await
-                .map_err(|e| format!("PostgreSQL at {POSTGRES_URL}: {e}"))?;
-            // A fresh table per run: earlier runs' sessions would skew it.
-            sqlx::query("DROP TABLE IF EXISTS bench_sessions")
-                .execute(&pool)
-                .await
-                .map_err(|e| format!("PostgreSQL: {e}"))?;
-            let store = SqlStore::postgres(pool)
-                .table("bench_sessions")
+            let builder = postgres_table("bench_sessions").await?;
+            let store = builder
                 .build()
                 .await
                 .map_err(|e| format!("our SQL store on PostgreSQL: {e}"))?;
+            Built::OursSql(ours(store)?, None)
+        }
+        Variant::OursPostgresCached => {
+            let builder = postgres_table("bench_sessions_cached").await?;
+            let store = builder
+                .build_near_cache(NEAR_CACHE)
+                .await
+                .map_err(|e| format!("our SQL store on PostgreSQL with a near cache: {e}"))?;
             Built::OursSql(ours(store)?, None)
         }
         Variant::OursSqlite => {
@@ -295,6 +314,24 @@ pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
             Built::OursCookie(middleware)
         }
     })
+}
+
+/// The near cache's capacity in the `-cached` variants: room for every
+/// session the routes read (256), and for the sessions `/` and `/login`
+/// make, which push each other out.
+pub const NEAR_CACHE: usize = 10_000;
+
+/// A builder of our SQL store on `table` in PostgreSQL, dropped first: a
+/// fresh table per run (earlier runs' sessions would skew it).
+async fn postgres_table(table: &str) -> Result<session_actix::store::sql::SqlStoreBuilder, String> {
+    let pool = sqlx::PgPool::connect(POSTGRES_URL)
+        .await
+        .map_err(|e| format!("PostgreSQL at {POSTGRES_URL}: {e}"))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
+        .execute(&pool)
+        .await
+        .map_err(|e| format!("PostgreSQL: {e}"))?;
+    Ok(SqlStore::postgres(pool).table(table))
 }
 
 /// Our Redis store at `redis_url`, as both Redis variants of ours use it.

@@ -592,9 +592,6 @@ impl SessionConfig {
         Ok(())
     }
 
-    /// The stores Flask-Session's layout is available on: checked when the
-    /// store is opened from `SESSION_TYPE`.
-    #[cfg(feature = "flask")]
     /// Refuses a near cache in front of a store that cannot keep it right.
     fn validate_local_cache(&self) -> Result<(), ConfigError> {
         let refuse = |why: String| Err(ConfigError::new("SESSION_LOCAL_CACHE", why));
@@ -633,6 +630,9 @@ impl SessionConfig {
         }
     }
 
+    /// The stores Flask-Session's layout is available on: checked when the
+    /// store is opened from `SESSION_TYPE`.
+    #[cfg(feature = "flask")]
     pub(crate) fn validate_interop_store(&self) -> Result<(), ConfigError> {
         const WITH: &str = "with SESSION_INTEROP=flask-session";
         match self.store {

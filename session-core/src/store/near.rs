@@ -111,6 +111,15 @@ impl<S: SessionStore> NearCache<S> {
         (Self { inner, cache }, invalidator)
     }
 
+    /// The same cache in front of `inner`, for a store that needs the
+    /// cache's [`Invalidator`] before it is complete.
+    pub fn with_inner<T: SessionStore>(self, inner: T) -> NearCache<T> {
+        NearCache {
+            inner,
+            cache: self.cache,
+        }
+    }
+
     /// The store behind the cache.
     pub fn inner(&self) -> &S {
         &self.inner

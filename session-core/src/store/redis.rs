@@ -101,8 +101,9 @@ use layout::{APPLY, CREATE, CREATED, SCRIPT_BATCH, SIZE, TAKE, TOUCH_TRACKED};
 #[derive(Clone)]
 pub struct RedisStore {
     backend: Backend,
-    /// With a near cache: the connection every write goes through.
-    tracked: Option<std::sync::Arc<tracking::Tracked>>,
+    /// With a near cache: its tracking connections, which every call goes
+    /// through.
+    tracker: Option<std::sync::Arc<tracking::Tracker>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -243,7 +244,7 @@ impl RedisStoreBuilder {
                 client,
                 config,
             })),
-            tracked: None,
+            tracker: None,
         })
     }
 
@@ -285,11 +286,10 @@ impl RedisStoreBuilder {
                 ));
             }
         };
-        let tracked = std::sync::Arc::new(tracking::Tracked::default());
-        store.tracked = Some(std::sync::Arc::clone(&tracked));
-        let (cache, invalidator) = NearCache::with_feed(store, capacity);
-        tracking::start(&tracked, connector, timeout, invalidator).await?;
-        Ok(cache)
+        let (cache, invalidator) = NearCache::with_feed(store.clone(), capacity);
+        let tracker = tracking::Tracker::start(connector, timeout, invalidator).await?;
+        store.tracker = Some(std::sync::Arc::new(tracker));
+        Ok(cache.with_inner(store))
     }
 }
 
@@ -370,7 +370,7 @@ async fn sentinel_store(rest: &str, timeout: Duration) -> Result<RedisStore, Sto
     let sentinel = sentinel::Sentinel::parse(rest, timeout)?;
     Ok(RedisStore {
         backend: Backend::Sentinel(std::sync::Arc::new(sentinel)),
-        tracked: None,
+        tracker: None,
     })
 }
 
@@ -399,7 +399,7 @@ impl RedisStore {
     pub fn new(connection: ConnectionManager) -> Self {
         Self {
             backend: Backend::Single(connection),
-            tracked: None,
+            tracker: None,
         }
     }
 
@@ -409,16 +409,18 @@ impl RedisStore {
     pub fn cluster(connection: redis::cluster_async::ClusterConnection) -> Self {
         Self {
             backend: Backend::Cluster(connection),
-            tracked: None,
+            tracker: None,
         }
     }
 
-    /// The connection for one call: the near cache's tracking connection
-    /// while it is up (every call of a cached store goes through it: see
-    /// `tracking`), else the store's own.
+    /// The connection for one call: with a near cache, this thread's
+    /// tracking connection (see `tracking`); else, or while it cannot be
+    /// made, the store's own.
     async fn connection(&self) -> Result<Conn, StoreError> {
-        if let Some(connection) = self.tracked.as_ref().and_then(|t| t.connection()) {
-            return Ok(Conn::Tracked(connection));
+        if let Some(tracker) = &self.tracker {
+            if let Some(tracked) = tracker.connection().await {
+                return Ok(Conn::Tracked(tracked.connection));
+            }
         }
         Ok(match &self.backend {
             Backend::Single(c) => Conn::Single(c.clone()),
@@ -430,20 +432,29 @@ impl RedisStore {
         })
     }
 
-    /// Runs one call on a connection, turning errors into store errors (and
-    /// letting Sentinel forget a master that failed).
+    /// Runs one call on `key`, turning errors into store errors (and
+    /// letting Sentinel forget a master that failed). With a near cache, a
+    /// call that could not go through a tracking connection keeps the
+    /// cache from keeping a copy of the session.
     async fn call<T>(
         &self,
+        key: &StoreKey,
         f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
         let mut connection = self.connection().await?;
-        f(&mut connection).await.map_err(|error| {
+        let result = f(&mut connection).await.map_err(|error| {
             #[cfg(feature = "redis-sentinel")]
             if let Backend::Sentinel(s) = &self.backend {
                 s.failed(&error);
             }
             StoreError::backend(error)
-        })
+        });
+        if let Some(tracker) = &self.tracker {
+            if !matches!(connection, Conn::Tracked(_)) {
+                tracker.untracked(key.as_str());
+            }
+        }
+        result
     }
 }
 
@@ -454,7 +465,7 @@ fn millis(ttl: Duration) -> u64 {
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let (fields, pttl): (Vec<(String, Vec<u8>)>, i64) = self
-            .call(async |c| {
+            .call(key, async |c| {
                 redis::pipe()
                     .hgetall(key.as_str())
                     .pttl(key.as_str())
@@ -487,7 +498,7 @@ impl SessionStore for RedisStore {
         let size = record.size().to_string();
         let created_ms = record.created_at.and_then(layout::encode_created);
         let created: i64 = self
-            .call(async |c| {
+            .call(key, async |c| {
                 let mut call = CREATE.key(key.as_str());
                 call.arg(millis(ttl)).arg(SCRIPT_BATCH);
                 for (field, value) in &record.entries {
@@ -516,7 +527,7 @@ impl SessionStore for RedisStore {
                 .map(String::as_str),
         )?;
         let (applied, size): (i64, i64) = self
-            .call(async |c| {
+            .call(key, async |c| {
                 let mut call = APPLY.key(key.as_str());
                 call.arg(millis(ttl))
                     .arg(if changes.clear { "1" } else { "0" })
@@ -547,7 +558,7 @@ impl SessionStore for RedisStore {
 
     async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
         let touched: bool = self
-            .call(async |c| match self.tracked {
+            .call(key, async |c| match self.tracker {
                 // Reads the key back in the same script, so that Redis
                 // keeps tracking it for this connection (see `tracking`).
                 Some(_) => {
@@ -574,13 +585,15 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.call(async |c| redis::cmd("DEL").arg(key.as_str()).query_async(c).await)
-            .await
+        self.call(key, async |c| {
+            redis::cmd("DEL").arg(key.as_str()).query_async(c).await
+        })
+        .await
     }
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let fields: Vec<(String, Vec<u8>)> = self
-            .call(async |c| TAKE.key(key.as_str()).invoke_async(c).await)
+            .call(key, async |c| TAKE.key(key.as_str()).invoke_async(c).await)
             .await?;
         if fields.is_empty() {
             return Ok(None);

@@ -45,7 +45,7 @@ fn sha1_hex(value: &[u8]) -> String {
 impl BlobStore for RedisStore {
     async fn get(&self, key: &StoreKey) -> Result<Option<Blob>, StoreError> {
         let (value, pttl): (Option<Vec<u8>>, i64) = self
-            .call(async |c| {
+            .call(key, async |c| {
                 redis::pipe()
                     .get(key.as_str())
                     .pttl(key.as_str())
@@ -69,7 +69,7 @@ impl BlobStore for RedisStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let set: Option<String> = self
-            .call(async |c| {
+            .call(key, async |c| {
                 redis::cmd("SET")
                     .arg(key.as_str())
                     .arg(value)
@@ -92,7 +92,7 @@ impl BlobStore for RedisStore {
     ) -> Result<bool, StoreError> {
         let expected = sha1_hex(&current.value);
         let replaced: i64 = self
-            .call(async |c| {
+            .call(key, async |c| {
                 let mut call = REPLACE.key(key.as_str());
                 call.arg(&expected);
                 if let Some(value) = value {

@@ -1,34 +1,40 @@
 //! The near cache's feed on Redis: server-assisted client-side caching.
 //!
-//! Every call of a store with a near cache goes through one connection of
-//! the process, which speaks RESP3 and has turned tracking on:
+//! Every call of a store with a near cache goes through a connection that
+//! speaks RESP3 and has turned tracking on, one per thread that uses the
+//! store (as the store's own connections: an actix-web worker's calls stay
+//! on its thread):
 //!
 //! ```text
 //! CLIENT TRACKING ON NOLOOP
 //! ```
 //!
-//! Redis remembers the keys this connection reads, and pushes an
-//! `invalidate` message on it when another connection changes one of them
-//! (a write, a delete, an expiry, an eviction). `NOLOOP` leaves out the
-//! connection's own writes, which the cache has already applied to its
-//! copy. Redis forgets a key for a connection once the connection changes
-//! it, so each write script of the store reads its key back before it
-//! returns (`EXISTS`), and a refresh is a script that does the same: the
-//! key stays tracked for as long as the cache may hold it. (The broadcast
-//! mode, which needs no reads, is not used: Redis 7.0 reports a script's
-//! writes back to the connection that ran it even under `NOLOOP`.)
+//! Redis remembers the keys a connection reads, and pushes an `invalidate`
+//! message on it when another connection (another process's, or another
+//! thread's) changes one of them: a write, a delete, an expiry, an
+//! eviction. `NOLOOP` leaves out the connection's own writes, which the
+//! cache has already applied to its copy. Redis forgets a key for a
+//! connection once that connection changes it, so each write script of the
+//! store reads its key back before it returns (`EXISTS`), and a refresh is
+//! a script that does the same: the key stays tracked for as long as the
+//! cache may hold it. (The broadcast mode, which needs no reads, is not
+//! used: Redis 7.0 reports a script's writes back to the connection that
+//! ran it even under `NOLOOP`.)
 //!
 //! Pushes are handled as the connection reads them, in the order Redis
 //! sent them: an invalidation is applied before the reply to any command
-//! sent after it. When the connection drops (or a `PING`, sent after a
-//! second without a push, fails), the cache is emptied and bypassed, the
-//! store's calls go through its own connections, and the connection is
-//! made again (to the current master, under Sentinel); once tracking is
-//! back on, the cache is emptied once more and used again. A `FLUSHALL` or
-//! `FLUSHDB` empties the cache.
+//! sent after it. When a tracking connection drops, or does not answer a
+//! `PING` sent each second, Redis no longer tells it anything: the whole
+//! cache is emptied at once, the connection is given up, and the thread's
+//! next call makes a new one. A call made while its thread has no tracking
+//! connection (Redis unreachable) goes through the store's own connection,
+//! and what it reads or writes is not cached. A `FLUSHALL` or `FLUSHDB`
+//! empties the cache.
 
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
@@ -36,30 +42,11 @@ use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
 use crate::store::StoreError;
 use crate::store::near::Invalidator;
 
-/// A `PING` is sent after this long without a push, to notice a dead
-/// connection that did not say so.
-const IDLE: Duration = Duration::from_secs(1);
-/// The longest wait between two attempts to connect again.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
-
-/// The tracking connection, while it is up: every write goes through it.
-#[derive(Default)]
-pub(super) struct Tracked {
-    connection: Mutex<Option<MultiplexedConnection>>,
-}
-
-impl Tracked {
-    pub(super) fn connection(&self) -> Option<MultiplexedConnection> {
-        self.connection
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn set(&self, connection: Option<MultiplexedConnection>) {
-        *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = connection;
-    }
-}
+/// How often a tracking connection is checked with a `PING`.
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// After a failed attempt to connect, a thread's calls go through the
+/// store's own connection for this long before it tries again.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
 
 /// How to reach the server the sessions are on, in RESP3.
 pub(super) enum Connector {
@@ -103,50 +90,131 @@ impl Connector {
     }
 }
 
-/// Connects, turns tracking on, and keeps it on for as long as the cache
-/// lives. Returns once tracking is on for the first time (or failed: the
-/// error is returned and nothing is left running).
-pub(super) async fn start(
-    tracked: &Arc<Tracked>,
-    connector: Connector,
-    timeout: Duration,
-    invalidator: Invalidator,
-) -> Result<(), StoreError> {
-    let feed = Feed {
-        connector,
-        timeout,
-        invalidator,
-    };
-    let (connection, down) = tokio::time::timeout(timeout, feed.connect())
-        .await
-        .map_err(|_| StoreError::Timeout(timeout))?
-        .map_err(StoreError::backend)?;
-    tracked.set(Some(connection.clone()));
-    feed.invalidator.resume();
-    tokio::spawn(feed.run(Arc::downgrade(tracked), connection, down));
-    Ok(())
-}
-
-struct Feed {
+/// A store's tracking connections, one per thread, and the cache they keep
+/// right.
+pub(super) struct Tracker {
+    id: u64,
     connector: Connector,
     timeout: Duration,
     invalidator: Invalidator,
 }
 
-/// Told once when the connection drops.
-type Down = tokio::sync::mpsc::UnboundedReceiver<()>;
+/// A tracking connection, while Redis still tells it what changes.
+#[derive(Clone)]
+pub(super) struct Tracked {
+    pub(super) connection: MultiplexedConnection,
+    alive: Arc<AtomicBool>,
+}
 
-impl Feed {
-    async fn connect(&self) -> redis::RedisResult<(MultiplexedConnection, Down)> {
-        let (tx, down) = tokio::sync::mpsc::unbounded_channel();
+/// This thread's slot of a tracker: its connection, or when it may try
+/// to connect again.
+enum Slot {
+    Up(Tracked),
+    Down(Instant),
+}
+
+/// Gives each tracker its own slot in every thread.
+static NEXT_TRACKER: AtomicU64 = AtomicU64::new(0);
+
+std::thread_local! {
+    static SLOTS: RefCell<Vec<(u64, Slot)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Tracker {
+    /// A tracker that reports to `invalidator`, with a first connection
+    /// made now (on this thread) so that a server that refuses tracking
+    /// fails at start-up.
+    pub(super) async fn start(
+        connector: Connector,
+        timeout: Duration,
+        invalidator: Invalidator,
+    ) -> Result<Self, StoreError> {
+        let tracker = Self {
+            id: NEXT_TRACKER.fetch_add(1, Ordering::Relaxed),
+            connector,
+            timeout,
+            invalidator,
+        };
+        let tracked = tokio::time::timeout(timeout, tracker.connect())
+            .await
+            .map_err(|_| StoreError::Timeout(timeout))?
+            .map_err(StoreError::backend)?;
+        tracker.set(Slot::Up(tracked));
+        tracker.invalidator.resume();
+        Ok(tracker)
+    }
+
+    /// This thread's tracking connection, made on first use; `None` while
+    /// Redis cannot be reached (the call then goes through the store's own
+    /// connection, and [`untracked`](Self::untracked) keeps its result out
+    /// of the cache).
+    pub(super) async fn connection(&self) -> Option<Tracked> {
+        let retry = match self.slot() {
+            Some(Slot::Up(tracked)) if tracked.alive.load(Ordering::Acquire) => {
+                return Some(tracked);
+            }
+            Some(Slot::Down(until)) => until,
+            _ => Instant::now(),
+        };
+        if Instant::now() < retry {
+            return None;
+        }
+        match tokio::time::timeout(self.timeout, self.connect()).await {
+            Ok(Ok(tracked)) => {
+                self.set(Slot::Up(tracked.clone()));
+                Some(tracked)
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "the near cache cannot make a tracking connection to Redis now");
+                self.set(Slot::Down(Instant::now() + RETRY_AFTER));
+                None
+            }
+            Err(_) => {
+                tracing::debug!(
+                    "the near cache cannot make a tracking connection to Redis now: timed out"
+                );
+                self.set(Slot::Down(Instant::now() + RETRY_AFTER));
+                None
+            }
+        }
+    }
+
+    /// A call on `key` went through a connection that does not track it:
+    /// what it read or wrote must not be cached, nor any copy kept.
+    pub(super) fn untracked(&self, key: &str) {
+        self.invalidator.invalidate(key);
+    }
+
+    fn slot(&self) -> Option<Slot> {
+        SLOTS.with_borrow(|slots| {
+            slots
+                .iter()
+                .find(|(id, _)| *id == self.id)
+                .map(|(_, slot)| match slot {
+                    Slot::Up(tracked) => Slot::Up(tracked.clone()),
+                    Slot::Down(until) => Slot::Down(*until),
+                })
+        })
+    }
+
+    fn set(&self, slot: Slot) {
+        SLOTS.with_borrow_mut(
+            |slots| match slots.iter_mut().find(|(id, _)| *id == self.id) {
+                Some((_, old)) => *old = slot,
+                None => slots.push((self.id, slot)),
+            },
+        );
+    }
+
+    async fn connect(&self) -> redis::RedisResult<Tracked> {
+        let alive = Arc::new(AtomicBool::new(true));
+        let push_alive = Arc::clone(&alive);
         let invalidator = self.invalidator.clone();
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
             .set_push_sender(move |push: PushInfo| {
-                if !handle(&invalidator, push) {
-                    let _ = tx.send(());
-                }
+                handle(&invalidator, &push_alive, push);
                 Ok::<(), std::convert::Infallible>(())
             });
         let mut connection = self.connector.connect(&config).await?;
@@ -163,75 +231,60 @@ impl Feed {
             .ignore()
             .query_async::<()>(&mut connection)
             .await?;
-        Ok((connection, down))
+        let tracked = Tracked { connection, alive };
+        tokio::spawn(keep_alive(
+            tracked.clone(),
+            self.invalidator.clone(),
+            self.timeout,
+        ));
+        Ok(tracked)
     }
+}
 
-    async fn run(
-        self,
-        tracked: Weak<Tracked>,
-        mut connection: MultiplexedConnection,
-        mut down: Down,
-    ) {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            // Up: watch the connection until it drops or stops answering.
-            loop {
-                match tokio::time::timeout(IDLE, down.recv()).await {
-                    Ok(_) => break,
-                    Err(_) if self.invalidator.is_closed() => return,
-                    Err(_) => {
-                        let ping = redis::cmd("PING");
-                        let ping = ping.query_async::<()>(&mut connection);
-                        if !matches!(
-                            tokio::time::timeout(self.timeout.min(IDLE * 2), ping).await,
-                            Ok(Ok(()))
-                        ) {
-                            break;
-                        }
-                    }
-                }
-            }
-            let Some(t) = tracked.upgrade() else { return };
-            t.set(None);
-            drop(t);
-            if !self.invalidator.suspend() {
-                return;
-            }
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        // Other threads' slots go when those threads end; the connections'
+        // `PING` tasks end on their next tick.
+        let _ = SLOTS.try_with(|s| s.borrow_mut().retain(|(id, _)| *id != self.id));
+    }
+}
+
+/// Gives a connection up when it stops answering, for as long as the cache
+/// lives and the connection is in use.
+async fn keep_alive(mut tracked: Tracked, invalidator: Invalidator, timeout: Duration) {
+    let mut tick = tokio::time::interval(PING_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if invalidator.is_closed() || !tracked.alive.load(Ordering::Acquire) {
+            return;
+        }
+        let ping = redis::cmd("PING");
+        let ping = ping.query_async::<()>(&mut tracked.connection);
+        if !matches!(
+            tokio::time::timeout(timeout.min(PING_EVERY * 2), ping).await,
+            Ok(Ok(()))
+        ) {
+            give_up(&tracked.alive, &invalidator);
             tracing::warn!(
-                "the near cache's Redis connection dropped: the cache is bypassed until it is back"
+                "a near cache's Redis connection stopped answering: the cache was emptied"
             );
-            // Down: connect again, with a growing pause between attempts.
-            loop {
-                tokio::time::sleep(backoff).await;
-                if self.invalidator.is_closed() {
-                    return;
-                }
-                match tokio::time::timeout(self.timeout, self.connect()).await {
-                    Ok(Ok((c, d))) => {
-                        (connection, down) = (c, d);
-                        break;
-                    }
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, "the near cache cannot reconnect to Redis yet")
-                    }
-                    Err(_) => {
-                        tracing::debug!("the near cache cannot reconnect to Redis yet: timed out")
-                    }
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            backoff = Duration::from_millis(50);
-            let Some(t) = tracked.upgrade() else { return };
-            t.set(Some(connection.clone()));
-            drop(t);
-            self.invalidator.resume();
-            tracing::info!("the near cache's Redis connection is back: the cache is in use again");
+            return;
         }
     }
 }
 
-/// Applies one push; false when the connection dropped.
-fn handle(invalidator: &Invalidator, push: PushInfo) -> bool {
+/// The connection no longer hears of changes: no call uses it again, and
+/// nothing it cached is kept.
+fn give_up(alive: &AtomicBool, invalidator: &Invalidator) {
+    // First, so that no load through it caches what it read from now on;
+    // then the flush, which fails every load and write in flight.
+    alive.store(false, Ordering::Release);
+    invalidator.flush();
+}
+
+/// Applies one push.
+fn handle(invalidator: &Invalidator, alive: &AtomicBool, push: PushInfo) {
     match push.kind {
         PushKind::Invalidate => {
             for value in push.data {
@@ -249,11 +302,13 @@ fn handle(invalidator: &Invalidator, push: PushInfo) -> bool {
                     }
                 }
             }
-            true
         }
-        // The task suspends the cache: a connection it has already given
-        // up on may say so late, and must not suspend its successor's.
-        PushKind::Disconnection => false,
-        _ => true,
+        PushKind::Disconnection => {
+            if alive.load(Ordering::Acquire) {
+                give_up(alive, invalidator);
+                tracing::warn!("a near cache's Redis connection dropped: the cache was emptied");
+            }
+        }
+        _ => {}
     }
 }
