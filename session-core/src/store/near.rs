@@ -459,14 +459,6 @@ fn expiry(ttl: Duration) -> SystemTime {
     SystemTime::now() + ttl
 }
 
-/// A creation time as the stores keep it: to the millisecond.
-fn to_millis(at: SystemTime) -> SystemTime {
-    match at.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(since) => SystemTime::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64),
-        Err(_) => at,
-    }
-}
-
 impl<S: SessionStore> SessionStore for NearCache<S> {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let key_str = key.as_str();
@@ -487,20 +479,11 @@ impl<S: SessionStore> SessionStore for NearCache<S> {
         record: &Record,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let key_str = key.as_str();
-        let ticket = self.cache.ticket(key_str);
         let created = self.inner.create(key, record, ttl).await;
-        match created {
-            Ok(true) => {
-                let cached = Record {
-                    entries: record.entries.clone(),
-                    expires_at: Some(expiry(ttl)),
-                    created_at: record.created_at.map(to_millis),
-                };
-                self.cache.put(key_str, ticket, cached);
-            }
-            _ => self.cache.invalidate(key_str),
-        }
+        // Not cached: many new sessions are never seen again (a crawler, a
+        // health check), and each would push out one in use. The first
+        // load caches it.
+        self.cache.invalidate(key.as_str());
         created
     }
 
@@ -592,7 +575,8 @@ mod tests {
         let loaded = store.load(&key(1)).await.unwrap().unwrap();
         assert_eq!(loaded.entries["v"], "b");
         let stats = store.stats();
-        assert_eq!((stats.hits, stats.misses, stats.entries), (2, 0, 1));
+        // The first load missed: a new session is cached when first read.
+        assert_eq!((stats.hits, stats.misses, stats.entries), (1, 1, 1));
         store.delete(&key(1)).await.unwrap();
         assert_eq!(store.load(&key(1)).await.unwrap(), None);
         assert_eq!(store.stats().entries, 0);
@@ -651,18 +635,41 @@ mod tests {
         let store = NearCache::local(MemoryStore::new(), 1);
         for n in 0..5 {
             store.create(&key(n), &record("a"), TTL).await.unwrap();
+            store.load(&key(n)).await.unwrap();
         }
         let stats = store.stats();
         assert_eq!((stats.entries, stats.evictions), (1, 4));
 
         let store = NearCache::local(MemoryStore::new(), 2);
-        let cache = &store.cache;
-        // One shard per entry of capacity: put both in one shard's view by
-        // filling until two share it.
         for n in 0..100 {
             store.create(&key(n), &record("a"), TTL).await.unwrap();
-            assert!(cache.len.load(Relaxed) <= 2);
+            store.load(&key(n)).await.unwrap();
+            assert!(store.stats().entries <= 2);
         }
+
+        // The clock: in one shard of capacity 2, the entry read since it
+        // was cached is spared once, and the other one goes.
+        let cache = Cache::new(1);
+        let cache = Cache {
+            capacity: 2,
+            ..cache
+        };
+        cache.live.store(true, Relaxed);
+        let put = |n: u32| {
+            let key = key(n);
+            let ticket = cache.ticket(key.as_str());
+            let mut record = record("a");
+            record.expires_at = Some(SystemTime::now() + TTL);
+            cache.put(key.as_str(), ticket, record);
+        };
+        put(1);
+        put(2);
+        assert!(cache.get(key(1).as_str()).is_some());
+        put(3);
+        assert!(cache.get(key(1).as_str()).is_some(), "read, so spared");
+        assert!(cache.get(key(2).as_str()).is_none(), "not read: evicted");
+        assert!(cache.get(key(3).as_str()).is_some());
+        assert_eq!(cache.stats().evictions, 1);
     }
 
     #[tokio::test]
@@ -672,6 +679,8 @@ mod tests {
             .create(&key(1), &record("a"), Duration::from_millis(30))
             .await
             .unwrap();
+        assert!(store.load(&key(1)).await.unwrap().is_some());
+        assert_eq!(store.stats().entries, 1);
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(store.load(&key(1)).await.unwrap(), None);
         assert_eq!(store.stats().entries, 0);
@@ -681,6 +690,8 @@ mod tests {
     async fn a_write_that_loses_a_race_drops_the_copy() {
         let store = NearCache::local(MemoryStore::new(), 10);
         store.create(&key(1), &record("a"), TTL).await.unwrap();
+        store.load(&key(1)).await.unwrap();
+        assert_eq!(store.stats().entries, 1);
         let ticket = store.cache.ticket(key(1).as_str());
         // Another write of this process changed the entry meanwhile.
         store
