@@ -63,7 +63,17 @@ const LOCK_STRIPES: u8 = 64;
 #[derive(Clone, Debug)]
 pub struct FileStore {
     inner: Arc<Inner>,
+    /// Bounds the writes of this process that run at once (see
+    /// [`WRITERS`]).
+    writers: Arc<tokio::sync::Semaphore>,
 }
+
+/// The most writes of one store that run at once. Every write takes the
+/// directory's lock in the kernel (a create and a rename change the
+/// directory): more writers in parallel only queue there, each on a thread
+/// of its own, and the thread switches cost more than the writes. Reads
+/// are not bounded.
+const WRITERS: usize = 2;
 
 #[derive(Debug)]
 struct Inner {
@@ -138,6 +148,7 @@ impl FileStoreBuilder {
                 // The first create sweeps what expired while no process ran.
                 next_sweep: AtomicU64::new(0),
             }),
+            writers: Arc::new(tokio::sync::Semaphore::new(WRITERS)),
         })
     }
 }
@@ -165,6 +176,15 @@ impl FileStore {
         tokio::task::spawn_blocking(move || f(&inner))
             .await
             .map_err(StoreError::backend)?
+    }
+
+    /// As [`run`](Self::run), for a write: at most [`WRITERS`] at once.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let _turn = self.writers.acquire().await.map_err(StoreError::backend)?;
+        self.run(f).await
     }
 }
 
@@ -375,7 +395,7 @@ impl SessionStore for FileStore {
     ) -> Result<bool, StoreError> {
         let name = Inner::file_name(key);
         let record = record.clone();
-        self.run(move |inner| {
+        self.write(move |inner| {
             inner.sweep_if_due()?;
             inner.admit(|| {
                 let _guard = inner.lock(&name)?;
@@ -394,7 +414,7 @@ impl SessionStore for FileStore {
     ) -> Result<Applied, StoreError> {
         let name = Inner::file_name(key);
         let changes = changes.clone();
-        self.run(move |inner| {
+        self.write(move |inner| {
             let _guard = inner.lock(&name)?;
             let Some(mut stored) = inner.locate(&name)? else {
                 return Ok(Applied::Gone);
@@ -416,7 +436,7 @@ impl SessionStore for FileStore {
 
     async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
         let name = Inner::file_name(key);
-        self.run(move |inner| {
+        self.write(move |inner| {
             let _guard = inner.lock(&name)?;
             let Some(stored) = inner.locate(&name)? else {
                 return Ok(Applied::Gone);
@@ -434,7 +454,7 @@ impl SessionStore for FileStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let name = Inner::file_name(key);
-        self.run(move |inner| {
+        self.write(move |inner| {
             let _guard = inner.lock(&name)?;
             inner.remove(&inner.dir.join(&name))?;
             inner.remove(&inner.probation.join(&name))?;
@@ -445,7 +465,7 @@ impl SessionStore for FileStore {
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let name = Inner::file_name(key);
-        self.run(move |inner| {
+        self.write(move |inner| {
             let _guard = inner.lock(&name)?;
             let (main, new) = (inner.dir.join(&name), inner.probation.join(&name));
             let stored = match inner.read(&main)? {
