@@ -15,15 +15,15 @@
 //!   never serves what this process already changed.
 //! - **What other processes do** reaches the cache through an invalidation
 //!   feed, which the store provides: Redis's server-assisted client-side
-//!   caching ([`RedisStore::near_cache`](crate::store::redis::RedisStore::near_cache)),
-//!   PostgreSQL's `LISTEN`/`NOTIFY`
-//!   ([`SqlStore::near_cache`](crate::store::sql::SqlStore::near_cache)).
+//!   caching (`RedisStoreBuilder::build_near_cache`), PostgreSQL's
+//!   `LISTEN`/`NOTIFY` (`SqlStoreBuilder::build_near_cache`), or your own
+//!   ([`NearCache::with_feed`]).
 //!   A change is seen once its invalidation arrives; the README gives the
 //!   delay measured on loopback.
-//! - **A feed that may have missed something is never trusted.** While the
-//!   feed is down (a reconnect, a failover), the cache is emptied and
-//!   bypassed: every read goes to the store. It is emptied again when the
-//!   feed is back, before it is used.
+//! - **A feed that may have missed something is never trusted.** When the
+//!   feed goes down (a reconnect, a failover), the cache is emptied, and
+//!   bypassed until the feed is back ([`Invalidator::suspend`]); it is
+//!   emptied again then, before it is used ([`Invalidator::resume`]).
 //! - **No race lets an old copy in.** Each shard of the cache counts its
 //!   changes (an epoch). A load or a write notes the epoch before it calls
 //!   the store, and stores what it got only if nothing changed the shard
@@ -173,7 +173,10 @@ pub struct CacheStats {
     pub flushes: u64,
     /// Sessions pushed out to make room.
     pub evictions: u64,
-    /// Whether the cache is in use: false while its feed is down.
+    /// Whether the cache is in use: false while its feed is suspended
+    /// (PostgreSQL's listener reconnecting). On Redis a lost tracking
+    /// connection empties the cache at once instead (`flushes`), and the
+    /// cache stays in use for the other connections.
     pub live: bool,
 }
 
