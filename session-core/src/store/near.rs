@@ -445,13 +445,14 @@ impl Cache {
     /// nothing changed the shard since `ticket`; drops it otherwise.
     fn update(&self, key: &str, ticket: Ticket, change: impl FnOnce(&mut Record)) {
         let mut shard = self.shard(key);
-        if shard.epoch == ticket.0 && self.live() {
-            if let Some(entry) = shard.entries.get_mut(key) {
-                change(&mut entry.record);
-                entry.expires = entry.record.expires_at.unwrap_or(entry.expires);
-                shard.epoch += 1;
-                return;
-            }
+        if shard.epoch == ticket.0
+            && self.live()
+            && let Some(entry) = shard.entries.get_mut(key)
+        {
+            change(&mut entry.record);
+            entry.expires = entry.record.expires_at.unwrap_or(entry.expires);
+            shard.epoch += 1;
+            return;
         }
         self.remove(&mut shard, key);
     }

@@ -417,10 +417,10 @@ impl RedisStore {
     /// tracking connection (see `tracking`); else, or while it cannot be
     /// made, the store's own.
     async fn connection(&self) -> Result<Conn, StoreError> {
-        if let Some(tracker) = &self.tracker {
-            if let Some(tracked) = tracker.connection().await {
-                return Ok(Conn::Tracked(tracked.connection));
-            }
+        if let Some(tracker) = &self.tracker
+            && let Some(tracked) = tracker.connection().await
+        {
+            return Ok(Conn::Tracked(tracked.connection));
         }
         Ok(match &self.backend {
             Backend::Single(c) => Conn::Single(c.clone()),
@@ -449,10 +449,10 @@ impl RedisStore {
             }
             StoreError::backend(error)
         });
-        if let Some(tracker) = &self.tracker {
-            if !matches!(connection, Conn::Tracked(_)) {
-                tracker.untracked(key.as_str());
-            }
+        if let Some(tracker) = &self.tracker
+            && !matches!(connection, Conn::Tracked(_))
+        {
+            tracker.untracked(key.as_str());
         }
         result
     }

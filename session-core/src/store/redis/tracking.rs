@@ -303,11 +303,9 @@ fn handle(invalidator: &Invalidator, alive: &AtomicBool, push: PushInfo) {
                 }
             }
         }
-        PushKind::Disconnection => {
-            if alive.load(Ordering::Acquire) {
-                give_up(alive, invalidator);
-                tracing::warn!("a near cache's Redis connection dropped: the cache was emptied");
-            }
+        PushKind::Disconnection if alive.load(Ordering::Acquire) => {
+            give_up(alive, invalidator);
+            tracing::warn!("a near cache's Redis connection dropped: the cache was emptied");
         }
         _ => {}
     }
