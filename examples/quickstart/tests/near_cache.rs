@@ -68,16 +68,7 @@ async fn new_session(server: &Server) -> Client {
         .unwrap();
     let response = http.get(format!("{}/", server.base)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .expect("a new session's cookie")
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = common::session_cookie(&response);
     Client { http, cookie }
 }
 

@@ -951,16 +951,7 @@ async fn two_processes_on_one_directory_lose_no_write() {
     let c = reqwest::Client::new();
     // Cookies are per host and port in a client's jar: pass it by hand.
     let res = c.get(format!("{}/", a.base)).send().await.unwrap();
-    let cookie = res
-        .headers()
-        .get(reqwest::header::SET_COOKIE)
-        .expect("a session cookie")
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = common::session_cookie(&res);
     let writers: Vec<_> = (0..WRITERS)
         .map(|i| {
             let base = if i % 2 == 0 { &a.base } else { &b.base };

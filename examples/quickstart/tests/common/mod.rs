@@ -69,3 +69,20 @@ pub(crate) fn start(env: &[(&str, &str)]) -> Server {
         base: format!("http://127.0.0.1:{port}"),
     }
 }
+
+/// The session cookie a response sets, as `name=value`, to send back by
+/// hand (a client's jar keys cookies by host and port, and drops a cookie
+/// a logout removes).
+#[allow(dead_code)] // not every test binary sends cookies by hand
+pub(crate) fn session_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
