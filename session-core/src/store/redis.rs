@@ -92,7 +92,7 @@ mod flask;
 mod layout;
 mod tracking;
 
-use layout::{APPLY, CREATE, CREATED, SCRIPT_BATCH, SIZE, TAKE, TOUCH_TRACKED};
+use layout::{APPLY, APPLY_TRACKED, CREATE, CREATED, SCRIPT_BATCH, SIZE, TAKE, TOUCH_TRACKED};
 
 /// Keeps sessions in Redis: a single server, a Redis Cluster (feature
 /// `redis-cluster`) or a master found through Redis Sentinel (feature
@@ -528,7 +528,11 @@ impl SessionStore for RedisStore {
         )?;
         let (applied, size): (i64, i64) = self
             .call(key, async |c| {
-                let mut call = APPLY.key(key.as_str());
+                let script = match self.tracker {
+                    Some(_) => &*APPLY_TRACKED,
+                    None => &*APPLY,
+                };
+                let mut call = script.key(key.as_str());
                 call.arg(millis(ttl))
                     .arg(if changes.clear { "1" } else { "0" })
                     .arg(changes.remove.len())

@@ -34,10 +34,13 @@ pub(super) const SCRIPT_BATCH: &str = "500";
 ///
 /// The new size is worked out from the stored one and the old length of
 /// each changed field (`HSTRLEN`, O(1)), before anything is written, so a
-/// write costs the same however large the session is.
-pub(super) static APPLY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+/// write costs the same however large the session is. For the usual write
+/// of a few keys that is four calls: `HGET` of the size, `HSTRLEN` of each
+/// changed field, one `HSET` of the fields and the size, `PEXPIRE`.
+///
+/// The source of [`APPLY`] and [`APPLY_TRACKED`]; `--TRACKED--` marks
+/// where the second reads its key back.
+const APPLY_SOURCE: &str = r"
 local key = KEYS[1]
 local clear = ARGV[2] == '1'
 local size = redis.call('HGET', key, '\0size')
@@ -98,18 +101,27 @@ else
   end
 end
 local i = first_set
-while i <= #ARGV do
-  local last = math.min(i + 2 * batch - 1, #ARGV)
+while #ARGV - i >= 2 * batch do
+  local last = i + 2 * batch - 1
   redis.call('HSET', key, unpack(ARGV, i, last))
   i = last + 1
 end
-redis.call('HSET', key, '\0size', size)
+-- The last batch and the size in one call.
+redis.call('HSET', key, '\0size', size, unpack(ARGV, i, #ARGV))
 redis.call('PEXPIRE', key, ARGV[1])
--- A read after the writes: a near cache's connection keeps tracking the key.
-redis.call('EXISTS', key)
+--TRACKED--
 return {1, size}
-",
-    )
+";
+
+/// Applies a change set (see [`APPLY_SOURCE`]).
+pub(super) static APPLY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&APPLY_SOURCE.replace("--TRACKED--", "")));
+
+/// [`APPLY`] for a store with a near cache: it ends with a read of the key
+/// (`EXISTS`), because Redis stops tracking a key for the connection that
+/// changed it until it reads it again (see `tracking`).
+pub(super) static APPLY_TRACKED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&APPLY_SOURCE.replace("--TRACKED--", "redis.call('EXISTS', key)"))
 });
 
 /// Deletes a session and returns all its fields, reserved ones included.
