@@ -30,7 +30,9 @@
 //!   what it got only if nothing changed the stripe meanwhile: an
 //!   invalidation that arrives while a load is in flight wins over the
 //!   load. (A change of another key of the stripe fails it too, which costs
-//!   a miss, never a stale read.)
+//!   a miss, never a stale read.) A write changes the cached copy only if
+//!   it is the very copy that was cached when the write began (each entry
+//!   carries a version); otherwise it drops it.
 //!
 //! A store without a feed may be cached only when no other process writes
 //! to it ([`NearCache::local`]): a file store's directory or an SQLite file
@@ -274,6 +276,8 @@ struct Cache {
     evictions: AtomicU64,
     /// Dropped with the cache, which ends [`Invalidator::closed`].
     closed: tokio::sync::watch::Sender<()>,
+    /// The next entry version.
+    versions: AtomicU64,
 }
 
 #[derive(Default)]
@@ -296,11 +300,18 @@ struct Entry {
     expires: SystemTime,
     /// Read since it was cached or last spared.
     referenced: bool,
+    /// Changes each time the entry is cached or changed (from
+    /// `Cache::versions`).
+    version: u64,
 }
 
-/// The epoch of a key's stripe when a call to the store began.
+/// A key's state in the cache when a call to the store began: its
+/// stripe's epoch, and the version of its entry if it had one.
 #[derive(Clone, Copy)]
-struct Ticket(u64);
+struct Ticket {
+    epoch: u64,
+    version: Option<u64>,
+}
 
 /// A key's shard, locked, and its stripe in it.
 struct Slot<'a> {
@@ -339,6 +350,7 @@ impl Cache {
             flushes: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             closed: tokio::sync::watch::Sender::new(()),
+            versions: AtomicU64::new(0),
         }
     }
 
@@ -388,7 +400,15 @@ impl Cache {
     }
 
     fn ticket(&self, key: &str) -> Ticket {
-        Ticket(self.slot(key).epoch())
+        let slot = self.slot(key);
+        Ticket {
+            epoch: slot.epoch(),
+            version: slot.shard.entries.get(key).map(|e| e.version),
+        }
+    }
+
+    fn next_version(&self) -> u64 {
+        self.versions.fetch_add(1, Relaxed)
     }
 
     fn remove(&self, slot: &mut Slot<'_>, key: &str) {
@@ -425,7 +445,7 @@ impl Cache {
             return;
         };
         let mut slot = self.slot(key);
-        if slot.epoch() != ticket.0 || !self.live() {
+        if slot.epoch() != ticket.epoch || !self.live() {
             return;
         }
         slot.bump();
@@ -434,6 +454,7 @@ impl Cache {
             record,
             expires,
             referenced: false,
+            version: self.next_version(),
         };
         if let Some(old) = shard.entries.get_mut(key) {
             *old = entry;
@@ -472,16 +493,19 @@ impl Cache {
         false
     }
 
-    /// Changes the cached copy of a session this process just wrote, if
-    /// nothing changed its stripe since `ticket`; drops it otherwise.
+    /// Changes the cached copy of a session this process just wrote, if it
+    /// is the copy that was cached when the write began (`ticket`) and
+    /// nothing changed or dropped it since; drops it otherwise.
     fn update(&self, key: &str, ticket: Ticket, change: impl FnOnce(&mut Record)) {
         let mut slot = self.slot(key);
-        if slot.epoch() == ticket.0
-            && self.live()
+        let version = self.next_version();
+        if self.live()
             && let Some(entry) = slot.shard.entries.get_mut(key)
+            && Some(entry.version) == ticket.version
         {
             change(&mut entry.record);
             entry.expires = entry.record.expires_at.unwrap_or(entry.expires);
+            entry.version = version;
             slot.bump();
             return;
         }
