@@ -207,48 +207,47 @@ pub struct Invalidator {
 }
 
 impl Invalidator {
+    /// Runs `f` on the cache; false, doing nothing, once it is gone.
+    fn with(&self, f: impl FnOnce(&Cache)) -> bool {
+        let Some(cache) = self.cache.upgrade() else {
+            return false;
+        };
+        f(&cache);
+        true
+    }
+
     /// Drops the session stored under `key` (a store key, prefix
     /// included) from the cache, and makes any load of it in flight not
     /// cache what it reads.
     pub fn invalidate(&self, key: &str) -> bool {
-        let Some(cache) = self.cache.upgrade() else {
-            return false;
-        };
-        cache.invalidate(key);
-        cache.invalidations.fetch_add(1, Relaxed);
-        true
+        self.with(|cache| {
+            cache.invalidate(key);
+            cache.invalidations.fetch_add(1, Relaxed);
+        })
     }
 
     /// Every session may have changed (the store was emptied): empties the
     /// cache, and leaves it in use.
     pub fn flush(&self) -> bool {
-        let Some(cache) = self.cache.upgrade() else {
-            return false;
-        };
-        cache.flush();
-        true
+        self.with(Cache::flush)
     }
 
     /// The feed may have missed changes (its connection dropped): empties
     /// the cache and bypasses it until [`resume`](Self::resume).
     pub fn suspend(&self) -> bool {
-        let Some(cache) = self.cache.upgrade() else {
-            return false;
-        };
-        cache.live.store(false, Relaxed);
-        cache.flush();
-        true
+        self.with(|cache| {
+            cache.live.store(false, Relaxed);
+            cache.flush();
+        })
     }
 
     /// The feed is up and reports every change from now on: empties the
     /// cache (what it held may have changed unseen) and uses it again.
     pub fn resume(&self) -> bool {
-        let Some(cache) = self.cache.upgrade() else {
-            return false;
-        };
-        cache.flush();
-        cache.live.store(true, Relaxed);
-        true
+        self.with(|cache| {
+            cache.flush();
+            cache.live.store(true, Relaxed);
+        })
     }
 
     /// Whether the cache is gone (every clone of its store dropped).
@@ -498,14 +497,13 @@ impl Cache {
     /// nothing changed or dropped it since; drops it otherwise.
     fn update(&self, key: &str, ticket: Ticket, change: impl FnOnce(&mut Record)) {
         let mut slot = self.slot(key);
-        let version = self.next_version();
         if self.live()
             && let Some(entry) = slot.shard.entries.get_mut(key)
             && Some(entry.version) == ticket.version
         {
             change(&mut entry.record);
             entry.expires = entry.record.expires_at.unwrap_or(entry.expires);
-            entry.version = version;
+            entry.version = self.next_version();
             slot.bump();
             return;
         }

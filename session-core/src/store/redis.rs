@@ -240,7 +240,7 @@ impl RedisStoreBuilder {
         .map_err(StoreError::backend)?;
         Ok(RedisStore {
             backend: Backend::PerThread(std::sync::Arc::new(PerThread {
-                id: NEXT_STORE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                slot: ThreadSlot::new(),
                 client,
                 config,
             })),
@@ -293,13 +293,56 @@ impl RedisStoreBuilder {
     }
 }
 
-/// Gives each store built from a URL its own slot in every thread's cache.
-static NEXT_STORE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Gives each [`ThreadSlot`] its own place in every thread.
+static NEXT_SLOT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 std::thread_local! {
-    /// This thread's connections, by store.
-    static CONNECTIONS: std::cell::RefCell<Vec<(u64, ConnectionManager)>> =
+    /// This thread's values, by slot.
+    static SLOTS: std::cell::RefCell<Vec<(u64, Box<dyn std::any::Any>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One value per thread for its owner: a store's connection on each
+/// thread that uses it (its own, or its near cache's tracking one). A
+/// thread's value goes when the owner is dropped on that thread, or when
+/// the thread ends.
+pub(super) struct ThreadSlot {
+    id: u64,
+}
+
+impl ThreadSlot {
+    fn new() -> Self {
+        Self {
+            id: NEXT_SLOT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// This thread's value, if it has one.
+    fn get<T: Clone + 'static>(&self) -> Option<T> {
+        SLOTS.with_borrow(|slots| {
+            slots
+                .iter()
+                .find(|(id, _)| *id == self.id)
+                .and_then(|(_, value)| value.downcast_ref::<T>().cloned())
+        })
+    }
+
+    /// Sets this thread's value.
+    fn set<T: 'static>(&self, value: T) {
+        SLOTS.with_borrow_mut(
+            |slots| match slots.iter_mut().find(|(id, _)| *id == self.id) {
+                Some((_, old)) => *old = Box::new(value),
+                None => slots.push((self.id, Box::new(value))),
+            },
+        );
+    }
+}
+
+impl Drop for ThreadSlot {
+    fn drop(&mut self) {
+        // Other threads' values go when those threads end.
+        let _ = SLOTS.try_with(|s| s.borrow_mut().retain(|(id, _)| *id != self.id));
+    }
 }
 
 /// A store's connections: one per thread that uses it.
@@ -310,31 +353,22 @@ std::thread_local! {
 /// keeps a command on one thread; on the benchmark this cut the server's
 /// CPU per Redis request by about a fifth.
 struct PerThread {
-    id: u64,
+    slot: ThreadSlot,
     client: redis::Client,
     config: ConnectionManagerConfig,
 }
 
 impl PerThread {
     fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        CONNECTIONS.with_borrow_mut(|connections| {
-            if let Some((_, connection)) = connections.iter().find(|(id, _)| *id == self.id) {
-                return Ok(connection.clone());
-            }
-            // Connects on first use, on this thread's runtime.
-            let connection =
-                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-                    .map_err(StoreError::backend)?;
-            connections.push((self.id, connection.clone()));
-            Ok(connection)
-        })
-    }
-}
-
-impl Drop for PerThread {
-    fn drop(&mut self) {
-        // Other threads' entries go when those threads end.
-        let _ = CONNECTIONS.try_with(|c| c.borrow_mut().retain(|(id, _)| *id != self.id));
+        if let Some(connection) = self.slot.get::<ConnectionManager>() {
+            return Ok(connection);
+        }
+        // Connects on first use, on this thread's runtime.
+        let connection =
+            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+                .map_err(StoreError::backend)?;
+        self.slot.set(connection.clone());
+        Ok(connection)
     }
 }
 

@@ -31,14 +31,14 @@
 //! and what it reads or writes is not cached. A `FLUSHALL` or `FLUSHDB`
 //! empties the cache.
 
-use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
 
+use super::ThreadSlot;
 use crate::store::StoreError;
 use crate::store::near::Invalidator;
 
@@ -93,7 +93,8 @@ impl Connector {
 /// A store's tracking connections, one per thread, and the cache they keep
 /// right.
 pub(super) struct Tracker {
-    id: u64,
+    /// This thread's connection, or when it may try again.
+    slot: ThreadSlot,
     connector: Connector,
     timeout: Duration,
     invalidator: Invalidator,
@@ -106,18 +107,12 @@ pub(super) struct Tracked {
     alive: Arc<AtomicBool>,
 }
 
-/// This thread's slot of a tracker: its connection, or when it may try
-/// to connect again.
+/// A thread's state of a tracker: its connection, or when it may try to
+/// connect again.
+#[derive(Clone)]
 enum Slot {
     Up(Tracked),
     Down(Instant),
-}
-
-/// Gives each tracker its own slot in every thread.
-static NEXT_TRACKER: AtomicU64 = AtomicU64::new(0);
-
-std::thread_local! {
-    static SLOTS: RefCell<Vec<(u64, Slot)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Tracker {
@@ -130,7 +125,7 @@ impl Tracker {
         invalidator: Invalidator,
     ) -> Result<Self, StoreError> {
         let tracker = Self {
-            id: NEXT_TRACKER.fetch_add(1, Ordering::Relaxed),
+            slot: ThreadSlot::new(),
             connector,
             timeout,
             invalidator,
@@ -139,7 +134,7 @@ impl Tracker {
             .await
             .map_err(|_| StoreError::Timeout(timeout))?
             .map_err(StoreError::backend)?;
-        tracker.set(Slot::Up(tracked));
+        tracker.slot.set(Slot::Up(tracked));
         tracker.invalidator.resume();
         Ok(tracker)
     }
@@ -149,7 +144,7 @@ impl Tracker {
     /// connection, and [`untracked`](Self::untracked) keeps its result out
     /// of the cache).
     pub(super) async fn connection(&self) -> Option<Tracked> {
-        let retry = match self.slot() {
+        let retry = match self.slot.get::<Slot>() {
             Some(Slot::Up(tracked)) if tracked.alive.load(Ordering::Acquire) => {
                 return Some(tracked);
             }
@@ -161,19 +156,19 @@ impl Tracker {
         }
         match tokio::time::timeout(self.timeout, self.connect()).await {
             Ok(Ok(tracked)) => {
-                self.set(Slot::Up(tracked.clone()));
+                self.slot.set(Slot::Up(tracked.clone()));
                 Some(tracked)
             }
             Ok(Err(error)) => {
                 tracing::debug!(%error, "the near cache cannot make a tracking connection to Redis now");
-                self.set(Slot::Down(Instant::now() + RETRY_AFTER));
+                self.slot.set(Slot::Down(Instant::now() + RETRY_AFTER));
                 None
             }
             Err(_) => {
                 tracing::debug!(
                     "the near cache cannot make a tracking connection to Redis now: timed out"
                 );
-                self.set(Slot::Down(Instant::now() + RETRY_AFTER));
+                self.slot.set(Slot::Down(Instant::now() + RETRY_AFTER));
                 None
             }
         }
@@ -183,27 +178,6 @@ impl Tracker {
     /// what it read or wrote must not be cached, nor any copy kept.
     pub(super) fn untracked(&self, key: &str) {
         self.invalidator.invalidate(key);
-    }
-
-    fn slot(&self) -> Option<Slot> {
-        SLOTS.with_borrow(|slots| {
-            slots
-                .iter()
-                .find(|(id, _)| *id == self.id)
-                .map(|(_, slot)| match slot {
-                    Slot::Up(tracked) => Slot::Up(tracked.clone()),
-                    Slot::Down(until) => Slot::Down(*until),
-                })
-        })
-    }
-
-    fn set(&self, slot: Slot) {
-        SLOTS.with_borrow_mut(
-            |slots| match slots.iter_mut().find(|(id, _)| *id == self.id) {
-                Some((_, old)) => *old = slot,
-                None => slots.push((self.id, slot)),
-            },
-        );
     }
 
     async fn connect(&self) -> redis::RedisResult<Tracked> {
@@ -238,14 +212,6 @@ impl Tracker {
             self.timeout,
         ));
         Ok(tracked)
-    }
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        // Other threads' slots go when those threads end; the connections'
-        // `PING` tasks end on their next tick.
-        let _ = SLOTS.try_with(|s| s.borrow_mut().retain(|(id, _)| *id != self.id));
     }
 }
 
