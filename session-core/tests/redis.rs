@@ -1032,10 +1032,6 @@ mod sentinel_near_cache {
     session_core::store_suite!(super::cached(super::SENTINEL));
 }
 
-fn set_one(key: &str, value: &str) -> ChangeSet {
-    set(&[(key, value)])
-}
-
 async fn value_of(store: &impl SessionStore, key: &session_core::StoreKey) -> Option<String> {
     let record = store.load(key).await.unwrap()?;
     Some(String::from_utf8(record.entries.get("v")?.to_vec()).unwrap())
@@ -1059,7 +1055,7 @@ async fn own_writes_read_back(store: &Arc<session_core::store::NearCache<RedisSt
             for i in 1..=100 {
                 let value = format!("{task}-{i}");
                 let applied = store
-                    .apply(&key, &set_one("v", &value), LONG)
+                    .apply(&key, &set(&[("v", &value)]), LONG)
                     .await
                     .unwrap();
                 assert_eq!(applied, Applied::Done);
@@ -1126,7 +1122,7 @@ async fn near_cache_sees_another_process_write_once_its_invalidation_arrives() {
         // tracked after `a`'s own writes, then reads: cached.
         if i % 2 == 0 {
             let applied = a
-                .apply(&key, &set_one("own", &i.to_string()), LONG)
+                .apply(&key, &set(&[("own", &i.to_string())]), LONG)
                 .await
                 .unwrap();
             assert_eq!(applied, Applied::Done);
@@ -1137,7 +1133,7 @@ async fn near_cache_sees_another_process_write_once_its_invalidation_arrives() {
         assert_eq!(value_of(&a, &key).await.unwrap(), before);
         let value = i.to_string();
         let written = Instant::now();
-        let applied = b.apply(&key, &set_one("v", &value), LONG).await.unwrap();
+        let applied = b.apply(&key, &set(&[("v", &value)]), LONG).await.unwrap();
         assert_eq!(applied, Applied::Done);
         loop {
             if value_of(&a, &key).await.as_deref() == Some(value.as_str()) {
@@ -1261,7 +1257,7 @@ async fn near_cache_is_bypassed_while_its_feed_is_down_and_emptied_when_it_is_ba
         assert_eq!(value_of(&store, &key).await.as_deref(), Some("2"));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = other.apply(&key, &set_one("v", "3"), LONG).await.unwrap();
+    let _ = other.apply(&key, &set(&[("v", "3")]), LONG).await.unwrap();
     let written = Instant::now();
     while value_of(&store, &key).await.as_deref() != Some("3") {
         assert!(
@@ -1289,7 +1285,7 @@ async fn near_cache_is_bypassed_while_its_feed_is_down_and_emptied_when_it_is_ba
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(store.stats().entries, 0);
-    let _ = other.apply(&key, &set_one("v", "4"), LONG).await.unwrap();
+    let _ = other.apply(&key, &set(&[("v", "4")]), LONG).await.unwrap();
     assert_eq!(value_of(&store, &key).await.as_deref(), Some("4"));
 }
 

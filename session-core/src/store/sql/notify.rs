@@ -60,12 +60,7 @@ async fn install(pool: &PgPool, table: &str) -> Result<(), sqlx::Error> {
     let t = format!("\"{table}\"");
     let name = format!("{table}_notify");
     let mut tx = pool.begin().await?;
-    // The same lock as the table's creation: processes starting at once
-    // do not race.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-        .bind(format!("session-core sql store {table}"))
-        .execute(&mut *tx)
-        .await?;
+    super::postgres::lock_table(&mut tx, table).await?;
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)",
     )

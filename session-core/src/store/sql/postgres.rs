@@ -45,6 +45,20 @@ fn size_of(json: &str) -> String {
     )
 }
 
+/// Takes, until `tx` ends, the lock that every change to `table`'s schema
+/// (its creation and upgrade, the near cache's trigger) is made under, so
+/// that processes starting at once do not race.
+pub(super) async fn lock_table(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    table: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("session-core sql store {table}"))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Pg {
     /// Creates the table and its index if missing, and adds `created_at`
     /// to a table made before it existed.
@@ -52,10 +66,7 @@ impl Pg {
         let t = format!("\"{table}\"");
         let mut tx = pool.begin().await?;
         // Stores starting at once must not race to create the table.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(format!("session-core sql store {table}"))
-            .execute(&mut *tx)
-            .await?;
+        lock_table(&mut tx, table).await?;
         sqlx::query(AssertSqlSafe(format!(
             "CREATE TABLE IF NOT EXISTS {t} (\
              id TEXT PRIMARY KEY, \
