@@ -246,6 +246,13 @@ pub struct SessionConfig {
     /// `SESSION_REDIS`: a `redis://` or `rediss://` URL. Defaults to
     /// `redis://127.0.0.1:6379`.
     pub redis_url: String,
+    /// `SESSION_REDIS_MIN_REPLICAS`: how many replicas must have a session's
+    /// change before the response is sent (Redis's `WAIT`, bounded by
+    /// `SESSION_STORE_TIMEOUT`; the outage policy applies when fewer do),
+    /// so that a master that fails right after answering loses no write a
+    /// user was told about. Defaults to 0: Redis's asynchronous
+    /// replication, no wait.
+    pub redis_min_replicas: usize,
     /// `SESSION_MEMCACHED`: `host:port[,host:port...]`. Defaults to
     /// `127.0.0.1:11211`.
     pub memcached_servers: Vec<String>,
@@ -295,6 +302,7 @@ impl Default for SessionConfig {
             file_threshold: 500,
             file_mode: 0o600,
             redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_min_replicas: 0,
             memcached_servers: vec!["127.0.0.1:11211".to_owned()],
             sql_url: None,
             sql_table: "sessions".to_owned(),
@@ -336,6 +344,7 @@ impl fmt::Debug for SessionConfig {
             .field("interop", &self.interop)
             .field("memory_max_sessions", &self.memory_max_sessions)
             .field("local_cache", &self.local_cache)
+            .field("redis_min_replicas", &self.redis_min_replicas)
             .field("cookie", &self.cookie)
             .field("file_dir", &self.file_dir)
             .field("file_threshold", &self.file_threshold)
@@ -487,6 +496,7 @@ pub const KEYS: &[&str] = &[
     "SESSION_SAVE_ON_ERROR",
     "SESSION_MEMORY_MAX_SESSIONS",
     "SESSION_LOCAL_CACHE",
+    "SESSION_REDIS_MIN_REPLICAS",
     "SESSION_TRACK_CLIENT",
     "SESSION_MAX_PER_USER",
     "SESSION_INTEROP",
@@ -721,6 +731,7 @@ impl SessionConfig {
             "SESSION_SAVE_ON_ERROR" => self.save_on_error = parse_bool(key, v)?,
             "SESSION_MEMORY_MAX_SESSIONS" => self.memory_max_sessions = parse_number(key, v)?,
             "SESSION_LOCAL_CACHE" => self.local_cache = parse_number(key, v)?,
+            "SESSION_REDIS_MIN_REPLICAS" => self.redis_min_replicas = parse_number(key, v)?,
             "SESSION_TRACK_CLIENT" => self.track_client = parse_bool(key, v)?,
             "SESSION_MAX_PER_USER" => {
                 self.max_per_user = if v.is_empty() {
@@ -848,6 +859,15 @@ impl SessionConfig {
         }
         if self.local_cache > 0 {
             self.validate_local_cache()?;
+        }
+        if self.redis_min_replicas > 0 && self.store != StoreKind::Redis {
+            return Err(ConfigError::new(
+                "SESSION_REDIS_MIN_REPLICAS",
+                format!(
+                    "is for SESSION_TYPE=redis, not {}: set it to 0",
+                    self.store.name()
+                ),
+            ));
         }
         let name = &self.cookie.name;
         if name.is_empty()

@@ -247,7 +247,10 @@ fn stagger(round: usize) -> (Duration, Duration) {
 /// ```
 ///
 /// A store whose layout keeps no creation time (Flask-Session's, say) adds
-/// `; without_creation_time`, which leaves out the one case that checks it.
+/// `; without_creation_time`, which leaves out the one case that checks it;
+/// one that cannot list its sessions ([`SessionStore::scan`] is
+/// unsupported) adds `; without_scan` after it, which leaves out the cases
+/// of `scan` and `purge_expired`.
 #[macro_export]
 macro_rules! store_suite {
     ($make:expr) => {
@@ -258,6 +261,13 @@ macro_rules! store_suite {
         $crate::store_suite!(@cases $make; (); created_at_survives_apply_touch_and_take);
     };
     ($make:expr; expiry_precision = $precision:expr; without_creation_time) => {
+        $crate::store_suite!($make; expiry_precision = $precision; without_creation_time; without_scan);
+        $crate::store_suite!(@cases $make; ();
+            scan_lists_each_live_session_under_its_prefix,
+            scan_pages_through_many_sessions,
+        );
+    };
+    ($make:expr; expiry_precision = $precision:expr; without_creation_time; without_scan) => {
         $crate::store_suite!(@cases $make; ();
             missing_session_is_none,
             create_then_load_round_trips,
@@ -1058,6 +1068,95 @@ pub async fn max_size_holds_for_the_merged_session<S: SessionStore>(store: Arc<S
     assert_eq!(done, 3, "exactly three values fit");
     assert_eq!(refused, WRITERS - 3);
     assert_eq!(stored.entries.len(), 4);
+}
+
+// ---- Listing and purging (`scan`, `purge_expired`), for operator tools.
+
+/// Every key `scan` lists under `prefix`, page after page, as a set (a
+/// store may list a key twice). Panics on a scan that does not end.
+pub async fn scan_all<S: SessionStore>(store: &S, prefix: &str) -> Vec<String> {
+    let mut keys = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100_000 {
+        let page = store
+            .scan(prefix, cursor.as_deref())
+            .await
+            .expect("scan failed");
+        keys.extend(page.keys.into_iter().map(|k| k.as_str().to_owned()));
+        match page.next {
+            Some(next) => {
+                assert_ne!(cursor.as_deref(), Some(next.as_str()), "scan made no progress");
+                cursor = Some(next);
+            }
+            None => return keys.into_iter().collect(),
+        }
+    }
+    panic!("scan did not end");
+}
+
+/// `scan` lists the live sessions under its prefix and nothing else: not
+/// another prefix's, not a deleted or taken one, not an expired one; and
+/// `purge_expired` leaves every live session in place.
+pub async fn scan_lists_each_live_session_under_its_prefix<S: SessionStore>(store: Arc<S>) {
+    let prefix = unique_prefix();
+    let key = |n: u32| StoreKey::from_raw(format!("{prefix}{n:02}"));
+    let other = StoreKey::from_raw(format!("{}00", unique_prefix()));
+    for n in 0..6 {
+        let ttl = if n == 5 { SHORT } else { LONG };
+        assert!(store.create(&key(n), &record(&[("a", "1")]), ttl).await.unwrap());
+    }
+    assert!(store.create(&other, &record(&[("a", "1")]), LONG).await.unwrap());
+    store.delete(&key(3)).await.unwrap();
+    store.take(&key(4)).await.unwrap();
+    let live: Vec<String> = [0, 1, 2].map(|n| key(n).as_str().to_owned()).into();
+    let mut before = live.clone();
+    before.push(key(5).as_str().to_owned());
+    assert_eq!(scan_all(&*store, &prefix).await, before, "scan listed the wrong keys");
+
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        scan_all(&*store, &prefix).await,
+        live,
+        "scan listed an expired session"
+    );
+    store.purge_expired().await.expect("purge_expired failed");
+    assert_eq!(
+        scan_all(&*store, &prefix).await,
+        live,
+        "purge_expired removed a live session"
+    );
+    for n in 0..3 {
+        assert_eq!(
+            entries(&*store, &key(n)).await,
+            Some(record(&[("a", "1")]).entries),
+            "purge_expired changed a live session"
+        );
+    }
+    let other_prefix = other.as_str().trim_end_matches("00");
+    assert_eq!(scan_all(&*store, other_prefix).await, vec![other.as_str().to_owned()]);
+}
+
+/// A scan over more sessions than one page holds lists each of them.
+pub async fn scan_pages_through_many_sessions<S: SessionStore>(store: Arc<S>) {
+    // More than a page of every store, fewer than the file store keeps
+    // by default (500).
+    const SESSIONS: usize = 450;
+    let prefix = unique_prefix();
+    let keys: Vec<String> = (0..SESSIONS).map(|n| format!("{prefix}{n:04}")).collect();
+    let mut writes = tokio::task::JoinSet::new();
+    for chunk in keys.chunks(SESSIONS / 8 + 1) {
+        let (store, chunk) = (Arc::clone(&store), chunk.to_vec());
+        writes.spawn(async move {
+            for key in chunk {
+                let key = StoreKey::from_raw(key);
+                assert!(store.create(&key, &record(&[("a", "1")]), LONG).await.unwrap());
+            }
+        });
+    }
+    while let Some(done) = writes.join_next().await {
+        done.expect("a writer panicked");
+    }
+    assert_eq!(scan_all(&*store, &prefix).await, keys);
 }
 
 // ---- A user's sessions (`crate::users`), kept with the store's own calls.

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use session_core::StoreError;
 use session_core::StoreKey;
 use session_core::store::filesystem::FileStore;
-use session_core::store::{Applied, ChangeSet, Record, SessionStore};
+use session_core::store::{Applied, ChangeSet, Record, ScanPage, SessionStore};
 use session_core::testing::{record, unique_key};
 
 const LONG: Duration = Duration::from_secs(3600);
@@ -271,6 +271,11 @@ impl SessionStore for TwoStores {
     }
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         self.pick().take(key).await
+    }    async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
+        self.pick().scan(prefix, cursor).await
+    }
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.pick().purge_expired().await
     }
 }
 

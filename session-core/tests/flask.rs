@@ -79,7 +79,8 @@ macro_rules! flask_cases {
             session_core::store_suite!(
                 async { session_core::flask::FlaskStore::new($make.await) };
                 expiry_precision = $precision;
-                without_creation_time
+                without_creation_time;
+                without_scan
             );
         }
         flask_cases!(@cases $make;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
 use crate::codec::entry_size;
 
@@ -466,6 +466,39 @@ impl SessionStore for MemoryStore {
         let mut shard = self.shard(self.index(key));
         shard.live(key, now);
         Ok(shard.remove(key).map(|e| e.record(now)))
+    }
+
+    /// One shard per page; the cursor is the next shard's number.
+    async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
+        let index = match cursor {
+            None => 0,
+            Some(c) => c
+                .parse::<usize>()
+                .ok()
+                .filter(|&i| i < SHARDS)
+                .ok_or_else(|| StoreError::backend(format!("not a memory scan cursor: {c:?}")))?,
+        };
+        let now = Instant::now();
+        let keys = lock(&self.shards[index])
+            .sessions
+            .iter()
+            .filter(|(key, entry)| entry.expires > now && key.starts_with(prefix))
+            .map(|(key, _)| StoreKey::from_raw(&**key))
+            .collect();
+        let next = (index + 1 < SHARDS).then(|| (index + 1).to_string());
+        Ok(ScanPage { keys, next })
+    }
+
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let now = Instant::now();
+        let mut purged = 0;
+        for index in 0..SHARDS {
+            let mut shard = self.shard(index);
+            let swept = shard.sweep(now);
+            shard.release(swept);
+            purged += swept as u64;
+        }
+        Ok(purged)
     }
 }
 

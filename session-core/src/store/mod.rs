@@ -311,6 +311,10 @@ pub enum StoreError {
         /// The bound.
         limit: usize,
     },
+    /// The store cannot do this at all (for example list its sessions:
+    /// [`SessionStore::scan`] on the cookie-free stores that keep no index).
+    #[error("this session store cannot {0}")]
+    Unsupported(&'static str),
     /// The store's backend reported an error.
     #[error("the session store failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -321,6 +325,16 @@ impl StoreError {
     pub fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Backend(error.into())
     }
+}
+
+/// One page of [`SessionStore::scan`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// Keys of sessions found on this page.
+    pub keys: Vec<StoreKey>,
+    /// Where the next page starts, to pass back to `scan`; `None` when the
+    /// scan is over.
+    pub next: Option<String>,
 }
 
 /// Where sessions are kept on the server.
@@ -391,6 +405,36 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         key: &StoreKey,
     ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+
+    /// Lists the keys of the live sessions whose key starts with `prefix`,
+    /// a page at a time: call it with `cursor` `None`, then with each
+    /// page's [`next`](ScanPage::next) until it is `None`.
+    ///
+    /// For operator tools (`session-admin count`, `migrate`), never for a
+    /// request: it walks the whole store. Every session live for the whole
+    /// scan is listed; one created, deleted or expiring during it may be
+    /// listed or not, and a key may come twice (Redis's `SCAN`), so a
+    /// caller that counts keeps a set. A page may be empty while `next`
+    /// is not.
+    ///
+    /// The default is [`StoreError::Unsupported`]: a store that keeps no
+    /// index of its keys cannot list them.
+    fn scan(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<ScanPage, StoreError>> + Send {
+        let _ = (prefix, cursor);
+        async { Err(StoreError::Unsupported("list its sessions")) }
+    }
+
+    /// Deletes the sessions that have expired, on a store that keeps them
+    /// until someone does (SQL, files, memory); returns how many went. A
+    /// store whose server drops them by itself (Redis, memcached, MongoDB's
+    /// TTL index) returns 0, which is the default.
+    fn purge_expired(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async { Ok(0) }
+    }
 }
 
 /// A boxed future, as returned by [`DynSessionStore`].
@@ -424,6 +468,12 @@ pub trait DynSessionStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Applied, StoreError>>;
     fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>>;
     fn take<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
+    fn scan<'a>(
+        &'a self,
+        prefix: &'a str,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ScanPage, StoreError>>;
+    fn purge_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
 impl<S: SessionStore> DynSessionStore for S {
@@ -458,6 +508,16 @@ impl<S: SessionStore> DynSessionStore for S {
     }
     fn take<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
         Box::pin(SessionStore::take(self, key))
+    }
+    fn scan<'a>(
+        &'a self,
+        prefix: &'a str,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ScanPage, StoreError>> {
+        Box::pin(SessionStore::scan(self, prefix, cursor))
+    }
+    fn purge_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(SessionStore::purge_expired(self))
     }
 }
 
@@ -501,6 +561,16 @@ impl<S: SessionStore> SessionStore for Arc<S> {
         key: &StoreKey,
     ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
         (**self).take(key)
+    }
+    fn scan(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<ScanPage, StoreError>> + Send {
+        (**self).scan(prefix, cursor)
+    }
+    fn purge_expired(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).purge_expired()
     }
 }
 
@@ -598,6 +668,12 @@ impl SessionStore for AnyStore {
     }
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         self.store.take(key).await
+    }
+    async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
+        self.store.scan(prefix, cursor).await
+    }
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.store.purge_expired().await
     }
 }
 

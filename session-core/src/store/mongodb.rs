@@ -97,7 +97,7 @@ use bytes::Bytes;
 
 pub use ::mongodb;
 
-use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
 use crate::codec::entry_size;
 
@@ -595,7 +595,53 @@ impl SessionStore for MongoStore {
             ..decode_record(&document)?
         }))
     }
+    /// Pages of up to [`SCAN_PAGE`] live sessions in `_id` order; the
+    /// cursor is the last `_id` of the page.
+    async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
+        // A key equal to the prefix alone is no session's.
+        let after = cursor.unwrap_or(prefix);
+        let mut found = self
+            .collection
+            .find(doc! { "_id": { "$gt": after }, "expires_at": { "$gt": now() } })
+            .sort(doc! { "_id": 1 })
+            .limit(SCAN_PAGE)
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(StoreError::backend)?;
+        let mut ids = Vec::new();
+        while found.advance().await.map_err(StoreError::backend)? {
+            let document = found.deserialize_current().map_err(StoreError::backend)?;
+            if let Ok(id) = document.get_str("_id") {
+                ids.push(id.to_owned());
+            }
+        }
+        let next = (ids.len() as i64 == SCAN_PAGE)
+            .then(|| ids.last().cloned())
+            .flatten();
+        Ok(ScanPage {
+            keys: ids
+                .into_iter()
+                .filter(|id| id.starts_with(prefix))
+                .map(StoreKey::from_raw)
+                .collect(),
+            next,
+        })
+    }
+
+    /// The TTL index removes expired sessions within a minute; this removes
+    /// them now.
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let done = self
+            .collection
+            .delete_many(doc! { "expires_at": { "$lte": now() } })
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(done.deleted_count)
+    }
 }
+
+/// Documents one page of [`MongoStore`]'s scan reads.
+const SCAN_PAGE: i64 = 200;
 
 #[cfg(test)]
 mod tests {

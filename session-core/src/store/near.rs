@@ -52,7 +52,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
-use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
 
 /// The most shards a cache is split into (fewer for a small capacity).
@@ -592,6 +592,15 @@ impl<S: SessionStore> SessionStore for NearCache<S> {
         let taken = self.inner.take(key).await;
         self.cache.invalidate(key.as_str());
         taken
+    }
+
+    async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
+        self.inner.scan(prefix, cursor).await
+    }
+
+    /// Only expired sessions go, which the cache never serves.
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.inner.purge_expired().await
     }
 }
 

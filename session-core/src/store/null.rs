@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
 
 /// A store that keeps nothing: every read finds no session, and every write
@@ -38,5 +38,9 @@ impl SessionStore for NullStore {
 
     async fn take(&self, _key: &StoreKey) -> Result<Option<Record>, StoreError> {
         Ok(None)
+    }
+
+    async fn scan(&self, _: &str, _: Option<&str>) -> Result<ScanPage, StoreError> {
+        Ok(ScanPage::default())
     }
 }

@@ -99,8 +99,9 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
         }
         #[cfg(feature = "redis")]
         StoreKind::Redis => {
-            let builder =
-                super::redis::RedisStore::builder(&config.redis_url).timeout(config.store_timeout);
+            let builder = super::redis::RedisStore::builder(&config.redis_url)
+                .timeout(config.store_timeout)
+                .min_replicas(config.redis_min_replicas);
             let failed = |e: super::StoreError| {
                 ConfigError::new(
                     "SESSION_REDIS",

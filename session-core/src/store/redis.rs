@@ -84,7 +84,7 @@ use std::time::{Duration, SystemTime};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
-use super::{Applied, ChangeSet, NearCache, Record, SessionStore, StoreError};
+use super::{ScanPage, Applied, ChangeSet, NearCache, Record, SessionStore, StoreError};
 use crate::StoreKey;
 
 #[cfg(feature = "flask")]
@@ -104,6 +104,16 @@ pub struct RedisStore {
     /// With a near cache: its tracking connections, which every call goes
     /// through.
     tracker: Option<std::sync::Arc<tracking::Tracker>>,
+    /// How many replicas must acknowledge a write before it counts as
+    /// done (`WAIT`), and for how long to wait for them.
+    replicas: Replicas,
+}
+
+/// `SESSION_REDIS_MIN_REPLICAS`: see [`RedisStoreBuilder::min_replicas`].
+#[derive(Clone, Copy, Debug, Default)]
+struct Replicas {
+    min: usize,
+    wait: Duration,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -187,6 +197,7 @@ impl ConnectionLike for Conn {
 pub struct RedisStoreBuilder {
     url: String,
     timeout: Duration,
+    min_replicas: usize,
 }
 
 impl RedisStoreBuilder {
@@ -194,6 +205,26 @@ impl RedisStoreBuilder {
     /// fails. Defaults to 5 seconds.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How many replicas must have each write before it counts as done
+    /// (`SESSION_REDIS_MIN_REPLICAS`). Defaults to 0.
+    ///
+    /// Redis replicates asynchronously: a master that fails right after
+    /// it answered loses the writes its replicas had not received yet, and
+    /// the replica promoted in its place does not have them. With `n > 0`
+    /// every write (create, change, refresh, delete) is followed by
+    /// `WAIT n`, on the connection and node that made it, so the response
+    /// is sent only once `n` replicas have the change. `WAIT` is bounded by
+    /// half the [`timeout`](Self::timeout); a write that fewer replicas
+    /// acknowledge in that time is a [`StoreError::Backend`], which the
+    /// middleware answers with its outage policy (`SESSION_STORE_OUTAGE`):
+    /// the user is never told a change was kept that a failover could
+    /// lose. The cost is one more round trip per write, and the
+    /// replication delay (see BENCHMARKS.md).
+    pub fn min_replicas(mut self, n: usize) -> Self {
+        self.min_replicas = n;
         self
     }
 
@@ -215,6 +246,17 @@ impl RedisStoreBuilder {
     /// feature this build lacks, and when no server answers (within the
     /// timeout: [`StoreError::Timeout`]).
     pub async fn build(self) -> Result<RedisStore, StoreError> {
+        let replicas = Replicas {
+            min: self.min_replicas,
+            wait: self.timeout / 2,
+        };
+        Ok(RedisStore {
+            replicas,
+            ..self.connect().await?
+        })
+    }
+
+    async fn connect(self) -> Result<RedisStore, StoreError> {
         let timeout = self.timeout;
         if let Some(nodes) = self.url.strip_prefix("redis+cluster://") {
             return cluster(nodes, timeout).await;
@@ -245,6 +287,7 @@ impl RedisStoreBuilder {
                 config,
             })),
             tracker: None,
+            replicas: Replicas::default(),
         })
     }
 
@@ -405,6 +448,7 @@ async fn sentinel_store(rest: &str, timeout: Duration) -> Result<RedisStore, Sto
     Ok(RedisStore {
         backend: Backend::Sentinel(std::sync::Arc::new(sentinel)),
         tracker: None,
+        replicas: Replicas::default(),
     })
 }
 
@@ -425,6 +469,7 @@ impl RedisStore {
         RedisStoreBuilder {
             url: url.into(),
             timeout: Duration::from_secs(5),
+            min_replicas: 0,
         }
     }
 
@@ -434,6 +479,7 @@ impl RedisStore {
         Self {
             backend: Backend::Single(connection),
             tracker: None,
+            replicas: Replicas::default(),
         }
     }
 
@@ -444,6 +490,7 @@ impl RedisStore {
         Self {
             backend: Backend::Cluster(connection),
             tracker: None,
+            replicas: Replicas::default(),
         }
     }
 
@@ -490,6 +537,50 @@ impl RedisStore {
         }
         result
     }
+
+    /// Runs one write on `key` as [`call`](Self::call) does and, with
+    /// [`min_replicas`](RedisStoreBuilder::min_replicas), waits on the same
+    /// connection and node until that many replicas have it.
+    async fn write<T>(
+        &self,
+        key: &StoreKey,
+        f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
+    ) -> Result<T, StoreError> {
+        let Replicas { min, wait } = self.replicas;
+        if min == 0 {
+            return self.call(key, f).await;
+        }
+        let (value, acknowledged) = self
+            .call(key, async |c| {
+                let value = f(c).await?;
+                let mut cmd = redis::cmd("WAIT");
+                cmd.arg(min).arg(millis(wait));
+                let acknowledged: usize = match c {
+                    // WAIT names no key: send it to the key's master, the
+                    // node (and connection) that took the write.
+                    #[cfg(feature = "redis-cluster")]
+                    Conn::Cluster(c) => {
+                        use redis::cluster_routing::{
+                            Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+                        };
+                        let route = Route::with_key(key.as_str(), SlotAddr::Master);
+                        let routing =
+                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                        redis::from_redis_value(c.route_command(cmd, routing).await?)?
+                    }
+                    c => cmd.query_async(c).await?,
+                };
+                Ok((value, acknowledged))
+            })
+            .await?;
+        if acknowledged < min {
+            return Err(StoreError::backend(format!(
+                "{acknowledged} of the {min} replicas (SESSION_REDIS_MIN_REPLICAS) acknowledged \
+                 the write within {wait:?}"
+            )));
+        }
+        Ok(value)
+    }
 }
 
 fn millis(ttl: Duration) -> u64 {
@@ -532,7 +623,7 @@ impl SessionStore for RedisStore {
         let size = record.size().to_string();
         let created_ms = record.created_at.and_then(layout::encode_created);
         let created: i64 = self
-            .call(key, async |c| {
+            .write(key, async |c| {
                 let mut call = CREATE.key(key.as_str());
                 call.arg(millis(ttl)).arg(SCRIPT_BATCH);
                 for (field, value) in &record.entries {
@@ -561,7 +652,7 @@ impl SessionStore for RedisStore {
                 .map(String::as_str),
         )?;
         let (applied, size): (i64, i64) = self
-            .call(key, async |c| {
+            .write(key, async |c| {
                 let script = match self.tracker {
                     Some(_) => &*APPLY_TRACKED,
                     None => &*APPLY,
@@ -596,7 +687,7 @@ impl SessionStore for RedisStore {
 
     async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
         let touched: bool = self
-            .call(key, async |c| match self.tracker {
+            .write(key, async |c| match self.tracker {
                 // Reads the key back in the same script, so that Redis
                 // keeps tracking it for this connection (see `tracking`).
                 Some(_) => {
@@ -623,7 +714,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.call(key, async |c| {
+        self.write(key, async |c| {
             redis::cmd("DEL").arg(key.as_str()).query_async(c).await
         })
         .await
@@ -631,7 +722,7 @@ impl SessionStore for RedisStore {
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let fields: Vec<(String, Vec<u8>)> = self
-            .call(key, async |c| TAKE.key(key.as_str()).invoke_async(c).await)
+            .write(key, async |c| TAKE.key(key.as_str()).invoke_async(c).await)
             .await?;
         if fields.is_empty() {
             return Ok(None);
@@ -643,4 +734,127 @@ impl SessionStore for RedisStore {
             created_at,
         }))
     }
+    /// `SCAN … MATCH prefix*`, on each master of a cluster in turn (the
+    /// cursor then names the master too).
+    async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
+        let pattern = format!("{}*", glob_escape(prefix));
+        let mut connection = self.connection().await?;
+        #[cfg(feature = "redis-cluster")]
+        if let Conn::Cluster(c) = &mut connection {
+            return scan_cluster(c, &pattern, cursor).await;
+        }
+        let at = scan_cursor(cursor.unwrap_or("0"))?;
+        let (next, keys): (u64, Vec<String>) = scan_command(at, &pattern)
+            .query_async(&mut connection)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(ScanPage {
+            keys: keys.into_iter().map(StoreKey::from_raw).collect(),
+            next: (next != 0).then(|| next.to_string()),
+        })
+    }
+}
+
+/// How many keys one `SCAN` step looks at.
+const SCAN_COUNT: usize = 500;
+
+fn scan_command(cursor: u64, pattern: &str) -> Cmd {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(SCAN_COUNT);
+    cmd
+}
+
+fn scan_cursor(text: &str) -> Result<u64, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::backend(format!("not a Redis scan cursor: {text:?}")))
+}
+
+/// `text` as a `MATCH` pattern that matches it literally.
+fn glob_escape(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern
+}
+
+/// One `SCAN` step on one master of a cluster; the cursor is
+/// `master:cursor`, masters numbered in address order.
+#[cfg(feature = "redis-cluster")]
+async fn scan_cluster(
+    c: &mut redis::cluster_async::ClusterConnection,
+    pattern: &str,
+    cursor: Option<&str>,
+) -> Result<ScanPage, StoreError> {
+    use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+    let (node, at) = match cursor {
+        None => (0, 0),
+        Some(text) => {
+            let (node, at) = text
+                .split_once(':')
+                .ok_or_else(|| StoreError::backend(format!("not a cluster scan cursor: {text:?}")))?;
+            (node.parse::<usize>().map_err(StoreError::backend)?, scan_cursor(at)?)
+        }
+    };
+    let nodes: String = redis::from_redis_value(
+        c.route_command(
+            redis::cmd("CLUSTER").arg("NODES").clone(),
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+        )
+        .await
+        .map_err(StoreError::backend)?,
+    )
+    .map_err(StoreError::backend)?;
+    let masters = cluster_masters(&nodes);
+    let Some((host, port)) = masters.get(node) else {
+        return Ok(ScanPage::default());
+    };
+    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+        host: host.clone(),
+        port: *port,
+    });
+    let (next, keys): (u64, Vec<String>) = redis::from_redis_value(
+        c.route_command(scan_command(at, pattern), routing)
+            .await
+            .map_err(StoreError::backend)?,
+    )
+    .map_err(StoreError::backend)?;
+    let next = if next != 0 {
+        Some(format!("{node}:{next}"))
+    } else {
+        (node + 1 < masters.len()).then(|| format!("{}:0", node + 1))
+    };
+    Ok(ScanPage {
+        keys: keys.into_iter().map(StoreKey::from_raw).collect(),
+        next,
+    })
+}
+
+/// The addresses of the masters that serve slots, in `CLUSTER NODES`'s
+/// answer, sorted.
+#[cfg(feature = "redis-cluster")]
+fn cluster_masters(nodes: &str) -> Vec<(String, u16)> {
+    let mut masters: Vec<(String, u16)> = nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            let serves = fields.len() > 8;
+            if !serves || !flags.contains("master") || flags.contains("fail") {
+                return None;
+            }
+            let address = fields.get(1)?.split(['@', ',']).next()?;
+            let (host, port) = address.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect();
+    masters.sort();
+    masters
 }

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::id::StoreKey;
 
 /// A store whose every call fails with [`StoreError::Timeout`] when it takes
@@ -102,6 +102,17 @@ impl<S: SessionStore> SessionStore for Timeout<S> {
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         self.bounded(self.inner.take(key)).await
+    }
+
+    /// Each page is bounded, not the whole scan.
+    async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
+        self.bounded(self.inner.scan(prefix, cursor)).await
+    }
+
+    /// Not bounded: it is an operator's command, which may take long on a
+    /// big table.
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.inner.purge_expired().await
     }
 }
 

@@ -96,6 +96,14 @@ impl Inner {
         Ok(())
     }
 
+    /// Removes every expired session file now; returns how many.
+    pub(super) fn purge(&self) -> io::Result<usize> {
+        let _one = self.scanning();
+        let scan = self.scan(now_ms())?;
+        self.uncount(scan.removed);
+        Ok(scan.removed)
+    }
+
     /// Brings a full directory down to nine tenths of the threshold (at
     /// least one file below it), removing expired files, then sessions on
     /// probation, oldest created first. False if it stays full: every

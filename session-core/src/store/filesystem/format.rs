@@ -1,14 +1,20 @@
 //! The bytes of a session file: a fixed header, then the entries.
 //!
-//! - `AXS2` (written today): magic, expiry (u64 LE, ms since the epoch),
+//! - `AXS3` (written today): magic, expiry (u64 LE, ms since the epoch),
 //!   creation time (u64 LE, ms since the epoch; `u64::MAX` when unknown),
-//!   then the entries as `encode_entries` writes them.
+//!   the store key (u32 LE length, then its bytes: file names are hashes,
+//!   so a scan reads the key here), then the entries as `encode_entries`
+//!   writes them.
+//! - `AXS2` (written before the store could list its sessions): as `AXS3`
+//!   without the key.
 //! - `AXS1` (written before sessions recorded their creation time): magic,
-//!   expiry, entries. Still read, with no creation time, so that sessions
-//!   written by the previous version survive an upgrade.
+//!   expiry, entries.
 //!
-//! Both start with the magic and the expiry, so eviction reads the first
-//! [`EXPIRY_HEADER`] bytes of either without caring which it is.
+//! The older two are still read (with no key, and `AXS1` with no creation
+//! time), so that sessions written by earlier versions survive an upgrade;
+//! the next write of such a session rewrites it as `AXS3`. All start with
+//! the magic and the expiry, so eviction reads the first [`EXPIRY_HEADER`]
+//! bytes of any without caring which it is.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,7 +22,8 @@ use crate::codec::{decode_entries, encode_entries};
 use crate::store::Record;
 
 const MAGIC_V1: &[u8; 4] = b"AXS1";
-const MAGIC: &[u8; 4] = b"AXS2";
+const MAGIC_V2: &[u8; 4] = b"AXS2";
+const MAGIC: &[u8; 4] = b"AXS3";
 const HEADER_V1: usize = 12;
 const HEADER: usize = 20;
 /// The creation time of a record that has none.
@@ -30,6 +37,9 @@ pub(super) struct Stored {
     pub(super) expires: u64,
     /// What it holds; `expires_at` is left `None` (callers decide).
     pub(super) record: Record,
+    /// The store key it was written under; `None` in files written before
+    /// files kept it (`AXS1`, `AXS2`).
+    pub(super) key: Option<String>,
 }
 
 fn to_ms(t: SystemTime) -> u64 {
@@ -38,27 +48,40 @@ fn to_ms(t: SystemTime) -> u64 {
         .min(UNKNOWN - 1)
 }
 
-/// Encodes a record that expires at `expires` (ms since the epoch).
-pub(super) fn encode(record: &Record, expires: u64) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(HEADER + 64);
+/// Encodes the record of `key` that expires at `expires` (ms since the
+/// epoch).
+pub(super) fn encode(key: &str, record: &Record, expires: u64) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(HEADER + 4 + key.len() + 64);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&expires.to_le_bytes());
     let created = record.created_at.map_or(UNKNOWN, to_ms);
     bytes.extend_from_slice(&created.to_le_bytes());
+    // Store keys are short (a prefix and 64 hex digits).
+    let len = u32::try_from(key.len()).expect("a store key shorter than 4 GiB");
+    bytes.extend_from_slice(&len.to_le_bytes());
+    bytes.extend_from_slice(key.as_bytes());
     encode_entries(&record.entries, &mut bytes);
     bytes
 }
 
-/// Decodes a file of either version; `None` if it is neither.
+/// Decodes a file of any version; `None` if it is none of them.
 pub(super) fn decode(bytes: &[u8]) -> Option<Stored> {
     let expires = expiry(bytes)?;
-    let (created_at, body) = if bytes.starts_with(MAGIC) {
+    let (created_at, key, body) = if bytes.starts_with(MAGIC) || bytes.starts_with(MAGIC_V2) {
         let (header, body) = bytes.split_first_chunk::<HEADER>()?;
         let created = u64::from_le_bytes(header[HEADER_V1..].try_into().ok()?);
         let created_at = (created != UNKNOWN).then(|| UNIX_EPOCH + Duration::from_millis(created));
-        (created_at, body)
+        let (key, body) = if bytes.starts_with(MAGIC) {
+            let (len, rest) = body.split_first_chunk::<4>()?;
+            let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+            let (key, rest) = rest.split_at_checked(len)?;
+            (Some(String::from_utf8(key.to_vec()).ok()?), rest)
+        } else {
+            (None, body)
+        };
+        (created_at, key, body)
     } else {
-        (None, &bytes[HEADER_V1..])
+        (None, None, &bytes[HEADER_V1..])
     };
     Some(Stored {
         expires,
@@ -67,6 +90,7 @@ pub(super) fn decode(bytes: &[u8]) -> Option<Stored> {
             expires_at: None,
             created_at,
         },
+        key,
     })
 }
 
@@ -74,7 +98,10 @@ pub(super) fn decode(bytes: &[u8]) -> Option<Stored> {
 /// version; `None` if they are not a session file's.
 pub(super) fn expiry(bytes: &[u8]) -> Option<u64> {
     let (header, _) = bytes.split_first_chunk::<EXPIRY_HEADER>()?;
-    if !(header.starts_with(MAGIC) || header.starts_with(MAGIC_V1)) {
+    if ![MAGIC, MAGIC_V2, MAGIC_V1]
+        .iter()
+        .any(|magic| header.starts_with(*magic))
+    {
         return None;
     }
     Some(u64::from_le_bytes(header[4..].try_into().ok()?))
@@ -100,16 +127,35 @@ mod tests {
             expires_at: None,
             created_at: Some(created),
         };
-        let stored = decode(&encode(&record, 42)).unwrap();
+        let stored = decode(&encode("session:k", &record, 42)).unwrap();
         assert_eq!(stored.expires, 42);
+        assert_eq!(stored.key.as_deref(), Some("session:k"));
         assert_eq!(
             stored.record.created_at,
             Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123))
         );
         assert_eq!(stored.record.entries, entries());
 
-        let unknown = decode(&encode(&Record::from(entries()), 42)).unwrap();
+        let unknown = decode(&encode("k", &Record::from(entries()), 42)).unwrap();
         assert_eq!(unknown.record.created_at, None);
+    }
+
+    /// A file as the previous version (`AXS2`) wrote it: the same header
+    /// without the key.
+    #[test]
+    fn files_of_the_previous_version_are_read_without_a_key() {
+        let mut bytes = b"AXS2".to_vec();
+        bytes.extend_from_slice(&42u64.to_le_bytes());
+        bytes.extend_from_slice(&1_700_000_000_123u64.to_le_bytes());
+        encode_entries(&entries(), &mut bytes);
+        let stored = decode(&bytes).unwrap();
+        assert_eq!(stored.expires, 42);
+        assert_eq!(stored.key, None);
+        assert_eq!(stored.record.entries, entries());
+        assert_eq!(
+            stored.record.created_at,
+            Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123))
+        );
     }
 
     #[test]
@@ -120,5 +166,10 @@ mod tests {
             decode(b"AXS2\x01\0\0\0\0\0\0\0\xff").is_none(),
             "a cut creation time"
         );
+        let mut cut_key = b"AXS3".to_vec();
+        cut_key.extend_from_slice(&[0; 16]);
+        cut_key.extend_from_slice(&9u32.to_le_bytes());
+        cut_key.extend_from_slice(b"short");
+        assert!(decode(&cut_key).is_none(), "a key cut short");
     }
 }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use self::dir::{LOCKS, PROBATION, TMP_PREFIX, is_symlink_error, no_follow};
 use self::format::Stored;
-use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
 
 const SUFFIX: &str = ".session";
@@ -262,8 +262,15 @@ impl Inner {
     /// modification time from the clock at full precision, which is what
     /// eviction orders sessions on probation by: the kernel's own stamp
     /// moves only with its tick, too coarse to tell close creates apart.
-    fn write(&self, dest: &Path, record: &Record, expires: u64, created: bool) -> io::Result<()> {
-        let bytes = format::encode(record, expires);
+    fn write(
+        &self,
+        dest: &Path,
+        key: &StoreKey,
+        record: &Record,
+        expires: u64,
+        created: bool,
+    ) -> io::Result<()> {
+        let bytes = format::encode(key.as_str(), record, expires);
         let mut suffix = [0u8; 8];
         getrandom::fill(&mut suffix).map_err(io::Error::other)?;
         let tmp = self
@@ -330,7 +337,13 @@ impl Inner {
 
     /// Writes a new session on probation, unless a live one has the name.
     /// Call under its lock.
-    fn create(&self, name: &str, record: &Record, expires: u64) -> io::Result<Created> {
+    fn create(
+        &self,
+        name: &str,
+        key: &StoreKey,
+        record: &Record,
+        expires: u64,
+    ) -> io::Result<Created> {
         let main = self.dir.join(name);
         let in_main = self.read(&main)?;
         if matches!(in_main, Slot::Live(_)) {
@@ -345,7 +358,7 @@ impl Inner {
             // Expired or unreadable: it holds nothing and counts against the threshold.
             self.remove(&main)?;
         }
-        self.write(&new, record, expires, true)?;
+        self.write(&new, key, record, expires, true)?;
         Ok(match in_new {
             Slot::Empty => Created::Added,
             _ => Created::Replaced,
@@ -394,12 +407,12 @@ impl SessionStore for FileStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let name = Inner::file_name(key);
-        let record = record.clone();
+        let (key, record) = (key.clone(), record.clone());
         self.write(move |inner| {
             inner.sweep_if_due()?;
             inner.admit(|| {
                 let _guard = inner.lock(&name)?;
-                let created = inner.create(&name, &record, expiry_ms(ttl))?;
+                let created = inner.create(&name, &key, &record, expiry_ms(ttl))?;
                 Ok((created != Created::Taken, created == Created::Added))
             })
         })
@@ -413,7 +426,7 @@ impl SessionStore for FileStore {
         ttl: Duration,
     ) -> Result<Applied, StoreError> {
         let name = Inner::file_name(key);
-        let changes = changes.clone();
+        let (key, changes) = (key.clone(), changes.clone());
         self.write(move |inner| {
             let _guard = inner.lock(&name)?;
             let Some(mut stored) = inner.locate(&name)? else {
@@ -428,7 +441,7 @@ impl SessionStore for FileStore {
                 inner.remove(&path)?;
                 return Ok(Applied::Deleted);
             }
-            inner.write(&path, &stored.record, expiry_ms(ttl), false)?;
+            inner.write(&path, &key, &stored.record, expiry_ms(ttl), false)?;
             Ok(Applied::Done)
         })
         .await
@@ -436,6 +449,7 @@ impl SessionStore for FileStore {
 
     async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
         let name = Inner::file_name(key);
+        let key = key.clone();
         self.write(move |inner| {
             let _guard = inner.lock(&name)?;
             let Some(stored) = inner.locate(&name)? else {
@@ -443,6 +457,7 @@ impl SessionStore for FileStore {
             };
             inner.write(
                 &inner.dir.join(&name),
+                &key,
                 &stored.record,
                 expiry_ms(ttl),
                 false,
@@ -480,6 +495,55 @@ impl SessionStore for FileStore {
             Ok(stored.map(|s| s.record))
         })
         .await
+    }
+
+    /// One page: every live session file of both directories whose key
+    /// (kept in the file since `AXS3`) starts with `prefix`. Files written
+    /// by earlier versions keep no key: they are listed once their session
+    /// is next written (a request that refreshes or changes it).
+    async fn scan(&self, prefix: &str, _cursor: Option<&str>) -> Result<ScanPage, StoreError> {
+        let prefix = prefix.to_owned();
+        self.run(move |inner| {
+            let mut keys = std::collections::BTreeSet::new();
+            let mut keyless = 0usize;
+            for dir in [&inner.dir, &inner.probation] {
+                for entry in session_files(dir)? {
+                    let name = entry.file_name();
+                    let Some(name) = name.to_str() else { continue };
+                    let Slot::Live(stored) = inner.read(&entry.path())? else {
+                        continue;
+                    };
+                    match stored.key {
+                        // A file is listed under the key it names only:
+                        // one copied over another's name is not.
+                        Some(key)
+                            if key.starts_with(&prefix)
+                                && Inner::file_name(&StoreKey::from_raw(key.as_str())) == name =>
+                        {
+                            keys.insert(key);
+                        }
+                        Some(_) => {}
+                        None => keyless += 1,
+                    }
+                }
+            }
+            if keyless > 0 {
+                tracing::warn!(
+                    keyless,
+                    "session files written by an earlier version keep no key and are not \
+                     listed until their session is next written"
+                );
+            }
+            Ok(ScanPage {
+                keys: keys.into_iter().map(StoreKey::from_raw).collect(),
+                next: None,
+            })
+        })
+        .await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.write(|inner| Ok(inner.purge()? as u64)).await
     }
 }
 

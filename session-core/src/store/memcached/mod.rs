@@ -108,10 +108,11 @@ use std::time::Duration;
 use async_memcached::{Client, Error as McError, ErrorKind, MetaProtocol, MetaValue, Status};
 use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, RecycleResult};
 
-use super::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
 
 #[cfg(feature = "flask")]
+mod dump;
 mod flask;
 mod wire;
 
@@ -720,6 +721,33 @@ impl SessionStore for MemcachedStore {
         let wire = wire_key(key.as_str());
         let server = self.pick(&wire);
         self.call(server, || self.take_once(server, &wire)).await
+    }
+    /// One server per page, through memcached's `lru_crawler metadump`
+    /// (the cursor is the next server's number). Keys sent hashed (longer
+    /// than memcached allows, see the module docs) cannot be listed.
+    async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
+        let index = match cursor {
+            None => 0,
+            Some(c) => c
+                .parse::<usize>()
+                .ok()
+                .filter(|&i| i < self.servers.len())
+                .ok_or_else(|| StoreError::backend(format!("not a memcached scan cursor: {c:?}")))?,
+        };
+        let server = &self.servers[index];
+        let keys = tokio::time::timeout(self.timeout * 4, dump::live_keys(&server.name))
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout * 4))?
+            .map_err(|e| StoreError::backend(format!("memcached {}: {e}", server.name)))?;
+        // Each key on the server it belongs to only, should a dump list an
+        // item another process left on the wrong one.
+        let keys = keys
+            .into_iter()
+            .filter(|key| key.starts_with(prefix) && std::ptr::eq(self.pick(key), server))
+            .map(StoreKey::from_raw)
+            .collect();
+        let next = (index + 1 < self.servers.len()).then(|| (index + 1).to_string());
+        Ok(ScanPage { keys, next })
     }
 }
 

@@ -69,7 +69,7 @@ impl BlobStore for RedisStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let set: Option<String> = self
-            .call(key, async |c| {
+            .write(key, async |c| {
                 redis::cmd("SET")
                     .arg(key.as_str())
                     .arg(value)
@@ -92,7 +92,7 @@ impl BlobStore for RedisStore {
     ) -> Result<bool, StoreError> {
         let expected = sha1_hex(&current.value);
         let replaced: i64 = self
-            .call(key, async |c| {
+            .write(key, async |c| {
                 let mut call = REPLACE.key(key.as_str());
                 call.arg(&expected);
                 if let Some(value) = value {

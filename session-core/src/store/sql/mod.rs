@@ -161,7 +161,7 @@ mod flask;
 pub use flask::FlaskTable;
 pub use sqlx;
 
-use super::{Applied, ChangeSet, NearCache, Record, SessionStore, StoreError};
+use super::{Applied, ChangeSet, NearCache, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
 
 /// How often expired rows are deleted unless the builder says otherwise.
@@ -715,7 +715,34 @@ impl SessionStore for SqlStore {
             .map(Row::into_record)
             .transpose()
     }
+
+    /// Pages of up to [`SCAN_PAGE`] live rows in `id` order (the primary
+    /// key's); the cursor is the last `id` of the page.
+    async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
+        // A key equal to the prefix alone is no session's.
+        let after = cursor.unwrap_or(prefix);
+        let ids = dispatch!(&self.inner.db, d => d.scan(after, SCAN_PAGE).await)
+            .map_err(StoreError::backend)?;
+        let next = (ids.len() as i64 == SCAN_PAGE)
+            .then(|| ids.last().cloned())
+            .flatten();
+        Ok(ScanPage {
+            keys: ids
+                .into_iter()
+                .filter(|id| id.starts_with(prefix))
+                .map(StoreKey::from_raw)
+                .collect(),
+            next,
+        })
+    }
+
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.cleanup().await
+    }
 }
+
+/// Rows one page of [`SqlStore`]'s scan reads.
+const SCAN_PAGE: i64 = 200;
 
 /// A live session's row, as `load` and `take` read it.
 struct Row {

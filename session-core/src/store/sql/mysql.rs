@@ -32,6 +32,7 @@ pub(super) struct My {
     delete: Arc<str>,
     lock: Arc<str>,
     cleanup: Arc<str>,
+    scan: Arc<str>,
 }
 
 /// The statements that measure a session in SQL.
@@ -166,6 +167,9 @@ impl My {
                  FROM {t} WHERE id = ? FOR UPDATE"
             )),
             cleanup: s(format!("DELETE FROM {t} WHERE expires_at <= {now}")),
+            scan: s(format!(
+                "SELECT id FROM {t} WHERE id > ? AND expires_at > {now} ORDER BY id LIMIT ?"
+            )),
         })
     }
 
@@ -386,6 +390,14 @@ impl My {
     pub(super) async fn cleanup(&self) -> Result<u64, sqlx::Error> {
         let done = sqlx::query(q(&self.cleanup)).execute(&self.pool).await?;
         Ok(done.rows_affected())
+    }
+
+    pub(super) async fn scan(&self, after: &str, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(q(&self.scan))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
     }
 }
 

@@ -25,6 +25,7 @@ pub(super) struct Pg {
     delete: Arc<str>,
     take: Arc<str>,
     cleanup: Arc<str>,
+    scan: Arc<str>,
 }
 
 fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
@@ -144,6 +145,9 @@ impl Pg {
                 "DELETE FROM {t} WHERE id = $1 RETURNING data::text, expires_at > now(), {created}"
             )),
             cleanup: s(format!("DELETE FROM {t} WHERE expires_at <= now()")),
+            scan: s(format!(
+                "SELECT id FROM {t} WHERE id > $1 AND expires_at > now() ORDER BY id LIMIT $2"
+            )),
         })
     }
 
@@ -298,5 +302,13 @@ impl Pg {
     pub(super) async fn cleanup(&self) -> Result<u64, sqlx::Error> {
         let done = sqlx::query(q(&self.cleanup)).execute(&self.pool).await?;
         Ok(done.rows_affected())
+    }
+
+    pub(super) async fn scan(&self, after: &str, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(q(&self.scan))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
     }
 }

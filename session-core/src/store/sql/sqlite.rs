@@ -46,6 +46,7 @@ pub(super) struct Lite {
     delete: Arc<str>,
     take: Arc<str>,
     cleanup: Arc<str>,
+    scan: Arc<str>,
 }
 
 fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
@@ -130,6 +131,9 @@ impl Lite {
                 "DELETE FROM {t} WHERE id = ?1 RETURNING data, expires_at, created_at"
             )),
             cleanup: s(format!("DELETE FROM {t} WHERE expires_at <= ?1")),
+            scan: s(format!(
+                "SELECT id FROM {t} WHERE id > ?1 AND expires_at > ?2 ORDER BY id LIMIT ?3"
+            )),
         })
     }
 
@@ -301,6 +305,15 @@ impl Lite {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    pub(super) async fn scan(&self, after: &str, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(q(&self.scan))
+            .bind(after)
+            .bind(now_ms())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
     }
 }
 
