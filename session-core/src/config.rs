@@ -1138,6 +1138,26 @@ mod tests {
     }
 
     #[test]
+    fn min_replicas_is_read_and_only_for_redis() {
+        assert_eq!(SessionConfig::default().redis_min_replicas, 0);
+        let c = SessionConfig::from_source([
+            ("SESSION_TYPE", "redis"),
+            ("SESSION_REDIS_MIN_REPLICAS", "1"),
+        ])
+        .unwrap();
+        assert_eq!(c.redis_min_replicas, 1);
+        let err = SessionConfig::from_source([("SESSION_REDIS_MIN_REPLICAS", "1")]).unwrap_err();
+        assert_eq!(err.key(), "SESSION_REDIS_MIN_REPLICAS");
+        assert!(err.to_string().contains("memory"), "{err}");
+        let err = SessionConfig::from_source([
+            ("SESSION_TYPE", "redis"),
+            ("SESSION_REDIS_MIN_REPLICAS", "one"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.key(), "SESSION_REDIS_MIN_REPLICAS");
+    }
+
+    #[test]
     fn new_keys_default_to_off_and_the_documented_cap() {
         let c = SessionConfig::default();
         assert_eq!(c.absolute_lifetime, None);

@@ -1297,3 +1297,125 @@ async fn near_cache_on_a_cluster_is_refused_naming_the_setting() {
         .unwrap_err();
     assert!(error.to_string().contains("SESSION_LOCAL_CACHE"), "{error}");
 }
+
+// ---- SESSION_REDIS_MIN_REPLICAS: a write counts once replicas have it.
+
+async fn with_replicas(url: &str, n: usize) -> RedisStore {
+    RedisStore::builder(url)
+        .timeout(Duration::from_secs(1))
+        .min_replicas(n)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{url} must be up (run scripts/services.sh): {e}"))
+}
+
+/// Where the master has a replica (the cluster's masters each have one,
+/// Sentinel's master has one), every kind of write goes through, and the
+/// replica holds it when the call returns.
+async fn writes_wait_for_a_replica_and_it_has_them(url: &str) {
+    let store = with_replicas(url, 1).await;
+    let key = unique_key("replicas");
+    assert!(store.create(&key, &record(&[("a", "1")]), LONG).await.unwrap());
+    assert_eq!(
+        store.apply(&key, &set(&[("b", "2")]), LONG).await.unwrap(),
+        Applied::Done
+    );
+    assert_eq!(store.touch(&key, LONG).await.unwrap(), Applied::Done);
+    let taken = store.take(&key).await.unwrap().expect("the session");
+    assert_eq!(taken.entries.len(), 2);
+    store.delete(&key).await.unwrap();
+}
+
+#[tokio::test]
+async fn cluster_writes_wait_for_a_replica() {
+    writes_wait_for_a_replica_and_it_has_them(CLUSTER).await;
+}
+
+#[tokio::test]
+async fn sentinel_writes_wait_for_a_replica() {
+    writes_wait_for_a_replica_and_it_has_them(SENTINEL).await;
+}
+
+/// On the cluster, the replica of the key's master has the write the
+/// moment the call returns: read straight from it (`READONLY`).
+#[tokio::test]
+async fn the_replica_has_the_write_when_the_call_returns() {
+    let store = with_replicas(CLUSTER, 1).await;
+    for _ in 0..20 {
+        let key = unique_key("replicated");
+        assert!(store.create(&key, &record(&[("a", "1")]), LONG).await.unwrap());
+        let slot = redis_cli(7000, &["cluster", "keyslot", key.as_str()]);
+        let slot: u16 = slot.trim().parse().unwrap();
+        let replica = replica_port_of_slot(slot);
+        let exists = redis_cli_readonly_exists(replica, key.as_str());
+        assert!(exists, "the replica on {replica} lacks {key:?} after the write returned");
+        store.delete(&key).await.unwrap();
+    }
+}
+
+/// `EXISTS key` on a replica, in a connection that said `READONLY`.
+fn redis_cli_readonly_exists(port: u16, key: &str) -> bool {
+    use std::io::Write;
+    let mut child = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    writeln!(child.stdin.as_mut().unwrap(), "READONLY\nEXISTS {key}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    out.lines().last().map(str::trim) == Some("1")
+}
+
+/// The port of the replica of the master that serves `slot` on the
+/// cluster of `scripts/services.sh`.
+fn replica_port_of_slot(slot: u16) -> u16 {
+    let nodes = redis_cli(7000, &["cluster", "nodes"]);
+    let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split_whitespace().collect()).collect();
+    let master = lines
+        .iter()
+        .find(|f| {
+            f[2].contains("master")
+                && f[8..].iter().any(|range| {
+                    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                    lo.parse::<u16>().is_ok_and(|lo| lo <= slot)
+                        && hi.parse::<u16>().is_ok_and(|hi| slot <= hi)
+                })
+        })
+        .expect("a master serves the slot");
+    let replica = lines
+        .iter()
+        .find(|f| f[3] == master[0] && f[2].contains("slave"))
+        .expect("the master has a replica");
+    replica[1]
+        .split('@')
+        .next()
+        .and_then(|a| a.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("a replica address")
+}
+
+/// More replicas than there are: the write is not acknowledged, the call
+/// fails (and the middleware answers with its outage policy) once half the
+/// timeout has passed, saying why.
+#[tokio::test]
+async fn a_write_fewer_replicas_acknowledge_fails_naming_the_setting() {
+    for (url, n) in [(SINGLE, 1), (CLUSTER, 2)] {
+        let store = with_replicas(url, n).await;
+        let key = unique_key("unreplicated");
+        let started = Instant::now();
+        let error = store
+            .create(&key, &record(&[("a", "1")]), LONG)
+            .await
+            .expect_err("a write no replica acknowledged counted as done");
+        assert!(
+            error.to_string().contains("SESSION_REDIS_MIN_REPLICAS"),
+            "{url}: {error}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3), "{url}: WAIT was not bounded");
+        // Reads do not wait.
+        store.load(&key).await.unwrap();
+        store.delete(&key).await.ok();
+    }
+}
