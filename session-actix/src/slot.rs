@@ -271,7 +271,7 @@ fn cookie_values(req: &HttpRequest, name: &str) -> Vec<String> {
 /// carries a valid signature; and whether it was signed with a fallback
 /// key (so the cookie should be signed again). Oversized values are
 /// rejected before any work.
-fn parse_id(signer: Option<&IdSigner>, value: &str) -> Option<(SessionId, bool)> {
+pub(crate) fn parse_id(signer: Option<&IdSigner>, value: &str) -> Option<(SessionId, bool)> {
     match signer {
         None => SessionId::parse(value).map(|id| (id, false)),
         Some(signer) if value.len() == signer.signed_len() => {

@@ -1085,7 +1085,11 @@ pub async fn scan_all<S: SessionStore>(store: &S, prefix: &str) -> Vec<String> {
         keys.extend(page.keys.into_iter().map(|k| k.as_str().to_owned()));
         match page.next {
             Some(next) => {
-                assert_ne!(cursor.as_deref(), Some(next.as_str()), "scan made no progress");
+                assert_ne!(
+                    cursor.as_deref(),
+                    Some(next.as_str()),
+                    "scan made no progress"
+                );
                 cursor = Some(next);
             }
             None => return keys.into_iter().collect(),
@@ -1103,15 +1107,29 @@ pub async fn scan_lists_each_live_session_under_its_prefix<S: SessionStore>(stor
     let other = StoreKey::from_raw(format!("{}00", unique_prefix()));
     for n in 0..6 {
         let ttl = if n == 5 { SHORT } else { LONG };
-        assert!(store.create(&key(n), &record(&[("a", "1")]), ttl).await.unwrap());
+        assert!(
+            store
+                .create(&key(n), &record(&[("a", "1")]), ttl)
+                .await
+                .unwrap()
+        );
     }
-    assert!(store.create(&other, &record(&[("a", "1")]), LONG).await.unwrap());
+    assert!(
+        store
+            .create(&other, &record(&[("a", "1")]), LONG)
+            .await
+            .unwrap()
+    );
     store.delete(&key(3)).await.unwrap();
     store.take(&key(4)).await.unwrap();
     let live: Vec<String> = [0, 1, 2].map(|n| key(n).as_str().to_owned()).into();
     let mut before = live.clone();
     before.push(key(5).as_str().to_owned());
-    assert_eq!(scan_all(&*store, &prefix).await, before, "scan listed the wrong keys");
+    assert_eq!(
+        scan_all(&*store, &prefix).await,
+        before,
+        "scan listed the wrong keys"
+    );
 
     tokio::time::sleep(PAST_SHORT).await;
     assert_eq!(
@@ -1133,7 +1151,10 @@ pub async fn scan_lists_each_live_session_under_its_prefix<S: SessionStore>(stor
         );
     }
     let other_prefix = other.as_str().trim_end_matches("00");
-    assert_eq!(scan_all(&*store, other_prefix).await, vec![other.as_str().to_owned()]);
+    assert_eq!(
+        scan_all(&*store, other_prefix).await,
+        vec![other.as_str().to_owned()]
+    );
 }
 
 /// A scan over more sessions than one page holds lists each of them.
@@ -1149,7 +1170,12 @@ pub async fn scan_pages_through_many_sessions<S: SessionStore>(store: Arc<S>) {
         writes.spawn(async move {
             for key in chunk {
                 let key = StoreKey::from_raw(key);
-                assert!(store.create(&key, &record(&[("a", "1")]), LONG).await.unwrap());
+                assert!(
+                    store
+                        .create(&key, &record(&[("a", "1")]), LONG)
+                        .await
+                        .unwrap()
+                );
             }
         });
     }

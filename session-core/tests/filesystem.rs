@@ -271,7 +271,8 @@ impl SessionStore for TwoStores {
     }
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         self.pick().take(key).await
-    }    async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
+    }
+    async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
         self.pick().scan(prefix, cursor).await
     }
     async fn purge_expired(&self) -> Result<u64, StoreError> {

@@ -1315,7 +1315,12 @@ async fn with_replicas(url: &str, n: usize) -> RedisStore {
 async fn writes_wait_for_a_replica_and_it_has_them(url: &str) {
     let store = with_replicas(url, 1).await;
     let key = unique_key("replicas");
-    assert!(store.create(&key, &record(&[("a", "1")]), LONG).await.unwrap());
+    assert!(
+        store
+            .create(&key, &record(&[("a", "1")]), LONG)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.apply(&key, &set(&[("b", "2")]), LONG).await.unwrap(),
         Applied::Done
@@ -1343,12 +1348,20 @@ async fn the_replica_has_the_write_when_the_call_returns() {
     let store = with_replicas(CLUSTER, 1).await;
     for _ in 0..20 {
         let key = unique_key("replicated");
-        assert!(store.create(&key, &record(&[("a", "1")]), LONG).await.unwrap());
+        assert!(
+            store
+                .create(&key, &record(&[("a", "1")]), LONG)
+                .await
+                .unwrap()
+        );
         let slot = redis_cli(7000, &["cluster", "keyslot", key.as_str()]);
         let slot: u16 = slot.trim().parse().unwrap();
         let replica = replica_port_of_slot(slot);
         let exists = redis_cli_readonly_exists(replica, key.as_str());
-        assert!(exists, "the replica on {replica} lacks {key:?} after the write returned");
+        assert!(
+            exists,
+            "the replica on {replica} lacks {key:?} after the write returned"
+        );
         store.delete(&key).await.unwrap();
     }
 }
@@ -1372,7 +1385,10 @@ fn redis_cli_readonly_exists(port: u16, key: &str) -> bool {
 /// cluster of `scripts/services.sh`.
 fn replica_port_of_slot(slot: u16) -> u16 {
     let nodes = redis_cli(7000, &["cluster", "nodes"]);
-    let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = nodes
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     let master = lines
         .iter()
         .find(|f| {
@@ -1413,7 +1429,10 @@ async fn a_write_fewer_replicas_acknowledge_fails_naming_the_setting() {
             error.to_string().contains("SESSION_REDIS_MIN_REPLICAS"),
             "{url}: {error}"
         );
-        assert!(started.elapsed() < Duration::from_secs(3), "{url}: WAIT was not bounded");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{url}: WAIT was not bounded"
+        );
         // Reads do not wait.
         store.load(&key).await.unwrap();
         store.delete(&key).await.ok();

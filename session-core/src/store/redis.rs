@@ -84,7 +84,7 @@ use std::time::{Duration, SystemTime};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
-use super::{ScanPage, Applied, ChangeSet, NearCache, Record, SessionStore, StoreError};
+use super::{Applied, ChangeSet, NearCache, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
 
 #[cfg(feature = "flask")]
@@ -797,10 +797,13 @@ async fn scan_cluster(
     let (node, at) = match cursor {
         None => (0, 0),
         Some(text) => {
-            let (node, at) = text
-                .split_once(':')
-                .ok_or_else(|| StoreError::backend(format!("not a cluster scan cursor: {text:?}")))?;
-            (node.parse::<usize>().map_err(StoreError::backend)?, scan_cursor(at)?)
+            let (node, at) = text.split_once(':').ok_or_else(|| {
+                StoreError::backend(format!("not a cluster scan cursor: {text:?}"))
+            })?;
+            (
+                node.parse::<usize>().map_err(StoreError::backend)?,
+                scan_cursor(at)?,
+            )
         }
     };
     let nodes: String = redis::from_redis_value(

@@ -157,7 +157,11 @@ async fn a_planted_symlink_is_neither_read_nor_written_through() {
     let store = FileStore::builder(dir.path()).build().unwrap();
     let outside = tempfile::tempdir().unwrap();
     let target = outside.path().join("planted.session");
-    let planted = format::encode("planted", &record(&[("user", "\"admin\"")]), now_ms() + 60_000);
+    let planted = format::encode(
+        "planted",
+        &record(&[("user", "\"admin\"")]),
+        now_ms() + 60_000,
+    );
     fs::write(&target, &planted).unwrap();
     let link = |path: &Path| std::os::unix::fs::symlink(&target, path).unwrap();
     let is_link =

@@ -732,7 +732,9 @@ impl SessionStore for MemcachedStore {
                 .parse::<usize>()
                 .ok()
                 .filter(|&i| i < self.servers.len())
-                .ok_or_else(|| StoreError::backend(format!("not a memcached scan cursor: {c:?}")))?,
+                .ok_or_else(|| {
+                    StoreError::backend(format!("not a memcached scan cursor: {c:?}"))
+                })?,
         };
         let server = &self.servers[index];
         let keys = tokio::time::timeout(self.timeout * 4, dump::live_keys(&server.name))

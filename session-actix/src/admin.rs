@@ -1,0 +1,403 @@
+//! Operator tasks on a store, outside any request: count the sessions,
+//! show one for support staff, end a user's sessions, purge the expired
+//! ones, and copy every live session to another store. The `session-admin`
+//! binary (feature `admin`) is a command line over this module.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use session_actix::{SessionConfig, admin::Admin};
+//!
+//! let admin = Admin::open(&SessionConfig::from_env()?).await?;
+//! let counts = admin.count(|_| {}).await?;
+//! println!("{} sessions, {} users with an index", counts.sessions, counts.users);
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use session_core::store::{AnyStore, Backend, SessionStore, StoreError, Timeout};
+use session_core::users::UserIndex;
+use session_core::{ConfigError, SessionConfig, StoreKey};
+
+use crate::settings::{Sessions, Shared};
+
+/// How many copies a migration runs at once.
+const COPIES_IN_FLIGHT: usize = 32;
+
+/// The store a [`SessionConfig`] names, with the settings the middleware
+/// would run on it: the same ids, key prefix, signing and codec.
+pub struct Admin {
+    shared: Arc<Shared>,
+    lifetime: Duration,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("key_prefix", &self.shared.settings.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What went wrong in an [`Admin`] task.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The configuration is invalid, or its store cannot be opened.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store keeps nothing on the server (`SESSION_TYPE=cookie`).
+    #[error("SESSION_TYPE=cookie keeps each session in its cookie: there is no store to {0}")]
+    NoStore(&'static str),
+    /// Two stores of a migration disagree on a setting that decides what
+    /// a store key or a value is.
+    #[error(
+        "{key} differs between the two stores ({from:?} and {to:?}): sessions would not be found after the move"
+    )]
+    Mismatch {
+        /// The configuration key.
+        key: &'static str,
+        /// Its value for the source.
+        from: String,
+        /// Its value for the target.
+        to: String,
+    },
+}
+
+/// What [`Admin::count`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Live sessions.
+    pub sessions: u64,
+    /// Users' indexes of their sessions (one per user with a session
+    /// bound to them, see [`Users`](crate::Users)).
+    pub users: u64,
+}
+
+/// One session, as [`Admin::show`] gives it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Shown {
+    /// The key the store keeps it under (the id's hash with
+    /// `SESSION_HASH_IDS`).
+    pub key: String,
+    /// Seconds until it expires, if the store tells.
+    pub expires_in_secs: Option<u64>,
+    /// When it was created, in milliseconds since the epoch, if known.
+    pub created_at_ms: Option<u64>,
+    /// Its values, decoded; a value the codec cannot read is shown as the
+    /// string `"<unreadable: N bytes>"`.
+    pub values: BTreeMap<String, serde_json::Value>,
+}
+
+/// How a migration went so far, as [`Admin::migrate`] reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Migrated {
+    /// Keys listed in the source (sessions and users' indexes).
+    pub listed: u64,
+    /// Copied to the target.
+    pub copied: u64,
+    /// Already in the target under the same key, left as they are there
+    /// (a second run, or a session the app wrote there meanwhile).
+    pub already_there: u64,
+    /// Gone from the source (ended or expired) before they were copied.
+    pub gone: u64,
+    /// Failed to copy; see the errors handed to the progress callback.
+    pub failed: u64,
+}
+
+impl Migrated {
+    /// Keys dealt with so far, one way or another.
+    pub fn done(&self) -> u64 {
+        self.copied + self.already_there + self.gone + self.failed
+    }
+}
+
+/// What a migration's progress callback is told.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MigrateEvent<'a> {
+    /// The source is listed: this many keys to copy.
+    Listed(u64),
+    /// One key was dealt with; the counts so far.
+    Progress(&'a Migrated),
+    /// One key failed to copy.
+    Failed {
+        /// The key.
+        key: &'a str,
+        /// Why.
+        error: &'a StoreError,
+    },
+}
+
+impl Admin {
+    /// Opens the store that `config` names, checking the configuration as
+    /// the middleware does.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the key to fix, as
+    /// [`SessionMiddleware::from_config`](crate::SessionMiddleware::from_config).
+    pub async fn open(config: &SessionConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let backend = session_core::store::open(config).await?;
+        Self::with_backend(backend, config)
+    }
+
+    /// An `Admin` on a store you opened yourself, with the settings of
+    /// `config`.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the key to fix.
+    pub fn with_backend(backend: Backend, config: &SessionConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            shared: Arc::new(Shared::new(backend, config)?),
+            lifetime: config.lifetime,
+        })
+    }
+
+    /// The store, every call bounded by `SESSION_STORE_TIMEOUT` (a scan,
+    /// page by page).
+    fn store(&self, task: &'static str) -> Result<&Timeout<AnyStore>, AdminError> {
+        match &self.shared.sessions {
+            Sessions::Store(store) => Ok(store),
+            #[cfg(feature = "cookie")]
+            Sessions::Cookie(_) => Err(AdminError::NoStore(task)),
+        }
+    }
+
+    /// Every key under the store's prefix (sessions and users' indexes),
+    /// each once; `listed` is told the running count after each page.
+    ///
+    /// # Errors
+    ///
+    /// The store's, or [`StoreError::Unsupported`] for a store that
+    /// cannot list its sessions.
+    pub async fn keys(&self, mut listed: impl FnMut(u64)) -> Result<Vec<StoreKey>, AdminError> {
+        let store = self.store("list")?;
+        let prefix = &self.shared.settings.key_prefix;
+        let mut keys = std::collections::BTreeSet::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = store.scan(prefix, cursor.as_deref()).await?;
+            keys.extend(page.keys.into_iter().map(|k| k.as_str().to_owned()));
+            listed(keys.len() as u64);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(keys.into_iter().map(StoreKey::from_raw).collect())
+    }
+
+    /// Counts the live sessions and the users' indexes.
+    ///
+    /// # Errors
+    ///
+    /// As [`keys`](Self::keys).
+    pub async fn count(&self, listed: impl FnMut(u64)) -> Result<Counts, AdminError> {
+        let users_prefix = format!("{}user:", self.shared.settings.key_prefix);
+        let keys = self.keys(listed).await?;
+        let users = keys
+            .iter()
+            .filter(|k| k.as_str().starts_with(&users_prefix))
+            .count() as u64;
+        Ok(Counts {
+            sessions: keys.len() as u64 - users,
+            users,
+        })
+    }
+
+    /// The session a cookie value names (as the browser holds it: signed
+    /// with `SESSION_USE_SIGNER`), decoded; `None` if the value names no
+    /// live session (expired, ended, or a forged or garbled value).
+    ///
+    /// # Errors
+    ///
+    /// The store's.
+    pub async fn show(&self, cookie: &str) -> Result<Option<Shown>, AdminError> {
+        let store = self.store("read")?;
+        let settings = &self.shared.settings;
+        let Some((id, _)) = crate::slot::parse_id(settings.signer.as_ref(), cookie.trim()) else {
+            return Ok(None);
+        };
+        let key = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
+        let Some(record) = store.load(&key).await? else {
+            return Ok(None);
+        };
+        let codec = settings.codec;
+        let values = record
+            .entries
+            .iter()
+            .map(|(name, bytes)| {
+                let value = codec
+                    .decode::<serde_json::Value>(bytes)
+                    .unwrap_or_else(|_| {
+                        serde_json::Value::String(format!("<unreadable: {} bytes>", bytes.len()))
+                    });
+                (name.clone(), value)
+            })
+            .collect();
+        let ms = |t: SystemTime| {
+            t.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        };
+        Ok(Some(Shown {
+            key: key.as_str().to_owned(),
+            expires_in_secs: record.expires_at.map(|t| {
+                t.duration_since(SystemTime::now())
+                    .map_or(0, |d| d.as_secs())
+            }),
+            created_at_ms: record.created_at.map(ms),
+            values,
+        }))
+    }
+
+    /// Ends every session bound to `user` (see [`Users`](crate::Users));
+    /// returns how many it ended.
+    ///
+    /// # Errors
+    ///
+    /// The store's; the sessions ended before it stay ended.
+    pub async fn revoke_user(&self, user: &str) -> Result<usize, AdminError> {
+        let store = self.store("revoke sessions in")?;
+        let settings = &self.shared.settings;
+        let index = UserIndex::new(store, &settings.key_prefix, user, settings.codec);
+        Ok(index.revoke_all(None).await?)
+    }
+
+    /// Deletes the expired sessions now, on the stores that keep them until
+    /// someone does; returns how many went (0 on the stores that drop them
+    /// by themselves).
+    ///
+    /// # Errors
+    ///
+    /// The store's.
+    pub async fn cleanup(&self) -> Result<u64, AdminError> {
+        Ok(self.store("clean")?.purge_expired().await?)
+    }
+
+    /// Copies every live session (and user index) of this store to `to`,
+    /// under the same key and with the lifetime it has left, so users stay
+    /// logged in when the app moves to `to`.
+    ///
+    /// Safe while the app runs on either store: it only reads this one, and
+    /// writes `to` with `create`, which never replaces a live session there
+    /// (a session the app already wrote there is left as it is). A session
+    /// changed in this store after it was copied keeps its copy's values in
+    /// `to`: run it once more after the app moved to copy what was created
+    /// in between. Needs the same `SESSION_KEY_PREFIX`, `SESSION_HASH_IDS`
+    /// and `SESSION_SERIALIZATION_FORMAT` on both sides.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::Mismatch`] before anything is copied, and the source
+    /// store's failure to list its sessions. Failures to copy one session
+    /// are counted in [`Migrated::failed`] and reported to `progress`.
+    pub async fn migrate(
+        &self,
+        to: &Admin,
+        mut progress: impl FnMut(MigrateEvent<'_>),
+    ) -> Result<Migrated, AdminError> {
+        let (a, b) = (&self.shared.settings, &to.shared.settings);
+        let mismatch = |key, from: String, to: String| Err(AdminError::Mismatch { key, from, to });
+        if a.key_prefix != b.key_prefix {
+            return mismatch(
+                "SESSION_KEY_PREFIX",
+                a.key_prefix.clone(),
+                b.key_prefix.clone(),
+            );
+        }
+        if a.hash_ids != b.hash_ids {
+            return mismatch(
+                "SESSION_HASH_IDS",
+                a.hash_ids.to_string(),
+                b.hash_ids.to_string(),
+            );
+        }
+        if a.codec != b.codec {
+            return mismatch(
+                "SESSION_SERIALIZATION_FORMAT",
+                format!("{:?}", a.codec),
+                format!("{:?}", b.codec),
+            );
+        }
+        let source = self.store("copy from")?.clone();
+        let target = to.store("copy to")?.clone();
+        let keys = self.keys(|_| {}).await?;
+        let mut migrated = Migrated {
+            listed: keys.len() as u64,
+            ..Migrated::default()
+        };
+        progress(MigrateEvent::Listed(migrated.listed));
+        let lifetime = self.lifetime;
+        let mut copies = tokio::task::JoinSet::new();
+        let mut keys = keys.into_iter();
+        loop {
+            while copies.len() < COPIES_IN_FLIGHT
+                && let Some(key) = keys.next()
+            {
+                let (source, target) = (source.clone(), target.clone());
+                copies.spawn(async move {
+                    let copied = copy(&source, &target, &key, lifetime).await;
+                    (key, copied)
+                });
+            }
+            let Some(done) = copies.join_next().await else {
+                break;
+            };
+            let (key, copied) = done.map_err(StoreError::backend)?;
+            match copied {
+                Ok(Copy::Copied) => migrated.copied += 1,
+                Ok(Copy::AlreadyThere) => migrated.already_there += 1,
+                Ok(Copy::Gone) => migrated.gone += 1,
+                Err(error) => {
+                    migrated.failed += 1;
+                    progress(MigrateEvent::Failed {
+                        key: key.as_str(),
+                        error: &error,
+                    });
+                }
+            }
+            progress(MigrateEvent::Progress(&migrated));
+        }
+        Ok(migrated)
+    }
+}
+
+/// What copying one key did.
+enum Copy {
+    Copied,
+    AlreadyThere,
+    Gone,
+}
+
+async fn copy(
+    source: &Timeout<AnyStore>,
+    target: &Timeout<AnyStore>,
+    key: &StoreKey,
+    lifetime: Duration,
+) -> Result<Copy, StoreError> {
+    let Some(record) = source.load(key).await? else {
+        return Ok(Copy::Gone);
+    };
+    let ttl = match record.expires_at {
+        Some(at) => match at.duration_since(SystemTime::now()) {
+            Ok(left) if !left.is_zero() => left,
+            _ => return Ok(Copy::Gone),
+        },
+        // A store that cannot tell: a whole lifetime.
+        None => lifetime,
+    };
+    Ok(if target.create(key, &record, ttl).await? {
+        Copy::Copied
+    } else {
+        Copy::AlreadyThere
+    })
+}

@@ -1,0 +1,268 @@
+//! `session-admin`: operator commands on the session store that the
+//! `SESSION_*` configuration names (the environment, or `--config FILE`).
+//!
+//! Exit codes: 0 done; 1 the store failed; 2 bad usage or configuration
+//! (the message names the key); 3 `migrate` finished but some sessions
+//! failed to copy; 4 `show` found no live session for the cookie.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use session_actix::SessionConfig;
+use session_actix::admin::{Admin, AdminError, MigrateEvent};
+
+/// Operator commands on the session store.
+#[derive(Debug, Parser)]
+#[command(
+    name = "session-admin",
+    version,
+    about = "Operator commands on the session store"
+)]
+struct Cli {
+    /// Read the SESSION_* settings from this file (`KEY=VALUE` lines, as a
+    /// `.env` file) instead of the environment.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Count the live sessions and the users' indexes.
+    Count,
+    /// Show the session a cookie value names, its values pretty-printed.
+    Show {
+        /// The session cookie's value, as the browser holds it.
+        cookie: String,
+    },
+    /// End every session of a user (sessions bound with `Users`).
+    RevokeUser {
+        /// The user, as the app names them at login.
+        user: String,
+    },
+    /// Delete expired sessions now (SQL, files, memory; Redis, memcached
+    /// and MongoDB expire them by themselves).
+    Cleanup,
+    /// Copy every live session, with the lifetime it has left, to another
+    /// store; safe while the app runs. Users stay logged in: sessions keep
+    /// their keys.
+    Migrate {
+        /// The source's SESSION_* settings file (default: --config, or the
+        /// environment).
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// The target's SESSION_* settings file (default: --config, or the
+        /// environment).
+        #[arg(long, value_name = "FILE")]
+        to: Option<PathBuf>,
+    },
+}
+
+/// Exit codes a script can rely on.
+#[derive(Clone, Copy, Debug)]
+enum Exit {
+    Done = 0,
+    StoreFailed = 1,
+    BadConfig = 2,
+    SomeFailed = 3,
+    NotFound = 4,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("session-admin: cannot start: {error}");
+            return ExitCode::from(Exit::StoreFailed as u8);
+        }
+    };
+    let exit = match runtime.block_on(run(&cli)) {
+        Ok(exit) => exit,
+        Err(error) => {
+            eprintln!("session-admin: {error}");
+            match error {
+                AdminError::Config(_) | AdminError::Mismatch { .. } | AdminError::NoStore(_) => {
+                    Exit::BadConfig
+                }
+                _ => Exit::StoreFailed,
+            }
+        }
+    };
+    ExitCode::from(exit as u8)
+}
+
+async fn run(cli: &Cli) -> Result<Exit, AdminError> {
+    let open = async |file: Option<&Path>| -> Result<Admin, AdminError> {
+        let config = match file.or(cli.config.as_deref()) {
+            Some(path) => read_config(path)?,
+            None => SessionConfig::from_env()?,
+        };
+        Ok(Admin::open(&config).await?)
+    };
+    match &cli.command {
+        Command::Count => {
+            let admin = open(None).await?;
+            let bar = spinner("listing sessions");
+            let counts = admin.count(|n| bar.set_position(n)).await?;
+            bar.finish_and_clear();
+            if cli.json {
+                println!("{}", json(&counts));
+            } else {
+                println!("sessions: {}", counts.sessions);
+                println!("users:    {}", counts.users);
+            }
+        }
+        Command::Show { cookie } => {
+            let admin = open(None).await?;
+            let Some(shown) = admin.show(cookie).await? else {
+                eprintln!(
+                    "session-admin: no live session for this cookie (expired, ended, or not a \
+                     valid cookie for this configuration)"
+                );
+                return Ok(Exit::NotFound);
+            };
+            if cli.json {
+                println!("{}", json(&shown));
+            } else {
+                println!("key:        {}", shown.key);
+                if let Some(secs) = shown.expires_in_secs {
+                    println!("expires in: {}", human(Duration::from_secs(secs)));
+                }
+                if let Some(ms) = shown.created_at_ms {
+                    println!("created at: {ms} (ms since the epoch)");
+                }
+                println!("values:");
+                for (name, value) in &shown.values {
+                    let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
+                    println!("  {name} = {}", pretty.replace('\n', "\n    "));
+                }
+            }
+        }
+        Command::RevokeUser { user } => {
+            let ended = open(None).await?.revoke_user(user).await?;
+            if cli.json {
+                println!("{{\"ended\":{ended}}}");
+            } else {
+                println!("{ended} sessions of {user:?} ended");
+            }
+        }
+        Command::Cleanup => {
+            let bar = spinner("deleting expired sessions");
+            let purged = open(None).await?.cleanup().await?;
+            bar.finish_and_clear();
+            if cli.json {
+                println!("{{\"deleted\":{purged}}}");
+            } else {
+                println!("{purged} expired sessions deleted");
+            }
+        }
+        Command::Migrate { from, to } => {
+            if from.is_none() && to.is_none() {
+                eprintln!("session-admin: migrate needs --from FILE, --to FILE, or both");
+                return Ok(Exit::BadConfig);
+            }
+            let (source, target) = (open(from.as_deref()).await?, open(to.as_deref()).await?);
+            let bar = spinner("listing sessions");
+            let migrated = source
+                .migrate(&target, |event| match event {
+                    MigrateEvent::Listed(total) => {
+                        bar.set_length(total);
+                        bar.set_position(0);
+                        bar.set_style(
+                            ProgressStyle::with_template(
+                                "{msg} {bar:40} {pos}/{len} ({per_sec}, {eta} left)",
+                            )
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                        );
+                        bar.set_message("copying");
+                    }
+                    MigrateEvent::Progress(done) => bar.set_position(done.done()),
+                    MigrateEvent::Failed { key, error } => {
+                        bar.suspend(|| eprintln!("session-admin: {key}: {error}"));
+                    }
+                    _ => {}
+                })
+                .await?;
+            bar.finish_and_clear();
+            if cli.json {
+                println!("{}", json(&migrated));
+            } else {
+                println!(
+                    "listed {}, copied {}, already there {}, gone meanwhile {}, failed {}",
+                    migrated.listed,
+                    migrated.copied,
+                    migrated.already_there,
+                    migrated.gone,
+                    migrated.failed
+                );
+            }
+            if migrated.failed > 0 {
+                return Ok(Exit::SomeFailed);
+            }
+        }
+    }
+    Ok(Exit::Done)
+}
+
+/// A progress bar of unknown length on stderr (hidden when stderr is not
+/// a terminal).
+fn spinner(message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner().with_message(message);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 86_400, secs / 3600 % 24, secs / 60 % 60) {
+        (0, 0, m) => format!("{m}m {}s", secs % 60),
+        (0, h, m) => format!("{h}h {m}m"),
+        (days, h, _) => format!("{days}d {h}h"),
+    }
+}
+
+/// The SESSION_* settings of a `.env`-style file: `KEY=VALUE` lines, with
+/// blank lines, `#` comments, an optional `export ` and quotes around a
+/// value allowed.
+fn read_config(path: &Path) -> Result<SessionConfig, AdminError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        session_actix::ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+    })?;
+    let mut pairs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(session_actix::ConfigError::new(
+                "--config",
+                format!("{} line {}: expected KEY=VALUE", path.display(), n + 1),
+            )
+            .into());
+        };
+        let value = value.trim();
+        let value = [('"', '"'), ('\'', '\'')]
+            .iter()
+            .find_map(|(open, close)| value.strip_prefix(*open)?.strip_suffix(*close))
+            .unwrap_or(value);
+        pairs.push((key.trim().to_owned(), value.to_owned()));
+    }
+    Ok(SessionConfig::from_source(pairs)?)
+}

@@ -1,0 +1,442 @@
+//! `session-admin` as an operator runs it: a real binary against real
+//! stores, while an app serves real HTTP requests on them.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, get, post, web};
+use serde::Deserialize;
+use session_actix::{Session, SessionConfig, SessionMiddleware};
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+#[derive(Deserialize)]
+struct UserQuery {
+    user: String,
+}
+
+#[post("/login")]
+async fn login(session: Session, q: web::Query<UserQuery>) -> actix_web::Result<HttpResponse> {
+    session.renew();
+    session.insert("user", &q.user)?;
+    session.bind_user(&q.user);
+    Ok(HttpResponse::Ok().body("welcome"))
+}
+
+#[derive(Deserialize)]
+struct SetQuery {
+    key: String,
+    value: String,
+}
+
+#[get("/set")]
+async fn set(session: Session, q: web::Query<SetQuery>) -> actix_web::Result<HttpResponse> {
+    session.insert(&q.key, &q.value)?;
+    Ok(HttpResponse::Ok().body("ok"))
+}
+
+#[get("/whoami")]
+async fn whoami(session: Session) -> actix_web::Result<HttpResponse> {
+    Ok(match session.get::<String>("user")? {
+        Some(user) => HttpResponse::Ok().body(user),
+        None => HttpResponse::Unauthorized().body("not logged in"),
+    })
+}
+
+/// A settings file for `session-admin --config`, and the same settings.
+struct Settings {
+    file: tempfile::NamedTempFile,
+    pairs: Vec<(String, String)>,
+}
+
+impl Settings {
+    fn new(pairs: &[(&str, &str)]) -> Self {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "# written by the admin test").unwrap();
+        for (key, value) in pairs {
+            writeln!(file, "{key}=\"{value}\"").unwrap();
+        }
+        Self {
+            file,
+            pairs: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    fn path(&self) -> &str {
+        self.file.path().to_str().unwrap()
+    }
+
+    fn config(&self) -> SessionConfig {
+        SessionConfig::from_source(self.pairs.iter().cloned()).unwrap()
+    }
+}
+
+/// Starts the app on `settings`' store; its base URL.
+async fn serve(settings: &Settings) -> String {
+    let middleware = SessionMiddleware::from_config(settings.config())
+        .await
+        .expect("the store opens");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(middleware.clone())
+            .service(login)
+            .service(set)
+            .service(whoami)
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Runs `session-admin` with `args`, no SESSION_* key of the test's own
+/// environment, off the async threads.
+async fn admin(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_session-admin"));
+        for key in session_actix::config::KEYS {
+            cmd.env_remove(key);
+        }
+        cmd.args(&args).output().expect("session-admin runs")
+    })
+    .await
+    .unwrap()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "session-admin failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+/// A browser: the session cookie, sent by hand (to whichever instance).
+struct Client {
+    user: String,
+    cookie: String,
+}
+
+async fn log_in(http: &reqwest::Client, base: &str, user: &str) -> Client {
+    let response = http
+        .post(format!("{base}/login?user={user}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    Client {
+        user: user.to_owned(),
+        cookie,
+    }
+}
+
+async fn who(http: &reqwest::Client, base: &str, client: &Client) -> (u16, String) {
+    let response = http
+        .get(format!("{base}/whoami"))
+        .header("cookie", &client.cookie)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+fn unique_prefix(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("admin-test-{what}-{nanos}:")
+}
+
+/// The scenario: a site on the file store outgrows one machine and
+/// moves to Redis. `migrate` runs while requests keep flowing (and users
+/// keep logging in); the app moves to Redis; a second `migrate` copies the
+/// sessions created in between; no user is logged out.
+#[actix_web::test]
+async fn migrate_moves_a_live_site_from_files_to_redis_and_no_user_is_logged_out() {
+    const USERS: usize = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix("migrate");
+    let files = Settings::new(&[
+        ("SESSION_TYPE", "filesystem"),
+        ("SESSION_FILE_DIR", dir.path().to_str().unwrap()),
+        ("SESSION_FILE_THRESHOLD", "0"),
+        ("SESSION_KEY_PREFIX", &prefix),
+        ("PERMANENT_SESSION_LIFETIME", "900"),
+    ]);
+    let redis = Settings::new(&[
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", REDIS),
+        ("SESSION_KEY_PREFIX", &prefix),
+        ("PERMANENT_SESSION_LIFETIME", "900"),
+    ]);
+    let on_files = serve(&files).await;
+    let http = reqwest::Client::new();
+    let mut clients = Vec::new();
+    for n in 0..USERS {
+        clients.push(log_in(&http, &on_files, &format!("user{n}")).await);
+    }
+
+    // Traffic on the file store for as long as the migration runs: every
+    // user writes, and new users log in.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let cookies: Vec<String> = clients.iter().map(|c| c.cookie.clone()).collect();
+    let traffic = {
+        let (stop, served, failed) = (stop.clone(), served.clone(), failed.clone());
+        let (http, base) = (http.clone(), on_files.clone());
+        actix_web::rt::spawn(async move {
+            let mut late = Vec::new();
+            let mut round = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let cookie = &cookies[round % cookies.len()];
+                let ok = http
+                    .get(format!("{base}/set?key=n&value={round}"))
+                    .header("cookie", cookie)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200);
+                if round.is_multiple_of(10) {
+                    late.push(log_in(&http, &base, &format!("late{round}")).await);
+                }
+                let counter = if ok { &served } else { &failed };
+                counter.fetch_add(1, Ordering::Relaxed);
+                round += 1;
+            }
+            late
+        })
+    };
+    // Let the traffic run a while before, during and after the copy.
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    let served_before = served.load(Ordering::Relaxed);
+    let first = json(
+        &admin(&[
+            "--json",
+            "migrate",
+            "--from",
+            files.path(),
+            "--to",
+            redis.path(),
+        ])
+        .await,
+    );
+    let served_during = served.load(Ordering::Relaxed) - served_before;
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+
+    // The app moves to Redis; the traffic stops on the file store.
+    let on_redis = serve(&redis).await;
+    stop.store(true, Ordering::Relaxed);
+    let late = traffic.await.unwrap();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during the migration"
+    );
+    assert!(
+        served_during > 0,
+        "no request was served while the migration ran"
+    );
+    assert_eq!(first["failed"], 0, "{first}");
+    let copied = first["copied"].as_u64().unwrap();
+    // Every user's session and index at least, and the late ones it saw.
+    assert!(copied >= 2 * USERS as u64, "{first}");
+
+    // The second run copies what was created since, and leaves the rest.
+    let second = json(
+        &admin(&[
+            "--json",
+            "migrate",
+            "--from",
+            files.path(),
+            "--to",
+            redis.path(),
+        ])
+        .await,
+    );
+    assert_eq!(second["failed"], 0, "{second}");
+    assert_eq!(
+        second["already_there"].as_u64().unwrap(),
+        copied,
+        "{second}"
+    );
+
+    for client in clients.iter().chain(&late) {
+        assert_eq!(
+            who(&http, &on_redis, client).await,
+            (200, client.user.clone()),
+            "{} was logged out by the move",
+            client.user
+        );
+    }
+    let counts = json(&admin(&["--json", "--config", redis.path(), "count"]).await);
+    let logged_in = (USERS + late.len()) as u64;
+    assert_eq!(counts["sessions"].as_u64().unwrap(), logged_in, "{counts}");
+    assert_eq!(counts["users"].as_u64().unwrap(), logged_in, "{counts}");
+
+    // Tidy Redis: every user logs out everywhere, through the tool.
+    for client in clients.iter().chain(&late) {
+        let ended = json(
+            &admin(&[
+                "--json",
+                "--config",
+                redis.path(),
+                "revoke-user",
+                &client.user,
+            ])
+            .await,
+        );
+        assert_eq!(ended["ended"], 1);
+    }
+}
+
+/// `show`, `revoke-user`, `cleanup` and `count`, with their exit codes.
+#[actix_web::test]
+async fn admin_commands_report_and_exit_as_documented() {
+    let prefix = unique_prefix("commands");
+    let redis = Settings::new(&[
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", REDIS),
+        ("SESSION_KEY_PREFIX", &prefix),
+        ("SESSION_USE_SIGNER", "true"),
+        ("SECRET_KEY", "a secret key of at least thirty-two bytes"),
+        ("PERMANENT_SESSION_LIFETIME", "600"),
+    ]);
+    let base = serve(&redis).await;
+    let http = reqwest::Client::new();
+    let ann = log_in(&http, &base, "ann").await;
+    let ann_too = log_in(&http, &base, "ann").await;
+    let bob = log_in(&http, &base, "bob").await;
+    let response = http
+        .get(format!("{base}/set?key=cart&value=3%20books"))
+        .header("cookie", &bob.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // show: the values of the session a (signed) cookie names.
+    let bob_value = bob.cookie.trim_start_matches("session=");
+    let shown = admin(&["--config", redis.path(), "show", bob_value]).await;
+    assert!(shown.status.success());
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("user = \"bob\""), "{text}");
+    assert!(text.contains("cart = \"3 books\""), "{text}");
+    assert!(text.contains("expires in:"), "{text}");
+    let shown = json(&admin(&["--json", "--config", redis.path(), "show", bob_value]).await);
+    assert_eq!(shown["values"]["user"], "bob");
+    assert!(shown["expires_in_secs"].as_u64().unwrap() > 500);
+    // A forged signature names no session: exit code 4.
+    let forged = format!("{}x", &bob_value[..bob_value.len() - 1]);
+    let missing = admin(&["--config", redis.path(), "show", &forged]).await;
+    assert_eq!(missing.status.code(), Some(4));
+
+    let counts = json(&admin(&["--json", "--config", redis.path(), "count"]).await);
+    assert_eq!(
+        (counts["sessions"].as_u64(), counts["users"].as_u64()),
+        (Some(3), Some(2))
+    );
+
+    // revoke-user: both of ann's sessions end, bob's stays.
+    let ended = json(&admin(&["--json", "--config", redis.path(), "revoke-user", "ann"]).await);
+    assert_eq!(ended["ended"], 2);
+    for client in [&ann, &ann_too] {
+        assert_eq!(
+            who(&http, &base, client).await.0,
+            401,
+            "a revoked session lives on"
+        );
+    }
+    assert_eq!(who(&http, &base, &bob).await, (200, "bob".to_owned()));
+
+    // cleanup: Redis expires sessions by itself.
+    let cleaned = json(&admin(&["--json", "--config", redis.path(), "cleanup"]).await);
+    assert_eq!(cleaned["deleted"], 0);
+
+    // Bad configuration: exit code 2, naming the key.
+    let bad = Settings::new(&[("SESSION_TYPE", "redis"), ("SESSION_STORE_TIMEOUT", "soon")]);
+    let refused = admin(&["--config", bad.path(), "count"]).await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("SESSION_STORE_TIMEOUT"));
+    // A migration between different key prefixes would lose every user.
+    let other = Settings::new(&[
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_KEY_PREFIX", "elsewhere:"),
+    ]);
+    let refused = admin(&["migrate", "--from", redis.path(), "--to", other.path()]).await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("SESSION_KEY_PREFIX"));
+    // The cookie store keeps nothing to count.
+    let cookie = Settings::new(&[
+        ("SESSION_TYPE", "cookie"),
+        ("SECRET_KEY", "a secret key of at least thirty-two bytes"),
+    ]);
+    assert_eq!(
+        admin(&["--config", cookie.path(), "count"])
+            .await
+            .status
+            .code(),
+        Some(2)
+    );
+
+    let ended = json(&admin(&["--json", "--config", redis.path(), "revoke-user", "bob"]).await);
+    assert_eq!(ended["ended"], 1);
+}
+
+/// `cleanup` deletes the expired sessions of a store that keeps them.
+#[actix_web::test]
+async fn cleanup_deletes_expired_session_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Settings::new(&[
+        ("SESSION_TYPE", "filesystem"),
+        ("SESSION_FILE_DIR", dir.path().to_str().unwrap()),
+        ("PERMANENT_SESSION_LIFETIME", "1"),
+    ]);
+    let base = serve(&files).await;
+    let http = reqwest::Client::new();
+    for user in ["ann", "bob"] {
+        log_in(&http, &base, user).await;
+    }
+    let counts = json(&admin(&["--json", "--config", files.path(), "count"]).await);
+    assert_eq!(counts["sessions"], 2);
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    let cleaned = json(&admin(&["--json", "--config", files.path(), "cleanup"]).await);
+    // The two sessions; the users' indexes live on (800 days).
+    assert_eq!(cleaned["deleted"], 2, "{cleaned}");
+    let session_files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .chain(std::fs::read_dir(dir.path().join("new")).unwrap())
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".session"))
+        })
+        .count();
+    assert_eq!(session_files, 2, "the users' indexes");
+    let counts = json(&admin(&["--json", "--config", files.path(), "count"]).await);
+    assert_eq!(
+        (counts["sessions"].as_u64(), counts["users"].as_u64()),
+        (Some(0), Some(2))
+    );
+}
