@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use session_core::store::{AnyStore, Backend, SessionStore, StoreError, Timeout};
+use session_core::store::{Backend, SessionStore, StoreError};
 use session_core::users::UserIndex;
 use session_core::{ConfigError, SessionConfig, StoreKey};
 
-use crate::settings::{Sessions, Shared};
+use crate::settings::{Sessions, Shared, Store};
 
 /// How many copies a migration runs at once.
 const COPIES_IN_FLIGHT: usize = 32;
@@ -78,6 +78,9 @@ pub struct Counts {
     /// Users' indexes of their sessions (one per user with a session
     /// bound to them, see [`Users`](crate::Users)).
     pub users: u64,
+    /// Notes a login leaves for a few minutes where the session it moved
+    /// to a new id was, so that a logout in flight still ends it.
+    pub login_notes: u64,
 }
 
 /// One session, as [`Admin::show`] gives it.
@@ -164,7 +167,7 @@ impl Admin {
 
     /// The store, every call bounded by `SESSION_STORE_TIMEOUT` (a scan,
     /// page by page).
-    fn store(&self, task: &'static str) -> Result<&Timeout<AnyStore>, AdminError> {
+    fn store(&self, task: &'static str) -> Result<&Store, AdminError> {
         match &self.shared.sessions {
             Sessions::Store(store) => Ok(store),
             #[cfg(feature = "cookie")]
@@ -203,15 +206,18 @@ impl Admin {
     /// As [`keys`](Self::keys).
     pub async fn count(&self, listed: impl FnMut(u64)) -> Result<Counts, AdminError> {
         let users_prefix = format!("{}user:", self.shared.settings.key_prefix);
-        let keys = self.keys(listed).await?;
-        let users = keys
-            .iter()
-            .filter(|k| k.as_str().starts_with(&users_prefix))
-            .count() as u64;
-        Ok(Counts {
-            sessions: keys.len() as u64 - users,
-            users,
-        })
+        let mut counts = Counts::default();
+        for key in self.keys(listed).await? {
+            let key = key.as_str();
+            if key.starts_with(&users_prefix) {
+                counts.users += 1;
+            } else if key.ends_with(session_core::logout::MOVE_NOTE_SUFFIX) {
+                counts.login_notes += 1;
+            } else {
+                counts.sessions += 1;
+            }
+        }
+        Ok(counts)
     }
 
     /// The session a cookie value names (as the browser holds it: signed
@@ -379,8 +385,8 @@ enum Copy {
 }
 
 async fn copy(
-    source: &Timeout<AnyStore>,
-    target: &Timeout<AnyStore>,
+    source: &Store,
+    target: &Store,
     key: &StoreKey,
     lifetime: Duration,
 ) -> Result<Copy, StoreError> {

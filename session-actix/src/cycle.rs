@@ -165,6 +165,7 @@ pub(crate) async fn finish<B: MessageBody>(
         (Err(Failure::Store(error)), Some(earlier))
             if settings.outage == OutagePolicy::ServeEmpty =>
         {
+            crate::events::outage("save", settings.outage);
             tracing::warn!(%error, "session store failed at save; the change is dropped");
             Ok(earlier)
         }
@@ -250,10 +251,12 @@ fn outage<B>(
             replace(res, HttpResponse::InternalServerError().finish())
         }
         (_, OutagePolicy::ServeEmpty) => {
+            crate::events::outage("save", settings.outage);
             tracing::warn!(%error, "session store failed at save; the change is dropped");
             res.map_into_left_body()
         }
         _ => {
+            crate::events::outage("save", settings.outage);
             tracing::error!(%error, "session store failed at save; answering 503");
             replace(res, HttpResponse::ServiceUnavailable().finish())
         }
@@ -347,6 +350,7 @@ async fn save<S: SessionStore>(
             let id = SessionId::generate();
             let key = key(&id);
             if store.create(&key, &record, ttl).await? {
+                crate::events::created();
                 if in_use {
                     let _ = store.touch(&key, ttl).await?;
                 }
@@ -393,6 +397,7 @@ async fn save<S: SessionStore>(
             // while this request was in flight, where the login moved it.
             if let Some(id) = &snap.id {
                 purge(store, key(id), snap.started).await?;
+                crate::events::purged();
             }
             if !snap.entries.is_empty() {
                 create_fresh(snap.entries, false).await
@@ -722,6 +727,7 @@ async fn renew<S: SessionStore>(
     if !matches!(change, CookieChange::Set { .. }) {
         return Ok(change);
     }
+    crate::events::renewed();
     if let Some(binding) = binding.as_ref().filter(|_| bound)
         && !fresh_index
     {

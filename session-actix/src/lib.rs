@@ -63,6 +63,7 @@ pub mod admin;
 mod builder;
 mod cycle;
 mod error;
+mod events;
 mod extract;
 mod middleware;
 mod session;

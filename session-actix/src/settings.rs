@@ -5,14 +5,18 @@ use std::time::{Duration, SystemTime};
 
 use session_core::config::CookieConfig;
 use session_core::signing::Signer;
-use session_core::store::{Backend, Timeout};
+use session_core::store::{Backend, Instrumented, Timeout};
 use session_core::{AnyStore, Codec, ConfigError, OutagePolicy, SessionConfig};
+
+/// The store as the middleware calls it: observed (spans, metrics), each
+/// call bounded by `SESSION_STORE_TIMEOUT`.
+pub(crate) type Store = Instrumented<Timeout<AnyStore>>;
 
 /// Where the sessions of one middleware live: chosen once, at start-up.
 pub(crate) enum Sessions {
     /// A server-side store, every call bounded by `SESSION_STORE_TIMEOUT`;
     /// the cookie carries the (signed) id.
-    Store(Timeout<AnyStore>),
+    Store(Store),
     /// The whole session in a signed cookie.
     #[cfg(feature = "cookie")]
     Cookie(session_core::store::cookie::CookieStore),
@@ -30,7 +34,13 @@ impl Shared {
     pub(crate) fn new(backend: Backend, config: &SessionConfig) -> Result<Self, ConfigError> {
         let config = &interop(&backend, config)?;
         let sessions = match backend {
-            Backend::Store(store) => Sessions::Store(Timeout::new(store, config.store_timeout)),
+            Backend::Store(store) => {
+                let kind = store.kind();
+                Sessions::Store(Instrumented::new(
+                    Timeout::new(store, config.store_timeout),
+                    kind,
+                ))
+            }
             #[cfg(feature = "cookie")]
             Backend::Cookie(store) => Sessions::Cookie(store),
             #[allow(unreachable_patterns)]

@@ -204,6 +204,7 @@ fn unavailable(
     mut empty: State,
     error: StoreError,
 ) -> Result<State, SessionRejection> {
+    crate::events::outage("load", settings.outage);
     match settings.outage {
         OutagePolicy::ServeEmpty => {
             tracing::warn!(%error, "session store failed at load; serving an empty session");

@@ -139,7 +139,7 @@ impl Users {
         &self,
         user: &str,
         f: impl AsyncFnOnce(
-            &UserIndex<'_, session_core::Timeout<session_core::AnyStore>>,
+            &UserIndex<'_, crate::settings::Store>,
         ) -> Result<T, session_core::StoreError>,
     ) -> Result<T, SessionError> {
         #[cfg_attr(not(feature = "cookie"), allow(irrefutable_let_patterns))]

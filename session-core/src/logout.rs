@@ -28,8 +28,11 @@ pub const MOVE_NOTE_TTL: Duration = Duration::from_secs(300);
 /// session moved to (each with an empty value while the move runs, then
 /// when it was over, as [`micros_since_epoch`] text).
 pub fn move_note(old: &StoreKey) -> StoreKey {
-    StoreKey::from_raw(format!("{old}:moved"))
+    StoreKey::from_raw(format!("{old}{MOVE_NOTE_SUFFIX}"))
 }
+
+/// What ends the store key of a login's note ([`move_note`]).
+pub const MOVE_NOTE_SUFFIX: &str = ":moved";
 
 /// A time as a note records it: microseconds since the epoch (a logout
 /// that follows the login's response is microseconds later, at least).

@@ -8,6 +8,7 @@
 //! cargo run -p quickstart                                  # memory
 //! SESSION_TYPE=filesystem cargo run -p quickstart          # ./flask_session
 //! PORT=3000 SESSION_TYPE=cookie SECRET_KEY=... cargo run -p quickstart
+//! METRICS=true cargo run -p quickstart     # Prometheus metrics at GET /metrics
 //! # the sessions of a Flask app with Flask-Session on the same Redis:
 //! SESSION_INTEROP=flask-session SESSION_TYPE=redis cargo run -p quickstart
 //! ```
@@ -221,6 +222,26 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|_| format!("PORT: invalid value {port:?}, expected a port number"))?,
         Err(_) => 8080,
     };
+    let metrics = match std::env::var("METRICS").as_deref() {
+        Ok("true" | "1") => Some(
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                // Latencies as histograms (summaries by default), from
+                // 50 µs (a memory store) to 5 s (the default timeout).
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Suffix("_duration_seconds".into()),
+                    &[
+                        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                        0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    ],
+                )
+                .and_then(|builder| builder.install_recorder())
+                .map_err(|e| format!("METRICS: cannot install the Prometheus recorder: {e}"))?,
+        ),
+        Ok("false" | "0" | "") | Err(_) => None,
+        Ok(other) => {
+            return Err(format!("METRICS: invalid value {other:?}, expected true or false").into());
+        }
+    };
     let config = SessionConfig::from_env()?;
     let store = config.store;
     let sessions = SessionMiddleware::from_config(config).await?;
@@ -238,6 +259,21 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .service(revoke)
             .service(logout_others)
             .service(logout_everywhere)
+            .configure(|app| {
+                if let Some(handle) = metrics.clone() {
+                    app.route(
+                        "/metrics",
+                        web::get().to(move || {
+                            let body = handle.render();
+                            async move {
+                                HttpResponse::Ok()
+                                    .content_type("text/plain; version=0.0.4; charset=utf-8")
+                                    .body(body)
+                            }
+                        }),
+                    );
+                }
+            })
     })
     .workers(2)
     .bind(("127.0.0.1", port))?;

@@ -119,8 +119,9 @@ async fn run(cli: &Cli) -> Result<Exit, AdminError> {
             if cli.json {
                 println!("{}", json(&counts));
             } else {
-                println!("sessions: {}", counts.sessions);
-                println!("users:    {}", counts.users);
+                println!("sessions:    {}", counts.sessions);
+                println!("users:       {}", counts.users);
+                println!("login notes: {}", counts.login_notes);
             }
         }
         Command::Show { cookie } => {

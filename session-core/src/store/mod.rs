@@ -109,6 +109,7 @@ pub mod cookie;
 #[cfg(feature = "filesystem")]
 #[cfg_attr(docsrs, doc(cfg(feature = "filesystem")))]
 pub mod filesystem;
+mod instrument;
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub mod memcached;
@@ -142,6 +143,7 @@ mod timeout;
 
 /// The key a store keeps a session under, as every method takes it.
 pub use crate::id::StoreKey;
+pub use instrument::Instrumented;
 pub use near::{CacheStats, NearCache};
 pub use open::{Backend, open};
 pub use timeout::Timeout;
@@ -584,6 +586,8 @@ pub struct AnyStore {
     flask: Option<crate::flask::FlaskStore>,
     /// The near cache in front of the store, when `open` put one there.
     cache: Option<near::CacheHandle>,
+    /// What the store is, for logs and metrics (see [`kind`](Self::kind)).
+    kind: &'static str,
 }
 
 impl AnyStore {
@@ -607,7 +611,23 @@ impl AnyStore {
             #[cfg(feature = "flask")]
             flask,
             cache: None,
+            kind: kind_of::<S>(),
         }
+    }
+
+    /// What the store is, as logs and metrics label it: the
+    /// `SESSION_TYPE` of a store [`open`] made (`redis`, `sql`, ...), else
+    /// taken from the type's name (`MyStore` is `my`), unless
+    /// [`with_kind`](Self::with_kind) set it.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Sets what [`kind`](Self::kind) returns.
+    #[must_use]
+    pub fn with_kind(mut self, kind: &'static str) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// Wraps a store with a near cache in front of it, keeping a handle on
@@ -631,6 +651,27 @@ impl AnyStore {
     #[cfg_attr(docsrs, doc(cfg(feature = "flask")))]
     pub fn flask(&self) -> Option<&crate::flask::FlaskStore> {
         self.flask.as_ref()
+    }
+}
+
+/// `my` for `some::path::MyStore<T>`.
+fn kind_of<S>() -> &'static str {
+    let name = std::any::type_name::<S>();
+    let name = name.split('<').next().unwrap_or(name);
+    let name = name.rsplit("::").next().unwrap_or(name);
+    let name = name.strip_suffix("Store").unwrap_or(name);
+    match name {
+        "Memory" => "memory",
+        "File" => "filesystem",
+        "Redis" => "redis",
+        "Memcached" => "memcached",
+        "Sql" => "sql",
+        "Mongo" => "mongodb",
+        "Null" => "null",
+        "Flask" => "flask",
+        "NearCache" => "near_cache",
+        "" => "custom",
+        other => Box::leak(other.to_ascii_lowercase().into_boxed_str()),
     }
 }
 

@@ -389,12 +389,17 @@ impl Cache {
                     let record = entry.record.clone();
                     drop(slot);
                     self.hits.fetch_add(1, Relaxed);
+                    #[cfg(feature = "metrics")]
+                    metrics::counter!("session_cache_lookups_total", "result" => "hit")
+                        .increment(1);
                     return Some(record);
                 }
                 self.remove(&mut slot, key);
             }
         }
         self.misses.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("session_cache_lookups_total", "result" => "miss").increment(1);
         None
     }
 

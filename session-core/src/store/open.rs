@@ -41,6 +41,13 @@ impl From<super::cookie::CookieStore> for Backend {
 /// `SESSION_SQL_URL`, `SESSION_FILE_DIR`, ...) when it cannot be opened or
 /// its server cannot be reached (passwords in URLs are never shown).
 pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
+    Ok(match open_backend(config).await? {
+        Backend::Store(store) => Backend::Store(store.with_kind(config.store.name())),
+        other => other,
+    })
+}
+
+async fn open_backend(config: &SessionConfig) -> Result<Backend, ConfigError> {
     let unavailable = |feature: &str| {
         ConfigError::new(
             "SESSION_TYPE",
