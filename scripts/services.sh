@@ -53,6 +53,7 @@ start_redis() { # start_redis PORT [extra redis-server args...]
 
 need redis-server redis-server redis-tools
 need redis-cli redis-tools
+need haproxy haproxy
 
 # The single node (the machine usually runs it already).
 start_redis 6379

@@ -95,11 +95,17 @@ pub enum Variant {
     OursSqlite,
     /// This project, `CookieStore`.
     OursCookie,
+    /// This project, `RedisStore` through Sentinel (a master with one
+    /// replica, from `scripts/services.sh`).
+    OursSentinel,
+    /// The same, each write waiting for the replica
+    /// (`SESSION_REDIS_MIN_REPLICAS=1`): what `WAIT` costs.
+    OursSentinelWait,
 }
 
 impl Variant {
     /// Every variant, in the order a run measures them.
-    pub const ALL: [Variant; 13] = [
+    pub const ALL: [Variant; 15] = [
         Variant::None,
         Variant::ActixCookie,
         Variant::ActixRedis,
@@ -113,6 +119,8 @@ impl Variant {
         Variant::OursPostgresCached,
         Variant::OursSqlite,
         Variant::OursCookie,
+        Variant::OursSentinel,
+        Variant::OursSentinelWait,
     ];
 
     /// The variant's name on the command line and in the table.
@@ -131,6 +139,8 @@ impl Variant {
             Variant::OursPostgresCached => "ours-postgres-cached",
             Variant::OursSqlite => "ours-sqlite",
             Variant::OursCookie => "ours-cookie",
+            Variant::OursSentinel => "ours-redis-sentinel",
+            Variant::OursSentinelWait => "ours-redis-sentinel-wait1",
         }
     }
 
@@ -143,6 +153,12 @@ impl Variant {
                 | Variant::OursRedisUsers
                 | Variant::OursRedisCached
         )
+    }
+
+    /// True if the variant keeps sessions in the master Sentinel names
+    /// (see [`SENTINEL_URL`]).
+    pub fn uses_sentinel(self) -> bool {
+        matches!(self, Variant::OursSentinel | Variant::OursSentinelWait)
     }
 
     /// True if the variant binds its sessions to users (`GET /` and
@@ -272,6 +288,16 @@ pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
                 .map_err(|e| format!("our Redis store with a near cache at {redis_url}: {e}"))?;
             Built::OursRedis(ours(store)?)
         }
+        Variant::OursSentinel | Variant::OursSentinelWait => {
+            let wait = usize::from(variant == Variant::OursSentinelWait);
+            let store = RedisStore::builder(SENTINEL_URL)
+                .timeout(Duration::from_secs(5))
+                .min_replicas(wait)
+                .build()
+                .await
+                .map_err(|e| format!("our Redis store through Sentinel at {SENTINEL_URL}: {e}"))?;
+            Built::OursRedis(ours(store)?)
+        }
         Variant::OursPostgres => {
             let builder = postgres_table("bench_sessions").await?;
             let store = builder
@@ -315,6 +341,11 @@ pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
         }
     })
 }
+
+/// The Sentinel deployment of `scripts/services.sh`: a master with one
+/// replica, for the variants that measure waiting for it.
+pub const SENTINEL_URL: &str =
+    "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381/mymaster";
 
 /// The near cache's capacity in the `-cached` variants: room for every
 /// session the routes read (256), and for the sessions `/` and `/login`

@@ -415,6 +415,9 @@ fn orchestrate(options: &Options, args: &[String]) -> Result<(), String> {
             if variant.uses_redis() {
                 redis_cleanup(&options.redis)?;
             }
+            if variant.uses_sentinel() {
+                redis_cleanup(&sentinel_master()?)?;
+            }
             for row in rows? {
                 results.keep_best(row);
             }
@@ -738,6 +741,17 @@ fn redis_check(url: &str) -> Result<(String, Option<u32>), String> {
 }
 
 /// Removes every key the benchmark's Redis variants wrote.
+/// The URL of the master that Sentinel names now.
+fn sentinel_master() -> Result<String, String> {
+    let mut con = redis_connection("redis://127.0.0.1:26379")?;
+    let (host, port): (String, u16) = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg("mymaster")
+        .query(&mut con)
+        .map_err(|e| format!("Sentinel on 26379 (run scripts/services.sh): {e}"))?;
+    Ok(format!("redis://{host}:{port}"))
+}
+
 fn redis_cleanup(url: &str) -> Result<(), String> {
     let mut con = redis_connection(url)?;
     for prefix in [OURS_REDIS_PREFIX, ACTIX_REDIS_PREFIX] {

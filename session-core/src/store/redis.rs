@@ -141,6 +141,7 @@ enum Backend {
 }
 
 /// A connection for one call.
+#[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
     #[cfg(feature = "redis-cluster")]
@@ -149,6 +150,54 @@ enum Conn {
     Sentinel(redis::aio::MultiplexedConnection),
     /// The near cache's tracking connection (see `tracking`).
     Tracked(redis::aio::MultiplexedConnection),
+    /// A write's connection with `SESSION_REDIS_MIN_REPLICAS` (see
+    /// [`Waiting`]).
+    Waiting(Box<Waiting>),
+}
+
+/// Sends each command of a write in one pipeline with `WAIT`: the same
+/// connection, hence the same node, takes both, even on a cluster whose
+/// client would route a keyless `WAIT` on its own (to every master, or,
+/// when the key's master is not connected, to another node). Keeps what
+/// the last `WAIT` answered.
+#[derive(Clone)]
+struct Waiting {
+    conn: Conn,
+    min: usize,
+    wait_ms: u64,
+    acknowledged: Option<usize>,
+}
+
+impl Waiting {
+    fn send<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        // Loading a script (on a NOSCRIPT answer) is not a write.
+        let script_load = matches!(
+            cmd.args_iter().next(),
+            Some(redis::Arg::Simple(name)) if name.eq_ignore_ascii_case(b"SCRIPT")
+        );
+        if script_load {
+            return self.conn.req_packed_command(cmd);
+        }
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            pipe.add_command(cmd.clone())
+                .cmd("WAIT")
+                .arg(self.min)
+                .arg(self.wait_ms);
+            let mut values = self.conn.req_packed_commands(&pipe, 0, 2).await?;
+            let (Some(acknowledged), Some(value)) = (values.pop(), values.pop()) else {
+                return Err(RedisError::from((
+                    redis::ErrorKind::Client,
+                    "a write and its WAIT got fewer than two answers",
+                )));
+            };
+            self.acknowledged = Some(match acknowledged {
+                Value::ServerError(error) => return Err(error.into()),
+                other => redis::from_redis_value(other)?,
+            });
+            Ok(value)
+        })
+    }
 }
 
 impl ConnectionLike for Conn {
@@ -160,6 +209,7 @@ impl ConnectionLike for Conn {
             #[cfg(feature = "redis-sentinel")]
             Conn::Sentinel(c) => c.req_packed_command(cmd),
             Conn::Tracked(c) => c.req_packed_command(cmd),
+            Conn::Waiting(w) => w.send(cmd),
         }
     }
 
@@ -176,6 +226,7 @@ impl ConnectionLike for Conn {
             #[cfg(feature = "redis-sentinel")]
             Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Tracked(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Waiting(w) => w.conn.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -187,6 +238,7 @@ impl ConnectionLike for Conn {
             #[cfg(feature = "redis-sentinel")]
             Conn::Sentinel(c) => c.get_db(),
             Conn::Tracked(c) => c.get_db(),
+            Conn::Waiting(w) => w.conn.get_db(),
         }
     }
 }
@@ -552,25 +604,17 @@ impl RedisStore {
         }
         let (value, acknowledged) = self
             .call(key, async |c| {
-                let value = f(c).await?;
-                let mut cmd = redis::cmd("WAIT");
-                cmd.arg(min).arg(millis(wait));
-                let acknowledged: usize = match c {
-                    // WAIT names no key: send it to the key's master, the
-                    // node (and connection) that took the write.
-                    #[cfg(feature = "redis-cluster")]
-                    Conn::Cluster(c) => {
-                        use redis::cluster_routing::{
-                            Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
-                        };
-                        let route = Route::with_key(key.as_str(), SlotAddr::Master);
-                        let routing =
-                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-                        redis::from_redis_value(c.route_command(cmd, routing).await?)?
-                    }
-                    c => cmd.query_async(c).await?,
+                let mut waiting = Conn::Waiting(Box::new(Waiting {
+                    conn: c.clone(),
+                    min,
+                    wait_ms: millis(wait),
+                    acknowledged: None,
+                }));
+                let value = f(&mut waiting).await?;
+                let Conn::Waiting(waiting) = waiting else {
+                    unreachable!("the connection stays the waiting one");
                 };
-                Ok((value, acknowledged))
+                Ok((value, waiting.acknowledged.unwrap_or(0)))
             })
             .await?;
         if acknowledged < min {
