@@ -369,6 +369,10 @@ fn orchestrate(options: &Options, args: &[String]) -> Result<(), String> {
     } else {
         None
     };
+    if options.variants.iter().any(|v| v.uses_sentinel()) {
+        ours.extend(sentinel_pids()?);
+        redis_cleanup(&sentinel_master()?)?;
+    }
     let quiet = cpu::background(Duration::from_secs(1));
     if quiet.busy > NOISY {
         let (name, share) = quiet.top.clone().unwrap_or_default();
@@ -740,7 +744,6 @@ fn redis_check(url: &str) -> Result<(String, Option<u32>), String> {
     ))
 }
 
-/// Removes every key the benchmark's Redis variants wrote.
 /// The URL of the master that Sentinel names now.
 fn sentinel_master() -> Result<String, String> {
     let mut con = redis_connection("redis://127.0.0.1:26379")?;
@@ -752,6 +755,27 @@ fn sentinel_master() -> Result<String, String> {
     Ok(format!("redis://{host}:{port}"))
 }
 
+/// The processes of Sentinel's master and its replicas: their CPU is the
+/// variant's own (replication is what it measures), not other load.
+fn sentinel_pids() -> Result<Vec<u32>, String> {
+    let master = sentinel_master()?;
+    let mut pids: Vec<u32> = redis_check(&master)?.1.into_iter().collect();
+    let mut con = redis_connection(&master)?;
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut con)
+        .map_err(|e| format!("Redis at {master}: INFO failed: {e}"))?;
+    for line in info.lines().filter(|l| l.starts_with("slave")) {
+        let port = line
+            .split(',')
+            .find_map(|f| f.strip_prefix("port="))
+            .ok_or_else(|| format!("Redis at {master}: a replica without a port: {line}"))?;
+        pids.extend(redis_check(&format!("redis://127.0.0.1:{port}"))?.1);
+    }
+    Ok(pids)
+}
+
+/// Removes every key the benchmark's Redis variants wrote.
 fn redis_cleanup(url: &str) -> Result<(), String> {
     let mut con = redis_connection(url)?;
     for prefix in [OURS_REDIS_PREFIX, ACTIX_REDIS_PREFIX] {

@@ -291,6 +291,12 @@ async fn migrate_moves_a_live_site_from_files_to_redis_and_no_user_is_logged_out
             client.user
         );
     }
+    // Each copy keeps the lifetime it had left, not a new one.
+    let first_cookie = clients[0].cookie.trim_start_matches("session=");
+    let shown = json(&admin(&["--json", "--config", redis.path(), "show", first_cookie]).await);
+    let left = shown["expires_in_secs"].as_u64().unwrap();
+    assert!((800..900).contains(&left), "{shown}");
+    assert_eq!(shown["values"]["user"], "user0");
     let counts = json(&admin(&["--json", "--config", redis.path(), "count"]).await);
     let logged_in = (USERS + late.len()) as u64;
     assert_eq!(counts["sessions"].as_u64().unwrap(), logged_in, "{counts}");

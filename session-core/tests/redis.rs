@@ -1438,3 +1438,43 @@ async fn a_write_fewer_replicas_acknowledge_fails_naming_the_setting() {
         store.delete(&key).await.ok();
     }
 }
+
+/// A write waiting for replicas holds a connection of its own: `WAIT`
+/// blocks the connection it is sent on, and the calls of other requests
+/// on the same thread must not queue behind it.
+#[tokio::test]
+async fn a_write_waiting_for_replicas_does_not_hold_up_other_calls() {
+    // No replica on the single server: the write waits half the timeout.
+    let store = Arc::new(with_replicas(SINGLE, 1).await);
+    let reader = unique_key("not-held-up");
+    assert!(
+        connect(SINGLE)
+            .await
+            .create(&reader, &record(&[("a", "1")]), LONG)
+            .await
+            .unwrap()
+    );
+    // Warm this thread's connections up (the shared one and a writer's).
+    store.load(&reader).await.unwrap();
+    let waiting = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move {
+            let key = unique_key("waits");
+            store.create(&key, &record(&[("a", "1")]), LONG).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "the write did not wait");
+    for _ in 0..5 {
+        assert!(store.load(&reader).await.unwrap().is_some());
+    }
+    assert!(
+        !waiting.is_finished(),
+        "the reads were held up until the waiting write ended"
+    );
+    assert!(
+        waiting.await.unwrap().is_err(),
+        "no replica acknowledged it"
+    );
+    store.delete(&reader).await.ok();
+}

@@ -107,6 +107,8 @@ pub struct RedisStore {
     /// How many replicas must acknowledge a write before it counts as
     /// done (`WAIT`), and for how long to wait for them.
     replicas: Replicas,
+    /// Connections that writes waiting for replicas hold alone.
+    writers: std::sync::Arc<Writers>,
 }
 
 /// `SESSION_REDIS_MIN_REPLICAS`: see [`RedisStoreBuilder::min_replicas`].
@@ -114,7 +116,39 @@ pub struct RedisStore {
 struct Replicas {
     min: usize,
     wait: Duration,
+    /// The store's timeout, for the writers' own connections.
+    timeout: Duration,
 }
+
+/// The idle connections of writes that wait for replicas. `WAIT` blocks
+/// the connection it is sent on until the replicas answer: on the store's
+/// shared, multiplexed connection every other call, reads included, would
+/// queue behind it. So each such write holds a connection of its own,
+/// taken from this thread's idle ones (or made, when none is idle: on this
+/// thread's runtime, as [`PerThread`]'s) and given back after a write that
+/// did not fail.
+struct Writers {
+    idle: ThreadSlot,
+    /// The cluster's client, to make more connections to it.
+    #[cfg(feature = "redis-cluster")]
+    cluster: Option<redis::cluster::ClusterClient>,
+}
+
+impl Default for Writers {
+    fn default() -> Self {
+        Self {
+            idle: ThreadSlot::new(),
+            #[cfg(feature = "redis-cluster")]
+            cluster: None,
+        }
+    }
+}
+
+/// A thread's idle [`Writers`].
+type Idle = std::rc::Rc<std::cell::RefCell<Vec<Conn>>>;
+
+/// The most idle connections [`Writers`] keeps.
+const IDLE_WRITERS: usize = 64;
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,6 +184,8 @@ enum Conn {
     Sentinel(redis::aio::MultiplexedConnection),
     /// The near cache's tracking connection (see `tracking`).
     Tracked(redis::aio::MultiplexedConnection),
+    /// A connection of its own, for a write that waits (see [`Writers`]).
+    Own(redis::aio::MultiplexedConnection),
     /// A write's connection with `SESSION_REDIS_MIN_REPLICAS` (see
     /// [`Waiting`]).
     Waiting(Box<Waiting>),
@@ -208,7 +244,7 @@ impl ConnectionLike for Conn {
             Conn::Cluster(c) => c.req_packed_command(cmd),
             #[cfg(feature = "redis-sentinel")]
             Conn::Sentinel(c) => c.req_packed_command(cmd),
-            Conn::Tracked(c) => c.req_packed_command(cmd),
+            Conn::Tracked(c) | Conn::Own(c) => c.req_packed_command(cmd),
             Conn::Waiting(w) => w.send(cmd),
         }
     }
@@ -225,7 +261,7 @@ impl ConnectionLike for Conn {
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
             #[cfg(feature = "redis-sentinel")]
             Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Tracked(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Tracked(c) | Conn::Own(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Waiting(w) => w.conn.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -237,7 +273,7 @@ impl ConnectionLike for Conn {
             Conn::Cluster(c) => c.get_db(),
             #[cfg(feature = "redis-sentinel")]
             Conn::Sentinel(c) => c.get_db(),
-            Conn::Tracked(c) => c.get_db(),
+            Conn::Tracked(c) | Conn::Own(c) => c.get_db(),
             Conn::Waiting(w) => w.conn.get_db(),
         }
     }
@@ -301,6 +337,7 @@ impl RedisStoreBuilder {
         let replicas = Replicas {
             min: self.min_replicas,
             wait: self.timeout / 2,
+            timeout: self.timeout,
         };
         Ok(RedisStore {
             replicas,
@@ -340,6 +377,7 @@ impl RedisStoreBuilder {
             })),
             tracker: None,
             replicas: Replicas::default(),
+            writers: Default::default(),
         })
     }
 
@@ -484,7 +522,13 @@ async fn cluster(nodes: &str, timeout: Duration) -> Result<RedisStore, StoreErro
         .get_async_connection()
         .await
         .map_err(StoreError::backend)?;
-    Ok(RedisStore::cluster(connection))
+    Ok(RedisStore {
+        writers: std::sync::Arc::new(Writers {
+            cluster: Some(client),
+            ..Writers::default()
+        }),
+        ..RedisStore::cluster(connection)
+    })
 }
 
 #[cfg(not(feature = "redis-cluster"))]
@@ -501,6 +545,7 @@ async fn sentinel_store(rest: &str, timeout: Duration) -> Result<RedisStore, Sto
         backend: Backend::Sentinel(std::sync::Arc::new(sentinel)),
         tracker: None,
         replicas: Replicas::default(),
+        writers: Default::default(),
     })
 }
 
@@ -532,6 +577,7 @@ impl RedisStore {
             backend: Backend::Single(connection),
             tracker: None,
             replicas: Replicas::default(),
+            writers: Default::default(),
         }
     }
 
@@ -543,6 +589,7 @@ impl RedisStore {
             backend: Backend::Cluster(connection),
             tracker: None,
             replicas: Replicas::default(),
+            writers: Default::default(),
         }
     }
 
@@ -575,7 +622,17 @@ impl RedisStore {
         f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
         let mut connection = self.connection().await?;
-        let result = f(&mut connection).await.map_err(|error| {
+        self.run(key, &mut connection, f).await
+    }
+
+    /// Runs `f` on `connection` as [`call`](Self::call) does.
+    async fn run<T>(
+        &self,
+        key: &StoreKey,
+        connection: &mut Conn,
+        f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
+    ) -> Result<T, StoreError> {
+        let result = f(connection).await.map_err(|error| {
             #[cfg(feature = "redis-sentinel")]
             if let Backend::Sentinel(s) = &self.backend {
                 s.failed(&error);
@@ -590,6 +647,58 @@ impl RedisStore {
         result
     }
 
+    /// A connection for one write that waits for replicas (see
+    /// [`Writers`]): an idle one, or a new one. A store made on a
+    /// connection the app gave it ([`new`](Self::new),
+    /// [`cluster`](Self::cluster)) cannot make more: its writes share it.
+    async fn writer(&self) -> Result<Conn, StoreError> {
+        if let Some(idle) = self.idle_writer() {
+            return Ok(idle);
+        }
+        let timeout = self.replicas.timeout;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let made = match &self.backend {
+            Backend::PerThread(p) => Conn::Own(
+                p.client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map_err(StoreError::backend)?,
+            ),
+            #[cfg(feature = "redis-sentinel")]
+            Backend::Sentinel(s) => Conn::Own(s.own_connection().await?),
+            #[cfg(feature = "redis-cluster")]
+            Backend::Cluster(c) => match &self.writers.cluster {
+                Some(client) => Conn::Cluster(
+                    client
+                        .get_async_connection()
+                        .await
+                        .map_err(StoreError::backend)?,
+                ),
+                None => Conn::Cluster(c.clone()),
+            },
+            Backend::Single(c) => Conn::Single(c.clone()),
+        };
+        Ok(made)
+    }
+
+    fn idle_writer(&self) -> Option<Conn> {
+        self.writers.idle.get::<Idle>()?.borrow_mut().pop()
+    }
+
+    fn give_back(&self, connection: Conn) {
+        let idle = self.writers.idle.get::<Idle>().unwrap_or_else(|| {
+            let idle = Idle::default();
+            self.writers.idle.set(idle.clone());
+            idle
+        });
+        let mut idle = idle.borrow_mut();
+        if idle.len() < IDLE_WRITERS {
+            idle.push(connection);
+        }
+    }
+
     /// Runs one write on `key` as [`call`](Self::call) does and, with
     /// [`min_replicas`](RedisStoreBuilder::min_replicas), waits on the same
     /// connection and node until that many replicas have it.
@@ -598,25 +707,24 @@ impl RedisStore {
         key: &StoreKey,
         f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
-        let Replicas { min, wait } = self.replicas;
+        let Replicas { min, wait, .. } = self.replicas;
         if min == 0 {
             return self.call(key, f).await;
         }
-        let (value, acknowledged) = self
-            .call(key, async |c| {
-                let mut waiting = Conn::Waiting(Box::new(Waiting {
-                    conn: c.clone(),
-                    min,
-                    wait_ms: millis(wait),
-                    acknowledged: None,
-                }));
-                let value = f(&mut waiting).await?;
-                let Conn::Waiting(waiting) = waiting else {
-                    unreachable!("the connection stays the waiting one");
-                };
-                Ok((value, waiting.acknowledged.unwrap_or(0)))
-            })
-            .await?;
+        let mut waiting = Conn::Waiting(Box::new(Waiting {
+            conn: self.writer().await?,
+            min,
+            wait_ms: millis(wait),
+            acknowledged: None,
+        }));
+        let result = self.run(key, &mut waiting, f).await;
+        let Conn::Waiting(waiting) = waiting else {
+            unreachable!("the connection stays the waiting one");
+        };
+        // A connection whose write failed may be broken: it goes.
+        let value = result?;
+        let acknowledged = waiting.acknowledged.unwrap_or(0);
+        self.give_back(waiting.conn);
         if acknowledged < min {
             return Err(StoreError::backend(format!(
                 "{acknowledged} of the {min} replicas (SESSION_REDIS_MIN_REPLICAS) acknowledged \

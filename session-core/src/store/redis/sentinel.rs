@@ -81,6 +81,16 @@ impl Sentinel {
         Ok(connection)
     }
 
+    /// A new connection to the master, not shared with other calls.
+    pub(super) async fn own_connection(&self) -> Result<MultiplexedConnection, StoreError> {
+        self.client
+            .lock()
+            .await
+            .get_async_connection_with_config(&self.config)
+            .await
+            .map_err(StoreError::backend)
+    }
+
     fn cached(&self) -> Option<MultiplexedConnection> {
         self.master
             .lock()
