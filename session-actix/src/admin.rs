@@ -167,6 +167,7 @@ impl Admin {
 
     /// The store, every call bounded by `SESSION_STORE_TIMEOUT` (a scan,
     /// page by page).
+    #[cfg_attr(not(feature = "cookie"), allow(unused_variables))]
     fn store(&self, task: &'static str) -> Result<&Store, AdminError> {
         match &self.shared.sessions {
             Sessions::Store(store) => Ok(store),

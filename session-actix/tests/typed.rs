@@ -1,7 +1,7 @@
 //! `#[derive(SessionData)]` and `TypedSession`, driven through actix-web.
 
-use std::collections::BTreeMap;
-use std::fmt;
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,8 +14,6 @@ use session_actix::store::memory::MemoryStore;
 use session_actix::store::{Applied, ChangeSet, Record, SessionStore, StoreError};
 use session_actix::{Session, SessionData, SessionMiddleware, TypedSession};
 use tokio::sync::Barrier;
-use tracing::field::{Field, Visit};
-use tracing::{Level, span};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Line {
@@ -155,7 +153,7 @@ async fn an_unreadable_value_reads_as_the_default_is_logged_and_kept() {
     // This test is the only one that reads an unreadable value, so the
     // warning's callsite is first seen while this thread's subscriber is
     // set (tracing caches per callsite whether anyone listens).
-    let events = Events::default();
+    let events = common::Recorded::default();
     let _guard = tracing::subscriber::set_default(events.clone());
     let app = test::init_service(
         App::new()
@@ -223,70 +221,6 @@ async fn an_unreadable_value_reads_as_the_default_is_logged_and_kept() {
     )
     .await;
     assert_eq!(test::read_body(res).await, "many");
-}
-
-/// A `tracing` subscriber that keeps each event's fields as text, for the
-/// thread it is set as the default of (`set_default`), so that tests
-/// running in parallel do not see each other's events.
-#[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<Logged>>>);
-
-struct Logged {
-    level: Level,
-    fields: BTreeMap<String, String>,
-}
-
-impl Events {
-    /// The fields of each WARN event so far.
-    fn warnings(&self) -> Vec<BTreeMap<String, String>> {
-        let events = self.0.lock().unwrap();
-        events
-            .iter()
-            .filter(|e| e.level == Level::WARN)
-            .map(|e| e.fields.clone())
-            .collect()
-    }
-}
-
-impl tracing::Subscriber for Events {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
-        // Spans are not recorded; every one may share an id.
-        span::Id::from_u64(1)
-    }
-
-    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
-
-    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
-
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = FieldText::default();
-        event.record(&mut fields);
-        self.0.lock().unwrap().push(Logged {
-            level: *event.metadata().level(),
-            fields: fields.0,
-        });
-    }
-
-    fn enter(&self, _: &span::Id) {}
-
-    fn exit(&self, _: &span::Id) {}
-}
-
-#[derive(Default)]
-struct FieldText(BTreeMap<String, String>);
-
-impl Visit for FieldText {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
 }
 
 #[actix_web::test]

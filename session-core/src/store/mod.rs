@@ -339,6 +339,27 @@ pub struct ScanPage {
     pub next: Option<String>,
 }
 
+impl ScanPage {
+    /// A page of keyset pagination: `ids` in key order, as a query with
+    /// `LIMIT page` after the last page's last id returned them (every id,
+    /// whatever its prefix). The next page starts after the last of them,
+    /// unless there were fewer than `page`.
+    #[cfg(any(feature = "mongodb", feature = "sql"))]
+    pub(crate) fn keyset(ids: Vec<String>, prefix: &str, page: i64) -> Self {
+        let next = (ids.len() as i64 == page)
+            .then(|| ids.last().cloned())
+            .flatten();
+        Self {
+            keys: ids
+                .into_iter()
+                .filter(|id| id.starts_with(prefix))
+                .map(StoreKey::from_raw)
+                .collect(),
+            next,
+        }
+    }
+}
+
 /// Where sessions are kept on the server.
 ///
 /// Every method works on one session, named by its [`StoreKey`], and must

@@ -615,17 +615,7 @@ impl SessionStore for MongoStore {
                 ids.push(id.to_owned());
             }
         }
-        let next = (ids.len() as i64 == SCAN_PAGE)
-            .then(|| ids.last().cloned())
-            .flatten();
-        Ok(ScanPage {
-            keys: ids
-                .into_iter()
-                .filter(|id| id.starts_with(prefix))
-                .map(StoreKey::from_raw)
-                .collect(),
-            next,
-        })
+        Ok(ScanPage::keyset(ids, prefix, SCAN_PAGE))
     }
 
     /// The TTL index removes expired sessions within a minute; this removes

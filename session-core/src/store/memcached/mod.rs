@@ -111,8 +111,8 @@ use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, Re
 use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
 
-#[cfg(feature = "flask")]
 mod dump;
+#[cfg(feature = "flask")]
 mod flask;
 mod wire;
 

@@ -723,17 +723,7 @@ impl SessionStore for SqlStore {
         let after = cursor.unwrap_or(prefix);
         let ids = dispatch!(&self.inner.db, d => d.scan(after, SCAN_PAGE).await)
             .map_err(StoreError::backend)?;
-        let next = (ids.len() as i64 == SCAN_PAGE)
-            .then(|| ids.last().cloned())
-            .flatten();
-        Ok(ScanPage {
-            keys: ids
-                .into_iter()
-                .filter(|id| id.starts_with(prefix))
-                .map(StoreKey::from_raw)
-                .collect(),
-            next,
-        })
+        Ok(ScanPage::keyset(ids, prefix, SCAN_PAGE))
     }
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {
