@@ -127,5 +127,54 @@ fn cookie_store(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, ids, signing, codec, cookie_store);
+/// Polls a future that never waits (the memory store's) to its end.
+fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => unreachable!("the memory store never waits"),
+    }
+}
+
+/// What the middleware's observation of each store call (a `tracing`
+/// span; counts and latencies with the `metrics` feature) adds to it: a
+/// memory-store load, bare and observed, with no subscriber listening and
+/// with one at `INFO` (the span is at `DEBUG`).
+fn instrumented_store(c: &mut Criterion) {
+    use session_core::store::memory::MemoryStore;
+    use session_core::store::{Instrumented, SessionStore};
+    let key = StoreKey::new("session:", &SessionId::generate(), true);
+    let bare = std::sync::Arc::new(MemoryStore::new());
+    let record = Record::from(HashMap::from([(
+        "name".to_owned(),
+        Bytes::from_static(b"\"nick\""),
+    )]));
+    ready(bare.create(&key, &record, Duration::from_secs(600))).unwrap();
+    c.bench_function("store_call/load_bare", |b| {
+        b.iter(|| ready(bare.load(black_box(&key))).unwrap())
+    });
+    let observed = Instrumented::new(std::sync::Arc::clone(&bare), "memory");
+    c.bench_function("store_call/load_observed", |b| {
+        b.iter(|| ready(observed.load(black_box(&key))).unwrap())
+    });
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        c.bench_function("store_call/load_observed_info_subscriber", |b| {
+            b.iter(|| ready(observed.load(black_box(&key))).unwrap())
+        });
+    });
+}
+
+criterion_group!(
+    benches,
+    ids,
+    signing,
+    codec,
+    cookie_store,
+    instrumented_store
+);
 criterion_main!(benches);
