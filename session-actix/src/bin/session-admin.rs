@@ -2,7 +2,8 @@
 //! `SESSION_*` configuration names (the environment, or `--config FILE`).
 //!
 //! Exit codes: 0 done; 1 the store failed; 2 bad usage or configuration
-//! (the message names the key); 3 `migrate` finished but some sessions
+//! (the message names the key), or a store that cannot do it (listing the
+//! sessions of Flask-Session's layout); 3 `migrate` finished but some sessions
 //! failed to copy; 4 `show` found no live session for the cookie.
 
 use std::path::{Path, PathBuf};
@@ -92,7 +93,10 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("session-admin: {error}");
             match error {
-                AdminError::Config(_) | AdminError::Mismatch { .. } | AdminError::NoStore(_) => {
+                AdminError::Config(_)
+                | AdminError::Mismatch { .. }
+                | AdminError::NoStore(_)
+                | AdminError::Store(session_actix::store::StoreError::Unsupported(_)) => {
                     Exit::BadConfig
                 }
                 _ => Exit::StoreFailed,

@@ -109,7 +109,7 @@ pub mod cookie;
 #[cfg(feature = "filesystem")]
 #[cfg_attr(docsrs, doc(cfg(feature = "filesystem")))]
 pub mod filesystem;
-mod instrument;
+pub mod instrument;
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub mod memcached;

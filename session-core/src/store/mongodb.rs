@@ -595,7 +595,7 @@ impl SessionStore for MongoStore {
             ..decode_record(&document)?
         }))
     }
-    /// Pages of up to [`SCAN_PAGE`] live sessions in `_id` order; the
+    /// Pages of up to 200 live sessions in `_id` order; the
     /// cursor is the last `_id` of the page.
     async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
         // A key equal to the prefix alone is no session's.

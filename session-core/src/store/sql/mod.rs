@@ -716,7 +716,7 @@ impl SessionStore for SqlStore {
             .transpose()
     }
 
-    /// Pages of up to [`SCAN_PAGE`] live rows in `id` order (the primary
+    /// Pages of up to 200 live rows in `id` order (the primary
     /// key's); the cursor is the last `id` of the page.
     async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
         // A key equal to the prefix alone is no session's.
