@@ -114,7 +114,11 @@ async fn sessions_written_by_the_previous_version_still_load() {
         loaded.expires_at,
         Some(UNIX_EPOCH + Duration::from_millis(expires))
     );
-    // A write moves it to the new layout, still without a creation time.
+    // It keeps no key, so a scan cannot list it yet.
+    let listed = store.scan("session:", None).await.unwrap();
+    assert!(listed.keys.is_empty(), "{listed:?}");
+    // A write moves it to the new layout (with its key), still without a
+    // creation time, and from then on it is listed.
     let set = ChangeSet {
         set: vec![("n".into(), Bytes::from_static(b"1"))],
         ..ChangeSet::default()
@@ -123,8 +127,10 @@ async fn sessions_written_by_the_previous_version_still_load() {
     assert!(
         fs::read(main_path(&store, &key))
             .unwrap()
-            .starts_with(b"AXS2")
+            .starts_with(b"AXS3")
     );
+    let listed = store.scan("session:", None).await.unwrap();
+    assert_eq!(listed.keys, [key.clone()]);
     let loaded = store.load(&key).await.unwrap().unwrap();
     assert_eq!(loaded.entries.len(), 2);
     assert_eq!(loaded.created_at, None);
