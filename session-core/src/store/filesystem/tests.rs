@@ -130,7 +130,7 @@ async fn sessions_written_by_the_previous_version_still_load() {
             .starts_with(b"AXS3")
     );
     let listed = store.scan("session:", None).await.unwrap();
-    assert_eq!(listed.keys, [key.clone()]);
+    assert_eq!(listed.keys, std::slice::from_ref(&key));
     let loaded = store.load(&key).await.unwrap().unwrap();
     assert_eq!(loaded.entries.len(), 2);
     assert_eq!(loaded.created_at, None);
