@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use session_core::store::{Backend, SessionStore, StoreError};
@@ -147,7 +147,6 @@ impl Admin {
     /// A [`ConfigError`] naming the key to fix, as
     /// [`SessionMiddleware::from_config`](crate::SessionMiddleware::from_config).
     pub async fn open(config: &SessionConfig) -> Result<Self, ConfigError> {
-        config.validate()?;
         let backend = session_core::store::open(config).await?;
         Self::with_backend(backend, config)
     }
@@ -186,18 +185,7 @@ impl Admin {
     pub async fn keys(&self, mut listed: impl FnMut(u64)) -> Result<Vec<StoreKey>, AdminError> {
         let store = self.store("list")?;
         let prefix = &self.shared.settings.key_prefix;
-        let mut keys = std::collections::BTreeSet::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = store.scan(prefix, cursor.as_deref()).await?;
-            keys.extend(page.keys.into_iter().map(|k| k.as_str().to_owned()));
-            listed(keys.len() as u64);
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        Ok(keys.into_iter().map(StoreKey::from_raw).collect())
+        Ok(session_core::store::scan_all(store, prefix, |n| listed(n as u64)).await?)
     }
 
     /// Counts the live sessions and the users' indexes.
@@ -251,17 +239,13 @@ impl Admin {
                 (name.clone(), value)
             })
             .collect();
-        let ms = |t: SystemTime| {
-            t.duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64)
-        };
         Ok(Some(Shown {
             key: key.as_str().to_owned(),
             expires_in_secs: record.expires_at.map(|t| {
                 t.duration_since(SystemTime::now())
                     .map_or(0, |d| d.as_secs())
             }),
-            created_at_ms: record.created_at.map(ms),
+            created_at_ms: record.created_at.map(session_core::users::millis),
             values,
         }))
     }
@@ -313,27 +297,25 @@ impl Admin {
         mut progress: impl FnMut(MigrateEvent<'_>),
     ) -> Result<Migrated, AdminError> {
         let (a, b) = (&self.shared.settings, &to.shared.settings);
-        let mismatch = |key, from: String, to: String| Err(AdminError::Mismatch { key, from, to });
-        if a.key_prefix != b.key_prefix {
-            return mismatch(
+        let settings = [
+            (
                 "SESSION_KEY_PREFIX",
                 a.key_prefix.clone(),
                 b.key_prefix.clone(),
-            );
-        }
-        if a.hash_ids != b.hash_ids {
-            return mismatch(
+            ),
+            (
                 "SESSION_HASH_IDS",
                 a.hash_ids.to_string(),
                 b.hash_ids.to_string(),
-            );
-        }
-        if a.codec != b.codec {
-            return mismatch(
+            ),
+            (
                 "SESSION_SERIALIZATION_FORMAT",
                 format!("{:?}", a.codec),
                 format!("{:?}", b.codec),
-            );
+            ),
+        ];
+        if let Some((key, from, to)) = settings.into_iter().find(|(_, from, to)| from != to) {
+            return Err(AdminError::Mismatch { key, from, to });
         }
         let source = self.store("copy from")?.clone();
         let target = to.store("copy to")?.clone();

@@ -1075,27 +1075,14 @@ pub async fn max_size_holds_for_the_merged_session<S: SessionStore>(store: Arc<S
 /// Every key `scan` lists under `prefix`, page after page, as a set (a
 /// store may list a key twice). Panics on a scan that does not end.
 pub async fn scan_all<S: SessionStore>(store: &S, prefix: &str) -> Vec<String> {
-    let mut keys = std::collections::BTreeSet::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..100_000 {
-        let page = store
-            .scan(prefix, cursor.as_deref())
-            .await
-            .expect("scan failed");
-        keys.extend(page.keys.into_iter().map(|k| k.as_str().to_owned()));
-        match page.next {
-            Some(next) => {
-                assert_ne!(
-                    cursor.as_deref(),
-                    Some(next.as_str()),
-                    "scan made no progress"
-                );
-                cursor = Some(next);
-            }
-            None => return keys.into_iter().collect(),
-        }
-    }
-    panic!("scan did not end");
+    let mut pages = 0;
+    let keys = crate::store::scan_all(store, prefix, |_| {
+        pages += 1;
+        assert!(pages <= 100_000, "scan did not end");
+    })
+    .await
+    .expect("scan failed (or made no progress)");
+    keys.into_iter().map(|k| k.as_str().to_owned()).collect()
 }
 
 /// `scan` lists the live sessions under its prefix and nothing else: not

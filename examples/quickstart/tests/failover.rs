@@ -304,33 +304,6 @@ fn tag(client: usize) -> String {
     format!("client-{client:02}")
 }
 
-/// A quickstart on `port`, its output in `log`.
-fn quickstart(port: u16, env: &[(&str, &str)], log: &Path) -> Proc {
-    let log = File::create(log).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quickstart"));
-    cmd.env("PORT", port.to_string())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-    for key in session_actix::config::KEYS {
-        cmd.env_remove(key);
-    }
-    cmd.envs(env.iter().copied());
-    let mut child = Proc(cmd.spawn().expect("the quickstart starts"));
-    wait_until(
-        &format!("the quickstart on {port}"),
-        Duration::from_secs(30),
-        || {
-            if let Some(status) = child.0.try_wait().unwrap() {
-                panic!("the quickstart on {port} exited early: {status}");
-            }
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        },
-    );
-    child
-}
-
 /// HAProxy on `port` in front of `servers`: round robin, no stickiness,
 /// health checks, retries on another instance when a connection fails,
 /// and `X-Served-By` naming the instance.
@@ -729,14 +702,11 @@ async fn run(setup: Setup) -> Report {
         ("SESSION_STORE_OUTAGE", "fail"),
     ];
     let app_ports = free_ports(3);
-    let apps: Vec<Proc> = app_ports
+    let apps: Vec<common::Server> = app_ports
         .iter()
         .map(|&port| {
-            quickstart(
-                port,
-                &env,
-                &dir.path().join(format!("quickstart-{port}.log")),
-            )
+            let log = dir.path().join(format!("quickstart-{port}.log"));
+            common::start_on(port, &env, Some(&log))
         })
         .collect();
     let lb_port = free_ports(1)[0];

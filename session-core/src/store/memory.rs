@@ -470,14 +470,7 @@ impl SessionStore for MemoryStore {
 
     /// One shard per page; the cursor is the next shard's number.
     async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
-        let index = match cursor {
-            None => 0,
-            Some(c) => c
-                .parse::<usize>()
-                .ok()
-                .filter(|&i| i < SHARDS)
-                .ok_or_else(|| StoreError::backend(format!("not a memory scan cursor: {c:?}")))?,
-        };
+        let (index, next) = ScanPage::numbered(cursor, SHARDS)?;
         let now = Instant::now();
         let keys = lock(&self.shards[index])
             .sessions
@@ -485,7 +478,6 @@ impl SessionStore for MemoryStore {
             .filter(|(key, entry)| entry.expires > now && key.starts_with(prefix))
             .map(|(key, _)| StoreKey::from_raw(&**key))
             .collect();
-        let next = (index + 1 < SHARDS).then(|| (index + 1).to_string());
         Ok(ScanPage { keys, next })
     }
 

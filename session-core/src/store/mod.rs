@@ -340,6 +340,26 @@ pub struct ScanPage {
 }
 
 impl ScanPage {
+    /// Where a scan that reads one numbered part per page (a shard, a
+    /// server) of `parts` stands: the part `cursor` names (the first if
+    /// `None`), and the cursor of the page after it (`None` after the
+    /// last).
+    #[cfg(any(feature = "memory", feature = "memcached"))]
+    pub(crate) fn numbered(
+        cursor: Option<&str>,
+        parts: usize,
+    ) -> Result<(usize, Option<String>), StoreError> {
+        let index = match cursor {
+            None => 0,
+            Some(c) => c
+                .parse::<usize>()
+                .ok()
+                .filter(|&i| i < parts)
+                .ok_or_else(|| StoreError::backend(format!("not a scan cursor here: {c:?}")))?,
+        };
+        Ok((index, (index + 1 < parts).then(|| (index + 1).to_string())))
+    }
+
     /// A page of keyset pagination: `ids` in key order, as a query with
     /// `LIMIT page` after the last page's last id returned them (every id,
     /// whatever its prefix). The next page starts after the last of them,
@@ -356,6 +376,37 @@ impl ScanPage {
                 .map(StoreKey::from_raw)
                 .collect(),
             next,
+        }
+    }
+}
+
+/// Every key [`SessionStore::scan`] lists under `prefix`, page after
+/// page, each once, in order; `listed` is told how many so far after each
+/// page.
+///
+/// # Errors
+///
+/// The store's, and [`StoreError::Backend`] when a page names itself as
+/// the next one (a scan that would never end).
+pub async fn scan_all<S: SessionStore + ?Sized>(
+    store: &S,
+    prefix: &str,
+    mut listed: impl FnMut(usize),
+) -> Result<Vec<StoreKey>, StoreError> {
+    let mut keys = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.scan(prefix, cursor.as_deref()).await?;
+        keys.extend(page.keys.into_iter().map(|k| k.as_str().to_owned()));
+        listed(keys.len());
+        match page.next {
+            Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                return Err(StoreError::backend(format!(
+                    "the store's scan made no progress at {next:?}"
+                )));
+            }
+            Some(next) => cursor = Some(next),
+            None => return Ok(keys.into_iter().map(StoreKey::from_raw).collect()),
         }
     }
 }
@@ -637,9 +688,10 @@ impl AnyStore {
     }
 
     /// What the store is, as logs and metrics label it: the
-    /// `SESSION_TYPE` of a store [`open`] made (`redis`, `sql`, ...), else
-    /// taken from the type's name (`MyStore` is `my`), unless
-    /// [`with_kind`](Self::with_kind) set it.
+    /// `SESSION_TYPE` of a store [`open`] made (`redis`, `sql`, ...); for a
+    /// store built in code, its type's (`memory` for `MemoryStore`,
+    /// `near_cache` for a `NearCache`, `custom` for a type of the app's),
+    /// unless [`with_kind`](Self::with_kind) set it.
     pub fn kind(&self) -> &'static str {
         self.kind
     }
@@ -675,13 +727,13 @@ impl AnyStore {
     }
 }
 
-/// `my` for `some::path::MyStore<T>`.
+/// `memory` for `session_core::store::memory::MemoryStore`, `custom` for a
+/// store of the app's (see [`AnyStore::kind`]).
 fn kind_of<S>() -> &'static str {
     let name = std::any::type_name::<S>();
     let name = name.split('<').next().unwrap_or(name);
     let name = name.rsplit("::").next().unwrap_or(name);
-    let name = name.strip_suffix("Store").unwrap_or(name);
-    match name {
+    match name.strip_suffix("Store").unwrap_or(name) {
         "Memory" => "memory",
         "File" => "filesystem",
         "Redis" => "redis",
@@ -691,8 +743,7 @@ fn kind_of<S>() -> &'static str {
         "Null" => "null",
         "Flask" => "flask",
         "NearCache" => "near_cache",
-        "" => "custom",
-        other => Box::leak(other.to_ascii_lowercase().into_boxed_str()),
+        _ => "custom",
     }
 }
 

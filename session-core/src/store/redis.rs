@@ -115,8 +115,8 @@ pub struct RedisStore {
 #[derive(Clone, Copy, Debug, Default)]
 struct Replicas {
     min: usize,
-    wait: Duration,
-    /// The store's timeout, for the writers' own connections.
+    /// The store's timeout: for the writers' own connections, and half of
+    /// it for `WAIT`.
     timeout: Duration,
 }
 
@@ -180,12 +180,11 @@ enum Conn {
     Single(ConnectionManager),
     #[cfg(feature = "redis-cluster")]
     Cluster(redis::cluster_async::ClusterConnection),
-    #[cfg(feature = "redis-sentinel")]
-    Sentinel(redis::aio::MultiplexedConnection),
+    /// Sentinel's master, or a connection a write that waits holds alone
+    /// (see [`Writers`]).
+    Multiplexed(redis::aio::MultiplexedConnection),
     /// The near cache's tracking connection (see `tracking`).
     Tracked(redis::aio::MultiplexedConnection),
-    /// A connection of its own, for a write that waits (see [`Writers`]).
-    Own(redis::aio::MultiplexedConnection),
     /// A write's connection with `SESSION_REDIS_MIN_REPLICAS` (see
     /// [`Waiting`]).
     Waiting(Box<Waiting>),
@@ -242,9 +241,7 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.req_packed_command(cmd),
             #[cfg(feature = "redis-cluster")]
             Conn::Cluster(c) => c.req_packed_command(cmd),
-            #[cfg(feature = "redis-sentinel")]
-            Conn::Sentinel(c) => c.req_packed_command(cmd),
-            Conn::Tracked(c) | Conn::Own(c) => c.req_packed_command(cmd),
+            Conn::Multiplexed(c) | Conn::Tracked(c) => c.req_packed_command(cmd),
             Conn::Waiting(w) => w.send(cmd),
         }
     }
@@ -259,9 +256,9 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             #[cfg(feature = "redis-cluster")]
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-            #[cfg(feature = "redis-sentinel")]
-            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Tracked(c) | Conn::Own(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Multiplexed(c) | Conn::Tracked(c) => {
+                c.req_packed_commands(pipeline, offset, count)
+            }
             Conn::Waiting(w) => w.conn.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -271,9 +268,7 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.get_db(),
             #[cfg(feature = "redis-cluster")]
             Conn::Cluster(c) => c.get_db(),
-            #[cfg(feature = "redis-sentinel")]
-            Conn::Sentinel(c) => c.get_db(),
-            Conn::Tracked(c) | Conn::Own(c) => c.get_db(),
+            Conn::Multiplexed(c) | Conn::Tracked(c) => c.get_db(),
             Conn::Waiting(w) => w.conn.get_db(),
         }
     }
@@ -309,8 +304,9 @@ impl RedisStoreBuilder {
     /// acknowledge in that time is a [`StoreError::Backend`], which the
     /// middleware answers with its outage policy (`SESSION_STORE_OUTAGE`):
     /// the user is never told a change was kept that a failover could
-    /// lose. The cost is one more round trip per write, and the
-    /// replication delay (see BENCHMARKS.md).
+    /// lose. The write and its `WAIT` go in one pipeline, on a connection
+    /// the write holds alone (`WAIT` blocks the connection it is sent on);
+    /// the cost is the replication delay (see BENCHMARKS.md).
     pub fn min_replicas(mut self, n: usize) -> Self {
         self.min_replicas = n;
         self
@@ -336,7 +332,6 @@ impl RedisStoreBuilder {
     pub async fn build(self) -> Result<RedisStore, StoreError> {
         let replicas = Replicas {
             min: self.min_replicas,
-            wait: self.timeout / 2,
             timeout: self.timeout,
         };
         Ok(RedisStore {
@@ -608,7 +603,7 @@ impl RedisStore {
             #[cfg(feature = "redis-cluster")]
             Backend::Cluster(c) => Conn::Cluster(c.clone()),
             #[cfg(feature = "redis-sentinel")]
-            Backend::Sentinel(s) => Conn::Sentinel(s.connection().await?),
+            Backend::Sentinel(s) => Conn::Multiplexed(s.connection().await?),
         })
     }
 
@@ -660,14 +655,14 @@ impl RedisStore {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
         let made = match &self.backend {
-            Backend::PerThread(p) => Conn::Own(
+            Backend::PerThread(p) => Conn::Multiplexed(
                 p.client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
                     .map_err(StoreError::backend)?,
             ),
             #[cfg(feature = "redis-sentinel")]
-            Backend::Sentinel(s) => Conn::Own(s.own_connection().await?),
+            Backend::Sentinel(s) => Conn::Multiplexed(s.own_connection().await?),
             #[cfg(feature = "redis-cluster")]
             Backend::Cluster(c) => match &self.writers.cluster {
                 Some(client) => Conn::Cluster(
@@ -707,7 +702,8 @@ impl RedisStore {
         key: &StoreKey,
         f: impl AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
-        let Replicas { min, wait, .. } = self.replicas;
+        let Replicas { min, timeout } = self.replicas;
+        let wait = timeout / 2;
         if min == 0 {
             return self.call(key, f).await;
         }
@@ -886,6 +882,7 @@ impl SessionStore for RedisStore {
             created_at,
         }))
     }
+
     /// `SCAN … MATCH prefix*`, on each master of a cluster in turn (the
     /// cursor then names the master too).
     async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {

@@ -41,12 +41,28 @@ pub(crate) fn free_port() -> u16 {
 /// Starts the quickstart with `env` (and no other configuration key of the
 /// test's own environment) and waits until it accepts connections.
 pub(crate) fn start(env: &[(&str, &str)]) -> Server {
-    let port = free_port();
+    start_on(free_port(), env, None)
+}
+
+/// As [`start`], on `port`, with its output in `log` if given (else
+/// dropped).
+pub(crate) fn start_on(port: u16, env: &[(&str, &str)], log: Option<&std::path::Path>) -> Server {
+    let output = || match log {
+        Some(log) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .expect("the quickstart's log"),
+        ),
+        None => Stdio::null(),
+    };
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quickstart"));
     cmd.env("PORT", port.to_string())
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdin(Stdio::null())
+        .stdout(output())
+        .stderr(output());
     for key in session_actix::config::KEYS {
         cmd.env_remove(key);
     }
@@ -55,7 +71,7 @@ pub(crate) fn start(env: &[(&str, &str)]) -> Server {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("the quickstart exited early: {status}");
+            panic!("the quickstart on {port} exited early: {status}");
         }
         assert!(
             Instant::now() < deadline,

@@ -88,18 +88,15 @@ impl Inner {
         {
             return Ok(());
         }
-        let _one = self.scanning();
-        let scan = self.scan(now)?;
-        // Creates run meanwhile, so the scan's total may be stale: only
-        // what it removed is taken off the count.
-        self.uncount(scan.removed);
-        Ok(())
+        self.purge().map(drop)
     }
 
     /// Removes every expired session file now; returns how many.
     pub(super) fn purge(&self) -> io::Result<usize> {
         let _one = self.scanning();
         let scan = self.scan(now_ms())?;
+        // Creates run meanwhile, so the scan's total may be stale: only
+        // what it removed is taken off the count.
         self.uncount(scan.removed);
         Ok(scan.removed)
     }

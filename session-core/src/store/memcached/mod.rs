@@ -726,16 +726,7 @@ impl SessionStore for MemcachedStore {
     /// (the cursor is the next server's number). Keys sent hashed (longer
     /// than memcached allows, see the module docs) cannot be listed.
     async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
-        let index = match cursor {
-            None => 0,
-            Some(c) => c
-                .parse::<usize>()
-                .ok()
-                .filter(|&i| i < self.servers.len())
-                .ok_or_else(|| {
-                    StoreError::backend(format!("not a memcached scan cursor: {c:?}"))
-                })?,
-        };
+        let (index, next) = ScanPage::numbered(cursor, self.servers.len())?;
         let server = &self.servers[index];
         let keys = tokio::time::timeout(self.timeout * 4, dump::live_keys(&server.name))
             .await
@@ -748,7 +739,6 @@ impl SessionStore for MemcachedStore {
             .filter(|key| key.starts_with(prefix) && std::ptr::eq(self.pick(key), server))
             .map(StoreKey::from_raw)
             .collect();
-        let next = (index + 1 < self.servers.len()).then(|| (index + 1).to_string());
         Ok(ScanPage { keys, next })
     }
 }
