@@ -231,18 +231,16 @@ async fn migrate_moves_a_live_site_from_files_to_redis_and_no_user_is_logged_out
     };
     // Let the traffic run a while before, during and after the copy.
     actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    let migrate = [
+        "--json",
+        "migrate",
+        "--from",
+        files.path(),
+        "--to",
+        redis.path(),
+    ];
     let served_before = served.load(Ordering::Relaxed);
-    let first = json(
-        &admin(&[
-            "--json",
-            "migrate",
-            "--from",
-            files.path(),
-            "--to",
-            redis.path(),
-        ])
-        .await,
-    );
+    let first = json(&admin(&migrate).await);
     let served_during = served.load(Ordering::Relaxed) - served_before;
     actix_web::rt::time::sleep(Duration::from_millis(200)).await;
 
@@ -265,17 +263,7 @@ async fn migrate_moves_a_live_site_from_files_to_redis_and_no_user_is_logged_out
     assert!(copied >= 2 * USERS as u64, "{first}");
 
     // The second run copies what was created since, and leaves the rest.
-    let second = json(
-        &admin(&[
-            "--json",
-            "migrate",
-            "--from",
-            files.path(),
-            "--to",
-            redis.path(),
-        ])
-        .await,
-    );
+    let second = json(&admin(&migrate).await);
     assert_eq!(second["failed"], 0, "{second}");
     assert_eq!(
         second["already_there"].as_u64().unwrap(),
