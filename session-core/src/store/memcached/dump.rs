@@ -1,10 +1,16 @@
 //! Listing a server's keys: `lru_crawler metadump all`, memcached's own
 //! dump of its items' metadata (memcached 1.4.31 or later).
+//!
+//! Whether an item is live is judged by memcached's clock, as memcached
+//! judges it on a read, not by ours: memcached counts time from its start,
+//! taken from another clock than its ticks, so its "now" can be two seconds
+//! away from the wall clock's. A session created a second ago with a
+//! one-second lifetime is live to memcached while its `exp=` is already
+//! past by the wall clock.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 
 /// How often a dump is asked for again while the crawler is busy.
 const BUSY_RETRIES: u32 = 50;
@@ -16,10 +22,9 @@ pub(super) async fn live_keys(address: &str) -> std::io::Result<Vec<String>> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     for _ in 0..BUSY_RETRIES {
+        write.write_all(b"stats\r\n").await?;
+        let now = server_time(&mut lines, address).await?;
         write.write_all(b"lru_crawler metadump all\r\n").await?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let mut keys = Vec::new();
         loop {
             let Some(line) = lines.next_line().await? else {
@@ -48,8 +53,32 @@ pub(super) async fn live_keys(address: &str) -> std::io::Result<Vec<String>> {
     )))
 }
 
+/// The server's current Unix time (`STAT time`), from the answer to
+/// `stats`.
+async fn server_time(
+    lines: &mut Lines<BufReader<OwnedReadHalf>>,
+    address: &str,
+) -> std::io::Result<u64> {
+    let mut time = None;
+    loop {
+        let Some(line) = lines.next_line().await? else {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        };
+        let line = line.trim_end_matches('\r');
+        if line == "END" {
+            break;
+        }
+        if let Some(t) = line.strip_prefix("STAT time ") {
+            time = t.parse().ok();
+        }
+    }
+    time.ok_or_else(|| {
+        std::io::Error::other(format!("memcached {address} did not say its time (stats)"))
+    })
+}
+
 /// The key of one dump line (`key=… exp=… …`) if it has not expired by
-/// `now` (Unix seconds; `exp=-1`: never expires).
+/// `now`, the server's Unix time (`exp=-1`: never expires).
 fn live_key(line: &str, now: u64) -> Option<String> {
     let mut key = None;
     let mut live = false;
