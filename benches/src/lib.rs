@@ -101,11 +101,16 @@ pub enum Variant {
     /// The same, each write waiting for the replica
     /// (`SESSION_REDIS_MIN_REPLICAS=1`): what `WAIT` costs.
     OursSentinelWait,
+    /// This project, `MemoryStore`, values sealed at rest
+    /// (`SESSION_ENCRYPT_AT_REST=true`): what sealing costs in the process.
+    OursMemorySealed,
+    /// This project, `RedisStore`, values sealed at rest.
+    OursRedisSealed,
 }
 
 impl Variant {
     /// Every variant, in the order a run measures them.
-    pub const ALL: [Variant; 15] = [
+    pub const ALL: [Variant; 17] = [
         Variant::None,
         Variant::ActixCookie,
         Variant::ActixRedis,
@@ -121,6 +126,8 @@ impl Variant {
         Variant::OursCookie,
         Variant::OursSentinel,
         Variant::OursSentinelWait,
+        Variant::OursMemorySealed,
+        Variant::OursRedisSealed,
     ];
 
     /// The variant's name on the command line and in the table.
@@ -141,6 +148,8 @@ impl Variant {
             Variant::OursCookie => "ours-cookie",
             Variant::OursSentinel => "ours-redis-sentinel",
             Variant::OursSentinelWait => "ours-redis-sentinel-wait1",
+            Variant::OursMemorySealed => "ours-memory-sealed",
+            Variant::OursRedisSealed => "ours-redis-sealed",
         }
     }
 
@@ -152,6 +161,7 @@ impl Variant {
                 | Variant::OursRedis
                 | Variant::OursRedisUsers
                 | Variant::OursRedisCached
+                | Variant::OursRedisSealed
         )
     }
 
@@ -173,6 +183,16 @@ impl Variant {
         match self {
             Variant::OursMemoryUsers => Some(Variant::OursMemory),
             Variant::OursRedisUsers => Some(Variant::OursRedis),
+            _ => None,
+        }
+    }
+
+    /// The variant without sealing that a `-sealed` variant is measured
+    /// against (same store, same settings), if it is one.
+    pub fn without_sealing(self) -> Option<Variant> {
+        match self {
+            Variant::OursMemorySealed => Some(Variant::OursMemory),
+            Variant::OursRedisSealed => Some(Variant::OursRedis),
             _ => None,
         }
     }
@@ -279,6 +299,10 @@ pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
             Built::OursFilesystem(ours(store)?, dir)
         }
         Variant::OursRedis => Built::OursRedis(ours(ours_redis(redis_url).await?)?),
+        Variant::OursMemorySealed => {
+            Built::OursMemory(sealed(MemoryStore::with_max_sessions(MEMORY_MAX_SESSIONS))?)
+        }
+        Variant::OursRedisSealed => Built::OursRedis(sealed(ours_redis(redis_url).await?)?),
         Variant::OursRedisUsers => Built::OursUsers(ours(ours_redis(redis_url).await?)?),
         Variant::OursRedisCached => {
             let store = RedisStore::builder(redis_url)
@@ -385,13 +409,25 @@ pub fn fresh_user() -> String {
 
 /// Our middleware on `store`, with the benchmark's cookie settings.
 fn ours<S: session_actix::store::SessionStore>(store: S) -> Result<SessionMiddleware, String> {
+    ours_builder(store).build().map_err(|e| e.to_string())
+}
+
+/// As [`ours`], with every value sealed at rest (`SESSION_ENCRYPT_AT_REST`).
+fn sealed<S: session_actix::store::SessionStore>(store: S) -> Result<SessionMiddleware, String> {
+    ours_builder(store)
+        .encrypt_at_rest(true)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn ours_builder<S: session_actix::store::SessionStore>(
+    store: S,
+) -> session_actix::SessionMiddlewareBuilder {
     SessionMiddleware::builder(store)
         .cookie_name(COOKIE_NAME)
         .cookie_secure(false)
         .cookie_same_site(SameSite::Lax)
         .key_prefix(OURS_REDIS_PREFIX)
-        .build()
-        .map_err(|e| e.to_string())
 }
 
 /// actix-session's middleware on `store`, with the benchmark's cookie

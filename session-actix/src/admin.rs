@@ -227,15 +227,27 @@ impl Admin {
             return Ok(None);
         };
         let codec = settings.codec;
+        // Values sealed at rest open with the cookie's id.
+        let mut opened = record.entries.clone();
+        settings.at_rest.open_entries(&id, &mut opened);
         let values = record
             .entries
             .iter()
-            .map(|(name, bytes)| {
-                let value = codec
-                    .decode::<serde_json::Value>(bytes)
-                    .unwrap_or_else(|_| {
-                        serde_json::Value::String(format!("<unreadable: {} bytes>", bytes.len()))
-                    });
+            .map(|(name, stored)| {
+                let value = match opened.get(name) {
+                    Some(bytes) => codec
+                        .decode::<serde_json::Value>(bytes)
+                        .unwrap_or_else(|_| {
+                            serde_json::Value::String(format!(
+                                "<unreadable: {} bytes>",
+                                bytes.len()
+                            ))
+                        }),
+                    None => serde_json::Value::String(format!(
+                        "<sealed, does not open with this SECRET_KEY: {} bytes>",
+                        stored.len()
+                    )),
+                };
                 (name.clone(), value)
             })
             .collect();

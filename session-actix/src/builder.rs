@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::cookie::SameSite;
 use session_core::signing::SigningKey;
 use session_core::store::Backend;
-use session_core::{Codec, ConfigError, OutagePolicy, SessionConfig};
+use session_core::{Codec, ConfigError, EncryptAtRest, OutagePolicy, SessionConfig};
 
 use crate::middleware::SessionMiddleware;
 use crate::settings::Shared;
@@ -255,6 +255,24 @@ impl SessionMiddlewareBuilder {
     /// to no limit; 0 is refused by [`build`](Self::build).
     pub fn max_sessions_per_user(mut self, max: usize) -> Self {
         self.config.max_per_user = Some(max);
+        self
+    }
+
+    /// Whether session values are encrypted in the store
+    /// (`SESSION_ENCRYPT_AT_REST`): `true`, `false`, or
+    /// [`EncryptAtRest::Strict`]. Defaults to false.
+    ///
+    /// On, each value is sealed with XChaCha20-Poly1305 under a key derived
+    /// from the session's id (which the store never sees) and the
+    /// [`signing_key`](Self::signing_key), if set: a dump of the store, a
+    /// replica or a backup shows none of the values, only a request with
+    /// the cookie reads them. A value moved to another key or session, or
+    /// changed in the store, reads as absent. Turning it on or off logs no
+    /// one out (see [`EncryptAtRest`]); each value weighs 42 bytes more
+    /// against [`max_size`](Self::max_size). Server-side stores only, not
+    /// with Flask-Session's layout.
+    pub fn encrypt_at_rest(mut self, mode: impl Into<EncryptAtRest>) -> Self {
+        self.config.encrypt_at_rest = mode.into();
         self
     }
 

@@ -1,6 +1,7 @@
 //! The store cycle after the handler: save what changed, set or remove the
 //! cookie.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -349,6 +350,7 @@ async fn save<S: SessionStore>(
         for _ in 0..3 {
             let id = SessionId::generate();
             let key = key(&id);
+            let record = sealed(settings, &id, &record);
             if store.create(&key, &record, ttl).await? {
                 crate::events::created();
                 if in_use {
@@ -427,6 +429,7 @@ async fn save<S: SessionStore>(
                         .retain(|(key, _)| updates.iter().all(|(k, _)| k != key));
                     changes.set.extend(updates);
                 }
+                settings.at_rest.seal_changes(id, &mut changes);
                 match store.apply(live, &changes, ttl).await? {
                     // A logout (or expiry) won: nothing to save, no cookie.
                     Applied::Gone => Ok(CookieChange::Keep),
@@ -478,6 +481,17 @@ async fn save<S: SessionStore>(
             _ => Ok(nothing),
         },
     }
+}
+
+/// `record` as it is stored under `id`: its values sealed, when they are
+/// sealed at rest (`SESSION_ENCRYPT_AT_REST`).
+fn sealed<'a>(settings: &Settings, id: &SessionId, record: &'a Record) -> Cow<'a, Record> {
+    if !settings.at_rest.mode().seals() {
+        return Cow::Borrowed(record);
+    }
+    let mut sealed = record.clone();
+    settings.at_rest.seal_entries(id, &mut sealed.entries);
+    Cow::Owned(sealed)
 }
 
 /// The user's index of a bound session.
@@ -664,7 +678,10 @@ async fn renew<S: SessionStore>(
         expires_at: None,
         created_at,
     };
-    if !store.create(&new, &record, ttl).await? {
+    if !store
+        .create(&new, &sealed(settings, &id, &record), ttl)
+        .await?
+    {
         return Err(StoreError::backend("a fresh session id was taken").into());
     }
     // From here on the new session exists: a failure removes it again, so
@@ -691,14 +708,20 @@ async fn renew<S: SessionStore>(
                 _ => CookieChange::Remove,
             });
         };
+        // The values move from the old id's key to the new one's.
         let mut merged = latest.entries;
+        if let Some(old_id) = &snap.id {
+            let opened = settings.at_rest.open_entries(old_id, &mut merged);
+            crate::events::unopened(opened.dropped);
+        }
         snap.changes.apply_to(&mut merged);
-        let carry = ChangeSet {
+        let mut carry = ChangeSet {
             clear: true,
             set: merged.into_iter().collect(),
             remove: Vec::new(),
             max_size: Some(settings.max_size),
         };
+        settings.at_rest.seal_changes(&id, &mut carry);
         match store.apply(&new, &carry, ttl).await? {
             Applied::Done => {}
             Applied::TooLarge { size } => tracing::warn!(

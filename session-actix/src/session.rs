@@ -67,11 +67,7 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// The key a session's own permanence is stored under, as Flask stores
-/// `session.permanent`: a bool.
-pub(crate) const PERMANENT_KEY: &str = "_permanent";
-/// The key a session's own idle lifetime is stored under, in seconds.
-pub(crate) const LIFETIME_KEY: &str = "_lifetime";
+pub(crate) use session_core::meta::{LIFETIME_KEY, PERMANENT_KEY};
 
 /// What a session is when it says nothing of its own: the middleware's
 /// settings.
@@ -84,6 +80,9 @@ pub(crate) struct Defaults {
     /// Flask-Session's rule: a stored session without `_permanent` is not
     /// permanent, and a new one stores its permanence from the start.
     pub(crate) flask: bool,
+    /// What each value weighs more in the store than in the handler's
+    /// view (values sealed at rest), as `SESSION_MAX_SIZE` counts it.
+    pub(crate) overhead: usize,
 }
 
 impl Defaults {
@@ -94,6 +93,11 @@ impl Defaults {
             permanent: config.permanent,
             lifetime: config.lifetime,
             flask: config.interop.is_some(),
+            overhead: if config.encrypt_at_rest.seals() {
+                session_core::seal::OVERHEAD
+            } else {
+                0
+            },
         }
     }
 }
@@ -247,7 +251,11 @@ impl State {
             created_at: record.created_at,
             ended: false,
             stale_key: false,
-            size: record.entries.iter().map(|(k, v)| entry_size(k, v)).sum(),
+            size: record
+                .entries
+                .iter()
+                .map(|(k, v)| entry_size(k, v) + defaults.overhead)
+                .sum(),
             entries: record.entries,
             changes: HashMap::new(),
             cleared: false,
@@ -550,8 +558,9 @@ impl Session {
         if skip_unchanged && stored == Some(&bytes) {
             return Ok(());
         }
-        let old = stored.map_or(0, |v| entry_size(&key, v));
-        let size = state.size - old + entry_size(&key, &bytes);
+        let overhead = state.defaults.overhead;
+        let old = stored.map_or(0, |v| entry_size(&key, v) + overhead);
+        let size = state.size - old + entry_size(&key, &bytes) + overhead;
         if size > state.max_size {
             return Err(SessionError::TooLarge {
                 key,
@@ -590,7 +599,7 @@ impl Session {
     fn take_entry(&self, key: &str) -> Option<(Bytes, Codec)> {
         let mut state = self.state();
         let old = state.entries.remove(key)?;
-        state.size -= entry_size(key, &old);
+        state.size -= entry_size(key, &old) + state.defaults.overhead;
         state.changes.insert(key.to_owned(), None);
         Some((old, state.codec))
     }

@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use session_core::config::CookieConfig;
+use session_core::seal::AtRest;
 use session_core::signing::Signer;
 use session_core::store::{Backend, Instrumented, Timeout};
 use session_core::{AnyStore, Codec, ConfigError, OutagePolicy, SessionConfig};
@@ -174,6 +175,8 @@ pub(crate) struct Settings {
     /// session without `_permanent` is not permanent, and a new one gets
     /// it, as on the Flask side.
     pub(crate) flask: bool,
+    /// Seals and opens values at rest (`SESSION_ENCRYPT_AT_REST`).
+    pub(crate) at_rest: AtRest,
 }
 
 impl Settings {
@@ -186,9 +189,18 @@ impl Settings {
         let max_size = match sessions {
             Sessions::Store(_) => config.max_size,
             #[cfg(feature = "cookie")]
-            Sessions::Cookie(store) => config
-                .max_size
-                .min(store.max_session_size(&config.cookie.name)),
+            Sessions::Cookie(store) => {
+                if config.encrypt_at_rest.seals() {
+                    return Err(ConfigError::new(
+                        "SESSION_ENCRYPT_AT_REST",
+                        "is for server-side stores: the cookie store seals the whole session \
+                         in the cookie already; set it to false",
+                    ));
+                }
+                config
+                    .max_size
+                    .min(store.max_session_size(&config.cookie.name))
+            }
         };
         Ok(Self {
             cookie: config.cookie.clone(),
@@ -206,6 +218,7 @@ impl Settings {
             track_client: config.track_client,
             max_per_user: config.max_per_user,
             flask: config.interop.is_some(),
+            at_rest: AtRest::from_config(config)?,
         })
     }
 

@@ -159,7 +159,11 @@ fn stored(
     key: Option<StoreKey>,
     record: Option<Record>,
 ) -> State {
-    let (record, ended) = within_absolute_lifetime(settings, record);
+    let (mut record, ended) = within_absolute_lifetime(settings, record);
+    if let (Some(record), Some(id)) = (&mut record, &id) {
+        let opened = settings.at_rest.open_entries(id, &mut record.entries);
+        crate::events::unopened(opened.dropped);
+    }
     let mut state = State::new(id, record, defaults(settings));
     state.key = key;
     state.ended = ended;
@@ -195,6 +199,7 @@ fn defaults(settings: &Settings) -> Defaults {
         permanent: settings.permanent,
         lifetime: settings.lifetime,
         flask: settings.flask,
+        overhead: settings.at_rest.overhead(),
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::codec::Codec;
+use crate::seal::EncryptAtRest;
 use crate::signing::MIN_SECRET_LEN;
 
 /// Which store keeps the sessions: the value of `SESSION_TYPE`.
@@ -246,6 +247,11 @@ pub struct SessionConfig {
     /// `SESSION_REDIS`: a `redis://` or `rediss://` URL. Defaults to
     /// `redis://127.0.0.1:6379`.
     pub redis_url: String,
+    /// `SESSION_ENCRYPT_AT_REST`: `false`, `true` or `strict`: whether each
+    /// session value is sealed in the store under a key derived from the
+    /// session's id (and `SECRET_KEY`, if set), so that a dump of the store
+    /// shows none of them (see [`seal`](crate::seal)). Defaults to `false`.
+    pub encrypt_at_rest: EncryptAtRest,
     /// `SESSION_REDIS_MIN_REPLICAS`: how many replicas must have a session's
     /// change before the response is sent (Redis's `WAIT`, bounded by
     /// `SESSION_STORE_TIMEOUT`; the outage policy applies when fewer do),
@@ -303,6 +309,7 @@ impl Default for SessionConfig {
             file_mode: 0o600,
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             redis_min_replicas: 0,
+            encrypt_at_rest: EncryptAtRest::Off,
             memcached_servers: vec!["127.0.0.1:11211".to_owned()],
             sql_url: None,
             sql_table: "sessions".to_owned(),
@@ -345,6 +352,7 @@ impl fmt::Debug for SessionConfig {
             .field("memory_max_sessions", &self.memory_max_sessions)
             .field("local_cache", &self.local_cache)
             .field("redis_min_replicas", &self.redis_min_replicas)
+            .field("encrypt_at_rest", &self.encrypt_at_rest)
             .field("cookie", &self.cookie)
             .field("file_dir", &self.file_dir)
             .field("file_threshold", &self.file_threshold)
@@ -497,6 +505,7 @@ pub const KEYS: &[&str] = &[
     "SESSION_MEMORY_MAX_SESSIONS",
     "SESSION_LOCAL_CACHE",
     "SESSION_REDIS_MIN_REPLICAS",
+    "SESSION_ENCRYPT_AT_REST",
     "SESSION_TRACK_CLIENT",
     "SESSION_MAX_PER_USER",
     "SESSION_INTEROP",
@@ -597,6 +606,30 @@ impl SessionConfig {
             return Err(ConfigError::new(
                 "SESSION_ABSOLUTE_LIFETIME",
                 format!("is not available {WITH}: Flask-Session's layout keeps no creation time"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The settings sealing values at rest cannot work with.
+    fn validate_encrypt_at_rest(&self) -> Result<(), ConfigError> {
+        const KEY: &str = "SESSION_ENCRYPT_AT_REST";
+        if self.store == StoreKind::Cookie {
+            return Err(ConfigError::new(
+                KEY,
+                "is for server-side stores: the cookie store seals the whole session in the                  cookie already (SESSION_COOKIE_CONTENT=encrypted); set it to false",
+            ));
+        }
+        if self.interop.is_some() {
+            return Err(ConfigError::new(
+                KEY,
+                "is not available with SESSION_INTEROP: the Flask app could not read sealed                  values; set it to false",
+            ));
+        }
+        if !self.hash_ids && self.secret_key.is_none() {
+            return Err(ConfigError::new(
+                KEY,
+                "needs SESSION_HASH_IDS=true or a SECRET_KEY: with ids in clear in the store                  and no secret, a dump would hold the keys the values are sealed under",
             ));
         }
         Ok(())
@@ -732,6 +765,15 @@ impl SessionConfig {
             "SESSION_MEMORY_MAX_SESSIONS" => self.memory_max_sessions = parse_number(key, v)?,
             "SESSION_LOCAL_CACHE" => self.local_cache = parse_number(key, v)?,
             "SESSION_REDIS_MIN_REPLICAS" => self.redis_min_replicas = parse_number(key, v)?,
+            "SESSION_ENCRYPT_AT_REST" => {
+                self.encrypt_at_rest = if v.eq_ignore_ascii_case("strict") {
+                    EncryptAtRest::Strict
+                } else {
+                    parse_bool(key, v)
+                        .map_err(|_| ConfigError::invalid(key, v, "true, false or strict"))?
+                        .into()
+                };
+            }
             "SESSION_TRACK_CLIENT" => self.track_client = parse_bool(key, v)?,
             "SESSION_MAX_PER_USER" => {
                 self.max_per_user = if v.is_empty() {
@@ -859,6 +901,9 @@ impl SessionConfig {
         }
         if self.local_cache > 0 {
             self.validate_local_cache()?;
+        }
+        if self.encrypt_at_rest.seals() {
+            self.validate_encrypt_at_rest()?;
         }
         if self.redis_min_replicas > 0 && self.store != StoreKind::Redis {
             return Err(ConfigError::new(

@@ -15,6 +15,8 @@ pub mod config;
 pub mod flask;
 pub mod id;
 pub mod logout;
+pub mod meta;
+pub mod seal;
 pub mod signing;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -30,5 +32,6 @@ pub use config::{
     StoreKind,
 };
 pub use id::{SessionId, StoreKey};
+pub use seal::EncryptAtRest;
 pub use signing::{Signer, SigningKey};
 pub use store::{AnyStore, Applied, ChangeSet, Record, SessionStore, StoreError, Timeout};

@@ -127,6 +127,16 @@ pub struct Caps {
     pub revokes_cookies: bool,
 }
 
+/// `backend` with every session value sealed at rest
+/// (`SESSION_ENCRYPT_AT_REST=true`).
+pub async fn encrypted(backend: impl IntoFuture<Output = Backend>) -> Backend {
+    let backend = backend.await;
+    Backend {
+        builder: backend.builder.encrypt_at_rest(true),
+        ..backend
+    }
+}
+
 /// The memory store.
 pub fn memory() -> Backend {
     Backend::new(SessionMiddleware::builder(

@@ -124,6 +124,11 @@ async fn the_builder_checks_a_flask_store_against_its_settings() {
         .build()
         .unwrap_err();
     assert_eq!(err.key(), "SESSION_ABSOLUTE_LIFETIME", "{err}");
+    let err = SessionMiddleware::builder(FlaskStore::new(redis().await))
+        .encrypt_at_rest(true)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.key(), "SESSION_ENCRYPT_AT_REST", "{err}");
     assert!(
         SessionMiddleware::builder(FlaskStore::new(redis().await).with_format(FlaskFormat::Json))
             .hash_ids(false)

@@ -241,86 +241,179 @@ async fn routes_with_signed_ids() {
     exercise_routes(&server).await;
 }
 
-#[tokio::test]
-async fn routes_on_redis() {
-    let server = start(&[("SESSION_TYPE", "redis")]);
+/// The settings of each store on a server `scripts/services.sh` starts.
+const REDIS: &[(&str, &str)] = &[("SESSION_TYPE", "redis")];
+const REDIS_CLUSTER: &[(&str, &str)] = &[
+    ("SESSION_TYPE", "redis"),
+    (
+        "SESSION_REDIS",
+        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002",
+    ),
+];
+const REDIS_SENTINEL: &[(&str, &str)] = &[
+    ("SESSION_TYPE", "redis"),
+    (
+        "SESSION_REDIS",
+        "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381/mymaster",
+    ),
+];
+const MEMCACHED: &[(&str, &str)] = &[
+    ("SESSION_TYPE", "memcached"),
+    ("SESSION_MEMCACHED", "127.0.0.1:11211,127.0.0.1:11212"),
+];
+const POSTGRESQL: &[(&str, &str)] = &[
+    ("SESSION_TYPE", "sql"),
+    ("SESSION_SQL_URL", "postgres://postgres@127.0.0.1:5432/test"),
+    ("SESSION_SQL_TABLE", "quickstart_sessions"),
+];
+const MARIADB: &[(&str, &str)] = &[
+    ("SESSION_TYPE", "sql"),
+    ("SESSION_SQL_URL", "mysql://root@127.0.0.1:3306/test"),
+    ("SESSION_SQL_TABLE", "quickstart_sessions"),
+];
+const MONGODB: &[(&str, &str)] = &[
+    ("SESSION_TYPE", "mongodb"),
+    (
+        "SESSION_MONGODB",
+        "mongodb://127.0.0.1:27017/?directConnection=true",
+    ),
+    ("SESSION_MONGODB_COLLECT", "quickstart_sessions"),
+];
+
+/// The SQLite store's settings, on a database in `dir`.
+fn sqlite(dir: &std::path::Path) -> [(&'static str, String); 2] {
+    let url = format!("sqlite://{}?mode=rwc", dir.join("sessions.db").display());
+    [("SESSION_TYPE", "sql".to_owned()), ("SESSION_SQL_URL", url)]
+}
+
+/// Every route, and the user's sessions, on the quickstart started with
+/// `settings`.
+async fn routes_on(settings: &[(&str, &str)]) {
+    let server = start(settings);
     exercise_routes(&server).await;
     exercise_user_sessions(&server).await;
+}
+
+#[tokio::test]
+async fn routes_on_redis() {
+    routes_on(REDIS).await;
 }
 
 #[tokio::test]
 async fn routes_on_redis_cluster() {
-    let url = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002";
-    let server = start(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", url)]);
-    exercise_routes(&server).await;
-    exercise_user_sessions(&server).await;
+    routes_on(REDIS_CLUSTER).await;
 }
 
 #[tokio::test]
 async fn routes_on_redis_sentinel() {
-    let url = "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381/mymaster";
-    let server = start(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", url)]);
-    exercise_routes(&server).await;
-    exercise_user_sessions(&server).await;
+    routes_on(REDIS_SENTINEL).await;
 }
 
 #[tokio::test]
 async fn routes_on_memcached() {
-    let servers = "127.0.0.1:11211,127.0.0.1:11212";
-    let server = start(&[
-        ("SESSION_TYPE", "memcached"),
-        ("SESSION_MEMCACHED", servers),
-    ]);
-    exercise_routes(&server).await;
-    exercise_user_sessions(&server).await;
+    routes_on(MEMCACHED).await;
 }
 
 #[tokio::test]
 async fn routes_on_postgresql() {
-    let url = "postgres://postgres@127.0.0.1:5432/test";
-    let server = start(&[
-        ("SESSION_TYPE", "sql"),
-        ("SESSION_SQL_URL", url),
-        ("SESSION_SQL_TABLE", "quickstart_sessions"),
-    ]);
-    exercise_routes(&server).await;
-    exercise_user_sessions(&server).await;
+    routes_on(POSTGRESQL).await;
 }
 
 #[tokio::test]
 async fn routes_on_mariadb() {
-    let url = "mysql://root@127.0.0.1:3306/test";
-    let server = start(&[
-        ("SESSION_TYPE", "sql"),
-        ("SESSION_SQL_URL", url),
-        ("SESSION_SQL_TABLE", "quickstart_sessions"),
-    ]);
-    exercise_routes(&server).await;
-    exercise_user_sessions(&server).await;
+    routes_on(MARIADB).await;
 }
 
 #[tokio::test]
 async fn routes_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("sessions.db").display()
-    );
-    let server = start(&[("SESSION_TYPE", "sql"), ("SESSION_SQL_URL", &url)]);
-    exercise_routes(&server).await;
-    exercise_user_sessions(&server).await;
+    let settings = sqlite(dir.path());
+    routes_on(&settings.each_ref().map(|(k, v)| (*k, v.as_str()))).await;
 }
 
 #[tokio::test]
 async fn routes_on_mongodb() {
-    let uri = "mongodb://127.0.0.1:27017/?directConnection=true";
-    let server = start(&[
-        ("SESSION_TYPE", "mongodb"),
-        ("SESSION_MONGODB", uri),
-        ("SESSION_MONGODB_COLLECT", "quickstart_sessions"),
-    ]);
-    exercise_routes(&server).await;
-    exercise_user_sessions(&server).await;
+    routes_on(MONGODB).await;
+}
+
+/// The same routes with `SESSION_ENCRYPT_AT_REST=true`, on every
+/// server-side store: what a user sees does not change.
+mod encrypted_at_rest {
+    use super::*;
+
+    async fn sealed_routes_on(settings: &[(&str, &str)]) {
+        let mut settings = settings.to_vec();
+        // A prefix of their own: the plain tests use the same servers, and
+        // the same users.
+        settings.extend([
+            ("SESSION_ENCRYPT_AT_REST", "true"),
+            ("SESSION_KEY_PREFIX", "sealed:"),
+        ]);
+        routes_on(&settings).await;
+    }
+
+    #[tokio::test]
+    async fn memory() {
+        sealed_routes_on(&[]).await;
+    }
+
+    #[tokio::test]
+    async fn memory_with_signed_ids() {
+        sealed_routes_on(&[
+            ("SESSION_USE_SIGNER", "true"),
+            ("SECRET_KEY", "a quickstart secret that is long enough"),
+        ])
+        .await;
+    }
+
+    #[tokio::test]
+    async fn filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().to_str().unwrap();
+        sealed_routes_on(&[("SESSION_TYPE", "filesystem"), ("SESSION_FILE_DIR", dir)]).await;
+    }
+
+    #[tokio::test]
+    async fn redis() {
+        sealed_routes_on(REDIS).await;
+    }
+
+    #[tokio::test]
+    async fn redis_cluster() {
+        sealed_routes_on(REDIS_CLUSTER).await;
+    }
+
+    #[tokio::test]
+    async fn redis_sentinel() {
+        sealed_routes_on(REDIS_SENTINEL).await;
+    }
+
+    #[tokio::test]
+    async fn memcached() {
+        sealed_routes_on(MEMCACHED).await;
+    }
+
+    #[tokio::test]
+    async fn postgresql() {
+        sealed_routes_on(POSTGRESQL).await;
+    }
+
+    #[tokio::test]
+    async fn mariadb() {
+        sealed_routes_on(MARIADB).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = super::sqlite(dir.path());
+        sealed_routes_on(&settings.each_ref().map(|(k, v)| (*k, v.as_str()))).await;
+    }
+
+    #[tokio::test]
+    async fn mongodb() {
+        sealed_routes_on(MONGODB).await;
+    }
 }
 
 /// Starts a private redis-server on `port`; killed on drop.
