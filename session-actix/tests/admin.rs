@@ -434,3 +434,89 @@ async fn cleanup_deletes_expired_session_files() {
         (Some(0), Some(2))
     );
 }
+
+/// With values sealed at rest, `show` opens them with the cookie it is
+/// given (and the secret); a store holding none of them in clear, and
+/// `migrate` copies the sealed values as they are: they open on the new
+/// store, whose keys derive from the same ids.
+#[actix_web::test]
+async fn show_opens_sealed_values_and_migrate_carries_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix("sealed");
+    let sealed = |pairs: &[(&str, &str)]| {
+        let mut all = vec![
+            ("SESSION_KEY_PREFIX", prefix.as_str()),
+            ("SESSION_ENCRYPT_AT_REST", "true"),
+            ("SECRET_KEY", "a secret key of at least thirty-two bytes"),
+        ];
+        all.extend_from_slice(pairs);
+        Settings::new(&all)
+    };
+    let files = sealed(&[
+        ("SESSION_TYPE", "filesystem"),
+        ("SESSION_FILE_DIR", dir.path().to_str().unwrap()),
+    ]);
+    let base = serve(&files).await;
+    let http = reqwest::Client::new();
+    let eve = log_in(&http, &base, "eve-a1b2c3").await;
+    let cookie = eve.cookie.trim_start_matches("session=");
+    let response = http
+        .get(format!("{base}/set?key=note&value=note-d4e5f6"))
+        .header("cookie", &eve.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let mut on_disk = Vec::new();
+    for entry in walk(dir.path()) {
+        on_disk.extend(std::fs::read(entry).unwrap());
+    }
+    assert!(!on_disk.is_empty());
+    assert!(
+        !on_disk.windows(11).any(|w| w == b"note-d4e5f6"),
+        "the note is sealed in the file"
+    );
+    let shown = json(&admin(&["--json", "--config", files.path(), "show", cookie]).await);
+    assert_eq!(shown["values"]["note"], "note-d4e5f6", "{shown}");
+    assert_eq!(shown["values"]["user"], "eve-a1b2c3", "{shown}");
+
+    // Without the secret the values do not open: `show` says so.
+    let no_secret = Settings::new(&[
+        ("SESSION_KEY_PREFIX", prefix.as_str()),
+        ("SESSION_TYPE", "filesystem"),
+        ("SESSION_FILE_DIR", dir.path().to_str().unwrap()),
+        ("SESSION_ENCRYPT_AT_REST", "true"),
+    ]);
+    let shown = json(&admin(&["--json", "--config", no_secret.path(), "show", cookie]).await);
+    let note = shown["values"]["note"].as_str().unwrap();
+    assert!(note.starts_with("<sealed, does not open"), "{note}");
+
+    let redis = sealed(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", REDIS)]);
+    let migrated = admin(&["migrate", "--from", files.path(), "--to", redis.path()]).await;
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let on_redis = serve(&redis).await;
+    assert_eq!(
+        who(&http, &on_redis, &eve).await,
+        (200, "eve-a1b2c3".to_owned()),
+        "the sealed values open on the new store"
+    );
+}
+
+/// Every file under `dir`, in subdirectories too.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
