@@ -30,6 +30,7 @@
 //! `SECRET_KEY_FALLBACKS`) is read as absent, with a warning; never an
 //! error.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use bytes::Bytes;
@@ -186,14 +187,33 @@ impl AtRest {
         if self.mode.seals() { OVERHEAD } else { 0 }
     }
 
-    /// The cipher of `id` under the salt at `index`.
+    /// The cipher of `id` under the salt at `index`. The current salt's
+    /// last one is kept per thread: a request loads and saves its session
+    /// on one worker thread, and derives its key once.
     fn cipher(&self, id: &SessionId, index: usize) -> XChaCha20Poly1305 {
+        thread_local! {
+            static LAST: RefCell<Option<(Option<[u8; 32]>, SessionId, XChaCha20Poly1305)>> =
+                const { RefCell::new(None) };
+        }
         let salt = self.salts[index];
-        let hkdf = Hkdf::<Sha256>::new(salt.as_ref().map(|s| &s[..]), id.as_str().as_bytes());
-        let mut key = [0u8; 32];
-        hkdf.expand(INFO, &mut key)
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
-        XChaCha20Poly1305::new(&Key::from(key))
+        let derive = || {
+            let hkdf = Hkdf::<Sha256>::new(salt.as_ref().map(|s| &s[..]), id.as_str().as_bytes());
+            let mut key = [0u8; 32];
+            hkdf.expand(INFO, &mut key)
+                .expect("32 bytes is a valid HKDF-SHA256 output length");
+            XChaCha20Poly1305::new(&Key::from(key))
+        };
+        if index > 0 {
+            return derive();
+        }
+        LAST.with_borrow_mut(|last| match last {
+            Some((s, i, cipher)) if *s == salt && i == id => cipher.clone(),
+            _ => {
+                let cipher = derive();
+                *last = Some((salt, id.clone(), cipher.clone()));
+                cipher
+            }
+        })
     }
 
     /// Seals the values of `entries` (but the [metadata](crate::meta)'s)
