@@ -114,6 +114,10 @@ pub struct Opened {
     pub dropped: usize,
 }
 
+/// A key derived for a session: the salt and id it was derived from, and
+/// its cipher.
+type Derived = (Option<[u8; 32]>, SessionId, XChaCha20Poly1305);
+
 /// Seals and opens session values for one middleware: the mode, and the
 /// salts of the current secret and its fallbacks.
 #[derive(Clone)]
@@ -192,8 +196,7 @@ impl AtRest {
     /// on one worker thread, and derives its key once.
     fn cipher(&self, id: &SessionId, index: usize) -> XChaCha20Poly1305 {
         thread_local! {
-            static LAST: RefCell<Option<(Option<[u8; 32]>, SessionId, XChaCha20Poly1305)>> =
-                const { RefCell::new(None) };
+            static LAST: RefCell<Option<Derived>> = const { RefCell::new(None) };
         }
         let salt = self.salts[index];
         let derive = || {
