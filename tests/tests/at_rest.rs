@@ -182,6 +182,21 @@ fn shows(dump: &[u8], secret: &str) -> bool {
 async fn dump(server: &Server, config: &SessionConfig) -> Vec<u8> {
     let prefix = &config.key_prefix;
     let mut out = Vec::new();
+    // The rows of the sessions under `prefix`, `data` as the database
+    // prints it.
+    macro_rules! sql_rows {
+        ($pool:ty, $url:expr, $query:literal) => {{
+            let pool = <$pool>::connect($url).await.expect("the database is up");
+            let rows: Vec<(String, String)> = sqlx::query_as($query)
+                .bind(format!("{prefix}%"))
+                .fetch_all(&pool)
+                .await
+                .expect("the sessions' rows");
+            for (id, data) in rows {
+                out.extend(format!("{id} {data}\n").into_bytes());
+            }
+        }};
+    }
     match server.name {
         "filesystem" => {
             for entry in std::fs::read_dir(&config.file_dir).expect("the session directory") {
@@ -226,47 +241,21 @@ async fn dump(server: &Server, config: &SessionConfig) -> Vec<u8> {
                 out.extend(memcached_dump(address, prefix).await);
             }
         }
-        "postgres" => {
-            let pool = sqlx::PgPool::connect(POSTGRES)
-                .await
-                .expect("PostgreSQL is up");
-            let rows: Vec<(String, String)> =
-                sqlx::query_as("SELECT id, data::text FROM at_rest_sessions WHERE id LIKE $1")
-                    .bind(format!("{prefix}%"))
-                    .fetch_all(&pool)
-                    .await
-                    .expect("the sessions' rows");
-            rows.into_iter()
-                .for_each(|(id, data)| out.extend(format!("{id} {data}\n").into_bytes()));
-        }
-        "mysql" => {
-            let pool = sqlx::MySqlPool::connect(MYSQL)
-                .await
-                .expect("MariaDB is up");
-            let rows: Vec<(String, String)> = sqlx::query_as(
-                "SELECT id, CAST(data AS CHAR) FROM at_rest_sessions WHERE id LIKE ?",
-            )
-            .bind(format!("{prefix}%"))
-            .fetch_all(&pool)
-            .await
-            .expect("the sessions' rows");
-            rows.into_iter()
-                .for_each(|(id, data)| out.extend(format!("{id} {data}\n").into_bytes()));
-        }
-        "sqlite" => {
-            let url = config.sql_url.as_deref().expect("a SQLite URL");
-            let pool = sqlx::SqlitePool::connect(url)
-                .await
-                .expect("the SQLite file");
-            let rows: Vec<(String, String)> =
-                sqlx::query_as("SELECT id, data FROM at_rest_sessions WHERE id LIKE ?")
-                    .bind(format!("{prefix}%"))
-                    .fetch_all(&pool)
-                    .await
-                    .expect("the sessions' rows");
-            rows.into_iter()
-                .for_each(|(id, data)| out.extend(format!("{id} {data}\n").into_bytes()));
-        }
+        "postgres" => sql_rows!(
+            sqlx::PgPool,
+            POSTGRES,
+            "SELECT id, data::text FROM at_rest_sessions WHERE id LIKE $1"
+        ),
+        "mysql" => sql_rows!(
+            sqlx::MySqlPool,
+            MYSQL,
+            "SELECT id, CAST(data AS CHAR) FROM at_rest_sessions WHERE id LIKE ?"
+        ),
+        "sqlite" => sql_rows!(
+            sqlx::SqlitePool,
+            config.sql_url.as_deref().expect("a SQLite URL"),
+            "SELECT id, data FROM at_rest_sessions WHERE id LIKE ?"
+        ),
         "mongodb" => {
             let client = mongodb::Client::with_uri_str(MONGODB)
                 .await
