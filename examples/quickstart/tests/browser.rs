@@ -21,6 +21,13 @@ async fn browse(secure: bool) {
     } else {
         &[]
     };
+    browse_with(secure, env, None).await;
+}
+
+/// As [`browse`], on the quickstart started with `env`; with `sealed_in`
+/// (the file store's directory), no session file shows a value the
+/// browser set.
+async fn browse_with(secure: bool, env: &[(&str, &str)], sealed_in: Option<&std::path::Path>) {
     let server = start(env);
     let browser = Browser::open().await;
     let b = &server.localhost();
@@ -64,6 +71,18 @@ async fn browse(secure: bool) {
         browser.visit(&format!("{b}/get?key=color")).await,
         ok("blue")
     );
+    if let Some(dir) = sealed_in {
+        let files = walk(dir);
+        assert!(!files.is_empty(), "the session is on disk");
+        for file in files {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(4).any(|w| w == b"blue"),
+                "{} shows the value in clear",
+                file.display()
+            );
+        }
+    }
 
     // Logging in renews the id and keeps the data.
     assert_eq!(browser.post("/login?user=ann").await, ok("welcome ann"));
@@ -115,4 +134,34 @@ async fn a_browser_keeps_its_session_across_visits_login_and_logout() {
 #[tokio::test]
 async fn a_browser_keeps_a_secure_session_cookie_on_plain_http_localhost() {
     browse(true).await;
+}
+
+/// The same clicks with `SESSION_ENCRYPT_AT_REST=true` on the file store,
+/// ids signed: the browser sees no difference, the files show no value.
+#[tokio::test]
+async fn a_browser_keeps_its_session_with_values_sealed_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let env = [
+        ("SESSION_TYPE", "filesystem"),
+        ("SESSION_FILE_DIR", path),
+        ("SESSION_ENCRYPT_AT_REST", "true"),
+        ("SESSION_USE_SIGNER", "true"),
+        ("SECRET_KEY", "a browser test secret, 32 bytes or more"),
+    ];
+    browse_with(false, &env, Some(dir.path())).await;
+}
+
+/// Every file under `dir`, in subdirectories too.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
