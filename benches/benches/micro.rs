@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of the per-request building blocks: ids,
-//! store keys, signing, the value codec and the cookie store.
+//! store keys, signing, the value codec, the cookie store and sealing
+//! values at rest.
 //!
 //! ```sh
 //! cargo bench -p session-bench
@@ -169,12 +170,50 @@ fn instrumented_store(c: &mut Criterion) {
     });
 }
 
+/// Encryption at rest: one value sealed, and opened, with the session's
+/// key derived each time (a request's first use) or kept (its second).
+fn at_rest(c: &mut Criterion) {
+    use session_core::EncryptAtRest;
+    use session_core::seal::AtRest;
+    let at_rest = AtRest::new(EncryptAtRest::On, Some(SECRET), [] as [&str; 0]).unwrap();
+    let value = Codec::Json.encode(&user()).unwrap();
+    let plain: HashMap<String, Bytes> = [("user".to_owned(), value)].into();
+    let id = SessionId::generate();
+    c.bench_function("at_rest/seal_one_value_key_kept", |b| {
+        b.iter(|| {
+            let mut entries = plain.clone();
+            at_rest.seal_entries(black_box(&id), &mut entries);
+            entries
+        })
+    });
+    let mut sealed = plain.clone();
+    at_rest.seal_entries(&id, &mut sealed);
+    c.bench_function("at_rest/open_one_value_key_kept", |b| {
+        b.iter(|| {
+            let mut entries = sealed.clone();
+            at_rest.open_entries(black_box(&id), &mut entries);
+            entries
+        })
+    });
+    let ids: Vec<SessionId> = (0..1024).map(|_| SessionId::generate()).collect();
+    let mut next = 0;
+    c.bench_function("at_rest/seal_one_value_key_derived", |b| {
+        b.iter(|| {
+            next = (next + 1) % ids.len();
+            let mut entries = plain.clone();
+            at_rest.seal_entries(black_box(&ids[next]), &mut entries);
+            entries
+        })
+    });
+}
+
 criterion_group!(
     benches,
     ids,
     signing,
     codec,
     cookie_store,
-    instrumented_store
+    instrumented_store,
+    at_rest
 );
 criterion_main!(benches);

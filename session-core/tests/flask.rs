@@ -359,3 +359,44 @@ async fn expired_values_are_missing_and_replaced<B: BlobStore + Clone>(blob: B) 
     );
     assert_eq!(raw(&blob, &key).await.unwrap(), &b"\x81\xa1a\x02"[..]);
 }
+
+/// MySQL's `DATETIME` keeps whole seconds (MariaDB truncates what it is
+/// given): a written expiry is rounded up to the second, so a session
+/// never expires before its lifetime is over (a 1-second session created
+/// late in a second used to be gone at once).
+#[tokio::test]
+async fn mysql_expiries_are_never_before_the_lifetime() {
+    let store = FlaskStore::new(sql(MYSQL).await);
+    let ttl = Duration::from_millis(1500);
+    for _ in 0..3 {
+        let key = session_key();
+        let from = std::time::SystemTime::now();
+        assert!(
+            store
+                .create(
+                    &key,
+                    &Record::from(std::collections::HashMap::from([(
+                        "a".to_owned(),
+                        Bytes::from_static(b"1")
+                    )])),
+                    ttl
+                )
+                .await
+                .unwrap()
+        );
+        let expires_at = store
+            .load(&key)
+            .await
+            .unwrap()
+            .expect("live")
+            .expires_at
+            .expect("an expiry");
+        assert!(
+            expires_at >= from + ttl - Duration::from_millis(1),
+            "expires {:?} before its lifetime is over",
+            (from + ttl).duration_since(expires_at).unwrap_or_default()
+        );
+        store.delete(&key).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(170)).await;
+    }
+}

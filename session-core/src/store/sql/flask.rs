@@ -84,14 +84,17 @@ enum Dialect {
 
 impl Dialect {
     /// Renders a statement: `#` is a parameter, `@` a parameter holding
-    /// microseconds since the epoch, as the `expiry` column's type, and
-    /// `EXPIRY_US` the `expiry` column as microseconds since the epoch.
+    /// microseconds since the epoch, as the `expiry` column's type, `^`
+    /// the same for an expiry written to the column (on MySQL, whose
+    /// `DATETIME` keeps whole seconds and MariaDB truncates, rounded up to
+    /// the second: a session never expires before its lifetime is over),
+    /// and `EXPIRY_US` the `expiry` column as microseconds since the epoch.
     fn render(self, template: &str) -> String {
         let mut out = String::with_capacity(template.len() * 2);
         let mut n = 0;
         for c in template.chars() {
             match c {
-                '#' | '@' => {
+                '#' | '@' | '^' => {
                     n += 1;
                     let p = match self {
                         Dialect::Postgres => format!("${n}"),
@@ -104,6 +107,9 @@ impl Dialect {
                         out.push_str(&match self {
                             Dialect::Postgres => format!(
                                 "(TIMESTAMP '1970-01-01 00:00:00' + {p}::BIGINT * INTERVAL '1 microsecond')"
+                            ),
+                            Dialect::MySql if c == '^' => format!(
+                                "TIMESTAMPADD(SECOND, CEIL({p} / 1000000), '1970-01-01 00:00:00')"
                             ),
                             Dialect::MySql => {
                                 format!("TIMESTAMPADD(MICROSECOND, {p}, '1970-01-01 00:00:00')")
@@ -157,10 +163,10 @@ impl Dialect {
                 "DELETE FROM {t} WHERE session_id = # AND (expiry IS NULL OR expiry <= @)"
             )),
             insert: self.render(&format!(
-                "INSERT INTO {t} (session_id, data, expiry) VALUES (#, #, @)"
+                "INSERT INTO {t} (session_id, data, expiry) VALUES (#, #, ^)"
             )),
             replace: self.render(&format!(
-                "UPDATE {t} SET data = #, expiry = @ WHERE session_id = # AND data = # AND {live}"
+                "UPDATE {t} SET data = #, expiry = ^ WHERE session_id = # AND data = # AND {live}"
             )),
             remove_if: self.render(&format!(
                 "DELETE FROM {t} WHERE session_id = # AND data = # AND {live}"
@@ -369,6 +375,11 @@ mod tests {
         let my = Dialect::MySql.queries("sessions");
         assert_eq!(my.remove_if.matches('?').count(), 3);
         assert!(my.get.contains("TIMESTAMPDIFF(MICROSECOND"));
+        assert!(my.insert.contains("CEIL(? / 1000000)"), "{}", my.insert);
+        assert!(
+            my.replace
+                .contains("expiry = TIMESTAMPADD(SECOND, CEIL(? / 1000000)")
+        );
         let lite = Dialect::Sqlite.queries("sessions");
         assert!(lite.insert.contains("?3 / 1000000") && lite.insert.contains("?3 % 1000000"));
     }
