@@ -244,7 +244,7 @@ impl Admin {
                             ))
                         }),
                     None => serde_json::Value::String(format!(
-                        "<sealed, does not open with this SECRET_KEY: {} bytes>",
+                        "<sealed, does not open (sealed under another SECRET_KEY, or changed in the store): {} bytes>",
                         stored.len()
                     )),
                 };
