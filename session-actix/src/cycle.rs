@@ -711,8 +711,7 @@ async fn renew<S: SessionStore>(
         // The values move from the old id's key to the new one's.
         let mut merged = latest.entries;
         if let Some(old_id) = &snap.id {
-            let opened = settings.at_rest.open_entries(old_id, &mut merged);
-            crate::events::unopened(opened.dropped);
+            settings.at_rest.open_entries(old_id, &mut merged);
         }
         snap.changes.apply_to(&mut merged);
         let mut carry = ChangeSet {

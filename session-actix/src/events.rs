@@ -7,7 +7,6 @@
 //! | `session_renewed_total` | (a login's move to a new id) |
 //! | `session_purged_total` | (a logout) |
 //! | `session_outage_total` | `phase` (`load`, `save`), `policy` (`fail`, `empty`) |
-//! | `session_values_unopened_total` | (values sealed at rest that did not open, read as absent) |
 //!
 //! The store calls themselves are counted by
 //! [`Instrumented`](session_core::store::Instrumented).
@@ -46,15 +45,4 @@ pub(crate) fn outage(phase: &'static str, policy: OutagePolicy) {
     .increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = (phase, policy);
-}
-
-/// `count` stored values did not open (`SESSION_ENCRYPT_AT_REST`): they
-/// were read as absent.
-pub(crate) fn unopened(count: usize) {
-    #[cfg(feature = "metrics")]
-    if count > 0 {
-        metrics::counter!("session_values_unopened_total").increment(count as u64);
-    }
-    #[cfg(not(feature = "metrics"))]
-    let _ = count;
 }

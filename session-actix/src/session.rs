@@ -93,12 +93,13 @@ impl Defaults {
             permanent: config.permanent,
             lifetime: config.lifetime,
             flask: config.interop.is_some(),
-            overhead: if config.encrypt_at_rest.seals() {
-                session_core::seal::OVERHEAD
-            } else {
-                0
-            },
+            overhead: config.encrypt_at_rest.overhead(),
         }
+    }
+
+    /// What an entry weighs as stored, as `SESSION_MAX_SIZE` counts it.
+    fn entry_size(&self, key: &str, value: &[u8]) -> usize {
+        entry_size(key, value) + self.overhead
     }
 }
 
@@ -254,7 +255,7 @@ impl State {
             size: record
                 .entries
                 .iter()
-                .map(|(k, v)| entry_size(k, v) + defaults.overhead)
+                .map(|(k, v)| defaults.entry_size(k, v))
                 .sum(),
             entries: record.entries,
             changes: HashMap::new(),
@@ -558,9 +559,8 @@ impl Session {
         if skip_unchanged && stored == Some(&bytes) {
             return Ok(());
         }
-        let overhead = state.defaults.overhead;
-        let old = stored.map_or(0, |v| entry_size(&key, v) + overhead);
-        let size = state.size - old + entry_size(&key, &bytes) + overhead;
+        let old = stored.map_or(0, |v| state.defaults.entry_size(&key, v));
+        let size = state.size - old + state.defaults.entry_size(&key, &bytes);
         if size > state.max_size {
             return Err(SessionError::TooLarge {
                 key,
@@ -599,7 +599,7 @@ impl Session {
     fn take_entry(&self, key: &str) -> Option<(Bytes, Codec)> {
         let mut state = self.state();
         let old = state.entries.remove(key)?;
-        state.size -= entry_size(key, &old) + state.defaults.overhead;
+        state.size -= state.defaults.entry_size(key, &old);
         state.changes.insert(key.to_owned(), None);
         Some((old, state.codec))
     }

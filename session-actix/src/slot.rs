@@ -161,8 +161,7 @@ fn stored(
 ) -> State {
     let (mut record, ended) = within_absolute_lifetime(settings, record);
     if let (Some(record), Some(id)) = (&mut record, &id) {
-        let opened = settings.at_rest.open_entries(id, &mut record.entries);
-        crate::events::unopened(opened.dropped);
+        settings.at_rest.open_entries(id, &mut record.entries);
     }
     let mut state = State::new(id, record, defaults(settings));
     state.key = key;
@@ -199,7 +198,7 @@ fn defaults(settings: &Settings) -> Defaults {
         permanent: settings.permanent,
         lifetime: settings.lifetime,
         flask: settings.flask,
-        overhead: settings.at_rest.overhead(),
+        overhead: settings.at_rest.mode().overhead(),
     }
 }
 

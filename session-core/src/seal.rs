@@ -78,6 +78,12 @@ impl EncryptAtRest {
     pub fn seals(self) -> bool {
         self != Self::Off
     }
+
+    /// What each value weighs more once stored, as `SESSION_MAX_SIZE`
+    /// counts it: [`OVERHEAD`] when values are sealed, else 0.
+    pub fn overhead(self) -> usize {
+        if self.seals() { OVERHEAD } else { 0 }
+    }
 }
 
 /// The first byte of a sealed value: `0xC1` starts no JSON text (it is
@@ -157,10 +163,13 @@ impl AtRest {
     {
         let salts = match secret {
             None => vec![None],
-            Some(secret) => std::iter::once(secret.to_owned())
-                .chain(fallbacks.into_iter().map(|f| f.as_ref().to_owned()))
-                .map(|s| subkey(SALT_PURPOSE, s.as_bytes()).map(Some))
-                .collect::<Result<_, _>>()?,
+            Some(secret) => {
+                let fallbacks: Vec<F::Item> = fallbacks.into_iter().collect();
+                std::iter::once(secret)
+                    .chain(fallbacks.iter().map(AsRef::as_ref))
+                    .map(|s| subkey(SALT_PURPOSE, s.as_bytes()).map(Some))
+                    .collect::<Result<_, _>>()?
+            }
         };
         Ok(Self { mode, salts })
     }
@@ -183,12 +192,6 @@ impl AtRest {
     /// The mode.
     pub fn mode(&self) -> EncryptAtRest {
         self.mode
-    }
-
-    /// What each value weighs more once stored, as `SESSION_MAX_SIZE`
-    /// counts it: [`OVERHEAD`] when values are sealed, else 0.
-    pub fn overhead(&self) -> usize {
-        if self.mode.seals() { OVERHEAD } else { 0 }
     }
 
     /// The cipher of `id` under the salt at `index`. The current salt's
@@ -222,28 +225,36 @@ impl AtRest {
     /// Seals the values of `entries` (but the [metadata](crate::meta)'s)
     /// under `id`'s key, if the mode seals.
     pub fn seal_entries(&self, id: &SessionId, entries: &mut HashMap<String, Bytes>) {
-        if !self.mode.seals() {
-            return;
-        }
-        let cipher = self.cipher(id, 0);
-        for (name, value) in entries.iter_mut() {
-            if !is_metadata(name) {
-                *value = seal(&cipher, name, value);
-            }
-        }
+        self.seal_all(
+            id,
+            entries
+                .iter_mut()
+                .map(|(name, value)| (name.as_str(), value)),
+        );
     }
 
     /// Seals the values `changes` sets (but the [metadata](crate::meta)'s)
     /// under `id`'s key, if the mode seals.
     pub fn seal_changes(&self, id: &SessionId, changes: &mut ChangeSet) {
-        if !self.mode.seals() || changes.set.iter().all(|(name, _)| is_metadata(name)) {
+        self.seal_all(
+            id,
+            changes
+                .set
+                .iter_mut()
+                .map(|(name, value)| (name.as_str(), value)),
+        );
+    }
+
+    /// Seals each value but the metadata's in place; the key is derived
+    /// only if there is one to seal.
+    fn seal_all<'a>(&self, id: &SessionId, values: impl Iterator<Item = (&'a str, &'a mut Bytes)>) {
+        if !self.mode.seals() {
             return;
         }
-        let cipher = self.cipher(id, 0);
-        for (name, value) in &mut changes.set {
-            if !is_metadata(name) {
-                *value = seal(&cipher, name, value);
-            }
+        let mut cipher = None;
+        for (name, value) in values.filter(|(name, _)| !is_metadata(name)) {
+            let cipher = cipher.get_or_insert_with(|| self.cipher(id, 0));
+            *value = seal(cipher, name, value);
         }
     }
 
@@ -297,6 +308,10 @@ impl AtRest {
                 }
             }
         });
+        #[cfg(feature = "metrics")]
+        if found.dropped > 0 {
+            metrics::counter!("session_values_unopened_total").increment(found.dropped as u64);
+        }
         found
     }
 }
