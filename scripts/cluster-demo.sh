@@ -142,8 +142,7 @@ fi
 # --- installing what is missing ------------------------------------------
 
 apt_updated=0
-need() { # need COMMAND PACKAGE...
-    command -v "$1" >/dev/null 2>&1 && return 0
+apt_install() { # apt_install WHAT PACKAGE...: as root, from Debian's packages
     log "installing ${*:2}"
     [ "$(id -u)" = 0 ] || die "$1 is missing: run as root to install ${*:2}, or install it"
     if [ "$apt_updated" = 0 ]; then
@@ -151,6 +150,10 @@ need() { # need COMMAND PACKAGE...
         apt_updated=1
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${@:2}" >/dev/null
+}
+need() { # need COMMAND PACKAGE...
+    command -v "$1" >/dev/null 2>&1 && return 0
+    apt_install "$@"
     command -v "$1" >/dev/null 2>&1 || die "$1 still missing after installing ${*:2}"
 }
 
@@ -159,6 +162,13 @@ need redis-server redis-server redis-tools
 need redis-cli redis-tools
 need haproxy haproxy
 need curl curl
+need cc gcc
+need pkg-config pkg-config
+# The quickstart's Redis client speaks TLS through OpenSSL (rediss://).
+if ! pkg-config --exists openssl 2>/dev/null; then
+    apt_install "OpenSSL's headers" libssl-dev
+    pkg-config --exists openssl || die "OpenSSL still missing after installing libssl-dev"
+fi
 command -v cargo >/dev/null 2>&1 || die "cargo is missing (install Rust with rustup)"
 
 port_up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -26,3 +26,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --all-features --no-fail-fast
 fi
+
+step "the cluster demo (scripts/cluster-demo.sh --check)"
+scripts/cluster-demo.sh --check

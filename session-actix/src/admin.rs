@@ -290,13 +290,13 @@ impl Admin {
     /// under the same key and with the lifetime it has left, so users stay
     /// logged in when the app moves to `to`.
     ///
-    /// Safe while the app runs on either store: it only reads this one, and
-    /// writes `to` with `create`, which never replaces a live session there
-    /// (a session the app already wrote there is left as it is). A session
-    /// changed in this store after it was copied keeps its copy's values in
-    /// `to`: run it once more after the app moved to copy what was created
-    /// in between. Needs the same `SESSION_KEY_PREFIX`, `SESSION_HASH_IDS`
-    /// and `SESSION_SERIALIZATION_FORMAT` on both sides.
+    /// Meant to run while the app runs on `to` with this store as its
+    /// `SESSION_MIGRATE_FROM` ([`Migrating`](crate::store::Migrating)):
+    /// it writes `to` with `create`, which never replaces a session the app
+    /// already copied or wrote there, and deletes a copy whose session was
+    /// ended in this store while it was being copied, so no logout is
+    /// undone. Needs the same `SESSION_KEY_PREFIX`, `SESSION_HASH_IDS` and
+    /// `SESSION_SERIALIZATION_FORMAT` on both sides.
     ///
     /// # Errors
     ///
@@ -396,9 +396,15 @@ async fn copy(
         // A store that cannot tell: a whole lifetime.
         None => lifetime,
     };
-    Ok(if target.create(key, &record, ttl).await? {
-        Copy::Copied
-    } else {
-        Copy::AlreadyThere
-    })
+    if !target.create(key, &record, ttl).await? {
+        return Ok(Copy::AlreadyThere);
+    }
+    // Ended in the source while it was copied (a logout through an app
+    // that runs with `SESSION_MIGRATE_FROM` ends a session in the source
+    // first, then in the target): the copy must not outlive it.
+    if source.load(key).await?.is_none() {
+        target.delete(key).await?;
+        return Ok(Copy::Gone);
+    }
+    Ok(Copy::Copied)
 }

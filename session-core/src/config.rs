@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::codec::Codec;
@@ -274,6 +274,13 @@ pub struct SessionConfig {
     pub mongodb_db: String,
     /// `SESSION_MONGODB_COLLECT`. Defaults to `sessions`.
     pub mongodb_collection: String,
+    /// `SESSION_MIGRATE_FROM`: the path of a `.env`-style file (see
+    /// [`from_file`](Self::from_file)) with the `SESSION_*` settings of the
+    /// store a site is moving from. Sessions are then served from this
+    /// configuration's store and copied from that one as they are used,
+    /// and ended in both (see [`store::migrating`](crate::store::migrating)).
+    /// Defaults to none.
+    pub migrate_from: Option<Box<SessionConfig>>,
 }
 
 /// The default session lifetime: 31 days, as Flask's.
@@ -316,6 +323,7 @@ impl Default for SessionConfig {
             mongodb_uri: "mongodb://127.0.0.1:27017".to_owned(),
             mongodb_db: "flask_session".to_owned(),
             mongodb_collection: "sessions".to_owned(),
+            migrate_from: None,
         }
     }
 }
@@ -363,6 +371,7 @@ impl fmt::Debug for SessionConfig {
             .field("sql_table", &self.sql_table)
             .field("mongodb_uri", &redact_url(&self.mongodb_uri))
             .field("mongodb_db", &self.mongodb_db)
+            .field("migrate_from", &self.migrate_from)
             .field("mongodb_collection", &self.mongodb_collection)
             .finish()
     }
@@ -525,6 +534,7 @@ pub const KEYS: &[&str] = &[
     "SESSION_MONGODB",
     "SESSION_MONGODB_DB",
     "SESSION_MONGODB_COLLECT",
+    "SESSION_MIGRATE_FROM",
 ];
 
 impl SessionConfig {
@@ -591,6 +601,88 @@ impl SessionConfig {
         }
         c.validate()?;
         Ok(c)
+    }
+
+    /// Reads the configuration from a `.env`-style file: `KEY=VALUE` lines,
+    /// with blank lines, `#` comments, an optional `export ` and quotes
+    /// around a value allowed; keys not in [`KEYS`] are ignored, as with
+    /// [`from_source`](Self::from_source). `session-admin --config` and
+    /// `SESSION_MIGRATE_FROM` read their files with it.
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be read or a line that is not `KEY=VALUE`
+    /// (naming the path and the line), and what `from_source` refuses.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        const KEY: &str = "config file";
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(KEY, format!("cannot read {}: {e}", path.display())))?;
+        let mut pairs = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(ConfigError::new(
+                    KEY,
+                    format!("{} line {}: expected KEY=VALUE", path.display(), n + 1),
+                ));
+            };
+            let value = value.trim();
+            let value = [('"', '"'), ('\'', '\'')]
+                .iter()
+                .find_map(|(open, close)| value.strip_prefix(*open)?.strip_suffix(*close))
+                .unwrap_or(value);
+            pairs.push((key.trim().to_owned(), value.to_owned()));
+        }
+        Self::from_source(pairs)
+    }
+
+    /// What a move from the `SESSION_MIGRATE_FROM` store needs: two
+    /// server-side stores that name and encode sessions alike.
+    fn validate_migrate_from(&self, old: &Self) -> Result<(), ConfigError> {
+        const KEY: &str = "SESSION_MIGRATE_FROM";
+        for (which, store) in [("this", self.store), ("the old", old.store)] {
+            if matches!(store, StoreKind::Cookie | StoreKind::Null) {
+                return Err(ConfigError::new(
+                    KEY,
+                    format!(
+                        "{which} store is `{}`, which keeps no sessions to move",
+                        store.name()
+                    ),
+                ));
+            }
+        }
+        if self.interop.is_some() || old.interop.is_some() {
+            return Err(ConfigError::new(
+                KEY,
+                "cannot move sessions in Flask-Session's layout (SESSION_INTEROP)",
+            ));
+        }
+        if old.migrate_from.is_some() {
+            return Err(ConfigError::new(
+                KEY,
+                "the old store's settings have a SESSION_MIGRATE_FROM of their own: \
+                 move from one store at a time",
+            ));
+        }
+        let differs = [
+            ("SESSION_KEY_PREFIX", self.key_prefix != old.key_prefix),
+            ("SESSION_HASH_IDS", self.hash_ids != old.hash_ids),
+            ("SESSION_SERIALIZATION_FORMAT", self.codec != old.codec),
+        ];
+        if let Some((setting, _)) = differs.iter().find(|(_, d)| *d) {
+            return Err(ConfigError::new(
+                KEY,
+                format!(
+                    "{setting} differs between the two stores' settings: sessions would \
+                     not be found under the same key, or not read"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The settings Flask-Session's layout cannot honour.
@@ -765,6 +857,11 @@ impl SessionConfig {
             "SESSION_MEMORY_MAX_SESSIONS" => self.memory_max_sessions = parse_number(key, v)?,
             "SESSION_LOCAL_CACHE" => self.local_cache = parse_number(key, v)?,
             "SESSION_REDIS_MIN_REPLICAS" => self.redis_min_replicas = parse_number(key, v)?,
+            "SESSION_MIGRATE_FROM" => {
+                let old = Self::from_file(Path::new(v))
+                    .map_err(|e| ConfigError::new(key, format!("{v}: {}", e.message)))?;
+                self.migrate_from = Some(Box::new(old));
+            }
             "SESSION_ENCRYPT_AT_REST" => {
                 self.encrypt_at_rest = if v.eq_ignore_ascii_case("strict") {
                     EncryptAtRest::Strict
@@ -904,6 +1001,9 @@ impl SessionConfig {
         }
         if self.encrypt_at_rest.seals() {
             self.validate_encrypt_at_rest()?;
+        }
+        if let Some(old) = &self.migrate_from {
+            self.validate_migrate_from(old)?;
         }
         if self.redis_min_replicas > 0 && self.store != StoreKind::Redis {
             return Err(ConfigError::new(

@@ -108,6 +108,16 @@ impl StoreKey {
     }
 }
 
+/// A store key as logs show it. A key may hold a session id in clear
+/// (`SESSION_HASH_IDS=false`, Flask-Session's layout), which is as good as
+/// the cookie, so only the start of its SHA-256 is shown: enough to tell
+/// two keys apart in a log, nothing to find the session by.
+#[cfg_attr(not(any(feature = "memcached", feature = "flask")), allow(dead_code))]
+pub(crate) fn fingerprint(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    format!("sha256:{}", hex::encode(&digest[..6]))
+}
+
 impl fmt::Display for StoreKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -78,3 +78,84 @@ mod null {
         NullStore.delete(&key).await.unwrap();
     }
 }
+
+/// A store a site is moving to, with the store it moves from behind it
+/// (`SESSION_MIGRATE_FROM`): every contract holds.
+mod migrating_to_an_empty_store {
+    session_core::store_suite!(async {
+        session_core::store::Migrating::new(
+            session_core::store::memory::MemoryStore::new(),
+            session_core::store::memory::MemoryStore::new(),
+        )
+    });
+}
+
+/// The same, with every session the suite makes still in the old store
+/// (made there, as the app left it before the move): each call copies
+/// it on first use, and every contract still holds, "apply never
+/// creates" and "take loses no concurrent apply" included.
+mod migrating_from_the_old_store {
+    use std::time::Duration;
+
+    use session_core::StoreKey;
+    use session_core::store::filesystem::FileStore;
+    use session_core::store::memory::MemoryStore;
+    use session_core::store::{
+        Applied, ChangeSet, Migrating, Record, ScanPage, SessionStore, StoreError,
+    };
+
+    /// `Migrating` whose `create` writes to the old store.
+    struct InOld {
+        moving: Migrating<MemoryStore, FileStore>,
+    }
+
+    impl SessionStore for InOld {
+        async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+            self.moving.load(key).await
+        }
+        async fn create(
+            &self,
+            key: &StoreKey,
+            record: &Record,
+            ttl: Duration,
+        ) -> Result<bool, StoreError> {
+            if self.moving.new_store().load(key).await?.is_some() {
+                return Ok(false);
+            }
+            self.moving.old_store().create(key, record, ttl).await
+        }
+        async fn apply(
+            &self,
+            key: &StoreKey,
+            changes: &ChangeSet,
+            ttl: Duration,
+        ) -> Result<Applied, StoreError> {
+            self.moving.apply(key, changes, ttl).await
+        }
+        async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<Applied, StoreError> {
+            self.moving.touch(key, ttl).await
+        }
+        async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+            self.moving.delete(key).await
+        }
+        async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+            self.moving.take(key).await
+        }
+        async fn scan(&self, prefix: &str, cursor: Option<&str>) -> Result<ScanPage, StoreError> {
+            self.moving.scan(prefix, cursor).await
+        }
+        async fn purge_expired(&self) -> Result<u64, StoreError> {
+            self.moving.purge_expired().await
+        }
+    }
+
+    session_core::store_suite!(async {
+        let dir = tempfile::tempdir().expect("a temporary directory").keep();
+        InOld {
+            moving: Migrating::new(
+                MemoryStore::new(),
+                FileStore::builder(dir).build().expect("a file store"),
+            ),
+        }
+    });
+}

@@ -35,6 +35,16 @@
 //! is back as its replica. So the test of that setting runs 3 masters with
 //! 2 replicas each, and a third test shows the 3 + 3 case: refused writes
 //! on that shard, then recovery once the killed node is restarted.
+//!
+//! On loopback a replica keeps up within a millisecond, so a plain kill
+//! rarely loses a write even without `WAIT`. Two more tests make the
+//! window certain: the victim's replicas stop replicating 1.5 s before the
+//! kill. Without `WAIT` the test must see acknowledged writes lost (it can
+//! tell); with `SESSION_REDIS_MIN_REPLICAS=1` those writes are refused and
+//! none is lost.
+//!
+//! A client that had a request fail reads before it writes again, so that
+//! a later write cannot hide a lost one.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -66,6 +76,9 @@ const WARM_UP: Duration = Duration::from_secs(2);
 const RECOVERY_BOUND: Duration = Duration::from_secs(15);
 /// Rounds after every client is served again.
 const GRACE: Duration = Duration::from_secs(2);
+/// How long before the kill the victim's replicas stop replicating, in the
+/// tests of a lagging replica.
+const CUT_BEFORE_KILL: Duration = Duration::from_millis(1500);
 /// `SESSION_STORE_TIMEOUT`, seconds.
 const STORE_TIMEOUT: &str = "2";
 
@@ -277,6 +290,63 @@ fn masters_seen_by(seed: u16) -> Vec<u16> {
         .collect()
 }
 
+/// The ports of the replicas of the master on `master`, as the node on
+/// `seed` sees them.
+fn replicas_of(seed: u16, master: u16) -> Vec<u16> {
+    let nodes = redis_text(seed, &["cluster", "nodes"]);
+    let port_of = |address: &str| address.split(['@', ':']).nth(1)?.parse::<u16>().ok();
+    let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split(' ').collect()).collect();
+    let Some(id) = lines
+        .iter()
+        .find(|f| f.len() > 1 && port_of(f[1]) == Some(master))
+        .map(|f| f[0])
+    else {
+        return Vec::new();
+    };
+    lines
+        .iter()
+        .filter(|f| f.len() > 3 && f[2].contains("slave") && f[3] == id)
+        .filter_map(|f| port_of(f[1]))
+        .collect()
+}
+
+/// Cuts the replication link of the replica on `port`: it is told to log
+/// in to its master as a user that does not exist, and its link is
+/// dropped, so it stays connected to the cluster (and can be elected) but
+/// takes no more writes from its master.
+fn cut_replication(port: u16) {
+    for args in [
+        ["config", "set", "masteruser", "no-such-user"],
+        ["config", "set", "masterauth", "no-such-password"],
+    ] {
+        assert_eq!(redis_text(port, &args).trim(), "OK", "{port}: {args:?}");
+    }
+    redis_text(port, &["client", "kill", "type", "master"]);
+    wait_until(
+        &format!("replica {port}'s link down"),
+        Duration::from_secs(5),
+        || {
+            field(
+                &redis_text(port, &["info", "replication"]),
+                "master_link_status",
+            )
+            .as_deref()
+                == Some("down")
+        },
+    );
+}
+
+/// Undoes [`cut_replication`]: the replica syncs with whichever master it
+/// follows next.
+fn mend_replication(port: u16) {
+    for args in [
+        ["config", "set", "masteruser", ""],
+        ["config", "set", "masterauth", ""],
+    ] {
+        assert_eq!(redis_text(port, &args).trim(), "OK", "{port}: {args:?}");
+    }
+}
+
 /// Which master holds each client's session (found by the `client-NN`
 /// the session stores).
 fn sessions_by_master(seed: u16) -> BTreeMap<u16, Vec<usize>> {
@@ -428,6 +498,8 @@ impl Seen {
 
 struct Shared {
     stop: AtomicBool,
+    /// When the first fault was made: the replication cut, or the kill.
+    fault_at: Mutex<Option<Instant>>,
     kill_at: Mutex<Option<Instant>>,
     restart_at: Mutex<Option<Instant>>,
     seen: Vec<Mutex<Seen>>,
@@ -562,7 +634,7 @@ impl Shared {
             };
             *seen.failures.entry(kind).or_default() += 1;
             seen.failed += 1;
-            if self.kill_at.lock().unwrap().is_none() {
+            if self.fault_at.lock().unwrap().is_none() {
                 seen.failed_before_kill += 1;
             }
         }
@@ -606,19 +678,37 @@ async fn client(id: usize, lb: String, shared: Arc<Shared>) {
     }
 
     let read_url = format!("{lb}/get?key=k");
+    // A write would hide an acknowledged write lost in a failover (it
+    // replaces the value a read would have shown missing), so after a
+    // failed request, and in the first round after the kill, the client
+    // reads until a read succeeds before it writes again.
+    let mut read_first = false;
+    let mut seen_kill = false;
     for counter in 1..=MAX_ROUNDS {
         if shared.stop.load(Ordering::Relaxed) {
             break;
         }
         let after_kill = shared.after_kill(Instant::now());
+        if after_kill && !seen_kill {
+            seen_kill = true;
+            read_first = true;
+        }
+        if read_first {
+            let answer = call(&http, &read_url).await;
+            let (ok, _) = shared.record(id, Request::Read(Some(counter)), &answer, after_kill);
+            read_first = !ok;
+            tokio::time::sleep(PACE).await;
+            continue;
+        }
         let write = format!("{lb}/set?key=k&value={counter}");
         let answer = call(&http, &write).await;
         let (acked, _) = shared.record(id, Request::Write(counter), &answer, after_kill);
         let answer = call(&http, &read_url).await;
-        let (_, read) = shared.record(id, Request::Read(Some(counter)), &answer, after_kill);
+        let (read_ok, read) = shared.record(id, Request::Read(Some(counter)), &answer, after_kill);
         if after_kill && acked && read == Some(counter) {
             shared.served_again(id);
         }
+        read_first = !acked || !read_ok;
         tokio::time::sleep(PACE).await;
     }
 
@@ -647,6 +737,10 @@ struct Setup {
     /// Restart the killed node this long after the kill (the orphaned
     /// shard's case), else never.
     restart_after: Option<Duration>,
+    /// Cut the replication of the victim's replicas this long before the
+    /// kill (a replica that lags), and mend it right after the kill; else
+    /// never.
+    cut_before_kill: Option<Duration>,
 }
 
 /// The figures of a run.
@@ -661,6 +755,8 @@ struct Report {
     anomalies: Vec<String>,
     victim_acks_while_down: u64,
     victim_reads_while_down: u64,
+    /// Failures by status and body, or transport error.
+    failures: BTreeMap<String, u64>,
 }
 
 /// One failover run at a time on the machine, whichever runner starts the
@@ -720,6 +816,7 @@ async fn run(setup: Setup) -> Report {
 
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
+        fault_at: Mutex::new(None),
         kill_at: Mutex::new(None),
         restart_at: Mutex::new(None),
         seen: (0..CLIENTS).map(|_| Mutex::new(Seen::default())).collect(),
@@ -756,9 +853,31 @@ async fn run(setup: Setup) -> Report {
         "every session found on a master: {by_master:?}"
     );
     assert!(!victim_clients.is_empty());
+    let mut cut = Vec::new();
+    if let Some(before) = setup.cut_before_kill {
+        cut = replicas_of(seed, victim);
+        assert_eq!(cut.len(), setup.replicas_per_master, "{victim}'s replicas");
+        *shared.fault_at.lock().unwrap() = Some(Instant::now());
+        let ports = cut.clone();
+        tokio::task::spawn_blocking(move || ports.iter().for_each(|&p| cut_replication(p)))
+            .await
+            .unwrap();
+        println!(
+            "  cut the replication of {victim}'s replicas {cut:?}; killing it in {:.1} s",
+            before.as_secs_f64()
+        );
+        tokio::time::sleep(before).await;
+    }
     cluster.kill(victim);
     let kill_at = Instant::now();
+    shared.fault_at.lock().unwrap().get_or_insert(kill_at);
     *shared.kill_at.lock().unwrap() = Some(kill_at);
+    if !cut.is_empty() {
+        let ports = cut.clone();
+        tokio::task::spawn_blocking(move || ports.iter().for_each(|&p| mend_replication(p)))
+            .await
+            .unwrap();
+    }
     println!(
         "  killed master 127.0.0.1:{victim} (SIGKILL) {:.1} s in; it held the sessions of \
          {} of {CLIENTS} clients: {:?}",
@@ -816,9 +935,9 @@ async fn run(setup: Setup) -> Report {
         anomalies: Vec::new(),
         victim_acks_while_down: 0,
         victim_reads_while_down: 0,
+        failures: BTreeMap::new(),
     };
     let mut served_by = BTreeMap::<String, u64>::new();
-    let mut failures = BTreeMap::<String, u64>::new();
     let mut slowest = Duration::ZERO;
     for (id, seen) in shared.seen.iter().enumerate() {
         let seen = seen.lock().unwrap();
@@ -831,7 +950,7 @@ async fn run(setup: Setup) -> Report {
             *served_by.entry(by.clone()).or_default() += n;
         }
         for (kind, n) in &seen.failures {
-            *failures.entry(kind.clone()).or_default() += n;
+            *report.failures.entry(kind.clone()).or_default() += n;
         }
         match seen.served_again {
             Some(at) => slowest = slowest.max(at - kill_at),
@@ -847,7 +966,7 @@ async fn run(setup: Setup) -> Report {
     }
     println!(
         "  requests {}, failed {} (non-200 or transport error; {} of them answered before the \
-         kill)",
+         first fault)",
         report.requests, report.failed, report.failed_before_kill
     );
     match report.recovery {
@@ -872,7 +991,7 @@ async fn run(setup: Setup) -> Report {
             report.victim_acks_while_down, report.victim_reads_while_down
         );
     }
-    for (kind, n) in &failures {
+    for (kind, n) in &report.failures {
         println!("  failed x{n}: {kind}");
     }
     println!("  answered by: {served_by:?}");
@@ -939,14 +1058,22 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-/// What every run must show: no failure before the kill, no read of a
-/// value never written, and every client served again within
+/// What every run must show: no failure before the kill, every failure a
+/// 503 from the app (a store call that failed, answered by the outage
+/// policy; never a transport error, a 500 or the balancer's own error), no
+/// read of a value never written, and every client served again within
 /// [`RECOVERY_BOUND`] of the kill.
 fn assert_sound(report: &Report) {
     assert_eq!(
         report.failed_before_kill, 0,
         "requests failed before the kill"
     );
+    let not_503: Vec<_> = report
+        .failures
+        .iter()
+        .filter(|(kind, _)| !kind.starts_with("503 ") || kind.contains("<html>"))
+        .collect();
+    assert!(not_503.is_empty(), "failures other than 503: {not_503:?}");
     assert!(report.anomalies.is_empty(), "{:?}", report.anomalies);
     let recovery = report.recovery.unwrap_or_else(|| {
         panic!(
@@ -972,6 +1099,7 @@ async fn failover_with_min_replicas_1_loses_no_acknowledged_write() {
         min_replicas: 1,
         replicas_per_master: 2,
         restart_after: None,
+        cut_before_kill: None,
     })
     .await;
     assert_sound(&report);
@@ -987,6 +1115,7 @@ async fn failover_without_wait_recovers() {
         min_replicas: 0,
         replicas_per_master: 1,
         restart_after: None,
+        cut_before_kill: None,
     })
     .await;
     assert_sound(&report);
@@ -1004,6 +1133,7 @@ async fn min_replicas_1_refuses_writes_on_a_shard_without_replica_until_one_is_b
         min_replicas: 1,
         replicas_per_master: 1,
         restart_after: Some(restart_after),
+        cut_before_kill: None,
     })
     .await;
     assert_eq!(
@@ -1016,4 +1146,47 @@ async fn min_replicas_1_refuses_writes_on_a_shard_without_replica_until_one_is_b
     );
     assert_sound(&report);
     assert_eq!(report.lost, 0, "acknowledged writes lost");
+}
+
+/// The window `SESSION_REDIS_MIN_REPLICAS` closes, made certain: the
+/// victim's replicas stop taking its writes 1.5 s before it is killed (a
+/// replica that lags, as one does under load or across a slow link), so
+/// every write acknowledged in those 1.5 s exists on the master only, and
+/// dies with it. Without `WAIT` they are lost; the test asserts that it
+/// sees them lost, which shows that it can tell.
+#[tokio::test]
+async fn without_wait_writes_acknowledged_before_replication_are_lost() {
+    let report = run(Setup {
+        min_replicas: 0,
+        replicas_per_master: 2,
+        restart_after: None,
+        cut_before_kill: Some(CUT_BEFORE_KILL),
+    })
+    .await;
+    assert_sound(&report);
+    assert!(
+        report.lost > 0,
+        "no acknowledged write lost, though the replicas took none of the writes \
+         acknowledged in the {CUT_BEFORE_KILL:?} before the kill"
+    );
+}
+
+/// The same lagging replicas with `SESSION_REDIS_MIN_REPLICAS=1`: the
+/// writes made while no replica takes them are refused (503) after the
+/// `WAIT` bound, never acknowledged, so none is lost.
+#[tokio::test]
+async fn min_replicas_1_refuses_writes_no_replica_took_and_loses_none() {
+    let report = run(Setup {
+        min_replicas: 1,
+        replicas_per_master: 2,
+        restart_after: None,
+        cut_before_kill: Some(CUT_BEFORE_KILL),
+    })
+    .await;
+    assert_sound(&report);
+    assert_eq!(report.lost, 0, "acknowledged writes lost");
+    assert!(
+        report.failed > 0,
+        "no write refused while the replicas took none"
+    );
 }

@@ -241,33 +241,7 @@ fn human(d: Duration) -> String {
     }
 }
 
-/// The SESSION_* settings of a `.env`-style file: `KEY=VALUE` lines, with
-/// blank lines, `#` comments, an optional `export ` and quotes around a
-/// value allowed.
+/// The SESSION_* settings of a `.env`-style file.
 fn read_config(path: &Path) -> Result<SessionConfig, AdminError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        session_actix::ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
-    })?;
-    let mut pairs = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            return Err(session_actix::ConfigError::new(
-                "--config",
-                format!("{} line {}: expected KEY=VALUE", path.display(), n + 1),
-            )
-            .into());
-        };
-        let value = value.trim();
-        let value = [('"', '"'), ('\'', '\'')]
-            .iter()
-            .find_map(|(open, close)| value.strip_prefix(*open)?.strip_suffix(*close))
-            .unwrap_or(value);
-        pairs.push((key.trim().to_owned(), value.to_owned()));
-    }
-    Ok(SessionConfig::from_source(pairs)?)
+    Ok(SessionConfig::from_file(path)?)
 }

@@ -267,7 +267,7 @@ impl FlaskStore {
         }
         if map.is_none() {
             tracing::warn!(
-                key = %fingerprint(key),
+                key = %crate::id::fingerprint(key.as_str()),
                 "a stored session is not a {:?} map (pickle is never read): it is treated as missing",
                 self.format
             );
@@ -372,14 +372,6 @@ fn gave_up() -> StoreError {
     StoreError::backend(format!(
         "gave up after {MAX_ATTEMPTS} attempts: other writes to this session kept coming first"
     ))
-}
-
-/// A key as logs show it: the key holds a session id in clear, which is as
-/// good as the cookie, so only the start of its SHA-256 is shown.
-pub(crate) fn fingerprint(key: &StoreKey) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(key.as_str().as_bytes());
-    format!("sha256:{}", hex::encode(&digest[..6]))
 }
 
 /// Waits a little before trying a write again, longer each time, with
@@ -680,9 +672,9 @@ mod tests {
             assert_eq!(FlaskFormat::of(format.codec()), format);
         }
         let key = StoreKey::from_raw("session:abc");
-        assert!(fingerprint(&key).starts_with("sha256:"));
-        assert_eq!(fingerprint(&key).len(), 7 + 12);
-        assert!(!fingerprint(&key).contains("abc"));
+        assert!(crate::id::fingerprint(key.as_str()).starts_with("sha256:"));
+        assert_eq!(crate::id::fingerprint(key.as_str()).len(), 7 + 12);
+        assert!(!crate::id::fingerprint(key.as_str()).contains("abc"));
     }
 
     const LONG: Duration = Duration::from_secs(600);

@@ -116,6 +116,7 @@ pub mod memcached;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
+pub mod migrating;
 #[cfg(feature = "mongodb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
 pub mod mongodb;
@@ -144,6 +145,7 @@ mod timeout;
 /// The key a store keeps a session under, as every method takes it.
 pub use crate::id::StoreKey;
 pub use instrument::Instrumented;
+pub use migrating::Migrating;
 pub use near::{CacheStats, NearCache};
 pub use open::{Backend, open};
 pub use timeout::Timeout;

@@ -101,7 +101,7 @@ impl BlobStore for FlaskCollection {
         };
         let Ok(value) = document.get_binary_generic("val") else {
             tracing::warn!(
-                key = %crate::flask::fingerprint(key),
+                key = %crate::id::fingerprint(key.as_str()),
                 "a Flask-Session document has no binary `val`: treated as missing"
             );
             return Ok(None);

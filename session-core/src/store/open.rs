@@ -41,11 +41,43 @@ impl From<super::cookie::CookieStore> for Backend {
 /// `SESSION_SQL_URL`, `SESSION_FILE_DIR`, ...) when it cannot be opened or
 /// its server cannot be reached (passwords in URLs are never shown).
 pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
-    Ok(match open_backend(config).await? {
+    let backend = match open_backend(config).await? {
         Backend::Store(store) => Backend::Store(store.with_kind(config.store.name())),
         #[allow(unreachable_patterns)] // the cookie store, when built in
         other => other,
-    })
+    };
+    let Some(old) = &config.migrate_from else {
+        return Ok(backend);
+    };
+    let keeps_none = || {
+        ConfigError::new(
+            "SESSION_MIGRATE_FROM",
+            "the cookie store keeps no sessions to move",
+        )
+    };
+    let old = match Box::pin(open_backend(old)).await.map_err(|e| {
+        ConfigError::new(
+            "SESSION_MIGRATE_FROM",
+            format!("the old store cannot be opened: {e}"),
+        )
+    })? {
+        Backend::Store(store) => store.with_kind(old.store.name()),
+        #[allow(unreachable_patterns)] // the cookie store, when built in
+        _ => return Err(keeps_none()),
+    };
+    let new = match backend {
+        Backend::Store(store) => store,
+        #[allow(unreachable_patterns)] // the cookie store, when built in
+        _ => return Err(keeps_none()),
+    };
+    // The near cache, if any, is the new store's: every call to the new
+    // store still goes through it.
+    let cache = new.cache.clone();
+    let kind = new.kind();
+    Ok(Backend::Store(AnyStore {
+        cache,
+        ..AnyStore::new(super::Migrating::new(new, old).lifetime(config.lifetime)).with_kind(kind)
+    }))
 }
 
 async fn open_backend(config: &SessionConfig) -> Result<Backend, ConfigError> {

@@ -123,7 +123,10 @@ pub(super) fn encode(entries: &HashMap<String, Bytes>, created_at: Option<System
 pub(super) fn decode(value: Option<&[u8]>, key: &str) -> Option<Record> {
     let record = value.and_then(decode_value);
     if record.is_none() {
-        tracing::warn!(key, "ignoring a memcached item that is not a session");
+        tracing::warn!(
+            key = %crate::id::fingerprint(key),
+            "ignoring a memcached item that is not a session"
+        );
     }
     record
 }
