@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use session_core::store::migrating::{Copied, Migrating};
 use session_core::store::{Backend, SessionStore, StoreError};
 use session_core::users::UserIndex;
 use session_core::{ConfigError, SessionConfig, StoreKey};
@@ -32,6 +33,8 @@ const COPIES_IN_FLIGHT: usize = 32;
 pub struct Admin {
     shared: Arc<Shared>,
     lifetime: Duration,
+    /// How long a session's move lock lives (see `Migrating::lock_ttl`).
+    lock_ttl: Duration,
 }
 
 impl std::fmt::Debug for Admin {
@@ -161,6 +164,7 @@ impl Admin {
         Ok(Self {
             shared: Arc::new(Shared::new(backend, config)?),
             lifetime: config.lifetime,
+            lock_ttl: session_core::store::migrating::lock_ttl_for(config.store_timeout),
         })
     }
 
@@ -329,24 +333,32 @@ impl Admin {
         if let Some((key, from, to)) = settings.into_iter().find(|(_, from, to)| from != to) {
             return Err(AdminError::Mismatch { key, from, to });
         }
-        let source = self.store("copy from")?.clone();
-        let target = to.store("copy to")?.clone();
+        // Each session is copied as a request of an app running with
+        // SESSION_MIGRATE_FROM would copy it: under its move lock, so that
+        // a logout through that app cannot be undone by the copy.
+        let moving = Arc::new(
+            Migrating::new(
+                to.store("copy to")?.clone(),
+                self.store("copy from")?.clone(),
+            )
+            .lifetime(self.lifetime)
+            .lock_ttl(to.lock_ttl),
+        );
         let keys = self.keys(|_| {}).await?;
         let mut migrated = Migrated {
             listed: keys.len() as u64,
             ..Migrated::default()
         };
         progress(MigrateEvent::Listed(migrated.listed));
-        let lifetime = self.lifetime;
         let mut copies = tokio::task::JoinSet::new();
         let mut keys = keys.into_iter();
         loop {
             while copies.len() < COPIES_IN_FLIGHT
                 && let Some(key) = keys.next()
             {
-                let (source, target) = (source.clone(), target.clone());
+                let moving = moving.clone();
                 copies.spawn(async move {
-                    let copied = copy(&source, &target, &key, lifetime).await;
+                    let copied = moving.copy(&key).await;
                     (key, copied)
                 });
             }
@@ -355,9 +367,9 @@ impl Admin {
             };
             let (key, copied) = done.map_err(StoreError::backend)?;
             match copied {
-                Ok(Copy::Copied) => migrated.copied += 1,
-                Ok(Copy::AlreadyThere) => migrated.already_there += 1,
-                Ok(Copy::Gone) => migrated.gone += 1,
+                Ok(Copied::Copied) => migrated.copied += 1,
+                Ok(Copied::AlreadyThere) => migrated.already_there += 1,
+                Ok(_) => migrated.gone += 1,
                 Err(error) => {
                     migrated.failed += 1;
                     progress(MigrateEvent::Failed {
@@ -370,41 +382,4 @@ impl Admin {
         }
         Ok(migrated)
     }
-}
-
-/// What copying one key did.
-enum Copy {
-    Copied,
-    AlreadyThere,
-    Gone,
-}
-
-async fn copy(
-    source: &Store,
-    target: &Store,
-    key: &StoreKey,
-    lifetime: Duration,
-) -> Result<Copy, StoreError> {
-    let Some(record) = source.load(key).await? else {
-        return Ok(Copy::Gone);
-    };
-    let ttl = match record.expires_at {
-        Some(at) => match at.duration_since(SystemTime::now()) {
-            Ok(left) if !left.is_zero() => left,
-            _ => return Ok(Copy::Gone),
-        },
-        // A store that cannot tell: a whole lifetime.
-        None => lifetime,
-    };
-    if !target.create(key, &record, ttl).await? {
-        return Ok(Copy::AlreadyThere);
-    }
-    // Ended in the source while it was copied (a logout through an app
-    // that runs with `SESSION_MIGRATE_FROM` ends a session in the source
-    // first, then in the target): the copy must not outlive it.
-    if source.load(key).await?.is_none() {
-        target.delete(key).await?;
-        return Ok(Copy::Gone);
-    }
-    Ok(Copy::Copied)
 }

@@ -39,6 +39,12 @@ async fn set(session: Session, q: web::Query<SetQuery>) -> actix_web::Result<Htt
     Ok(HttpResponse::Ok().body("ok"))
 }
 
+#[post("/logout")]
+async fn logout(session: Session) -> HttpResponse {
+    session.purge();
+    HttpResponse::Ok().body("bye")
+}
+
 #[get("/whoami")]
 async fn whoami(session: Session) -> actix_web::Result<HttpResponse> {
     Ok(match session.get::<String>("user")? {
@@ -90,6 +96,7 @@ async fn serve(settings: &Settings) -> String {
             .wrap(middleware.clone())
             .service(login)
             .service(set)
+            .service(logout)
             .service(whoami)
     })
     .workers(1)
@@ -126,6 +133,7 @@ fn json(output: &Output) -> serde_json::Value {
 }
 
 /// A browser: the session cookie, sent by hand (to whichever instance).
+#[derive(Clone)]
 struct Client {
     user: String,
     cookie: String,
@@ -171,10 +179,13 @@ fn unique_prefix(what: &str) -> String {
     format!("admin-test-{what}-{nanos}:")
 }
 
-/// The scenario: a site on the file store outgrows one machine and
-/// moves to Redis. `migrate` runs while requests keep flowing (and users
-/// keep logging in); the app moves to Redis; a second `migrate` copies the
-/// sessions created in between; no user is logged out.
+/// The scenario, as the README's "Moving to another store" runs
+/// it: a site on the file store outgrows one machine and moves to Redis.
+/// The app restarts on Redis with the file store as its
+/// `SESSION_MIGRATE_FROM`; `migrate` copies the idle sessions while
+/// requests keep flowing, users keep logging in and some log out; then the
+/// app drops the file store. No user is logged out, and no logout is
+/// undone.
 #[actix_web::test]
 async fn migrate_moves_a_live_site_from_files_to_redis_and_no_user_is_logged_out() {
     const USERS: usize = 150;
@@ -187,31 +198,42 @@ async fn migrate_moves_a_live_site_from_files_to_redis_and_no_user_is_logged_out
         ("SESSION_KEY_PREFIX", &prefix),
         ("PERMANENT_SESSION_LIFETIME", "900"),
     ]);
-    let redis = Settings::new(&[
+    let redis_pairs = [
         ("SESSION_TYPE", "redis"),
         ("SESSION_REDIS", REDIS),
         ("SESSION_KEY_PREFIX", &prefix),
         ("PERMANENT_SESSION_LIFETIME", "900"),
-    ]);
+    ];
+    let redis = Settings::new(&redis_pairs);
+    let mut moving_pairs = redis_pairs.to_vec();
+    moving_pairs.push(("SESSION_MIGRATE_FROM", files.path()));
+    let moving = Settings::new(&moving_pairs);
+
+    // Before: the site on the file store.
     let on_files = serve(&files).await;
     let http = reqwest::Client::new();
     let mut clients = Vec::new();
     for n in 0..USERS {
         clients.push(log_in(&http, &on_files, &format!("user{n}")).await);
     }
+    let leaving = clients.split_off(USERS - USERS / 5);
 
-    // Traffic on the file store for as long as the migration runs: every
-    // user writes, and new users log in.
+    // Step 1: the app restarts on Redis, reading through to the files.
+    let on_redis = serve(&moving).await;
+
+    // Traffic on it for as long as the copy runs: every user writes, new
+    // users log in, and a fifth of the users log out.
     let stop = Arc::new(AtomicBool::new(false));
     let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let cookies: Vec<String> = clients.iter().map(|c| c.cookie.clone()).collect();
     let traffic = {
         let (stop, served, failed) = (stop.clone(), served.clone(), failed.clone());
-        let (http, base) = (http.clone(), on_files.clone());
+        let (http, base) = (http.clone(), on_redis.clone());
+        let mut leaving = leaving.clone();
         actix_web::rt::spawn(async move {
-            let mut late = Vec::new();
+            let (mut late, mut left) = (Vec::new(), Vec::new());
             let mut round = 0usize;
-            while !stop.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) || !leaving.is_empty() {
                 let cookie = &cookies[round % cookies.len()];
                 let ok = http
                     .get(format!("{base}/set?key=n&value={round}"))
@@ -219,18 +241,32 @@ async fn migrate_moves_a_live_site_from_files_to_redis_and_no_user_is_logged_out
                     .send()
                     .await
                     .is_ok_and(|r| r.status() == 200);
+                let counter = if ok { &served } else { &failed };
+                counter.fetch_add(1, Ordering::Relaxed);
                 if round.is_multiple_of(10) {
                     late.push(log_in(&http, &base, &format!("late{round}")).await);
                 }
-                let counter = if ok { &served } else { &failed };
-                counter.fetch_add(1, Ordering::Relaxed);
+                if round.is_multiple_of(3)
+                    && let Some(client) = leaving.pop()
+                {
+                    let ok = http
+                        .post(format!("{base}/logout"))
+                        .header("cookie", &client.cookie)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == 200);
+                    let counter = if ok { &served } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    left.push(client);
+                }
                 round += 1;
             }
-            late
+            (late, left)
         })
     };
-    // Let the traffic run a while before, during and after the copy.
-    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+
+    // Step 2: the copy of the idle sessions, while the traffic runs.
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     let migrate = [
         "--json",
         "migrate",
@@ -240,55 +276,62 @@ async fn migrate_moves_a_live_site_from_files_to_redis_and_no_user_is_logged_out
         redis.path(),
     ];
     let served_before = served.load(Ordering::Relaxed);
-    let first = json(&admin(&migrate).await);
+    let copy = json(&admin(&migrate).await);
     let served_during = served.load(Ordering::Relaxed) - served_before;
-    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-
-    // The app moves to Redis; the traffic stops on the file store.
-    let on_redis = serve(&redis).await;
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     stop.store(true, Ordering::Relaxed);
-    let late = traffic.await.unwrap();
+    let (late, left) = traffic.await.unwrap();
     assert_eq!(
         failed.load(Ordering::Relaxed),
         0,
-        "requests failed during the migration"
+        "requests failed during the move"
     );
     assert!(
         served_during > 0,
-        "no request was served while the migration ran"
+        "no request was served while the copy ran"
     );
-    assert_eq!(first["failed"], 0, "{first}");
-    let copied = first["copied"].as_u64().unwrap();
-    // Every user's session and index at least, and the late ones it saw.
-    assert!(copied >= 2 * USERS as u64, "{first}");
+    assert_eq!(copy["failed"], 0, "{copy}");
+    let done = ["copied", "already_there", "gone"]
+        .map(|k| copy[k].as_u64().unwrap())
+        .iter()
+        .sum::<u64>();
+    assert_eq!(done, copy["listed"].as_u64().unwrap(), "{copy}");
+    assert!(copy["copied"].as_u64().unwrap() > 0, "{copy}");
+    assert_eq!(left.len(), USERS / 5, "not every leaving user logged out");
 
-    // The second run copies what was created since, and leaves the rest.
-    let second = json(&admin(&migrate).await);
-    assert_eq!(second["failed"], 0, "{second}");
-    assert_eq!(
-        second["already_there"].as_u64().unwrap(),
-        copied,
-        "{second}"
-    );
-
-    for client in clients.iter().chain(&late) {
-        assert_eq!(
-            who(&http, &on_redis, client).await,
-            (200, client.user.clone()),
-            "{} was logged out by the move",
-            client.user
-        );
+    // Step 3: the app drops the file store; every session is in Redis.
+    let on_redis_only = serve(&redis).await;
+    for base in [&on_redis, &on_redis_only] {
+        for client in clients.iter().chain(&late) {
+            assert_eq!(
+                who(&http, base, client).await,
+                (200, client.user.clone()),
+                "{} was logged out by the move",
+                client.user
+            );
+        }
+        for client in &left {
+            assert_eq!(
+                who(&http, base, client).await.0,
+                401,
+                "{}'s logout was undone by the move",
+                client.user
+            );
+        }
     }
     // Each copy keeps the lifetime it had left, not a new one.
     let first_cookie = clients[0].cookie.trim_start_matches("session=");
     let shown = json(&admin(&["--json", "--config", redis.path(), "show", first_cookie]).await);
-    let left = shown["expires_in_secs"].as_u64().unwrap();
-    assert!((800..900).contains(&left), "{shown}");
+    let left_secs = shown["expires_in_secs"].as_u64().unwrap();
+    assert!((800..=900).contains(&left_secs), "{shown}");
     assert_eq!(shown["values"]["user"], "user0");
     let counts = json(&admin(&["--json", "--config", redis.path(), "count"]).await);
-    let logged_in = (USERS + late.len()) as u64;
+    let logged_in = (clients.len() + late.len()) as u64;
     assert_eq!(counts["sessions"].as_u64().unwrap(), logged_in, "{counts}");
-    assert_eq!(counts["users"].as_u64().unwrap(), logged_in, "{counts}");
+    // A logout leaves the user's index (its entry is dropped the next
+    // time the index is listed), so the users who left have one too.
+    let indexes = logged_in + left.len() as u64;
+    assert_eq!(counts["users"].as_u64().unwrap(), indexes, "{counts}");
 
     // Tidy Redis: every user logs out everywhere, through the tool.
     for client in clients.iter().chain(&late) {

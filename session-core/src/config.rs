@@ -859,7 +859,7 @@ impl SessionConfig {
             "SESSION_REDIS_MIN_REPLICAS" => self.redis_min_replicas = parse_number(key, v)?,
             "SESSION_MIGRATE_FROM" => {
                 let old = Self::from_file(Path::new(v))
-                    .map_err(|e| ConfigError::new(key, format!("{v}: {}", e.message)))?;
+                    .map_err(|e| ConfigError::new(key, format!("{v}: {}: {}", e.key, e.message)))?;
                 self.migrate_from = Some(Box::new(old));
             }
             "SESSION_ENCRYPT_AT_REST" => {
@@ -1504,5 +1504,80 @@ mod tests {
         for (text, mode) in [("0600", 0o600), ("0o640", 0o640), ("384", 0o600), ("0", 0)] {
             assert_eq!(parse_mode("K", text).unwrap(), mode, "{text}");
         }
+    }
+
+    fn env_file(text: &str) -> tempfile::NamedTempFile {
+        use std::io::Write as _;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn from_file_reads_env_lines() {
+        let file = env_file(
+            "# the old store\n\nexport SESSION_TYPE=filesystem\nSESSION_FILE_DIR=\"/tmp/a b\"\n\
+             SESSION_KEY_PREFIX='s:'\nUNRELATED=1\n",
+        );
+        let c = SessionConfig::from_file(file.path()).unwrap();
+        assert_eq!(c.store, StoreKind::Filesystem);
+        assert_eq!(c.file_dir, PathBuf::from("/tmp/a b"));
+        assert_eq!(c.key_prefix, "s:");
+        let bad = env_file("SESSION_TYPE=redis\nnot a setting\n");
+        let err = SessionConfig::from_file(bad.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("KEY=VALUE"), "{err}");
+    }
+
+    #[test]
+    fn migrate_from_reads_the_old_stores_settings() {
+        let old = env_file("SESSION_TYPE=filesystem\nSESSION_FILE_DIR=/srv/sessions\n");
+        let path = old.path().to_str().unwrap();
+        let c =
+            SessionConfig::from_source([("SESSION_TYPE", "redis"), ("SESSION_MIGRATE_FROM", path)])
+                .unwrap();
+        let old = c.migrate_from.as_deref().expect("the old store's settings");
+        assert_eq!(old.store, StoreKind::Filesystem);
+        assert_eq!(old.file_dir, PathBuf::from("/srv/sessions"));
+        assert!(format!("{c:?}").contains("migrate_from"));
+    }
+
+    #[test]
+    fn migrate_from_refuses_what_cannot_move_naming_the_key() {
+        let refused = |old: &str, new: &[(&str, &str)]| {
+            let file = env_file(old);
+            let mut pairs: Vec<(&str, &str)> = new.to_vec();
+            let path = file.path().to_str().unwrap().to_owned();
+            pairs.push(("SESSION_MIGRATE_FROM", &path));
+            let err = SessionConfig::from_source(pairs).unwrap_err();
+            assert_eq!(err.key(), "SESSION_MIGRATE_FROM", "{err}");
+            err.to_string()
+        };
+        let redis = [("SESSION_TYPE", "redis")];
+        let err = refused("SESSION_TYPE=filesystem\nSESSION_KEY_PREFIX=old:\n", &redis);
+        assert!(err.contains("SESSION_KEY_PREFIX"), "{err}");
+        let err = refused("SESSION_TYPE=filesystem\nSESSION_HASH_IDS=false\n", &redis);
+        assert!(err.contains("SESSION_HASH_IDS"), "{err}");
+        let secret = "SECRET_KEY=0123456789abcdef0123456789abcdef\n";
+        let err = refused(&format!("SESSION_TYPE=cookie\n{secret}"), &redis);
+        assert!(err.contains("cookie"), "{err}");
+        let err = refused("SESSION_TYPE=null\n", &redis);
+        assert!(err.contains("null"), "{err}");
+        let err = refused("SESSION_TYPE=redsi\n", &redis);
+        assert!(err.contains("SESSION_TYPE"), "{err}");
+        let chained = env_file("SESSION_TYPE=memory\n");
+        let err = refused(
+            &format!(
+                "SESSION_TYPE=filesystem\nSESSION_MIGRATE_FROM={}\n",
+                chained.path().display()
+            ),
+            &redis,
+        );
+        assert!(err.contains("one store at a time"), "{err}");
+        let err = SessionConfig::from_source([("SESSION_MIGRATE_FROM", "/no/such/file.env")])
+            .unwrap_err();
+        assert_eq!(err.key(), "SESSION_MIGRATE_FROM");
+        assert!(err.to_string().contains("/no/such/file.env"), "{err}");
     }
 }

@@ -159,3 +159,44 @@ mod migrating_from_the_old_store {
         }
     });
 }
+
+/// `SESSION_MIGRATE_FROM` from configuration: the store `open` makes
+/// serves the old store's sessions, and ends them in both.
+#[tokio::test]
+async fn open_with_migrate_from_reads_through_to_the_old_store() {
+    use std::io::Write as _;
+    use std::time::Duration;
+
+    use session_core::store::filesystem::FileStore;
+    use session_core::store::{Backend, SessionStore};
+    use session_core::testing::{record, unique_key};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = tempfile::NamedTempFile::new().unwrap();
+    writeln!(old, "SESSION_TYPE=filesystem").unwrap();
+    writeln!(old, "SESSION_FILE_DIR={}", dir.path().display()).unwrap();
+    let config = session_core::SessionConfig::from_source([
+        ("SESSION_TYPE", "memory"),
+        ("SESSION_MIGRATE_FROM", old.path().to_str().unwrap()),
+    ])
+    .unwrap();
+    let files = FileStore::builder(dir.path()).build().unwrap();
+    let key = unique_key("opened");
+    files
+        .create(&key, &record(&[("user", "ann")]), Duration::from_secs(600))
+        .await
+        .unwrap();
+    let Backend::Store(store) = session_core::store::open(&config).await.unwrap() else {
+        panic!("a server-side store");
+    };
+    assert_eq!(store.kind(), "memory");
+    let loaded = store.load(&key).await.unwrap().expect("read through");
+    assert_eq!(loaded.entries, record(&[("user", "ann")]).entries);
+    store.delete(&key).await.unwrap();
+    assert_eq!(
+        files.load(&key).await.unwrap(),
+        None,
+        "ended in the old store"
+    );
+    assert_eq!(store.load(&key).await.unwrap(), None);
+}

@@ -43,6 +43,13 @@ use crate::StoreKey;
 /// What a session's move lock adds to its key.
 pub const LOCK_SUFFIX: &str = "~moving";
 
+/// The move lock's lifetime for a store whose calls are bounded by
+/// `store_timeout` (`SESSION_STORE_TIMEOUT`): longer than the store calls
+/// a lock is held over, with room to spare.
+pub fn lock_ttl_for(store_timeout: Duration) -> Duration {
+    store_timeout * 6
+}
+
 /// A store that moves sessions from `old` to `new` as they are used; see
 /// the [module](self).
 #[derive(Clone, Debug)]
@@ -88,8 +95,8 @@ impl<N: SessionStore, O: SessionStore> Migrating<N, O> {
 
     /// How long a move lock lives if its holder dies before dropping it,
     /// and how long a call waits for one; 30 seconds unless set. It must
-    /// be longer than the few store calls a lock is held over (`open`
-    /// makes it six times `SESSION_STORE_TIMEOUT`).
+    /// be longer than the few store calls a lock is held over
+    /// ([`lock_ttl_for`]).
     #[must_use]
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
         self.lock_ttl = ttl;

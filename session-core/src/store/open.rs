@@ -76,7 +76,12 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
     let kind = new.kind();
     Ok(Backend::Store(AnyStore {
         cache,
-        ..AnyStore::new(super::Migrating::new(new, old).lifetime(config.lifetime)).with_kind(kind)
+        ..AnyStore::new(
+            super::Migrating::new(new, old)
+                .lifetime(config.lifetime)
+                .lock_ttl(super::migrating::lock_ttl_for(config.store_timeout)),
+        )
+        .with_kind(kind)
     }))
 }
 
