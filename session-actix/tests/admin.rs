@@ -442,6 +442,98 @@ async fn admin_commands_report_and_exit_as_documented() {
     assert_eq!(ended["ended"], 1);
 }
 
+/// A Redis user whose ACL refuses `refused`, deleted when dropped.
+struct RedisUser(String);
+
+impl RedisUser {
+    fn refusing(what: &str, refused: &[&str]) -> Self {
+        let name = unique_prefix(what).trim_end_matches(':').to_owned();
+        let mut args = vec!["ACL", "SETUSER", &name, "on", ">pw", "~*", "+@all"];
+        let refused: Vec<String> = refused.iter().map(|r| format!("-{r}")).collect();
+        args.extend(refused.iter().map(String::as_str));
+        let out = Command::new("redis-cli")
+            .args(&args)
+            .output()
+            .expect("redis-cli runs");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{out:?}");
+        Self(name)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}:pw@127.0.0.1:6379", self.0)
+    }
+}
+
+impl Drop for RedisUser {
+    fn drop(&mut self) {
+        let _ = Command::new("redis-cli")
+            .args(["ACL", "DELUSER", &self.0])
+            .output();
+    }
+}
+
+/// Exit code 1 when the store fails during a command, and 3 when
+/// `migrate` finishes with sessions it could not copy (each named on
+/// stderr): Redis users whose ACL refuses what the command needs.
+#[actix_web::test]
+async fn a_failing_store_and_failed_copies_exit_as_documented() {
+    let prefix = unique_prefix("exit-codes");
+    // Listing needs SCAN.
+    let no_scan = RedisUser::refusing("no-scan", &["scan"]);
+    let url = no_scan.url();
+    let failing = Settings::new(&[
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", &url),
+        ("SESSION_KEY_PREFIX", &prefix),
+    ]);
+    let failed = admin(&["--config", failing.path(), "count"]).await;
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("scan"),
+        "{failed:?}"
+    );
+
+    // Copies need writes; the source lists and reads.
+    let dir = tempfile::tempdir().unwrap();
+    let files = Settings::new(&[
+        ("SESSION_TYPE", "filesystem"),
+        ("SESSION_FILE_DIR", dir.path().to_str().unwrap()),
+        ("SESSION_KEY_PREFIX", &prefix),
+    ]);
+    let on_files = serve(&files).await;
+    let http = reqwest::Client::new();
+    log_in(&http, &on_files, "ann").await;
+    let read_only = RedisUser::refusing("read-only", &["@write", "@scripting"]);
+    let url = read_only.url();
+    let target = Settings::new(&[
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", &url),
+        ("SESSION_KEY_PREFIX", &prefix),
+    ]);
+    let migrated = admin(&[
+        "--json",
+        "migrate",
+        "--from",
+        files.path(),
+        "--to",
+        target.path(),
+    ])
+    .await;
+    assert_eq!(migrated.status.code(), Some(3), "{migrated:?}");
+    let report: serde_json::Value = serde_json::from_slice(&migrated.stdout).unwrap();
+    // The session and ann's index.
+    assert_eq!(
+        (report["listed"].as_u64(), report["failed"].as_u64()),
+        (Some(2), Some(2)),
+        "{report}"
+    );
+    let stderr = String::from_utf8_lossy(&migrated.stderr);
+    assert!(
+        stderr.contains(&prefix),
+        "each failure names its key: {stderr}"
+    );
+}
+
 /// `cleanup` deletes the expired sessions of a store that keeps them.
 #[actix_web::test]
 async fn cleanup_deletes_expired_session_files() {

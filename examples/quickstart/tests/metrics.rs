@@ -121,3 +121,87 @@ async fn near_cache_lookups_are_counted() {
     assert!(hits >= 4.0 && misses >= 1.0, "{metrics}");
     assert_eq!(hits + misses, 5.0, "one lookup per read: {metrics}");
 }
+
+/// A login in a session that exists moves it to a new id: a renewal.
+#[tokio::test]
+async fn a_login_in_a_session_counts_a_renewal() {
+    let server = start(&[("METRICS", "true")]);
+    let base = server.localhost();
+    let http = reqwest::Client::new();
+    let visit = http.get(format!("{base}/visits")).send().await.unwrap();
+    let cookie = session_cookie(&visit);
+    let metrics = scrape(&http, &base).await;
+    assert_eq!(sample(&metrics, "session_renewed_total"), 0.0, "{metrics}");
+    let login = http
+        .post(format!("{base}/login?user=ann"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    assert_ne!(session_cookie(&login), cookie, "the login kept the id");
+    let metrics = scrape(&http, &base).await;
+    assert_eq!(sample(&metrics, "session_renewed_total"), 1.0, "{metrics}");
+    assert_eq!(sample(&metrics, "session_created_total"), 1.0, "{metrics}");
+}
+
+/// A store that fails: the outage policy's answers are counted, by phase
+/// and policy. The store is a Redis user whose ACL refuses reads and
+/// writes (it may only connect).
+#[tokio::test]
+async fn outage_answers_are_counted() {
+    let user = format!("metrics-outage-{}", std::process::id());
+    let acl = |args: &[&str]| {
+        std::process::Command::new("redis-cli")
+            .args(args)
+            .output()
+            .expect("redis-cli runs")
+    };
+    let made = acl(&[
+        "ACL",
+        "SETUSER",
+        &user,
+        "on",
+        ">pw",
+        "~*",
+        "+@all",
+        "-@read",
+        "-@write",
+        "-@scripting",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&made.stdout).trim(),
+        "OK",
+        "{made:?}"
+    );
+    let url = format!("redis://{user}:pw@127.0.0.1:6379");
+    let server = start(&[
+        ("METRICS", "true"),
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", &url),
+    ]);
+    let base = server.localhost();
+    let http = reqwest::Client::new();
+    // A new session: the write fails.
+    let first = http.get(format!("{base}/visits")).send().await.unwrap();
+    assert_eq!(first.status(), 503);
+    // A session cookie (from another server): the read fails.
+    let read = http
+        .get(format!("{base}/get?key=user"))
+        .header(
+            "cookie",
+            "session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 503);
+    let metrics = scrape(&http, &base).await;
+    acl(&["ACL", "DELUSER", &user]);
+    let save = r#"session_outage_total{phase="save",policy="fail"}"#;
+    let load = r#"session_outage_total{phase="load",policy="fail"}"#;
+    assert_eq!(sample(&metrics, save), 1.0, "{metrics}");
+    assert_eq!(sample(&metrics, load), 1.0, "{metrics}");
+    let errors = r#"session_store_calls_total{store="redis",op="load",outcome="error"}"#;
+    assert_eq!(sample(&metrics, errors), 1.0, "{metrics}");
+}
