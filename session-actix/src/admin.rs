@@ -295,7 +295,7 @@ impl Admin {
     /// logged in when the app moves to `to`.
     ///
     /// Meant to run while the app runs on `to` with this store as its
-    /// `SESSION_MIGRATE_FROM` ([`Migrating`](crate::store::Migrating)):
+    /// `SESSION_MIGRATE_FROM` ([`Migrating`]):
     /// it writes `to` with `create`, which never replaces a session the app
     /// already copied or wrote there, and deletes a copy whose session was
     /// ended in this store while it was being copied, so no logout is
