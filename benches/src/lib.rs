@@ -28,6 +28,7 @@ use actix_web::cookie::{Key, SameSite as CookieSameSite};
 use actix_web::web::ServiceConfig;
 use session_actix::store::cookie::CookieStore;
 use session_actix::store::filesystem::FileStore;
+use session_actix::store::Migrating;
 use session_actix::store::memory::MemoryStore;
 use session_actix::store::redis::RedisStore;
 use session_actix::store::sql::{SqlStore, sqlx};
@@ -106,11 +107,15 @@ pub enum Variant {
     OursMemorySealed,
     /// This project, `RedisStore`, values sealed at rest.
     OursRedisSealed,
+    /// This project, `RedisStore` with a memory store behind it to move
+    /// sessions from (`SESSION_MIGRATE_FROM`): what `Migrating` costs once
+    /// the sessions are in the new store.
+    OursRedisMigrating,
 }
 
 impl Variant {
     /// Every variant, in the order a run measures them.
-    pub const ALL: [Variant; 17] = [
+    pub const ALL: [Variant; 18] = [
         Variant::None,
         Variant::ActixCookie,
         Variant::ActixRedis,
@@ -128,6 +133,7 @@ impl Variant {
         Variant::OursSentinelWait,
         Variant::OursMemorySealed,
         Variant::OursRedisSealed,
+        Variant::OursRedisMigrating,
     ];
 
     /// The variant's name on the command line and in the table.
@@ -150,6 +156,7 @@ impl Variant {
             Variant::OursSentinelWait => "ours-redis-sentinel-wait1",
             Variant::OursMemorySealed => "ours-memory-sealed",
             Variant::OursRedisSealed => "ours-redis-sealed",
+            Variant::OursRedisMigrating => "ours-redis-migrating",
         }
     }
 
@@ -162,6 +169,7 @@ impl Variant {
                 | Variant::OursRedisUsers
                 | Variant::OursRedisCached
                 | Variant::OursRedisSealed
+                | Variant::OursRedisMigrating
         )
     }
 
@@ -193,6 +201,15 @@ impl Variant {
         match self {
             Variant::OursMemorySealed => Some(Variant::OursMemory),
             Variant::OursRedisSealed => Some(Variant::OursRedis),
+            _ => None,
+        }
+    }
+
+    /// The variant without a store to move sessions from that a
+    /// `-migrating` variant is measured against, if it is one.
+    pub fn without_migrating(self) -> Option<Variant> {
+        match self {
+            Variant::OursRedisMigrating => Some(Variant::OursRedis),
             _ => None,
         }
     }
@@ -303,6 +320,10 @@ pub async fn build(variant: Variant, redis_url: &str) -> Result<Built, String> {
             Built::OursMemory(sealed(MemoryStore::with_max_sessions(MEMORY_MAX_SESSIONS))?)
         }
         Variant::OursRedisSealed => Built::OursRedis(sealed(ours_redis(redis_url).await?)?),
+        Variant::OursRedisMigrating => Built::OursRedis(ours(Migrating::new(
+            ours_redis(redis_url).await?,
+            MemoryStore::new(),
+        ))?),
         Variant::OursRedisUsers => Built::OursUsers(ours(ours_redis(redis_url).await?)?),
         Variant::OursRedisCached => {
             let store = RedisStore::builder(redis_url)

@@ -78,6 +78,7 @@ variants: none, actix-cookie, actix-redis, ours-memory, ours-memory-users, ours-
           ours-redis, ours-redis-users, ours-postgres, ours-sqlite, ours-cookie
           (the -users variants bind each session to a user of its own at `/` and `/login`)
           ours-memory-sealed, ours-redis-sealed (values sealed at rest)
+          ours-redis-migrating (Redis, moving sessions from a memory store)
 
 serve options:
   --redis URL          as above
@@ -452,7 +453,7 @@ fn orchestrate(options: &Options, args: &[String]) -> Result<(), String> {
         )
     };
     let section = format!(
-        "Run of {date}:\n\n```sh\n{command}\n```\n\n{machine}- server pinned to CPU {server}, wrk to CPU {client} (`-t1 -c{conns}`), {sessions} sessions of {keys} key(s) round robin, {warmup} s warm-up then {duration} s per variant and route, best of {rounds} round(s); a measurement is retried (up to {TRIES} tries, {budget} s in all) when other processes use more than {noisy_pct:.0}% of a CPU meanwhile\n{background}\n{table}\n`server CPU` is the server process's CPU time per request (all its threads, from /proc); `CPU ratio` is `none`'s CPU per request over the row's: the throughput ratio the row would have if the server alone were the bottleneck. Redis's own CPU is in neither.\n\nThe targets of issue 6 (ratios of requests/s to `none` on the same route, same run):\n\n{targets}\n{users}\n{sealed}",
+        "Run of {date}:\n\n```sh\n{command}\n```\n\n{machine}- server pinned to CPU {server}, wrk to CPU {client} (`-t1 -c{conns}`), {sessions} sessions of {keys} key(s) round robin, {warmup} s warm-up then {duration} s per variant and route, best of {rounds} round(s); a measurement is retried (up to {TRIES} tries, {budget} s in all) when other processes use more than {noisy_pct:.0}% of a CPU meanwhile\n{background}\n{table}\n`server CPU` is the server process's CPU time per request (all its threads, from /proc); `CPU ratio` is `none`'s CPU per request over the row's: the throughput ratio the row would have if the server alone were the bottleneck. Redis's own CPU is in neither.\n\nThe targets of issue 6 (ratios of requests/s to `none` on the same route, same run):\n\n{targets}\n{users}\n{sealed}\n{migrating}",
         date = report::now(),
         machine = report::machine(&wrk_version, redis_version.as_deref()),
         server = if options.pin { "0" } else { "(none)" },
@@ -469,6 +470,7 @@ fn orchestrate(options: &Options, args: &[String]) -> Result<(), String> {
         targets = results.targets(),
         users = results.users(),
         sealed = results.sealed(),
+        migrating = results.migrating(),
     );
     println!("{section}");
     match &options.output {

@@ -231,6 +231,17 @@ impl Results {
         )
     }
 
+    /// What moving between stores costs once the sessions are in the new
+    /// one: requests/s of each `-migrating` variant over the same store
+    /// alone, same run.
+    pub(crate) fn migrating(&self) -> String {
+        self.compare(
+            "Moving to another store (`SESSION_MIGRATE_FROM`), once the sessions are in the new store: requests/s with it over the new store alone, same run. A read of a copied session, a change and a new session cost what they cost without it; an end (`/login` moves the session to a new id) takes the move lock and ends the session in both stores. `CPU ratio` is the same for the server's CPU per request.",
+            Variant::without_migrating,
+            &["/index", "/visits", "/", "/login"],
+        )
+    }
+
     /// A table of requests/s of each variant `base_of` names a base for,
     /// over that base, on `routes`.
     fn compare(

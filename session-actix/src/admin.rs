@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use session_core::store::migrating::{Copied, Migrating};
+use session_core::store::migrating::{Copied, LOCK_SUFFIX, Migrating};
 use session_core::store::{Backend, SessionStore, StoreError};
 use session_core::users::UserIndex;
 use session_core::{ConfigError, SessionConfig, StoreKey};
@@ -189,7 +189,10 @@ impl Admin {
     pub async fn keys(&self, mut listed: impl FnMut(u64)) -> Result<Vec<StoreKey>, AdminError> {
         let store = self.store("list")?;
         let prefix = &self.shared.settings.key_prefix;
-        Ok(session_core::store::scan_all(store, prefix, |n| listed(n as u64)).await?)
+        let mut keys = session_core::store::scan_all(store, prefix, |n| listed(n as u64)).await?;
+        // A move lock (`SESSION_MIGRATE_FROM`) is no session.
+        keys.retain(|key| !key.as_str().ends_with(LOCK_SUFFIX));
+        Ok(keys)
     }
 
     /// Counts the live sessions and the users' indexes.
