@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use actix_web::cookie::{Key, SameSite as CookieSameSite};
 use actix_web::web::ServiceConfig;
+use session_actix::store::Migrating;
 use session_actix::store::cookie::CookieStore;
 use session_actix::store::filesystem::FileStore;
-use session_actix::store::Migrating;
 use session_actix::store::memory::MemoryStore;
 use session_actix::store::redis::RedisStore;
 use session_actix::store::sql::{SqlStore, sqlx};

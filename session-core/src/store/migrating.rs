@@ -122,10 +122,20 @@ impl<N: SessionStore, O: SessionStore> Migrating<N, O> {
     /// Either store's, and [`StoreError::Backend`] when the session's move
     /// lock stays taken for [`lock_ttl`](Self::lock_ttl).
     pub async fn copy(&self, key: &StoreKey) -> Result<Copied, StoreError> {
+        self.locked(key, self.copy_locked(key)).await
+    }
+
+    /// Runs `work` (a future: nothing of it runs before it is awaited)
+    /// holding the move lock of `key`, and drops the lock however it ends.
+    async fn locked<T>(
+        &self,
+        key: &StoreKey,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         let lock = self.lock(key).await?;
-        let copied = self.copy_locked(key).await;
+        let done = work.await;
         self.unlock(lock).await?;
-        copied
+        done
     }
 
     async fn copy_locked(&self, key: &StoreKey) -> Result<Copied, StoreError> {
@@ -230,22 +240,20 @@ impl<N: SessionStore, O: SessionStore> SessionStore for Migrating<N, O> {
         if may_empty(changes) {
             // Emptied is ended: the old store's copy must go with it, with
             // no copy made in between.
-            let lock = self.lock(key).await?;
-            let applied = async {
-                let mut applied = self.new.apply(key, changes, ttl).await?;
-                if matches!(applied, Applied::Gone)
-                    && self.copy_locked(key).await? != Copied::Missing
-                {
-                    applied = self.new.apply(key, changes, ttl).await?;
-                }
-                if matches!(applied, Applied::Deleted) {
-                    self.old.delete(key).await?;
-                }
-                Ok(applied)
-            }
-            .await;
-            self.unlock(lock).await?;
-            return applied;
+            return self
+                .locked(key, async {
+                    let mut applied = self.new.apply(key, changes, ttl).await?;
+                    if matches!(applied, Applied::Gone)
+                        && self.copy_locked(key).await? != Copied::Missing
+                    {
+                        applied = self.new.apply(key, changes, ttl).await?;
+                    }
+                    if matches!(applied, Applied::Deleted) {
+                        self.old.delete(key).await?;
+                    }
+                    Ok(applied)
+                })
+                .await;
         }
         match self.new.apply(key, changes, ttl).await? {
             Applied::Gone if self.copy(key).await? != Copied::Missing => {
@@ -265,26 +273,20 @@ impl<N: SessionStore, O: SessionStore> SessionStore for Migrating<N, O> {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        let lock = self.lock(key).await?;
-        let ended = async {
+        self.locked(key, async {
             self.old.delete(key).await?;
             self.new.delete(key).await
-        }
-        .await;
-        self.unlock(lock).await?;
-        ended
+        })
+        .await
     }
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let lock = self.lock(key).await?;
-        let taken = async {
+        self.locked(key, async {
             let old = self.old.take(key).await?;
             // The new store's copy, when there is one, is the newer.
             Ok(self.new.take(key).await?.or(old))
-        }
-        .await;
-        self.unlock(lock).await?;
-        taken
+        })
+        .await
     }
 
     /// The new store's keys, then the old store's (a session in both is
