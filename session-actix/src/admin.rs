@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use session_core::store::migrating::{Copied, LOCK_SUFFIX, Migrating};
+use session_core::store::migrating::{Copied, LOCK_SUFFIX, Migrating, lock_ttl_for};
 use session_core::store::{Backend, SessionStore, StoreError};
 use session_core::users::UserIndex;
 use session_core::{ConfigError, SessionConfig, StoreKey};
@@ -33,8 +33,8 @@ const COPIES_IN_FLIGHT: usize = 32;
 pub struct Admin {
     shared: Arc<Shared>,
     lifetime: Duration,
-    /// How long a session's move lock lives (see `Migrating::lock_ttl`).
-    lock_ttl: Duration,
+    /// `SESSION_STORE_TIMEOUT`: each session's move is cut at it.
+    store_timeout: Duration,
 }
 
 impl std::fmt::Debug for Admin {
@@ -164,7 +164,7 @@ impl Admin {
         Ok(Self {
             shared: Arc::new(Shared::new(backend, config)?),
             lifetime: config.lifetime,
-            lock_ttl: session_core::store::migrating::lock_ttl_for(config.store_timeout),
+            store_timeout: config.store_timeout,
         })
     }
 
@@ -293,16 +293,16 @@ impl Admin {
         Ok(self.store("clean")?.purge_expired().await?)
     }
 
-    /// Copies every live session (and user index) of this store to `to`,
+    /// Moves every live session (and user index) of this store to `to`,
     /// under the same key and with the lifetime it has left, so users stay
-    /// logged in when the app moves to `to`.
+    /// logged in: each leaves this store once `to` holds it.
     ///
-    /// Meant to run while the app runs on `to` with this store as its
-    /// `SESSION_MIGRATE_FROM` ([`Migrating`]):
-    /// it writes `to` with `create`, which never replaces a session the app
-    /// already copied or wrote there, and deletes a copy whose session was
-    /// ended in this store while it was being copied, so no logout is
-    /// undone. Needs the same `SESSION_KEY_PREFIX`, `SESSION_HASH_IDS` and
+    /// Run it only while the app runs on `to` with this store as its
+    /// `SESSION_MIGRATE_FROM` ([`Migrating`]), and give it `to` opened
+    /// without that setting: each session moves as the app's requests move
+    /// it, under its move lock, so that no logout is undone, and `create`
+    /// never replaces a session the app already moved or wrote there.
+    /// Needs the same `SESSION_KEY_PREFIX`, `SESSION_HASH_IDS` and
     /// `SESSION_SERIALIZATION_FORMAT` on both sides.
     ///
     /// # Errors
@@ -345,7 +345,7 @@ impl Admin {
                 self.store("copy from")?.clone(),
             )
             .lifetime(self.lifetime)
-            .lock_ttl(to.lock_ttl),
+            .lock_ttl(lock_ttl_for(to.store_timeout)),
         );
         let keys = self.keys(|_| {}).await?;
         let mut migrated = Migrated {
@@ -360,8 +360,17 @@ impl Admin {
                 && let Some(key) = keys.next()
             {
                 let moving = moving.clone();
+                let timeout = to.store_timeout;
                 copies.spawn(async move {
-                    let copied = moving.copy(&key).await;
+                    // Cut at the timeout, as the app's calls are, so that
+                    // the lock outlives the move (`lock_ttl_for`).
+                    let copied = tokio::time::timeout(timeout, moving.copy(&key))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(StoreError::backend(format!(
+                                "the move took over {timeout:?}"
+                            )))
+                        });
                     (key, copied)
                 });
             }

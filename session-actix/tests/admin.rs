@@ -265,15 +265,23 @@ async fn migrate_moves_a_live_site_from_files_to_redis_and_no_user_is_logged_out
         })
     };
 
-    // Step 2: the copy of the idle sessions, while the traffic runs.
+    // Step 2: the move of the idle sessions, while the traffic runs. The
+    // tool refuses a target that does not read through to the source: the
+    // sessions it moves would vanish for an app on the old store.
     actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    let refused = admin(&["migrate", "--from", files.path(), "--to", redis.path()]).await;
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("SESSION_MIGRATE_FROM"),
+        "{refused:?}"
+    );
     let migrate = [
         "--json",
         "migrate",
         "--from",
         files.path(),
         "--to",
-        redis.path(),
+        moving.path(),
     ];
     let served_before = served.load(Ordering::Relaxed);
     let copy = json(&admin(&migrate).await);
@@ -377,7 +385,7 @@ async fn admin_commands_report_and_exit_as_documented() {
     // show: the values of the session a (signed) cookie names.
     let bob_value = bob.cookie.trim_start_matches("session=");
     let shown = admin(&["--config", redis.path(), "show", bob_value]).await;
-    assert!(shown.status.success());
+    assert!(shown.status.success(), "{shown:?}");
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains("user = \"bob\""), "{text}");
     assert!(text.contains("cart = \"3 books\""), "{text}");
@@ -389,6 +397,10 @@ async fn admin_commands_report_and_exit_as_documented() {
     let forged = format!("{}x", &bob_value[..bob_value.len() - 1]);
     let missing = admin(&["--config", redis.path(), "show", &forged]).await;
     assert_eq!(missing.status.code(), Some(4));
+    // Ids are base64url: a cookie may start with `-`, and is still a cookie
+    // to look up, not an option.
+    let dashed = admin(&["--config", redis.path(), "show", "-PAAAAAAAAAAAAAAAAAAA"]).await;
+    assert_eq!(dashed.status.code(), Some(4), "{dashed:?}");
 
     let counts = json(&admin(&["--json", "--config", redis.path(), "count"]).await);
     assert_eq!(
@@ -421,6 +433,7 @@ async fn admin_commands_report_and_exit_as_documented() {
     let other = Settings::new(&[
         ("SESSION_TYPE", "redis"),
         ("SESSION_KEY_PREFIX", "elsewhere:"),
+        ("SESSION_MIGRATE_FROM", redis.path()),
     ]);
     let refused = admin(&["migrate", "--from", redis.path(), "--to", other.path()]).await;
     assert_eq!(refused.status.code(), Some(2));
@@ -509,6 +522,7 @@ async fn a_failing_store_and_failed_copies_exit_as_documented() {
         ("SESSION_TYPE", "redis"),
         ("SESSION_REDIS", &url),
         ("SESSION_KEY_PREFIX", &prefix),
+        ("SESSION_MIGRATE_FROM", files.path()),
     ]);
     let migrated = admin(&[
         "--json",
@@ -628,7 +642,12 @@ async fn show_opens_sealed_values_and_migrate_carries_them() {
     assert!(note.starts_with("<sealed, does not open"), "{note}");
 
     let redis = sealed(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", REDIS)]);
-    let migrated = admin(&["migrate", "--from", files.path(), "--to", redis.path()]).await;
+    let moving = sealed(&[
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", REDIS),
+        ("SESSION_MIGRATE_FROM", files.path()),
+    ]);
+    let migrated = admin(&["migrate", "--from", files.path(), "--to", moving.path()]).await;
     assert!(
         migrated.status.success(),
         "{}",

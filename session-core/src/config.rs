@@ -661,6 +661,13 @@ impl SessionConfig {
                 "cannot move sessions in Flask-Session's layout (SESSION_INTEROP)",
             ));
         }
+        if old.local_cache > 0 {
+            return Err(ConfigError::new(
+                KEY,
+                "the old store's settings have a SESSION_LOCAL_CACHE: sessions leave that \
+                 store as they move, and a cache of it would serve them after",
+            ));
+        }
         if old.migrate_from.is_some() {
             return Err(ConfigError::new(
                 KEY,
@@ -1562,6 +1569,8 @@ mod tests {
         let secret = "SECRET_KEY=0123456789abcdef0123456789abcdef\n";
         let err = refused(&format!("SESSION_TYPE=cookie\n{secret}"), &redis);
         assert!(err.contains("cookie"), "{err}");
+        let err = refused("SESSION_TYPE=filesystem\nSESSION_LOCAL_CACHE=100\n", &redis);
+        assert!(err.contains("SESSION_LOCAL_CACHE"), "{err}");
         let err = refused("SESSION_TYPE=null\n", &redis);
         assert!(err.contains("null"), "{err}");
         let err = refused("SESSION_TYPE=redsi\n", &redis);

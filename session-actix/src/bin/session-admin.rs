@@ -40,27 +40,31 @@ enum Command {
     Count,
     /// Show the session a cookie value names, its values pretty-printed.
     Show {
-        /// The session cookie's value, as the browser holds it.
+        /// The session cookie's value, as the browser holds it (it may
+        /// start with `-`: ids are base64url).
+        #[arg(allow_hyphen_values = true)]
         cookie: String,
     },
     /// End every session of a user (sessions bound with `Users`).
     RevokeUser {
         /// The user, as the app names them at login.
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Delete expired sessions now (SQL, files, memory; Redis, memcached
     /// and MongoDB expire them by themselves).
     Cleanup,
-    /// Copy every live session, with the lifetime it has left, to another
-    /// store; safe while the app runs. Users stay logged in: sessions keep
-    /// their keys.
+    /// Move every live session, with the lifetime it has left, to the
+    /// store the app now runs on, while it runs with the old store as its
+    /// SESSION_MIGRATE_FROM (README: "Moving to another store"). Users stay
+    /// logged in: sessions keep their keys.
     Migrate {
-        /// The source's SESSION_* settings file (default: --config, or the
-        /// environment).
+        /// The old store's SESSION_* settings file (default: the target's
+        /// SESSION_MIGRATE_FROM, which it must match).
         #[arg(long, value_name = "FILE")]
         from: Option<PathBuf>,
-        /// The target's SESSION_* settings file (default: --config, or the
-        /// environment).
+        /// The SESSION_* settings the app runs with, SESSION_MIGRATE_FROM
+        /// included (default: --config, or the environment).
         #[arg(long, value_name = "FILE")]
         to: Option<PathBuf>,
     },
@@ -173,11 +177,31 @@ async fn run(cli: &Cli) -> Result<Exit, AdminError> {
             }
         }
         Command::Migrate { from, to } => {
-            if from.is_none() && to.is_none() {
-                eprintln!("session-admin: migrate needs --from FILE, --to FILE, or both");
+            let mut to = match to.as_deref().or(cli.config.as_deref()) {
+                Some(path) => read_config(path)?,
+                None => SessionConfig::from_env()?,
+            };
+            // Sessions leave the old store as they move: only an app that
+            // reads through to it (SESSION_MIGRATE_FROM) still finds them.
+            let Some(old) = to.migrate_from.take() else {
+                eprintln!(
+                    "session-admin: migrate moves sessions out of the old store: give it, as \
+                     --to, the settings the app runs with, whose SESSION_MIGRATE_FROM names \
+                     the old store (README: Moving to another store)"
+                );
+                return Ok(Exit::BadConfig);
+            };
+            if let Some(from) = from
+                && read_config(from)? != *old
+            {
+                eprintln!(
+                    "session-admin: --from {} is not the store the target's \
+                     SESSION_MIGRATE_FROM names",
+                    from.display()
+                );
                 return Ok(Exit::BadConfig);
             }
-            let (source, target) = (open(from.as_deref()).await?, open(to.as_deref()).await?);
+            let (source, target) = (Admin::open(&old).await?, Admin::open(&to).await?);
             let bar = spinner("listing sessions");
             let migrated = source
                 .migrate(&target, |event| match event {
@@ -204,7 +228,7 @@ async fn run(cli: &Cli) -> Result<Exit, AdminError> {
                 println!("{}", json(&migrated));
             } else {
                 println!(
-                    "listed {}, copied {}, already there {}, gone meanwhile {}, failed {}",
+                    "listed {}, moved {}, already there {}, gone meanwhile {}, failed {}",
                     migrated.listed,
                     migrated.copied,
                     migrated.already_there,

@@ -43,11 +43,13 @@ use crate::StoreKey;
 /// What a session's move lock adds to its key.
 pub const LOCK_SUFFIX: &str = "~moving";
 
-/// The move lock's lifetime for a store whose calls are bounded by
-/// `store_timeout` (`SESSION_STORE_TIMEOUT`): longer than the store calls
-/// a lock is held over, with room to spare.
+/// The move lock's lifetime when every call of the `Migrating` store is
+/// cut at `store_timeout` (`SESSION_STORE_TIMEOUT`, as the middleware and
+/// `session-admin` do): a holder cut at the timeout is gone (its future
+/// dropped), so the lock need outlive it only by a margin, and a lock left
+/// behind by a cut call blocks its session for this long at most.
 pub fn lock_ttl_for(store_timeout: Duration) -> Duration {
-    store_timeout * 6
+    store_timeout * 2
 }
 
 /// A store that moves sessions from `old` to `new` as they are used; see
@@ -95,7 +97,8 @@ impl<N: SessionStore, O: SessionStore> Migrating<N, O> {
 
     /// How long a move lock lives if its holder dies before dropping it,
     /// and how long a call waits for one; 30 seconds unless set. It must
-    /// be longer than the few store calls a lock is held over
+    /// be longer than the store calls a lock is held over, which bounding
+    /// each call of this store (a [`Timeout`](super::Timeout)) ensures
     /// ([`lock_ttl_for`]).
     #[must_use]
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
@@ -113,9 +116,11 @@ impl<N: SessionStore, O: SessionStore> Migrating<N, O> {
         &self.old
     }
 
-    /// Copies the session under `key` from the old store to the new one,
+    /// Moves the session under `key` from the old store to the new one,
     /// with the lifetime it has left, unless the new store holds it
-    /// already or the old one does not.
+    /// already or the old one does not. The old store keeps no copy: a
+    /// stale one could come back if the new store lost the session (an
+    /// eviction, a shorter lifetime set since).
     ///
     /// # Errors
     ///
@@ -127,6 +132,9 @@ impl<N: SessionStore, O: SessionStore> Migrating<N, O> {
 
     /// Runs `work` (a future: nothing of it runs before it is awaited)
     /// holding the move lock of `key`, and drops the lock however it ends.
+    /// What `work` did is its result even if dropping the lock fails (the
+    /// lock then expires): an end already carried out is not reported as
+    /// failed.
     async fn locked<T>(
         &self,
         key: &StoreKey,
@@ -134,29 +142,35 @@ impl<N: SessionStore, O: SessionStore> Migrating<N, O> {
     ) -> Result<T, StoreError> {
         let lock = self.lock(key).await?;
         let done = work.await;
-        self.unlock(lock).await?;
+        if let Err(error) = self.unlock(lock).await {
+            tracing::warn!(%error, "a session's move lock could not be dropped; it expires by itself");
+        }
         done
     }
 
     async fn copy_locked(&self, key: &StoreKey) -> Result<Copied, StoreError> {
-        if self.new.load(key).await?.is_some() {
-            return Ok(Copied::AlreadyThere);
-        }
-        let Some(record) = self.old.load(key).await? else {
-            return Ok(Copied::Missing);
-        };
-        let ttl = match record.expires_at {
-            Some(at) => match at.duration_since(SystemTime::now()) {
-                Ok(left) if !left.is_zero() => left,
-                _ => return Ok(Copied::Missing),
-            },
-            None => self.lifetime,
-        };
-        Ok(if self.new.create(key, &record, ttl).await? {
-            Copied::Copied
-        } else {
+        let copied = if self.new.load(key).await?.is_some() {
             Copied::AlreadyThere
-        })
+        } else {
+            let Some(record) = self.old.load(key).await? else {
+                return Ok(Copied::Missing);
+            };
+            let ttl = match record.expires_at {
+                Some(at) => match at.duration_since(SystemTime::now()) {
+                    Ok(left) if !left.is_zero() => left,
+                    _ => return Ok(Copied::Missing),
+                },
+                None => self.lifetime,
+            };
+            if self.new.create(key, &record, ttl).await? {
+                Copied::Copied
+            } else {
+                Copied::AlreadyThere
+            }
+        };
+        // The new store holds it: the old store's copy is stale from now on.
+        self.old.delete(key).await?;
+        Ok(copied)
     }
 
     /// Takes the move lock of `key`, waiting while another caller holds
@@ -382,6 +396,11 @@ mod tests {
         assert!(
             remaining <= left && remaining > left - Duration::from_secs(5),
             "{remaining:?}"
+        );
+        assert_eq!(
+            moving.old.load(&key).await.unwrap(),
+            None,
+            "a stale copy left in the old store"
         );
         assert_eq!(moving.copy(&key).await.unwrap(), Copied::AlreadyThere);
         assert_eq!(
