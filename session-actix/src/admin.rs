@@ -336,13 +336,13 @@ impl Admin {
         if let Some((key, from, to)) = settings.into_iter().find(|(_, from, to)| from != to) {
             return Err(AdminError::Mismatch { key, from, to });
         }
-        // Each session is copied as a request of an app running with
-        // SESSION_MIGRATE_FROM would copy it: under its move lock, so that
-        // a logout through that app cannot be undone by the copy.
+        // Each session moves as a request of an app running with
+        // SESSION_MIGRATE_FROM would move it: under its move lock, so that
+        // a logout through that app cannot be undone by the move.
         let moving = Arc::new(
             Migrating::new(
-                to.store("copy to")?.clone(),
-                self.store("copy from")?.clone(),
+                to.store("move to")?.clone(),
+                self.store("move from")?.clone(),
             )
             .lifetime(self.lifetime)
             .lock_ttl(lock_ttl_for(to.store_timeout)),

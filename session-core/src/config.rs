@@ -277,7 +277,7 @@ pub struct SessionConfig {
     /// `SESSION_MIGRATE_FROM`: the path of a `.env`-style file (see
     /// [`from_file`](Self::from_file)) with the `SESSION_*` settings of the
     /// store a site is moving from. Sessions are then served from this
-    /// configuration's store and copied from that one as they are used,
+    /// configuration's store and moved from that one as they are used,
     /// and ended in both (see [`store::migrating`](crate::store::migrating)).
     /// Defaults to none.
     pub migrate_from: Option<Box<SessionConfig>>,
@@ -371,8 +371,8 @@ impl fmt::Debug for SessionConfig {
             .field("sql_table", &self.sql_table)
             .field("mongodb_uri", &redact_url(&self.mongodb_uri))
             .field("mongodb_db", &self.mongodb_db)
-            .field("migrate_from", &self.migrate_from)
             .field("mongodb_collection", &self.mongodb_collection)
+            .field("migrate_from", &self.migrate_from)
             .finish()
     }
 }

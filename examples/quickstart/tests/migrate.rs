@@ -79,7 +79,7 @@ async fn a_site_moves_from_files_to_redis_with_no_one_logged_out() {
     );
     drop(server);
 
-    // Step 3: Redis alone. ann's session was copied by her request; bob's
+    // Step 3: Redis alone. ann's session was moved by her request; bob's
     // logout ended his in both stores.
     let redis = [
         ("SESSION_TYPE", "redis"),

@@ -3,33 +3,33 @@
 //!
 //! [`Migrating`] serves every session from the new store, and reads
 //! through to the old one for a session the new store does not hold yet:
-//! the session is copied to the new store, with the lifetime it has left,
-//! the first time a request needs it ([`Migrating::copy`], which
-//! `session-admin migrate` also runs for every session, to move the idle
-//! ones). New sessions are written to the new store only; a session that
-//! ends (a logout, a login's move to a new id, a change that empties it)
-//! ends in both.
+//! the session is moved to the new store, with the lifetime it has left,
+//! the first time a request needs it, and leaves the old one
+//! ([`Migrating::copy`], which `session-admin migrate` also runs for every
+//! session, to move the idle ones). New sessions are written to the new
+//! store only; a session that ends (a logout, a login's move to a new id,
+//! a change that empties it) ends in both.
 //!
 //! # One store, as far as a request can tell
 //!
-//! Two stores cannot be changed in one atomic step, so a copy and an end
+//! Two stores cannot be changed in one atomic step, so a move and an end
 //! of the same session take turns: each holds the session's **move lock**
 //! while it runs, a record the new store keeps next to the session (its
 //! key with [`LOCK_SUFFIX`]), taken with [`create`](SessionStore::create),
 //! which only one caller can win, and dropped when done. A lock whose
 //! holder died expires after [`lock_ttl`](Migrating::lock_ttl). So:
 //!
-//! - an end never misses a copy: a copy made before it is ended with it
-//!   (with every change applied to it since), and a copy tried after it
+//! - an end never misses a move: a session moved before it is ended with
+//!   it (with every change applied to it since), and a move tried after it
 //!   finds the session gone from the old store;
 //! - a change ([`apply`](SessionStore::apply), [`touch`](SessionStore::touch))
-//!   goes to the new store's copy, made first if needed, so it is never
+//!   goes to the new store's copy, moved there first if needed, so it is never
 //!   made where an end would miss it, and never brings back a session that
 //!   ended: every contract of [`SessionStore`] holds, checked by the
 //!   acceptance suite with the sessions in the old store.
 //!
 //! Changes need no lock (only one that may empty the session takes it),
-//! nor do reads of sessions already copied: once the move is done, the
+//! nor do reads of sessions already moved: once the move is done, the
 //! cost is a read of the new store, as without `Migrating`. The README's
 //! "Moving to another store" gives the steps.
 
