@@ -272,6 +272,11 @@ impl Cluster {
     }
 }
 
+/// The client port of a `CLUSTER NODES` address (`ip:port@bus`).
+fn port_of(address: &str) -> Option<u16> {
+    address.split(['@', ':']).nth(1)?.parse().ok()
+}
+
 /// The ports of the masters that serve slots, as the node on `seed` sees
 /// them.
 fn masters_seen_by(seed: u16) -> Vec<u16> {
@@ -282,7 +287,7 @@ fn masters_seen_by(seed: u16) -> Vec<u16> {
             let flags = fields.get(2)?;
             let serving = fields.len() > 8;
             if flags.contains("master") && !flags.contains("fail") && serving {
-                fields[1].split(['@', ':']).nth(1)?.parse().ok()
+                port_of(fields[1])
             } else {
                 None
             }
@@ -294,7 +299,6 @@ fn masters_seen_by(seed: u16) -> Vec<u16> {
 /// `seed` sees them.
 fn replicas_of(seed: u16, master: u16) -> Vec<u16> {
     let nodes = redis_text(seed, &["cluster", "nodes"]);
-    let port_of = |address: &str| address.split(['@', ':']).nth(1)?.parse::<u16>().ok();
     let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split(' ').collect()).collect();
     let Some(id) = lines
         .iter()
