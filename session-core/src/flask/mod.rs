@@ -53,6 +53,7 @@ use crate::id::SessionId;
 use crate::store::{Applied, ChangeSet, Record, SessionStore, StoreError};
 
 mod map;
+mod msgpack;
 mod signer;
 mod time;
 
@@ -301,7 +302,7 @@ impl FlaskStore {
     fn wrap_own(&self, value: &[u8]) -> Bytes {
         let mut out = Vec::with_capacity(value.len() + 5);
         match self.format {
-            FlaskFormat::MessagePack => map::write_bin(&mut out, value),
+            FlaskFormat::MessagePack => msgpack::write_bin(&mut out, value),
             FlaskFormat::Json => {
                 let text = String::from_utf8_lossy(value);
                 serde_json::to_writer(&mut out, &text).expect("a string always serializes");
@@ -319,7 +320,7 @@ impl FlaskStore {
                     0xc6 => 5,
                     _ => return None,
                 };
-                (map::value_len(value)? == value.len()).then(|| value.slice(header..))
+                (msgpack::value_len(value)? == value.len()).then(|| value.slice(header..))
             }
             FlaskFormat::Json => serde_json::from_slice::<String>(value)
                 .ok()
