@@ -2,23 +2,73 @@
 //! exact bytes Flask wrote, so that a key this side does not change is
 //! written back unchanged.
 
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use bytes::Bytes;
-use serde::de::{Deserializer as _, MapAccess, Visitor};
+use serde::de::{Deserializer as _, Error as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::FlaskFormat;
 use super::msgpack::{str_body, value_len, write_len, write_str};
 use crate::store::ChangeSet;
 
+/// The most entries a stored map may have, repeated keys counted: a map
+/// past it is not read, and none is written. A session holds a few dozen
+/// keys, a user's index one per live session; the limit bounds what one
+/// load can cost.
+pub const MAX_ENTRIES: usize = 10_000;
+
+/// Why a stored value is not read as a map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum DecodeError {
+    /// Not one map in the format (pickle, say).
+    #[error("not one {0:?} map (pickle is never read)")]
+    NotAMap(FlaskFormat),
+    /// More entries than [`MAX_ENTRIES`].
+    #[error("a map of more than {MAX_ENTRIES} entries, the most one may have")]
+    TooManyEntries,
+}
+
 /// A key of the map: text (every key Flask's `session` has), or, for a
 /// map some other code wrote, a MessagePack key of another type, kept as
 /// its encoded bytes and written back as it was.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(super) enum Key {
     Text(String),
     Other(Bytes),
+}
+
+// By hand rather than derived, so that tests can count comparisons.
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        #[cfg(test)]
+        tests::KEY_COMPARISONS.with(|n| n.set(n.get() + 1));
+        match (self, other) {
+            (Key::Text(a), Key::Text(b)) => a == b,
+            (Key::Other(a), Key::Other(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Key::Text(text) => {
+                state.write_u8(0);
+                text.hash(state);
+            }
+            Key::Other(raw) => {
+                state.write_u8(1);
+                raw.hash(state);
+            }
+        }
+    }
 }
 
 /// The map, in the order it was stored (new keys go last, as Python's
@@ -26,25 +76,27 @@ pub(super) enum Key {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Map {
     entries: Vec<(Key, Bytes)>,
+    /// Where each key is in `entries`, so that finding one takes no scan
+    /// and reading a map of n entries takes O(n), not O(n²).
+    at: HashMap<Key, usize>,
 }
 
 impl Map {
     /// A map of text keys, sorted so that the bytes written are the same
     /// for the same entries.
     pub(super) fn from_entries(entries: &HashMap<String, Bytes>) -> Self {
-        let mut entries: Vec<(Key, Bytes)> = entries
-            .iter()
-            .map(|(k, v)| (Key::Text(k.clone()), v.clone()))
-            .collect();
-        entries.sort_by(|a, b| match (&a.0, &b.0) {
-            (Key::Text(a), Key::Text(b)) => a.cmp(b),
-            _ => std::cmp::Ordering::Equal,
-        });
-        Self { entries }
+        let mut sorted: Vec<(&String, &Bytes)> = entries.iter().collect();
+        sorted.sort_unstable_by_key(|(k, _)| *k);
+        let mut map = Self::default();
+        for (k, v) in sorted {
+            map.insert(Key::Text(k.clone()), v.clone());
+        }
+        map
     }
 
-    /// Reads a stored value; `None` if it is not one map in `format`.
-    pub(super) fn decode(format: FlaskFormat, value: &Bytes) -> Option<Self> {
+    /// Reads a stored value: an error if it is not one map in `format`,
+    /// or if it has more than [`MAX_ENTRIES`] entries.
+    pub(super) fn decode(format: FlaskFormat, value: &Bytes) -> Result<Self, DecodeError> {
         match format {
             FlaskFormat::MessagePack => decode_msgpack(value),
             FlaskFormat::Json => decode_json(value),
@@ -70,8 +122,26 @@ impl Map {
             .collect()
     }
 
+    /// How many entries the map has.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Adds an entry: a key already there keeps its place and takes the
+    /// new value (so a key repeated in storage keeps the last, as Python's
+    /// `dict` does), a new key goes last.
+    fn insert(&mut self, key: Key, value: Bytes) {
+        match self.at.entry(key) {
+            Entry::Occupied(at) => self.entries[*at.get()].1 = value,
+            Entry::Vacant(at) => {
+                self.entries.push((at.key().clone(), value));
+                at.insert(self.entries.len() - 1);
+            }
+        }
     }
 
     /// Applies a change set in its documented order: a set key keeps its
@@ -79,22 +149,23 @@ impl Map {
     pub(super) fn apply(&mut self, changes: &ChangeSet) {
         if changes.clear {
             self.entries.clear();
+            self.at.clear();
         }
         if !changes.remove.is_empty() {
+            let remove: HashSet<&str> = changes.remove.iter().map(String::as_str).collect();
             self.entries.retain(|(k, _)| match k {
-                Key::Text(k) => !changes.remove.contains(k),
+                Key::Text(k) => !remove.contains(k.as_str()),
                 Key::Other(_) => true,
             });
+            self.at = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
         }
         for (key, value) in &changes.set {
-            match self
-                .entries
-                .iter_mut()
-                .find(|(k, _)| matches!(k, Key::Text(k) if k == key))
-            {
-                Some((_, old)) => *old = value.clone(),
-                None => self.entries.push((Key::Text(key.clone()), value.clone())),
-            }
+            self.insert(Key::Text(key.clone()), value.clone());
         }
     }
 
@@ -140,9 +211,19 @@ impl Map {
     }
 }
 
-fn decode_msgpack(value: &Bytes) -> Option<Map> {
-    let input = &value[..];
-    let (count, mut pos) = match *input.first()? {
+fn decode_msgpack(value: &Bytes) -> Result<Map, DecodeError> {
+    let not_a_map = DecodeError::NotAMap(FlaskFormat::MessagePack);
+    let (count, start) = map_header(value).ok_or(not_a_map)?;
+    if count > MAX_ENTRIES {
+        return Err(DecodeError::TooManyEntries);
+    }
+    msgpack_entries(value, count, start).ok_or(not_a_map)
+}
+
+/// The entry count of the MessagePack map `input` starts with, and where
+/// its first entry starts.
+fn map_header(input: &[u8]) -> Option<(usize, usize)> {
+    let (count, start) = match *input.first()? {
         m @ 0x80..=0x8f => (usize::from(m & 0x0f), 1),
         0xde => (
             usize::from(u16::from_be_bytes(*input.get(1..3)?.first_chunk()?)),
@@ -155,9 +236,12 @@ fn decode_msgpack(value: &Bytes) -> Option<Map> {
         _ => return None,
     };
     // Each entry takes at least two bytes: a larger count is a lie.
-    if count > input.len() / 2 {
-        return None;
-    }
+    (count <= input.len() / 2).then_some((count, start))
+}
+
+/// The `count` entries from `pos` on, which must end where `value` does.
+fn msgpack_entries(value: &Bytes, count: usize, mut pos: usize) -> Option<Map> {
+    let input = &value[..];
     let mut map = Map::default();
     for _ in 0..count {
         let key_end = pos + value_len(&input[pos..])?;
@@ -172,19 +256,13 @@ fn decode_msgpack(value: &Bytes) -> Option<Map> {
     (pos == input.len()).then_some(map)
 }
 
-impl Map {
-    /// Adds an entry read from storage; a repeated key keeps the last
-    /// value, as Python's `dict` does.
-    fn insert(&mut self, key: Key, value: Bytes) {
-        match self.entries.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, old)) => *old = value,
-            None => self.entries.push((key, value)),
-        }
+fn decode_json(value: &Bytes) -> Result<Map, DecodeError> {
+    struct Entries<'a> {
+        value: &'a Bytes,
+        /// Set when the object has more than [`MAX_ENTRIES`] entries: the
+        /// error that stops reading cannot say so itself.
+        too_many: &'a Cell<bool>,
     }
-}
-
-fn decode_json(value: &Bytes) -> Option<Map> {
-    struct Entries<'a>(&'a Bytes);
     impl<'de> Visitor<'de> for Entries<'_> {
         type Value = Map;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -192,19 +270,32 @@ fn decode_json(value: &Bytes) -> Option<Map> {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Map, A::Error> {
             let mut map = Map::default();
+            let mut count = 0;
             while let Some((key, raw)) = access.next_entry::<String, &'de RawValue>()? {
+                count += 1;
+                if count > MAX_ENTRIES {
+                    self.too_many.set(true);
+                    return Err(A::Error::custom(DecodeError::TooManyEntries));
+                }
                 // The raw text is a slice of the input: keep it as it is.
                 let text = raw.get().as_bytes();
-                let start = text.as_ptr() as usize - self.0.as_ptr() as usize;
-                map.insert(Key::Text(key), self.0.slice(start..start + text.len()));
+                let start = text.as_ptr() as usize - self.value.as_ptr() as usize;
+                map.insert(Key::Text(key), self.value.slice(start..start + text.len()));
             }
             Ok(map)
         }
     }
+    let too_many = Cell::new(false);
     let mut de = serde_json::Deserializer::from_slice(value);
-    let map = de.deserialize_map(Entries(value)).ok()?;
-    de.end().ok()?;
-    Some(map)
+    let map = de.deserialize_map(Entries {
+        value,
+        too_many: &too_many,
+    });
+    match map.and_then(|map| de.end().map(|()| map)) {
+        Ok(map) => Ok(map),
+        Err(_) if too_many.get() => Err(DecodeError::TooManyEntries),
+        Err(_) => Err(DecodeError::NotAMap(FlaskFormat::Json)),
+    }
 }
 
 /// Whether `value` is exactly one value in `format`.
@@ -217,7 +308,57 @@ pub(super) fn is_one_value(format: FlaskFormat, value: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use bytes::BufMut;
+
     use super::*;
+
+    thread_local! {
+        /// How many times this thread compared two keys.
+        pub(super) static KEY_COMPARISONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// `n` as `format` writes it (in MessagePack, always as a uint 16).
+    fn number(format: FlaskFormat, n: usize) -> Bytes {
+        match format {
+            FlaskFormat::MessagePack => {
+                let mut out = vec![0xcd];
+                out.put_u16(u16::try_from(n).unwrap());
+                Bytes::from(out)
+            }
+            FlaskFormat::Json => Bytes::from(n.to_string()),
+        }
+    }
+
+    /// A map of `keys` in `format`, in order, the value of each its
+    /// position.
+    fn map_of(format: FlaskFormat, keys: &[String]) -> Bytes {
+        let mut out = Vec::new();
+        match format {
+            FlaskFormat::MessagePack => write_len(&mut out, keys.len(), [0x80, 0, 0xde, 0xdf], 16),
+            FlaskFormat::Json => out.push(b'{'),
+        }
+        for (i, key) in keys.iter().enumerate() {
+            match format {
+                FlaskFormat::MessagePack => write_str(&mut out, key),
+                FlaskFormat::Json => {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    serde_json::to_writer(&mut out, key).unwrap();
+                    out.push(b':');
+                }
+            }
+            out.extend_from_slice(&number(format, i));
+        }
+        if format == FlaskFormat::Json {
+            out.push(b'}');
+        }
+        Bytes::from(out)
+    }
+
+    fn keys(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("k{i}")).collect()
+    }
 
     /// FLASK-SESSION.md's example: `{"_permanent": True, "name": "nick",
     /// "visits": 3}` as Flask-Session writes it.
@@ -283,13 +424,13 @@ mod tests {
         ] {
             assert_eq!(
                 Map::decode(FlaskFormat::MessagePack, &Bytes::copy_from_slice(bad)),
-                None
+                Err(DecodeError::NotAMap(FlaskFormat::MessagePack))
             );
         }
         for bad in [&b""[..], b"[1]", b"{\"a\":1} x", b"{\"a\":}", b"\x80"] {
             assert_eq!(
                 Map::decode(FlaskFormat::Json, &Bytes::copy_from_slice(bad)),
-                None
+                Err(DecodeError::NotAMap(FlaskFormat::Json))
             );
         }
     }
@@ -364,6 +505,95 @@ mod tests {
                 .unwrap()
                 .text_entries(),
             entries
+        );
+    }
+
+    #[test]
+    fn a_map_of_max_entries_is_read() {
+        let keys = keys(MAX_ENTRIES);
+        for format in [FlaskFormat::MessagePack, FlaskFormat::Json] {
+            let raw = map_of(format, &keys);
+            let map = Map::decode(format, &raw).unwrap();
+            assert_eq!(map.len(), MAX_ENTRIES, "{format:?}");
+            assert_eq!(map.encode(format), raw, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn a_map_past_max_entries_is_refused_naming_the_limit() {
+        let keys = keys(MAX_ENTRIES + 1);
+        for format in [FlaskFormat::MessagePack, FlaskFormat::Json] {
+            let error = Map::decode(format, &map_of(format, &keys)).unwrap_err();
+            assert_eq!(error, DecodeError::TooManyEntries, "{format:?}");
+            assert_eq!(
+                error.to_string(),
+                "a map of more than 10000 entries, the most one may have"
+            );
+        }
+        // Repeated keys count: the limit bounds the work, not the result.
+        let repeated = vec!["k".to_owned(); MAX_ENTRIES + 1];
+        for format in [FlaskFormat::MessagePack, FlaskFormat::Json] {
+            assert_eq!(
+                Map::decode(format, &map_of(format, &repeated)),
+                Err(DecodeError::TooManyEntries),
+                "{format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reading_a_map_compares_keys_a_number_of_times_linear_in_its_size() {
+        // Every key twice. Scanning the entries read so far for each key
+        // (the code before the index) took MAX_ENTRIES² / 4 comparisons.
+        let half = keys(MAX_ENTRIES / 2);
+        let twice: Vec<String> = half.iter().chain(&half).cloned().collect();
+        for format in [FlaskFormat::MessagePack, FlaskFormat::Json] {
+            let raw = map_of(format, &twice);
+            KEY_COMPARISONS.with(|n| n.set(0));
+            let map = Map::decode(format, &raw).unwrap();
+            let comparisons = KEY_COMPARISONS.with(Cell::get);
+            assert!(
+                comparisons <= 2 * MAX_ENTRIES,
+                "{format:?}: {comparisons} comparisons for {MAX_ENTRIES} entries"
+            );
+            // A repeated key keeps its first place and its last value, as
+            // Python's `dict` does.
+            assert_eq!(map.len(), half.len(), "{format:?}");
+            for (i, entry) in map.entries.iter().enumerate() {
+                let last = number(format, half.len() + i);
+                assert_eq!(*entry, (Key::Text(half[i].clone()), last), "{format:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_set_keeps_each_key_in_place_and_compares_few_keys() {
+        let format = FlaskFormat::MessagePack;
+        let mut map = Map::decode(format, &map_of(format, &keys(MAX_ENTRIES))).unwrap();
+        let nil = Bytes::from_static(&[0xc0]);
+        let changes = ChangeSet {
+            set: keys(MAX_ENTRIES / 2)
+                .into_iter()
+                .map(|k| (k, nil.clone()))
+                .collect(),
+            remove: vec!["k0".into()],
+            ..ChangeSet::default()
+        };
+        KEY_COMPARISONS.with(|n| n.set(0));
+        map.apply(&changes);
+        let comparisons = KEY_COMPARISONS.with(Cell::get);
+        assert!(comparisons <= MAX_ENTRIES, "{comparisons} comparisons");
+        // k0 removed, then set again: last.
+        assert_eq!(map.len(), MAX_ENTRIES);
+        assert_eq!(map.entries[0], (Key::Text("k1".into()), nil.clone()));
+        assert_eq!(map.entries[MAX_ENTRIES - 1], (Key::Text("k0".into()), nil));
+        let unchanged = MAX_ENTRIES / 2 + 1;
+        assert_eq!(
+            map.entries[MAX_ENTRIES / 2],
+            (
+                Key::Text(format!("k{unchanged}")),
+                number(format, unchanged)
+            )
         );
     }
 }

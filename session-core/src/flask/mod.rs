@@ -16,6 +16,11 @@
 //!   does not change is written back byte for byte. Pickle is never read
 //!   or written: a value that is not a map in the format reads as no
 //!   session (a warning is logged), and nothing is written over it.
+//! - **Size**: a map holds at most [`MAX_ENTRIES`] entries. A stored map
+//!   past it reads as no session too, with a warning naming the limit
+//!   (reading stops there, so a planted map costs no more than one at the
+//!   limit), and a write that would take a map past it fails with an error
+//!   naming the limit. Reading a map takes time linear in its size.
 //! - **Ids and cookies**: Flask's 43-character ids; with `SESSION_USE_SIGNER`,
 //!   ids signed as Flask-Session signs them ([`FlaskSigner`]).
 //!
@@ -57,7 +62,8 @@ mod msgpack;
 mod signer;
 mod time;
 
-use map::Map;
+pub use map::MAX_ENTRIES;
+use map::{DecodeError, Map};
 pub use signer::{FlaskSigner, TAG_LEN};
 pub use time::Timestamp;
 
@@ -260,26 +266,36 @@ impl FlaskStore {
     }
 
     /// Reads a stored value into a map of entries as the middleware sees
-    /// them; `None` (and a warning) when it is not a map in the format.
+    /// them; `None` (and a warning) when it is not a map in the format or
+    /// has more than [`MAX_ENTRIES`] entries.
     fn decode(&self, key: &StoreKey, value: &Bytes) -> Option<Map> {
         let mut map = Map::decode(self.format, value);
         if !self.is_session(key) {
-            map = map.and_then(|mut map| map.map_values(|v| self.unwrap_own(v)).map(|()| map));
+            map = map.and_then(|mut map| match map.map_values(|v| self.unwrap_own(v)) {
+                Some(()) => Ok(map),
+                None => Err(DecodeError::NotAMap(self.format)),
+            });
         }
-        if map.is_none() {
+        if let Err(error) = &map {
             tracing::warn!(
                 key = %crate::id::fingerprint(key.as_str()),
-                "a stored session is not a {:?} map (pickle is never read): it is treated as missing",
-                self.format
+                "a stored session is {error}: it is treated as missing",
             );
         }
-        map
+        map.ok()
     }
 
-    /// Encodes a map, after checking that every value a session holds is
-    /// one value of the format (so Flask can always decode it) and
-    /// wrapping the values of this crate's own records.
+    /// Encodes a map, after checking that it has at most [`MAX_ENTRIES`]
+    /// entries (so this side can read it back), that every value a
+    /// session holds is one value of the format (so Flask can always
+    /// decode it), and wrapping the values of this crate's own records.
     fn encode(&self, key: &StoreKey, mut map: Map) -> Result<Vec<u8>, StoreError> {
+        if map.len() > MAX_ENTRIES {
+            return Err(StoreError::backend(format!(
+                "a map of {} entries is past the {MAX_ENTRIES} a stored map may have: it could not be read back",
+                map.len()
+            )));
+        }
         if self.is_session(key) {
             if let Some(bad) = map
                 .text_entries()
@@ -416,7 +432,7 @@ impl SessionStore for FlaskStore {
         let Some(current) = self.blob.get(key).await? else {
             return self.blob.insert(key, &value, ttl).await;
         };
-        if Map::decode(self.format, &current.value).is_some() {
+        if Map::decode(self.format, &current.value).is_ok() {
             return Ok(false);
         }
         self.blob.replace(key, &current, Some(&value), ttl).await
@@ -665,6 +681,63 @@ mod tests {
             record.entries
         );
         assert_eq!(store.take(&key).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_session_past_max_entries_is_no_session_and_is_never_overwritten() {
+        let blobs = Arc::new(Blobs::default());
+        let store = FlaskStore::new(Arc::clone(&blobs));
+        let key = session_key("session:");
+        let entries: HashMap<String, Bytes> = (0..=MAX_ENTRIES)
+            .map(|i| (format!("k{i}"), Bytes::from_static(&[0xc0])))
+            .collect();
+        let stored = Bytes::from(Map::from_entries(&entries).encode(FlaskFormat::MessagePack));
+        blobs
+            .values
+            .lock()
+            .unwrap()
+            .insert(key.as_str().to_owned(), stored.clone());
+        assert_eq!(store.load(&key).await.unwrap(), None);
+        assert_eq!(store.touch(&key, LONG).await.unwrap(), Applied::Gone);
+        assert!(!store.create(&key, &one("a", b"\x01"), LONG).await.unwrap());
+        assert_eq!(blobs.values.lock().unwrap()[key.as_str()], stored);
+    }
+
+    #[tokio::test]
+    async fn a_write_past_max_entries_is_refused_naming_the_limit() {
+        let blobs = Arc::new(Blobs::default());
+        let store = FlaskStore::new(Arc::clone(&blobs));
+        let key = session_key("session:");
+        let entries: HashMap<String, Bytes> = (0..MAX_ENTRIES)
+            .map(|i| (format!("k{i}"), Bytes::from_static(&[0xc0])))
+            .collect();
+        assert!(
+            store
+                .create(&key, &Record::from(entries.clone()), LONG)
+                .await
+                .unwrap()
+        );
+        let one_more = ChangeSet {
+            set: vec![("new".into(), Bytes::from_static(b"\x01"))],
+            ..ChangeSet::default()
+        };
+        let error = store.apply(&key, &one_more, LONG).await.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("past the 10000 a stored map may have"),
+            "{error}"
+        );
+        assert_eq!(store.load(&key).await.unwrap().unwrap().entries, entries);
+        let mut past = entries;
+        past.insert("new".into(), Bytes::from_static(b"\x01"));
+        let other = session_key("session:");
+        let error = store
+            .create(&other, &Record::from(past), LONG)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("10000"), "{error}");
+        assert_eq!(store.load(&other).await.unwrap(), None);
     }
 
     #[test]
