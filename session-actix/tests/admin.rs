@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -110,13 +110,31 @@ async fn serve(settings: &Settings) -> String {
 /// Runs `session-admin` with `args`, no SESSION_* key of the test's own
 /// environment, off the async threads.
 async fn admin(args: &[&str]) -> Output {
+    admin_with_stdin(args, "").await
+}
+
+/// Runs `session-admin` as [`admin`] does, with `input` on its standard
+/// input (how `show` takes a cookie).
+async fn admin_with_stdin(args: &[&str], input: &str) -> Output {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let input = input.to_owned();
     actix_web::rt::task::spawn_blocking(move || {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_session-admin"));
         for key in session_actix::config::KEYS {
             cmd.env_remove(key);
         }
-        cmd.args(&args).output().expect("session-admin runs")
+        let mut child = cmd
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("session-admin runs");
+        let mut stdin = child.stdin.take().unwrap();
+        // A command that does not read its input may have exited already.
+        let _ = stdin.write_all(input.as_bytes());
+        drop(stdin);
+        child.wait_with_output().expect("session-admin runs")
     })
     .await
     .unwrap()
@@ -329,7 +347,8 @@ async fn migrate_moves_a_live_site_from_files_to_redis_and_no_user_is_logged_out
     }
     // Each copy keeps the lifetime it had left, not a new one.
     let first_cookie = clients[0].cookie.trim_start_matches("session=");
-    let shown = json(&admin(&["--json", "--config", redis.path(), "show", first_cookie]).await);
+    let shown =
+        json(&admin_with_stdin(&["--json", "--config", redis.path(), "show"], first_cookie).await);
     let left_secs = shown["expires_in_secs"].as_u64().unwrap();
     assert!((800..=900).contains(&left_secs), "{shown}");
     assert_eq!(shown["values"]["user"], "user0");
@@ -382,25 +401,23 @@ async fn admin_commands_report_and_exit_as_documented() {
         .unwrap();
     assert_eq!(response.status(), 200);
 
-    // show: the values of the session a (signed) cookie names.
+    // show: the values of the session a (signed) cookie names, the cookie
+    // on standard input.
     let bob_value = bob.cookie.trim_start_matches("session=");
-    let shown = admin(&["--config", redis.path(), "show", bob_value]).await;
+    let shown = admin_with_stdin(&["--config", redis.path(), "show"], bob_value).await;
     assert!(shown.status.success(), "{shown:?}");
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains("user = \"bob\""), "{text}");
     assert!(text.contains("cart = \"3 books\""), "{text}");
     assert!(text.contains("expires in:"), "{text}");
-    let shown = json(&admin(&["--json", "--config", redis.path(), "show", bob_value]).await);
+    let show_json = ["--json", "--config", redis.path(), "show"];
+    let shown = json(&admin_with_stdin(&show_json, bob_value).await);
     assert_eq!(shown["values"]["user"], "bob");
     assert!(shown["expires_in_secs"].as_u64().unwrap() > 500);
     // A forged signature names no session: exit code 4.
     let forged = format!("{}x", &bob_value[..bob_value.len() - 1]);
-    let missing = admin(&["--config", redis.path(), "show", &forged]).await;
+    let missing = admin_with_stdin(&["--config", redis.path(), "show"], &forged).await;
     assert_eq!(missing.status.code(), Some(4));
-    // Ids are base64url: a cookie may start with `-`, and is still a cookie
-    // to look up, not an option.
-    let dashed = admin(&["--config", redis.path(), "show", "-PAAAAAAAAAAAAAAAAAAA"]).await;
-    assert_eq!(dashed.status.code(), Some(4), "{dashed:?}");
 
     let counts = json(&admin(&["--json", "--config", redis.path(), "count"]).await);
     assert_eq!(
@@ -453,6 +470,77 @@ async fn admin_commands_report_and_exit_as_documented() {
 
     let ended = json(&admin(&["--json", "--config", redis.path(), "revoke-user", "bob"]).await);
     assert_eq!(ended["ended"], 1);
+}
+
+/// `show` takes the cookie on standard input (one line, trimmed) or from
+/// `--cookie-file` (`-`: standard input), and refuses it as an argument,
+/// where other local users would see it in the process list and the shell
+/// would keep it in its history: exit code 2, saying how to pass it.
+#[actix_web::test]
+async fn show_reads_the_cookie_from_stdin_or_a_file_and_refuses_it_as_an_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Settings::new(&[
+        ("SESSION_TYPE", "filesystem"),
+        ("SESSION_FILE_DIR", dir.path().to_str().unwrap()),
+    ]);
+    let base = serve(&files).await;
+    let http = reqwest::Client::new();
+    let cy = log_in(&http, &base, "cy").await;
+    let cookie = cy.cookie.trim_start_matches("session=");
+    let show = ["--json", "--config", files.path(), "show"];
+
+    let refused = admin(&[&show[..], &[cookie]].concat()).await;
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(refused.stdout.is_empty(), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    for why in ["process list", "history", "standard input", "--cookie-file"] {
+        assert!(stderr.contains(why), "{why:?} not in: {stderr}");
+    }
+    assert!(!stderr.contains(cookie), "the refusal echoes the cookie");
+    // Ids are base64url: a cookie starting with `-` is refused the same
+    // way, not taken for an option.
+    let dashed = admin(&[&show[..], &["-PAAAAAAAAAAAAAAAAAAA"]].concat()).await;
+    assert_eq!(dashed.status.code(), Some(2), "{dashed:?}");
+    assert!(
+        String::from_utf8_lossy(&dashed.stderr).contains("process list"),
+        "{dashed:?}"
+    );
+
+    for input in [
+        cookie.to_owned(),
+        format!("  {cookie} \r\n"),
+        format!("{cookie}\nmore\n"),
+    ] {
+        let shown = json(&admin_with_stdin(&show, &input).await);
+        assert_eq!(shown["values"]["user"], "cy", "{input:?}");
+    }
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "{cookie}").unwrap();
+    let from_file = [&show[..], &["--cookie-file", file.path().to_str().unwrap()]].concat();
+    let shown = json(&admin_with_stdin(&from_file, "not this one").await);
+    assert_eq!(shown["values"]["user"], "cy");
+    let dash = [&show[..], &["--cookie-file", "-"]].concat();
+    let shown = json(&admin_with_stdin(&dash, cookie).await);
+    assert_eq!(shown["values"]["user"], "cy");
+    // A value starting with `-` on standard input is a cookie to look up.
+    let dashed = admin_with_stdin(&show, "-PAAAAAAAAAAAAAAAAAAA").await;
+    assert_eq!(dashed.status.code(), Some(4), "{dashed:?}");
+
+    // Nothing to read, or a file that is not there: usage errors.
+    let empty = admin_with_stdin(&show, " \n").await;
+    assert_eq!(empty.status.code(), Some(2), "{empty:?}");
+    assert!(
+        String::from_utf8_lossy(&empty.stderr).contains("no cookie value on standard input"),
+        "{empty:?}"
+    );
+    let missing = dir.path().join("no-such-file");
+    let missing = [&show[..], &["--cookie-file", missing.to_str().unwrap()]].concat();
+    let unreadable = admin_with_stdin(&missing, cookie).await;
+    assert_eq!(unreadable.status.code(), Some(2), "{unreadable:?}");
+    assert!(
+        String::from_utf8_lossy(&unreadable.stderr).contains("cannot read --cookie-file"),
+        "{unreadable:?}"
+    );
 }
 
 /// A Redis user whose ACL refuses `refused`, deleted when dropped.
@@ -626,7 +714,8 @@ async fn show_opens_sealed_values_and_migrate_carries_them() {
         !on_disk.windows(11).any(|w| w == b"note-d4e5f6"),
         "the note is sealed in the file"
     );
-    let shown = json(&admin(&["--json", "--config", files.path(), "show", cookie]).await);
+    let shown =
+        json(&admin_with_stdin(&["--json", "--config", files.path(), "show"], cookie).await);
     assert_eq!(shown["values"]["note"], "note-d4e5f6", "{shown}");
     assert_eq!(shown["values"]["user"], "eve-a1b2c3", "{shown}");
 
@@ -637,7 +726,8 @@ async fn show_opens_sealed_values_and_migrate_carries_them() {
         ("SESSION_FILE_DIR", dir.path().to_str().unwrap()),
         ("SESSION_ENCRYPT_AT_REST", "true"),
     ]);
-    let shown = json(&admin(&["--json", "--config", no_secret.path(), "show", cookie]).await);
+    let show = ["--json", "--config", no_secret.path(), "show"];
+    let shown = json(&admin_with_stdin(&show, cookie).await);
     let note = shown["values"]["note"].as_str().unwrap();
     assert!(note.starts_with("<sealed, does not open"), "{note}");
 

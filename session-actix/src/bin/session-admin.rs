@@ -1,11 +1,17 @@
 //! `session-admin`: operator commands on the session store that the
 //! `SESSION_*` configuration names (the environment, or `--config FILE`).
 //!
+//! `show` reads the cookie's value from standard input or from a file,
+//! never from its arguments: other local users see a command's arguments
+//! in the process list, and the shell keeps them in its history.
+//!
 //! Exit codes: 0 done; 1 the store failed; 2 bad usage or configuration
 //! (the message names the key), or a store that cannot do it (listing the
 //! sessions of Flask-Session's layout); 3 `migrate` finished but some sessions
 //! failed to copy; 4 `show` found no live session for the cookie.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -39,11 +45,24 @@ enum Command {
     /// Count the live sessions and the users' indexes.
     Count,
     /// Show the session a cookie value names, its values pretty-printed.
+    /// The value, as the browser holds it, is read from standard input
+    /// (one line), never from the command line, where other local users
+    /// would see it in the process list and the shell would keep it in
+    /// its history.
+    #[command(after_help = "Examples:\n  \
+        session-admin show < cookie.txt\n  \
+        session-admin show --cookie-file cookie.txt\n  \
+        session-admin show            (then paste the value and press Enter)")]
     Show {
-        /// The session cookie's value, as the browser holds it (it may
-        /// start with `-`: ids are base64url).
-        #[arg(allow_hyphen_values = true)]
-        cookie: String,
+        /// Read the cookie's value from this file (its first line) instead
+        /// of standard input; `-` is standard input.
+        #[arg(long, value_name = "PATH")]
+        cookie_file: Option<PathBuf>,
+        /// Refused: a cookie given here would show in the process list and
+        /// the shell's history. Taken only to say so (it may start with
+        /// `-`: ids are base64url).
+        #[arg(hide = true, allow_hyphen_values = true)]
+        cookie: Option<String>,
     },
     /// End every session of a user (sessions bound with `Users`).
     RevokeUser {
@@ -132,9 +151,28 @@ async fn run(cli: &Cli) -> Result<Exit, AdminError> {
                 println!("login notes: {}", counts.login_notes);
             }
         }
-        Command::Show { cookie } => {
+        Command::Show {
+            cookie_file,
+            cookie,
+        } => {
+            if cookie.is_some() {
+                eprintln!(
+                    "session-admin: show does not take the cookie as an argument: other local \
+                     users see arguments in the process list, and the shell keeps them in its \
+                     history. Give it on standard input (session-admin show < cookie.txt, or \
+                     paste it and press Enter) or in a file (--cookie-file PATH)"
+                );
+                return Ok(Exit::BadConfig);
+            }
+            let cookie = match read_cookie(cookie_file.as_deref()) {
+                Ok(cookie) => cookie,
+                Err(message) => {
+                    eprintln!("session-admin: {message}");
+                    return Ok(Exit::BadConfig);
+                }
+            };
             let admin = open(None).await?;
-            let Some(shown) = admin.show(cookie).await? else {
+            let Some(shown) = admin.show(&cookie).await? else {
                 eprintln!(
                     "session-admin: no live session for this cookie (expired, ended, or not a \
                      valid cookie for this configuration)"
@@ -242,6 +280,40 @@ async fn run(cli: &Cli) -> Result<Exit, AdminError> {
         }
     }
     Ok(Exit::Done)
+}
+
+/// The cookie value `show` looks up: the first line of `file`, or of
+/// standard input when there is none or it is `-`, trimmed; an error
+/// message for the operator when it cannot be read or is empty.
+fn read_cookie(file: Option<&Path>) -> Result<String, String> {
+    let from = file.filter(|f| *f != Path::new("-"));
+    let mut line = String::new();
+    let read = match from {
+        Some(path) => File::open(path)
+            .and_then(|file| BufReader::new(file).read_line(&mut line))
+            .map_err(|error| format!("cannot read --cookie-file {}: {error}", path.display())),
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprint!("session cookie value (then Enter): ");
+            }
+            stdin
+                .lock()
+                .read_line(&mut line)
+                .map_err(|error| format!("cannot read the cookie from standard input: {error}"))
+        }
+    };
+    read?;
+    let cookie = line.trim();
+    if cookie.is_empty() {
+        return Err(match from {
+            Some(path) => format!("--cookie-file {} holds no cookie value", path.display()),
+            None => "no cookie value on standard input (session-admin show < cookie.txt, or \
+                     --cookie-file PATH)"
+                .to_owned(),
+        });
+    }
+    Ok(cookie.to_owned())
 }
 
 /// A progress bar of unknown length on stderr (hidden when stderr is not
