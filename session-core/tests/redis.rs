@@ -2,6 +2,8 @@
 //! Sentinel (all started by `scripts/services.sh`), plus an outage and a
 //! failover on servers this test starts and stops itself.
 
+mod proxy;
+
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -1287,6 +1289,103 @@ async fn near_cache_is_bypassed_while_its_feed_is_down_and_emptied_when_it_is_ba
     assert_eq!(store.stats().entries, 0);
     let _ = other.apply(&key, &set(&[("v", "4")]), LONG).await.unwrap();
     assert_eq!(value_of(&store, &key).await.as_deref(), Some("4"));
+}
+
+/// A tracking connection that stops delivering without closing (a NAT or a
+/// firewall dropping it silently): the cache stops serving within a few
+/// heartbeats, so a logout elsewhere, whose invalidation never arrives,
+/// ends the session here too; once the connection flows again, a new one
+/// tracks and the cache is used, and kept right, again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_cache_stops_serving_when_its_connection_stalls_without_closing() {
+    let proxy = proxy::Proxy::start("127.0.0.1:6379").await;
+    let store = RedisStore::builder(format!("redis://{}", proxy.address()))
+        .timeout(Duration::from_millis(500))
+        .heartbeat(Duration::from_millis(100), Duration::from_millis(200))
+        .build_near_cache(100)
+        .await
+        .unwrap();
+    let other = connect(SINGLE).await;
+    let key = unique_key("near-stall");
+    assert!(
+        store
+            .create(&key, &record(&[("v", "1")]), LONG)
+            .await
+            .unwrap()
+    );
+    assert_eq!(value_of(&store, &key).await.as_deref(), Some("1"));
+    let hits = store.stats().hits;
+    assert_eq!(value_of(&store, &key).await.as_deref(), Some("1"));
+    assert_eq!(store.stats().hits, hits + 1, "cached: {:?}", store.stats());
+
+    proxy.stall();
+    other.delete(&key).await.unwrap();
+    let stalled = Instant::now();
+    let mut served = 0;
+    // Served from the cache, or not at all: the store is behind the
+    // stall too, so a load that goes to it hangs (and is cut here).
+    while let Ok(Ok(Some(_))) =
+        tokio::time::timeout(Duration::from_millis(50), store.load(&key)).await
+    {
+        served += 1;
+        assert!(
+            stalled.elapsed() < Duration::from_secs(3),
+            "a logged-out session served {served} times over 3 s after the connection stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "after the stall: served {served} times, for {:?}",
+        stalled.elapsed()
+    );
+    while store.stats().entries > 0 {
+        assert!(
+            stalled.elapsed() < Duration::from_secs(3),
+            "not emptied: {:?}",
+            store.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    proxy.resume();
+    let resumed = Instant::now();
+    loop {
+        match store.load(&key).await {
+            Ok(None) => break,
+            Ok(Some(_)) => panic!("a logged-out session served after the stall"),
+            Err(error) => assert!(
+                resumed.elapsed() < Duration::from_secs(10),
+                "the store did not come back: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let key = unique_key("near-stall-after");
+    assert!(
+        store
+            .create(&key, &record(&[("v", "1")]), LONG)
+            .await
+            .unwrap()
+    );
+    let cached = Instant::now();
+    while store.stats().entries == 0 {
+        assert!(
+            cached.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            store.stats()
+        );
+        assert_eq!(value_of(&store, &key).await.as_deref(), Some("1"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = other.apply(&key, &set(&[("v", "2")]), LONG).await.unwrap();
+    let written = Instant::now();
+    while value_of(&store, &key).await.as_deref() != Some("2") {
+        assert!(
+            written.elapsed() < Duration::from_secs(2),
+            "a change after the stall unseen"
+        );
+        tokio::task::yield_now().await;
+    }
 }
 
 #[tokio::test]

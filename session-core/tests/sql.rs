@@ -4,6 +4,8 @@
 //! from the previous version, size limits counted in bytes, the cleanup of
 //! expired rows and the checks on the table name.
 
+mod proxy;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -1003,6 +1005,101 @@ async fn postgres_near_cache_is_emptied_when_its_listener_comes_back() {
         "a write after the listener came back",
     )
     .await;
+}
+
+/// The heartbeat of a cache behind the stalling proxy: short, so that a
+/// stall is noticed in a fraction of a second.
+const BEAT_EVERY: Duration = Duration::from_millis(100);
+const BEAT_DEADLINE: Duration = Duration::from_millis(200);
+
+/// A listening connection that stops delivering without closing (a NAT or
+/// a firewall dropping it silently): the cache stops serving within a few
+/// heartbeats, so a logout elsewhere, whose notification never arrives,
+/// ends the session here too; once the connection flows again, a new
+/// listener is in place and the cache is used, and kept right, again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_near_cache_stops_serving_when_its_listener_stalls_without_closing() {
+    let table = "cached_stalled";
+    let proxy = proxy::Proxy::start("127.0.0.1:5432").await;
+    let a = SqlStore::builder(format!("postgres://postgres@{}/test", proxy.address()))
+        .table(table)
+        .cleanup_interval(None)
+        .timeout(Duration::from_secs(1))
+        .heartbeat(BEAT_EVERY, BEAT_DEADLINE)
+        .build_near_cache(100)
+        .await
+        .unwrap_or_else(|e| panic!("{POSTGRES} must be up (run scripts/services.sh): {e}"));
+    let b = connect(POSTGRES, table).await;
+    let key = unique_key("pg-near-stall");
+    assert!(
+        a.create(&key, &record(&[("v", "\"1\"")]), Duration::from_secs(600))
+            .await
+            .unwrap()
+    );
+    assert_eq!(value_of(&a, &key).await.as_deref(), Some("\"1\""));
+    let hits = a.stats().hits;
+    assert_eq!(value_of(&a, &key).await.as_deref(), Some("\"1\""));
+    assert_eq!(a.stats().hits, hits + 1, "cached: {:?}", a.stats());
+
+    proxy.stall();
+    b.delete(&key).await.unwrap();
+    let stalled = Instant::now();
+    let mut served = 0;
+    // Served from the cache, or not at all: the store is behind the
+    // stall too, so a load that goes to it hangs (and is cut here).
+    while let Ok(Ok(Some(_))) = tokio::time::timeout(Duration::from_millis(50), a.load(&key)).await
+    {
+        served += 1;
+        assert!(
+            stalled.elapsed() < Duration::from_secs(3),
+            "a logged-out session served {served} times over 3 s after the listener stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "after the stall: served {served} times, for {:?}",
+        stalled.elapsed()
+    );
+    while a.stats().live || a.stats().entries > 0 {
+        assert!(
+            stalled.elapsed() < Duration::from_secs(3),
+            "not emptied: {:?}",
+            a.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    proxy.resume();
+    let resumed = Instant::now();
+    while !a.stats().live {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(10),
+            "no listener 10 s after the connection flowed again: {:?}",
+            a.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.load(&key).await.unwrap(), None);
+    let key = unique_key("pg-near-stall-after");
+    assert!(
+        a.create(&key, &record(&[("v", "\"1\"")]), Duration::from_secs(600))
+            .await
+            .unwrap()
+    );
+    assert_eq!(value_of(&a, &key).await.as_deref(), Some("\"1\""));
+    let _ = b
+        .apply(&key, &set_v("2"), Duration::from_secs(600))
+        .await
+        .unwrap();
+    reads_within(
+        &a,
+        &key,
+        Some("2"),
+        Duration::from_secs(2),
+        "a change after the listener came back",
+    )
+    .await;
+    assert!(a.stats().hits > hits + 1, "{:?}", a.stats());
 }
 
 #[tokio::test]

@@ -24,6 +24,22 @@
 //!   feed goes down (a reconnect, a failover), the cache is emptied, and
 //!   bypassed until the feed is back ([`Invalidator::suspend`]); it is
 //!   emptied again then, before it is used ([`Invalidator::resume`]).
+//! - **A feed that stalls is noticed.** A connection can stop delivering
+//!   without closing (a NAT or a firewall that drops an idle connection
+//!   sends no reset), and then reports nothing, not even that it is down.
+//!   So every feed proves itself each [`HEARTBEAT_EVERY`] (1 s) with a
+//!   round trip on the connection its invalidations come on, which must
+//!   come back within [`HEARTBEAT_DEADLINE`] (2 s) ([`Heartbeat`]; Redis: a
+//!   `PING`, PostgreSQL: its `LISTEN` again). A feed that misses the
+//!   deadline is taken down as above. And the cache itself serves nothing
+//!   once its feed has not proved itself for 3 s (the interval plus the
+//!   deadline), whether or not the feed's task has noticed (it may be stuck
+//!   too); a proof that comes after that empties it before it serves
+//!   again. (A feed of several connections, as on Redis, renews the cache
+//!   with any connection's proof, and holds each connection to its own
+//!   deadline.) So a change that a stalled feed never reports is served
+//!   for at most 3 s after the feed last proved itself (plus that proof's
+//!   round trip), then read from the store.
 //! - **No race lets an old copy in.** The keys are spread over stripes
 //!   (up to 64 shards of 32), each counting its changes (an epoch). A load
 //!   or a write notes its key's epoch before it calls the store, and stores
@@ -36,7 +52,7 @@
 //!
 //! A store without a feed may be cached only when no other process writes
 //! to it ([`NearCache::local`]): a file store's directory or an SQLite file
-//! that one process owns.
+//! that one process owns; it has nothing to prove, and no heartbeat.
 //!
 //! # Bounds
 //!
@@ -54,6 +70,11 @@ use std::time::{Duration, SystemTime};
 
 use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
+
+mod heartbeat;
+
+pub use heartbeat::{HEARTBEAT_DEADLINE, HEARTBEAT_EVERY, Heartbeat, Missed};
+use heartbeat::{Lease, Rhythm};
 
 /// The most shards a cache is split into (fewer for a small capacity).
 const MAX_SHARDS: usize = 64;
@@ -95,7 +116,7 @@ impl<S: SessionStore> NearCache<S> {
     /// changes. For a file store's directory or an SQLite file that this
     /// process alone uses. A capacity of 0 caches nothing.
     pub fn local(inner: S, capacity: usize) -> Self {
-        let cache = Arc::new(Cache::new(capacity));
+        let cache = Arc::new(Cache::new(capacity, Lease::forever()));
         cache.live.store(true, Relaxed);
         Self { inner, cache }
     }
@@ -106,11 +127,34 @@ impl<S: SessionStore> NearCache<S> {
     /// changed. The cache is bypassed until the feed calls
     /// [`Invalidator::resume`], and again whenever it calls
     /// [`suspend`](Invalidator::suspend).
+    ///
+    /// The feed must also prove that it is alive, at least every
+    /// [`HEARTBEAT_EVERY`] plus [`HEARTBEAT_DEADLINE`] ([`Invalidator::alive`],
+    /// best through [`Invalidator::heartbeat`]): the cache serves nothing
+    /// once its feed has gone that long without a proof.
     pub fn with_feed(inner: S, capacity: usize) -> (Self, Invalidator) {
-        let cache = Arc::new(Cache::new(capacity));
+        Self::feed_with_rhythm(inner, capacity, Rhythm::DEFAULT)
+    }
+
+    /// [`with_feed`](Self::with_feed) with a heartbeat of its own: a proof
+    /// due `every`, each within `deadline`. For tests, which cannot wait
+    /// seconds for a stall to be noticed.
+    #[doc(hidden)]
+    pub fn with_feed_and_heartbeat(
+        inner: S,
+        capacity: usize,
+        every: Duration,
+        deadline: Duration,
+    ) -> (Self, Invalidator) {
+        Self::feed_with_rhythm(inner, capacity, Rhythm { every, deadline })
+    }
+
+    fn feed_with_rhythm(inner: S, capacity: usize, rhythm: Rhythm) -> (Self, Invalidator) {
+        let cache = Arc::new(Cache::new(capacity, Lease::new(rhythm)));
         let invalidator = Invalidator {
             cache: Arc::downgrade(&cache),
             closed: cache.closed.subscribe(),
+            rhythm,
         };
         (Self { inner, cache }, invalidator)
     }
@@ -178,9 +222,10 @@ pub struct CacheStats {
     /// Sessions pushed out to make room.
     pub evictions: u64,
     /// Whether the cache is in use: false while its feed is suspended
-    /// (PostgreSQL's listener reconnecting). On Redis a lost tracking
-    /// connection empties the cache at once instead (`flushes`), and the
-    /// cache stays in use for the other connections.
+    /// (PostgreSQL's listener reconnecting), or late with its heartbeat
+    /// (see [`HEARTBEAT_DEADLINE`]). On Redis a lost tracking connection
+    /// empties the cache at once instead (`flushes`), and the cache stays
+    /// in use for the other connections.
     pub live: bool,
 }
 
@@ -204,6 +249,8 @@ pub struct Invalidator {
     cache: Weak<Cache>,
     /// Ends (its sender is dropped) when the cache is.
     closed: tokio::sync::watch::Receiver<()>,
+    /// The feed's heartbeat.
+    rhythm: Rhythm,
 }
 
 impl Invalidator {
@@ -242,12 +289,35 @@ impl Invalidator {
     }
 
     /// The feed is up and reports every change from now on: empties the
-    /// cache (what it held may have changed unseen) and uses it again.
+    /// cache (what it held may have changed unseen) and uses it again. This
+    /// is the feed's first proof of life ([`alive`](Self::alive)).
     pub fn resume(&self) -> bool {
         self.with(|cache| {
             cache.flush();
+            cache.lease.renew();
             cache.live.store(true, Relaxed);
         })
+    }
+
+    /// The feed has just proved that it is alive: every change it was sent
+    /// before the proof has been reported. The cache may serve for another
+    /// [`HEARTBEAT_EVERY`] plus [`HEARTBEAT_DEADLINE`]; if that long had
+    /// already passed since the last proof, it serves nothing until this
+    /// one, and is emptied first (the feed was late: what it held is not
+    /// trusted). Does not end a [`suspend`](Self::suspend).
+    pub fn alive(&self) -> bool {
+        self.with(|cache| {
+            if !cache.lease.holds() {
+                cache.flush();
+            }
+            cache.lease.renew();
+        })
+    }
+
+    /// The feed's heartbeat: when its next proof of life is due, and the
+    /// deadline each one is held to. See [`Heartbeat`].
+    pub fn heartbeat(&self) -> Heartbeat {
+        Heartbeat::new(self.clone(), self.rhythm)
     }
 
     /// Whether the cache is gone (every clone of its store dropped).
@@ -273,6 +343,8 @@ struct Cache {
     invalidations: AtomicU64,
     flushes: AtomicU64,
     evictions: AtomicU64,
+    /// Until when the feed's last proof of life lets the cache serve.
+    lease: Lease,
     /// Dropped with the cache, which ends [`Invalidator::closed`].
     closed: tokio::sync::watch::Sender<()>,
     /// The next entry version.
@@ -335,7 +407,7 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 }
 
 impl Cache {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, lease: Lease) -> Self {
         let shards = capacity.clamp(1, MAX_SHARDS).next_power_of_two();
         Self {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
@@ -348,6 +420,7 @@ impl Cache {
             invalidations: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            lease,
             closed: tokio::sync::watch::Sender::new(()),
             versions: AtomicU64::new(0),
         }
@@ -363,7 +436,7 @@ impl Cache {
     }
 
     fn live(&self) -> bool {
-        self.capacity > 0 && self.live.load(Relaxed)
+        self.capacity > 0 && self.live.load(Relaxed) && self.lease.holds()
     }
 
     fn stats(&self) -> CacheStats {
@@ -375,7 +448,7 @@ impl Cache {
             invalidations: self.invalidations.load(Relaxed),
             flushes: self.flushes.load(Relaxed),
             evictions: self.evictions.load(Relaxed),
-            live: self.live.load(Relaxed),
+            live: self.live.load(Relaxed) && self.lease.holds(),
         }
     }
 
@@ -702,6 +775,73 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_feed_late_with_its_heartbeat_is_not_trusted_until_it_proves_itself() {
+        let (store, feed) = NearCache::with_feed_and_heartbeat(
+            MemoryStore::new(),
+            10,
+            Duration::from_millis(50),
+            Duration::from_millis(50),
+        );
+        feed.resume();
+        store.create(&key(1), &record("a"), TTL).await.unwrap();
+        store.load(&key(1)).await.unwrap();
+        assert_eq!(store.stats().entries, 1);
+        // No proof for longer than the interval plus the deadline: a
+        // change the feed never reported is read from the store.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!store.stats().live);
+        let changes = ChangeSet {
+            set: vec![("v".to_owned(), Bytes::from_static(b"z"))],
+            ..ChangeSet::default()
+        };
+        let _ = store.inner().apply(&key(1), &changes, TTL).await.unwrap();
+        let hits = store.stats().hits;
+        assert_eq!(
+            store.load(&key(1)).await.unwrap().unwrap().entries["v"],
+            "z"
+        );
+        assert_eq!(store.stats().hits, hits);
+        // A late proof empties the cache before it is used again.
+        let flushes = store.stats().flushes;
+        assert!(feed.alive());
+        let stats = store.stats();
+        assert_eq!((stats.flushes, stats.entries), (flushes + 1, 0));
+        assert!(stats.live);
+        store.load(&key(1)).await.unwrap();
+        assert_eq!(store.stats().entries, 1);
+        // A proof in time keeps it.
+        assert!(feed.alive());
+        assert_eq!(store.stats().entries, 1);
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_proves_the_feed_alive_only_with_an_answer_in_time() {
+        let (store, feed) = NearCache::with_feed_and_heartbeat(
+            MemoryStore::new(),
+            10,
+            Duration::from_millis(10),
+            Duration::from_millis(30),
+        );
+        feed.resume();
+        let mut heartbeat = feed.heartbeat();
+        heartbeat.due().await;
+        let answered = heartbeat.prove(async { Ok::<_, std::io::Error>(7) }).await;
+        assert_eq!(answered.unwrap(), 7);
+        let silent = heartbeat
+            .prove(std::future::pending::<Result<(), std::io::Error>>())
+            .await;
+        assert!(matches!(silent, Err(Missed::Late(_))), "{silent:?}");
+        let failed = heartbeat
+            .prove(async { Err::<(), _>(std::io::Error::other("down")) })
+            .await
+            .unwrap_err();
+        assert_eq!(failed.to_string(), "down");
+        // Neither renewed the lease: it runs out one term after the proof.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!store.stats().live);
+    }
+
+    #[tokio::test]
     async fn the_capacity_holds_and_read_entries_are_spared_once() {
         let store = NearCache::local(MemoryStore::new(), 1);
         for n in 0..5 {
@@ -720,7 +860,7 @@ mod tests {
 
         // The clock: in one shard of capacity 2, the entry read since it
         // was cached is spared once, and the other one goes.
-        let cache = Cache::new(1);
+        let cache = Cache::new(1, Lease::forever());
         let cache = Cache {
             capacity: 2,
             ..cache

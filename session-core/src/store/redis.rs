@@ -281,6 +281,9 @@ pub struct RedisStoreBuilder {
     url: String,
     timeout: Duration,
     min_replicas: usize,
+    /// The near cache's heartbeat, when not the default: a proof due
+    /// every `.0`, each within `.1`.
+    heartbeat: Option<(Duration, Duration)>,
 }
 
 impl RedisStoreBuilder {
@@ -309,6 +312,17 @@ impl RedisStoreBuilder {
     /// the cost is the replication delay (see BENCHMARKS.md).
     pub fn min_replicas(mut self, n: usize) -> Self {
         self.min_replicas = n;
+        self
+    }
+
+    /// The near cache's heartbeat: each tracking connection proves itself
+    /// every `every`, within `deadline` (defaults to
+    /// [`HEARTBEAT_EVERY`](crate::store::near::HEARTBEAT_EVERY) and
+    /// [`HEARTBEAT_DEADLINE`](crate::store::near::HEARTBEAT_DEADLINE)). For
+    /// tests, which cannot wait seconds for a stall to be noticed.
+    #[doc(hidden)]
+    pub fn heartbeat(mut self, every: Duration, deadline: Duration) -> Self {
+        self.heartbeat = Some((every, deadline));
         self
     }
 
@@ -397,6 +411,7 @@ impl RedisStoreBuilder {
         capacity: usize,
     ) -> Result<NearCache<RedisStore>, StoreError> {
         let timeout = self.timeout;
+        let heartbeat = self.heartbeat;
         let mut store = self.build().await?;
         if capacity == 0 {
             return Ok(NearCache::local(store, 0));
@@ -414,7 +429,12 @@ impl RedisStoreBuilder {
                 ));
             }
         };
-        let (cache, invalidator) = NearCache::with_feed(store.clone(), capacity);
+        let (cache, invalidator) = match heartbeat {
+            Some((every, deadline)) => {
+                NearCache::with_feed_and_heartbeat(store.clone(), capacity, every, deadline)
+            }
+            None => NearCache::with_feed(store.clone(), capacity),
+        };
         let tracker = tracking::Tracker::start(connector, timeout, invalidator).await?;
         store.tracker = Some(std::sync::Arc::new(tracker));
         Ok(cache.with_inner(store))
@@ -562,6 +582,7 @@ impl RedisStore {
             url: url.into(),
             timeout: Duration::from_secs(5),
             min_replicas: 0,
+            heartbeat: None,
         }
     }
 

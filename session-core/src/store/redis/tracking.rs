@@ -23,13 +23,14 @@
 //!
 //! Pushes are handled as the connection reads them, in the order Redis
 //! sent them: an invalidation is applied before the reply to any command
-//! sent after it. When a tracking connection drops, or does not answer a
-//! `PING` sent each second, Redis no longer tells it anything: the whole
-//! cache is emptied at once, the connection is given up, and the thread's
-//! next call makes a new one. A call made while its thread has no tracking
-//! connection (Redis unreachable) goes through the store's own connection,
-//! and what it reads or writes is not cached. A `FLUSHALL` or `FLUSHDB`
-//! empties the cache.
+//! sent after it. When a tracking connection drops, or does not answer its
+//! heartbeat (a `PING` each second, answered within two seconds: see
+//! [`Heartbeat`](crate::store::near::Heartbeat)), Redis may have told it
+//! something it never read: the whole cache is emptied at once, the
+//! connection is given up, and the thread's next call makes a new one. A
+//! call made while its thread has no tracking connection (Redis
+//! unreachable) goes through the store's own connection, and what it reads
+//! or writes is not cached. A `FLUSHALL` or `FLUSHDB` empties the cache.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,8 +43,6 @@ use super::ThreadSlot;
 use crate::store::StoreError;
 use crate::store::near::Invalidator;
 
-/// How often a tracking connection is checked with a `PING`.
-const PING_EVERY: Duration = Duration::from_secs(1);
 /// After a failed attempt to connect, a thread's calls go through the
 /// store's own connection for this long before it tries again.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -205,35 +204,31 @@ impl Tracker {
             .ignore()
             .query_async::<()>(&mut connection)
             .await?;
+        // Tracking is on: the connection has just proved itself.
+        self.invalidator.alive();
         let tracked = Tracked { connection, alive };
-        tokio::spawn(keep_alive(
-            tracked.clone(),
-            self.invalidator.clone(),
-            self.timeout,
-        ));
+        tokio::spawn(keep_alive(tracked.clone(), self.invalidator.clone()));
         Ok(tracked)
     }
 }
 
-/// Gives a connection up when it stops answering, for as long as the cache
-/// lives and the connection is in use.
-async fn keep_alive(mut tracked: Tracked, invalidator: Invalidator, timeout: Duration) {
-    let mut tick = tokio::time::interval(PING_EVERY);
-    tick.tick().await;
+/// Gives a connection up when it misses its heartbeat, for as long as the
+/// cache lives and the connection is in use. A `PING`'s answer comes after
+/// every push Redis sent before it, each applied as it was read.
+async fn keep_alive(mut tracked: Tracked, invalidator: Invalidator) {
+    let mut heartbeat = invalidator.heartbeat();
     loop {
-        tick.tick().await;
+        heartbeat.due().await;
         if invalidator.is_closed() || !tracked.alive.load(Ordering::Acquire) {
             return;
         }
         let ping = redis::cmd("PING");
         let ping = ping.query_async::<()>(&mut tracked.connection);
-        if !matches!(
-            tokio::time::timeout(timeout.min(PING_EVERY * 2), ping).await,
-            Ok(Ok(()))
-        ) {
+        if let Err(missed) = heartbeat.prove(ping).await {
             give_up(&tracked.alive, &invalidator);
             tracing::warn!(
-                "a near cache's Redis connection stopped answering: the cache was emptied"
+                %missed,
+                "a near cache's Redis connection missed its heartbeat: the cache was emptied"
             );
             return;
         }

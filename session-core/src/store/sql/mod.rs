@@ -284,6 +284,9 @@ pub struct SqlStoreBuilder {
     timeout: Duration,
     max_connections: u32,
     durable: bool,
+    /// The near cache's heartbeat, when not the default: a proof due
+    /// every `.0`, each within `.1`.
+    heartbeat: Option<(Duration, Duration)>,
 }
 
 impl std::fmt::Debug for SqlStoreBuilder {
@@ -308,6 +311,7 @@ impl SqlStoreBuilder {
             timeout: Duration::from_secs(5),
             max_connections: 10,
             durable: false,
+            heartbeat: None,
         }
     }
 
@@ -355,6 +359,17 @@ impl SqlStoreBuilder {
     /// quarter of the write throughput and three times the p99.
     pub fn durable(mut self, durable: bool) -> Self {
         self.durable = durable;
+        self
+    }
+
+    /// The near cache's heartbeat on PostgreSQL: its listener proves
+    /// itself every `every`, within `deadline` (defaults to
+    /// [`HEARTBEAT_EVERY`](crate::store::near::HEARTBEAT_EVERY) and
+    /// [`HEARTBEAT_DEADLINE`](crate::store::near::HEARTBEAT_DEADLINE)). For
+    /// tests, which cannot wait seconds for a stall to be noticed.
+    #[doc(hidden)]
+    pub fn heartbeat(mut self, every: Duration, deadline: Duration) -> Self {
+        self.heartbeat = Some((every, deadline));
         self
     }
 
@@ -426,8 +441,10 @@ impl SqlStoreBuilder {
     ///
     /// - **PostgreSQL:** kept right by `LISTEN`/`NOTIFY`. A trigger on the
     ///   table (created here if missing) sends the id of every session any
-    ///   process changes; one connection of the pool listens. The README
-    ///   gives the delay measured before another process's change is seen.
+    ///   process changes; one connection of the pool listens, and proves
+    ///   each second that it still does (a listener that stalls is replaced,
+    ///   and the cache bypassed meanwhile). The README gives the delay
+    ///   measured before another process's change is seen.
     /// - **SQLite:** nothing tells the cache about other processes'
     ///   writes: only for a database file that this process alone uses.
     /// - **MySQL / MariaDB:** refused (it has no way to tell).
@@ -440,6 +457,7 @@ impl SqlStoreBuilder {
         self,
         capacity: usize,
     ) -> Result<NearCache<SqlStore>, StoreError> {
+        let heartbeat = self.heartbeat;
         let store = self.build().await?;
         if capacity == 0 {
             return Ok(NearCache::local(store, 0));
@@ -449,7 +467,12 @@ impl SqlStoreBuilder {
             Db::Postgres(pg) => {
                 let pool = pg.pool().clone();
                 let table = store.inner.table.clone();
-                let (cache, invalidator) = NearCache::with_feed(store, capacity);
+                let (cache, invalidator) = match heartbeat {
+                    Some((every, deadline)) => {
+                        NearCache::with_feed_and_heartbeat(store, capacity, every, deadline)
+                    }
+                    None => NearCache::with_feed(store, capacity),
+                };
                 notify::start(pool, &table, invalidator).await?;
                 Ok(cache)
             }
