@@ -341,6 +341,9 @@ async fn a_host_prefixed_cookie_is_set_with_its_rules() {
 // ---------------------------------------------------------------------------
 // 7. Responses that set the cookie are not cacheable by shared caches
 
+/// A response that sets or removes the cookie is `private`; one whose
+/// handler read the session says `Vary: Cookie`, even without a cookie; one
+/// whose handler never asked for the session is left as it was.
 #[actix_web::test]
 async fn responses_that_set_or_remove_the_cookie_are_private() {
     let app = start(SessionMiddleware::builder(MemoryStore::new())).await;
@@ -350,12 +353,36 @@ async fn responses_that_set_or_remove_the_cookie_are_private() {
             .get(header::CACHE_CONTROL)
             .map(|v| v.to_str().unwrap().to_owned())
     };
+    // Shared caches key on the headers Vary names: a response built from
+    // the session must name the cookie, or one user's page goes to another.
+    let varies_on_cookie = |reply: &session_tests::Reply| {
+        reply
+            .headers
+            .get_all(header::VARY)
+            .flat_map(|v| v.to_str().unwrap().split(','))
+            .any(|name| name.trim().eq_ignore_ascii_case("cookie"))
+    };
     let set = app.get("/set?key=a&value=1", None).await;
     let cookie = set.expect_new_session("set");
     assert_eq!(cc(&set).as_deref(), Some("private"), "a new session");
+    assert!(varies_on_cookie(&set), "a new session: Vary: Cookie");
     let read = app.get("/get?key=a", Some(&cookie)).await;
+    read.assert_ok("1", "a read");
     read.assert_no_cookie("a read");
     assert_eq!(cc(&read), None, "a response without a cookie is left alone");
+    assert!(
+        varies_on_cookie(&read),
+        "a read sets no cookie but depends on it: Vary: Cookie, got {:?}",
+        read.headers.get_all(header::VARY).collect::<Vec<_>>()
+    );
+    let untouched = app.get("/noop", Some(&cookie)).await;
+    untouched.assert_ok("noop", "a handler that never asks for the session");
+    untouched.assert_no_cookie("a handler that never asks for the session");
+    assert!(
+        !varies_on_cookie(&untouched) && cc(&untouched).is_none(),
+        "a response that does not depend on the session stays cacheable: {:?}",
+        untouched.headers
+    );
     for (given, expected) in [
         ("public, max-age=60", "private, max-age=60"),
         ("max-age=60, s-maxage=600", "private, max-age=60"),
@@ -374,6 +401,7 @@ async fn responses_that_set_or_remove_the_cookie_are_private() {
     let out = app.post("/logout", Some(&cookie)).await;
     assert!(out.removes_session());
     assert_eq!(cc(&out).as_deref(), Some("private"), "a removal");
+    assert!(varies_on_cookie(&out), "a removal: Vary: Cookie");
 }
 
 // ---------------------------------------------------------------------------
