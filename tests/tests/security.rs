@@ -11,6 +11,7 @@ use actix_web::http::header;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
+use session_actix::store::cookie::CookieStore;
 use session_actix::store::memory::MemoryStore;
 use session_actix::{OutagePolicy, Session, SessionMiddleware, SessionMiddlewareBuilder};
 use session_core::store::{Record, SessionStore};
@@ -251,15 +252,18 @@ fn header_of(cookies: &[(&str, &str)]) -> Vec<u8> {
 
 /// A cookie tossed in from a sibling subdomain (or a plain-HTTP page) is
 /// sent before the real one: the real session must still be found, signed
-/// or not.
+/// or not, and in the cookie store (which opens cookies, not ids) too.
 #[actix_web::test]
 async fn a_planted_cookie_sent_first_does_not_hide_the_real_session() {
-    for signed in [false, true] {
-        let mut builder = SessionMiddleware::builder(MemoryStore::new());
-        if signed {
-            builder = builder.signing_key(SECRET);
-        }
-        let app = start(builder).await;
+    for sessions in ["memory", "memory, signed", "cookie store"] {
+        let app = start(match sessions {
+            "memory" => SessionMiddleware::builder(MemoryStore::new()),
+            "memory, signed" => SessionMiddleware::builder(MemoryStore::new()).signing_key(SECRET),
+            _ => SessionMiddleware::builder(
+                CookieStore::new(SECRET, [""; 0]).expect("a long secret"),
+            ),
+        })
+        .await;
         let real = app
             .post("/login?user=ann", None)
             .await
@@ -272,7 +276,7 @@ async fn a_planted_cookie_sent_first_does_not_hide_the_real_session() {
             );
             app.send(req).await.assert_ok(
                 "ann",
-                &format!("planted {planted:?} before the real cookie (signed: {signed})"),
+                &format!("planted {planted:?} before the real cookie ({sessions})"),
             );
         }
         // In a Cookie header of its own, too.
@@ -280,9 +284,10 @@ async fn a_planted_cookie_sent_first_does_not_hide_the_real_session() {
             .request(Method::GET, "/get?key=user", None)
             .append_header((header::COOKIE, format!("session={}", never_issued.as_str())))
             .append_header((header::COOKIE, format!("session={real}")));
-        app.send(req)
-            .await
-            .assert_ok("ann", "the real cookie in a second Cookie header");
+        app.send(req).await.assert_ok(
+            "ann",
+            &format!("the real cookie in a second Cookie header ({sessions})"),
+        );
     }
 }
 
