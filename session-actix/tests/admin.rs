@@ -414,10 +414,25 @@ async fn admin_commands_report_and_exit_as_documented() {
     let shown = json(&admin_with_stdin(&show_json, bob_value).await);
     assert_eq!(shown["values"]["user"], "bob");
     assert!(shown["expires_in_secs"].as_u64().unwrap() > 500);
-    // A forged signature names no session: exit code 4.
-    let forged = format!("{}x", &bob_value[..bob_value.len() - 1]);
-    let missing = admin_with_stdin(&["--config", redis.path(), "show"], &forged).await;
-    assert_eq!(missing.status.code(), Some(4));
+    // A forged signature names no session: exit code 4. Both a tag that is
+    // not the text of 32 bytes (its last character sets padding bits) and a
+    // well-formed one the key did not make.
+    let (id, tag) = bob_value
+        .split_once('.')
+        .expect("a signed cookie is id.tag");
+    let other_first = if tag.starts_with('A') { 'B' } else { 'A' };
+    for forged in [
+        format!("{}x", &bob_value[..bob_value.len() - 1]),
+        format!("{id}.{other_first}{}", &tag[1..]),
+    ] {
+        let missing = admin_with_stdin(&["--config", redis.path(), "show"], &forged).await;
+        assert_eq!(missing.status.code(), Some(4), "{forged}: {missing:?}");
+    }
+    // Ids are base64url: a cookie may start with `-`, and is still a cookie
+    // to look up.
+    let dashed =
+        admin_with_stdin(&["--config", redis.path(), "show"], "-PAAAAAAAAAAAAAAAAAAA").await;
+    assert_eq!(dashed.status.code(), Some(4), "{dashed:?}");
 
     let counts = json(&admin(&["--json", "--config", redis.path(), "count"]).await);
     assert_eq!(

@@ -142,6 +142,32 @@ mod id {
         ]
     }
 
+    /// 256 random bits, not only 256 bits of text: in a thousand fresh
+    /// ids, every one of the 256 bits is set about half the time. A source
+    /// that fills part of the id (a 64-bit random number, zeros after it)
+    /// or none of it fails here, while its ids still parse. A bit of a
+    /// true random source lands outside 30% to 70% of 1000 draws with a
+    /// probability far below 10^-30.
+    #[test]
+    fn generated_ids_vary_in_every_one_of_their_256_bits() {
+        const IDS: usize = 1000;
+        let mut set = [0usize; 256];
+        for _ in 0..IDS {
+            let id = SessionId::generate();
+            let bytes = URL_SAFE_NO_PAD.decode(id.as_str()).expect("base64url");
+            assert_eq!(bytes.len(), 32, "{} is not 32 bytes", id.as_str());
+            for (bit, count) in set.iter_mut().enumerate() {
+                *count += usize::from(bytes[bit / 8] >> (bit % 8) & 1);
+            }
+        }
+        for (bit, count) in set.iter().enumerate() {
+            assert!(
+                (IDS * 3 / 10..=IDS * 7 / 10).contains(count),
+                "bit {bit} was set in {count} of {IDS} ids"
+            );
+        }
+    }
+
     proptest! {
         #![proptest_config(Config::with_cases(CASES))]
 
@@ -262,8 +288,9 @@ mod signing {
 mod cookie_store {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+    use session_core::CookieContent;
     use session_core::Record;
-    use session_core::store::cookie::CookieStore;
+    use session_core::store::cookie::{BROWSER_COOKIE_LIMIT, CookieStore};
 
     use super::*;
 
@@ -277,6 +304,39 @@ mod cookie_store {
     /// A live cookie value for `entries`.
     fn cookie(entries: &HashMap<String, Bytes>) -> String {
         store().encode(&Record::from(entries.clone()), Duration::from_secs(3600))
+    }
+
+    /// A cookie longer than a browser keeps is refused before any crypto:
+    /// even one this store sealed or signed itself, which the crypto would
+    /// open, does not decode. (A forged one of that length proves nothing:
+    /// it fails the crypto anyway.)
+    #[test]
+    fn a_genuine_cookie_longer_than_a_browser_keeps_never_decodes() {
+        for content in [CookieContent::Encrypted, CookieContent::Signed] {
+            let store = store().with_content(content);
+            let cookie_of = |size: usize| {
+                let value = Bytes::from(vec![b'x'; size]);
+                store.encode(
+                    &Record::from(HashMap::from([("big".to_owned(), value)])),
+                    Duration::from_secs(3600),
+                )
+            };
+            // The largest value whose cookie a browser keeps.
+            let mut size = 2000;
+            while cookie_of(size + 1).len() <= BROWSER_COOKIE_LIMIT {
+                size += 1;
+            }
+            assert!(
+                store.decode(&cookie_of(size)).is_some(),
+                "{content:?}: the largest cookie a browser keeps"
+            );
+            let over = cookie_of(size + 1);
+            assert!(
+                store.decode(&over).is_none(),
+                "{content:?}: a cookie of {} bytes opened",
+                over.len()
+            );
+        }
     }
 
     proptest! {

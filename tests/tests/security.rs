@@ -11,6 +11,7 @@ use actix_web::http::header;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
+use session_actix::store::cookie::CookieStore;
 use session_actix::store::memory::MemoryStore;
 use session_actix::{OutagePolicy, Session, SessionMiddleware, SessionMiddlewareBuilder};
 use session_core::store::{Record, SessionStore};
@@ -251,15 +252,18 @@ fn header_of(cookies: &[(&str, &str)]) -> Vec<u8> {
 
 /// A cookie tossed in from a sibling subdomain (or a plain-HTTP page) is
 /// sent before the real one: the real session must still be found, signed
-/// or not.
+/// or not, and in the cookie store (which opens cookies, not ids) too.
 #[actix_web::test]
 async fn a_planted_cookie_sent_first_does_not_hide_the_real_session() {
-    for signed in [false, true] {
-        let mut builder = SessionMiddleware::builder(MemoryStore::new());
-        if signed {
-            builder = builder.signing_key(SECRET);
-        }
-        let app = start(builder).await;
+    for sessions in ["memory", "memory, signed", "cookie store"] {
+        let app = start(match sessions {
+            "memory" => SessionMiddleware::builder(MemoryStore::new()),
+            "memory, signed" => SessionMiddleware::builder(MemoryStore::new()).signing_key(SECRET),
+            _ => SessionMiddleware::builder(
+                CookieStore::new(SECRET, [""; 0]).expect("a long secret"),
+            ),
+        })
+        .await;
         let real = app
             .post("/login?user=ann", None)
             .await
@@ -272,7 +276,7 @@ async fn a_planted_cookie_sent_first_does_not_hide_the_real_session() {
             );
             app.send(req).await.assert_ok(
                 "ann",
-                &format!("planted {planted:?} before the real cookie (signed: {signed})"),
+                &format!("planted {planted:?} before the real cookie ({sessions})"),
             );
         }
         // In a Cookie header of its own, too.
@@ -280,9 +284,10 @@ async fn a_planted_cookie_sent_first_does_not_hide_the_real_session() {
             .request(Method::GET, "/get?key=user", None)
             .append_header((header::COOKIE, format!("session={}", never_issued.as_str())))
             .append_header((header::COOKIE, format!("session={real}")));
-        app.send(req)
-            .await
-            .assert_ok("ann", "the real cookie in a second Cookie header");
+        app.send(req).await.assert_ok(
+            "ann",
+            &format!("the real cookie in a second Cookie header ({sessions})"),
+        );
     }
 }
 
@@ -341,6 +346,9 @@ async fn a_host_prefixed_cookie_is_set_with_its_rules() {
 // ---------------------------------------------------------------------------
 // 7. Responses that set the cookie are not cacheable by shared caches
 
+/// A response that sets or removes the cookie is `private`; one whose
+/// handler read the session says `Vary: Cookie`, even without a cookie; one
+/// whose handler never asked for the session is left as it was.
 #[actix_web::test]
 async fn responses_that_set_or_remove_the_cookie_are_private() {
     let app = start(SessionMiddleware::builder(MemoryStore::new())).await;
@@ -350,12 +358,36 @@ async fn responses_that_set_or_remove_the_cookie_are_private() {
             .get(header::CACHE_CONTROL)
             .map(|v| v.to_str().unwrap().to_owned())
     };
+    // Shared caches key on the headers Vary names: a response built from
+    // the session must name the cookie, or one user's page goes to another.
+    let varies_on_cookie = |reply: &session_tests::Reply| {
+        reply
+            .headers
+            .get_all(header::VARY)
+            .flat_map(|v| v.to_str().unwrap().split(','))
+            .any(|name| name.trim().eq_ignore_ascii_case("cookie"))
+    };
     let set = app.get("/set?key=a&value=1", None).await;
     let cookie = set.expect_new_session("set");
     assert_eq!(cc(&set).as_deref(), Some("private"), "a new session");
+    assert!(varies_on_cookie(&set), "a new session: Vary: Cookie");
     let read = app.get("/get?key=a", Some(&cookie)).await;
+    read.assert_ok("1", "a read");
     read.assert_no_cookie("a read");
     assert_eq!(cc(&read), None, "a response without a cookie is left alone");
+    assert!(
+        varies_on_cookie(&read),
+        "a read sets no cookie but depends on it: Vary: Cookie, got {:?}",
+        read.headers.get_all(header::VARY).collect::<Vec<_>>()
+    );
+    let untouched = app.get("/noop", Some(&cookie)).await;
+    untouched.assert_ok("noop", "a handler that never asks for the session");
+    untouched.assert_no_cookie("a handler that never asks for the session");
+    assert!(
+        !varies_on_cookie(&untouched) && cc(&untouched).is_none(),
+        "a response that does not depend on the session stays cacheable: {:?}",
+        untouched.headers
+    );
     for (given, expected) in [
         ("public, max-age=60", "private, max-age=60"),
         ("max-age=60, s-maxage=600", "private, max-age=60"),
@@ -374,6 +406,7 @@ async fn responses_that_set_or_remove_the_cookie_are_private() {
     let out = app.post("/logout", Some(&cookie)).await;
     assert!(out.removes_session());
     assert_eq!(cc(&out).as_deref(), Some("private"), "a removal");
+    assert!(varies_on_cookie(&out), "a removal: Vary: Cookie");
 }
 
 // ---------------------------------------------------------------------------
