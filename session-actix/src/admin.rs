@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use session_core::keyspace::RecordKind;
 use session_core::store::migrating::{Copied, LOCK_SUFFIX, Migrating, lock_ttl_for};
 use session_core::store::{Backend, SessionStore, StoreError};
 use session_core::users::UserIndex;
@@ -40,7 +41,7 @@ pub struct Admin {
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admin")
-            .field("key_prefix", &self.shared.settings.key_prefix)
+            .field("key_prefix", &self.shared.settings.keys.prefix())
             .finish_non_exhaustive()
     }
 }
@@ -188,7 +189,7 @@ impl Admin {
     /// cannot list its sessions.
     pub async fn keys(&self, mut listed: impl FnMut(u64)) -> Result<Vec<StoreKey>, AdminError> {
         let store = self.store("list")?;
-        let prefix = &self.shared.settings.key_prefix;
+        let prefix = self.shared.settings.keys.prefix();
         let mut keys = session_core::store::scan_all(store, prefix, |n| listed(n as u64)).await?;
         // A move lock (`SESSION_MIGRATE_FROM`) is no session.
         keys.retain(|key| !key.as_str().ends_with(LOCK_SUFFIX));
@@ -201,16 +202,13 @@ impl Admin {
     ///
     /// As [`keys`](Self::keys).
     pub async fn count(&self, listed: impl FnMut(u64)) -> Result<Counts, AdminError> {
-        let users_prefix = format!("{}user:", self.shared.settings.key_prefix);
+        let keys = &self.shared.settings.keys;
         let mut counts = Counts::default();
         for key in self.keys(listed).await? {
-            let key = key.as_str();
-            if key.starts_with(&users_prefix) {
-                counts.users += 1;
-            } else if key.ends_with(session_core::logout::MOVE_NOTE_SUFFIX) {
-                counts.login_notes += 1;
-            } else {
-                counts.sessions += 1;
+            match keys.record_kind(&key) {
+                Some(RecordKind::UserIndex) => counts.users += 1,
+                Some(RecordKind::MoveNote) => counts.login_notes += 1,
+                _ => counts.sessions += 1,
             }
         }
         Ok(counts)
@@ -229,7 +227,7 @@ impl Admin {
         let Some((id, _)) = crate::slot::parse_id(settings.signer.as_ref(), cookie.trim()) else {
             return Ok(None);
         };
-        let key = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
+        let key = settings.keys.session(&id);
         let Some(record) = store.load(&key).await? else {
             return Ok(None);
         };
@@ -278,7 +276,8 @@ impl Admin {
     pub async fn revoke_user(&self, user: &str) -> Result<usize, AdminError> {
         let store = self.store("revoke sessions in")?;
         let settings = &self.shared.settings;
-        let index = UserIndex::new(store, &settings.key_prefix, user, settings.codec);
+        let index =
+            UserIndex::new(store, &settings.keys, user, settings.codec).max(settings.max_per_user);
         Ok(index.revoke_all(None).await?)
     }
 
@@ -319,13 +318,13 @@ impl Admin {
         let settings = [
             (
                 "SESSION_KEY_PREFIX",
-                a.key_prefix.clone(),
-                b.key_prefix.clone(),
+                a.keys.prefix().to_owned(),
+                b.keys.prefix().to_owned(),
             ),
             (
                 "SESSION_HASH_IDS",
-                a.hash_ids.to_string(),
-                b.hash_ids.to_string(),
+                a.keys.hash_ids().to_string(),
+                b.keys.hash_ids().to_string(),
             ),
             (
                 "SESSION_SERIALIZATION_FORMAT",

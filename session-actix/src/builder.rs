@@ -170,6 +170,17 @@ impl SessionMiddlewareBuilder {
         self
     }
 
+    /// The app's secret (`SECRET_KEY`), without signing the cookie: for
+    /// what needs a secret besides signing, such as values sealed at rest
+    /// ([`encrypt_at_rest`](Self::encrypt_at_rest): `strict` requires one)
+    /// and ids kept in clear ([`hash_ids(false)`](Self::hash_ids), a store
+    /// in Flask-Session's layout), whose records this crate seals under it.
+    /// At least 32 bytes, checked by [`build`](Self::build).
+    pub fn secret_key(mut self, secret: impl Into<String>) -> Self {
+        self.config.secret_key = Some(secret.into());
+        self
+    }
+
     /// Older signing keys that still verify, so a key can be rotated
     /// without logging everyone out. Defaults to none.
     pub fn fallback_keys<I: IntoIterator<Item = K>, K: Into<String>>(mut self, keys: I) -> Self {
@@ -252,9 +263,9 @@ impl SessionMiddlewareBuilder {
 
     /// The most sessions one user may have (`SESSION_MAX_PER_USER`):
     /// binding one more ends the user's least recently seen ones. Defaults
-    /// to no limit; 0 is refused by [`build`](Self::build).
+    /// to 50; [`build`](Self::build) refuses 0 and anything over 1000.
     pub fn max_sessions_per_user(mut self, max: usize) -> Self {
-        self.config.max_per_user = Some(max);
+        self.config.max_per_user = max;
         self
     }
 

@@ -12,7 +12,7 @@ use actix_web::cookie::{Cookie, SameSite as CookieSameSite, time};
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use session_core::bytes::Bytes;
-use session_core::logout::{MOVE_NOTE_TTL, micros_since_epoch, move_note, purge};
+use session_core::logout::{MOVE_NOTE_TTL, micros_since_epoch, purge};
 use session_core::store::{Applied, ChangeSet, Record};
 use session_core::users::{
     Binding, Entry, MAX_BOUND_LIFETIME, SEEN_KEY, USER_KEY, UserIndex, millis,
@@ -296,7 +296,7 @@ async fn save<S: SessionStore>(
     settings: &Settings,
     snap: Snapshot,
 ) -> Result<CookieChange, Failure> {
-    let key = |id: &SessionId| StoreKey::new(&settings.key_prefix, id, settings.hash_ids);
+    let key = |id: &SessionId| settings.keys.session(id);
     // A session past its absolute lifetime was loaded as missing; it goes.
     if snap.ended
         && let Some(ended) = &snap.key
@@ -359,11 +359,9 @@ async fn save<S: SessionStore>(
                 if let Some(binding) = &snap.binding {
                     // Nobody holds a cookie for it yet: without its
                     // index entry, the session goes again.
-                    let entry = fresh_entry(&key, snap.client.as_ref());
-                    let fresh_index = match index(store, settings, binding)
-                        .add(&binding.handle, &entry)
-                        .await
-                    {
+                    let index = index(store, settings, binding);
+                    let entry = fresh_entry(&index, &key, snap.client.as_ref());
+                    let fresh_index = match index.add(&binding.handle, &entry).await {
                         Ok(fresh_index) => fresh_index,
                         Err(error) => {
                             if let Err(cleanup) = store.delete(&key).await {
@@ -398,7 +396,7 @@ async fn save<S: SessionStore>(
             // Whatever the cookie named goes, and, if a login was moving it
             // while this request was in flight, where the login moved it.
             if let Some(id) = &snap.id {
-                purge(store, key(id), snap.started).await?;
+                purge(store, &settings.keys, key(id), snap.started).await?;
                 crate::events::purged();
             }
             if !snap.entries.is_empty() {
@@ -497,20 +495,23 @@ fn sealed<'a>(settings: &Settings, id: &SessionId, record: &'a Record) -> Cow<'a
 /// The user's index of a bound session.
 fn index<'a, S: SessionStore>(
     store: &'a S,
-    settings: &Settings,
+    settings: &'a Settings,
     binding: &'a Binding,
 ) -> UserIndex<'a, S> {
-    UserIndex::new(store, &settings.key_prefix, &binding.user, settings.codec)
+    UserIndex::new(store, &settings.keys, &binding.user, settings.codec).max(settings.max_per_user)
 }
 
-/// The index entry of a session bound now, under `key`.
-fn fresh_entry(key: &StoreKey, client: Option<&Client>) -> Entry {
-    Entry {
-        key: key.as_str().to_owned(),
-        bound_at: millis(SystemTime::now()),
-        user_agent: client.and_then(|c| c.user_agent.clone()),
-        ip: client.and_then(|c| c.ip.clone()),
-    }
+/// The entry in `index` of a session bound now, under `key`.
+fn fresh_entry<S: SessionStore>(
+    index: &UserIndex<'_, S>,
+    key: &StoreKey,
+    client: Option<&Client>,
+) -> Entry {
+    Entry::new(
+        index.name(key),
+        client.and_then(|c| c.user_agent.as_deref()),
+        client.and_then(|c| c.ip.as_deref()),
+    )
 }
 
 /// Whether a bound session was last seen long enough ago for a write to
@@ -544,7 +545,10 @@ async fn bound_updates<S: SessionStore>(
     let index = index(store, settings, binding);
     if snap.bound {
         let fresh_index = index
-            .add(&binding.handle, &fresh_entry(key, snap.client.as_ref()))
+            .add(
+                &binding.handle,
+                &fresh_entry(&index, key, snap.client.as_ref()),
+            )
             .await?;
         return Ok((Vec::new(), fresh_index));
     }
@@ -560,9 +564,9 @@ async fn bound_updates<S: SessionStore>(
             .into_iter()
             .find(|(handle, _)| *handle == binding.handle)
             .map_or_else(
-                || fresh_entry(key, None),
+                || fresh_entry(&index, key, None),
                 |(_, entry)| Entry {
-                    key: key.as_str().to_owned(),
+                    key: index.name(key),
                     ..entry
                 },
             );
@@ -601,14 +605,14 @@ async fn rebind<S: SessionStore>(
             .entries()
             .await?
             .into_iter()
-            .find(|(handle, entry)| *handle == binding.handle && entry.key == old.as_str())
+            .find(|(handle, entry)| *handle == binding.handle && entry.key == index.name(old))
     };
     let entry = match kept {
         Some((_, entry)) => Entry {
-            key: new.as_str().to_owned(),
+            key: index.name(new),
             ..entry
         },
-        None => fresh_entry(new, client),
+        None => fresh_entry(&index, new, client),
     };
     index.add(&binding.handle, &entry).await
 }
@@ -620,11 +624,7 @@ async fn rebind<S: SessionStore>(
 /// logged.
 async fn tidy<S: SessionStore>(store: &S, settings: &Settings, binding: &Binding) {
     let index = index(store, settings, binding);
-    let tidied = match settings.max_per_user {
-        Some(max) => index.cap(max, &binding.handle).await.map(drop),
-        None => index.list().await.map(drop),
-    };
-    if let Err(error) = tidied {
+    if let Err(error) = index.cap(settings.max_per_user, &binding.handle).await {
         tracing::warn!(%error, "could not tidy a user's index of sessions after a login");
     }
 }
@@ -633,7 +633,7 @@ async fn tidy<S: SessionStore>(store: &S, settings: &Settings, binding: &Binding
 /// anything the login wrote, at any step, whatever fails; and a logout
 /// racing the login still wins, whatever the interleaving:
 ///
-/// 1. a note at `old:moved` names the new id (its value empty: the login
+/// 1. a note beside the old key ([`session_core::Keyspace::move_note`]) names the new key (its value empty: the login
 ///    is under way), so that a logout that arrives while the login runs
 ///    ends the new session too;
 /// 2. the new session is created with this request's view of the session
@@ -660,10 +660,12 @@ async fn renew<S: SessionStore>(
     let permanent = snap.permanent;
     let (binding, bound, client) = (snap.binding, snap.bound, snap.client);
     let id = SessionId::generate();
-    let new = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
-    let note = move_note(old);
+    let new = settings.keys.session(&id);
+    let note = settings.keys.move_note(old);
     let note_ttl = MOVE_NOTE_TTL.min(settings.lifetime);
-    let target = |done: Bytes| vec![(new.as_str().to_owned(), done)];
+    // The note names the new session as the keyspace says: never its id.
+    let named = settings.keys.name(&note, &new);
+    let target = |done: Bytes| vec![(named.clone(), done)];
     // Another login of the same session may have left a note: add to it.
     let first_note = Record::from(target(Bytes::new()).into_iter().collect::<HashMap<_, _>>());
     if !store.create(&note, &first_note, note_ttl).await? {
@@ -700,7 +702,7 @@ async fn renew<S: SessionStore>(
             // else (a logout) the cookie goes.
             store.delete(&new).await?;
             let unmark = ChangeSet {
-                remove: vec![new.as_str().to_owned()],
+                remove: vec![named.clone()],
                 ..ChangeSet::default()
             };
             return Ok(match store.apply(&note, &unmark, note_ttl).await? {

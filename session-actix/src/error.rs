@@ -73,9 +73,15 @@ pub enum SessionError {
     /// store, or through a session no middleware loaded (`500`).
     #[error("{0}")]
     NoUserIndex(&'static str),
-    /// The key starts with a NUL character: such keys are reserved for
-    /// the stores' own bookkeeping.
-    #[error("session key {key:?}: keys starting with a NUL character are reserved")]
+    /// The key is reserved: a name the session keeps its own settings or
+    /// user binding under (`_permanent`, `_lifetime`, `_user`, `_seen`:
+    /// see `session_core::meta`), or one starting with a NUL character,
+    /// kept for the stores' own bookkeeping.
+    #[error(
+        "session key {key:?} is reserved: the session keeps its own settings and user under \
+         _permanent, _lifetime, _user and _seen, and keys starting with a NUL character are \
+         the stores'"
+    )]
     ReservedKey {
         /// The session key.
         key: String,

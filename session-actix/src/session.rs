@@ -337,7 +337,7 @@ impl State {
                     self.created_at = Some(now);
                 }
                 if let Some(id) = id {
-                    self.key = Some(StoreKey::new(&settings.key_prefix, id, settings.hash_ids));
+                    self.key = Some(settings.keys.session(id));
                     self.id = Some(id.clone());
                 }
                 self.exists = true;
@@ -520,7 +520,10 @@ impl Session {
     /// Each changes nothing: [`SessionError::Serialize`] if the value
     /// cannot be encoded, [`SessionError::TooLarge`] if the session would
     /// grow past its size limit (`SESSION_MAX_SIZE`), and
-    /// [`SessionError::ReservedKey`] for a key starting with a NUL character.
+    /// [`SessionError::ReservedKey`] for a reserved key: the names the
+    /// session keeps its own settings and user binding under (`_permanent`,
+    /// `_lifetime`, `_user`, `_seen`), and keys starting with a NUL
+    /// character.
     pub fn insert<T: Serialize>(
         &self,
         key: impl Into<String>,
@@ -547,7 +550,7 @@ impl Session {
         value: &T,
         skip_unchanged: bool,
     ) -> Result<(), SessionError> {
-        if key.starts_with('\0') {
+        if session_core::meta::is_reserved(&key) {
             return Err(SessionError::ReservedKey { key });
         }
         let mut state = self.state();

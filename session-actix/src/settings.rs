@@ -7,7 +7,7 @@ use session_core::config::CookieConfig;
 use session_core::seal::AtRest;
 use session_core::signing::Signer;
 use session_core::store::{Backend, Instrumented, Timeout};
-use session_core::{AnyStore, Codec, ConfigError, OutagePolicy, SessionConfig};
+use session_core::{AnyStore, Codec, ConfigError, Keyspace, OutagePolicy, SessionConfig};
 
 /// The store as the middleware calls it: observed (spans, metrics), each
 /// call bounded by `SESSION_STORE_TIMEOUT`.
@@ -162,15 +162,16 @@ pub(crate) struct Settings {
     pub(crate) lifetime: Duration,
     pub(crate) refresh: bool,
     pub(crate) signer: Option<IdSigner>,
-    pub(crate) key_prefix: String,
-    pub(crate) hash_ids: bool,
+    /// Where sessions and this crate's own records live, and how records
+    /// name sessions.
+    pub(crate) keys: Keyspace,
     pub(crate) codec: Codec,
     pub(crate) max_size: usize,
     pub(crate) outage: OutagePolicy,
     pub(crate) absolute_lifetime: Option<Duration>,
     pub(crate) save_on_error: bool,
     pub(crate) track_client: bool,
-    pub(crate) max_per_user: Option<usize>,
+    pub(crate) max_per_user: usize,
     /// Sessions are shared with a Flask app (`SESSION_INTEROP`): a stored
     /// session without `_permanent` is not permanent, and a new one gets
     /// it, as on the Flask side.
@@ -208,8 +209,7 @@ impl Settings {
             lifetime: config.lifetime,
             refresh: config.refresh_each_request,
             signer,
-            key_prefix: config.key_prefix.clone(),
-            hash_ids: config.hash_ids,
+            keys: Keyspace::from_config(config)?,
             codec: config.codec,
             max_size,
             outage: config.outage,

@@ -130,7 +130,7 @@ async fn load(shared: &Shared, values: &[String]) -> Result<State, SessionReject
                 .iter()
                 .filter_map(|v| parse_id(settings.signer.as_ref(), v))
             {
-                let key = StoreKey::new(&settings.key_prefix, &id, settings.hash_ids);
+                let key = settings.keys.session(&id);
                 let record = match store.load(&key).await {
                     Ok(record) => record,
                     Err(error) => return unavailable(settings, state(None, None), error),

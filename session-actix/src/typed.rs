@@ -203,4 +203,7 @@ pub mod __private {
     pub fn remove(session: &Session, key: &str) -> bool {
         session.remove_key(key)
     }
+
+    /// Whether a field's key is one an app may not use.
+    pub use session_core::meta::is_reserved;
 }

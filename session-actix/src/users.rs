@@ -147,7 +147,8 @@ impl Users {
             return Err(SessionError::NoUserIndex(COOKIE_STORE));
         };
         let settings = &self.shared.settings;
-        let index = UserIndex::new(store, &settings.key_prefix, user, settings.codec);
+        let index =
+            UserIndex::new(store, &settings.keys, user, settings.codec).max(settings.max_per_user);
         f(&index).await.map_err(SessionError::Store)
     }
 

@@ -227,8 +227,11 @@ pub struct SessionConfig {
     /// user's sessions. Defaults to false.
     pub track_client: bool,
     /// `SESSION_MAX_PER_USER`: the most sessions one user may have; binding
-    /// one more ends the user's least recently seen ones. Defaults to none.
-    pub max_per_user: Option<usize>,
+    /// one more ends the user's least recently seen ones. Defaults to
+    /// [`DEFAULT_MAX_PER_USER`](crate::users::DEFAULT_MAX_PER_USER) (50);
+    /// at most [`MAX_PER_USER_LIMIT`](crate::users::MAX_PER_USER_LIMIT)
+    /// (1000), so that a user's index and a login's work stay bounded.
+    pub max_per_user: usize,
     /// `SESSION_INTEROP`: `flask-session` to share sessions with a Flask app
     /// (feature `flask`). Defaults to none. With it, `SESSION_HASH_IDS`
     /// defaults to false (and may not be true) and
@@ -308,7 +311,7 @@ impl Default for SessionConfig {
             memory_max_sessions: 100_000,
             local_cache: 0,
             track_client: false,
-            max_per_user: None,
+            max_per_user: crate::users::DEFAULT_MAX_PER_USER,
             interop: None,
             cookie: CookieConfig::default(),
             file_dir: PathBuf::from("flask_session"),
@@ -716,19 +719,24 @@ impl SessionConfig {
         if self.store == StoreKind::Cookie {
             return Err(ConfigError::new(
                 KEY,
-                "is for server-side stores: the cookie store seals the whole session in the                  cookie already (SESSION_COOKIE_CONTENT=encrypted); set it to false",
+                "is for server-side stores: the cookie store seals the whole session in the \
+                 cookie already (SESSION_COOKIE_CONTENT=encrypted); set it to false",
             ));
         }
         if self.interop.is_some() {
             return Err(ConfigError::new(
                 KEY,
-                "is not available with SESSION_INTEROP: the Flask app could not read sealed                  values; set it to false",
+                "is not available with SESSION_INTEROP: the Flask app could not read sealed \
+                 values; set it to false",
             ));
         }
-        if !self.hash_ids && self.secret_key.is_none() {
+        if self.encrypt_at_rest == EncryptAtRest::Strict && self.secret_key.is_none() {
             return Err(ConfigError::new(
-                KEY,
-                "needs SESSION_HASH_IDS=true or a SECRET_KEY: with ids in clear in the store                  and no secret, a dump would hold the keys the values are sealed under",
+                "SECRET_KEY",
+                "is required with SESSION_ENCRYPT_AT_REST=strict: without it a session's key \
+                 comes from its id alone, which its user holds in the cookie, and a user who \
+                 can write to the store could seal values of their choosing for their own \
+                 session",
             ));
         }
         Ok(())
@@ -881,9 +889,9 @@ impl SessionConfig {
             "SESSION_TRACK_CLIENT" => self.track_client = parse_bool(key, v)?,
             "SESSION_MAX_PER_USER" => {
                 self.max_per_user = if v.is_empty() {
-                    None
+                    crate::users::DEFAULT_MAX_PER_USER
                 } else {
-                    Some(parse_number(key, v)?)
+                    parse_number(key, v)?
                 };
             }
             "SESSION_INTEROP" => {
@@ -979,10 +987,14 @@ impl SessionConfig {
                 "must be more than 0 seconds",
             ));
         }
-        if self.max_per_user == Some(0) {
+        if !(1..=crate::users::MAX_PER_USER_LIMIT).contains(&self.max_per_user) {
             return Err(ConfigError::new(
                 "SESSION_MAX_PER_USER",
-                "must be at least 1 (leave it unset for no limit)",
+                format!(
+                    "must be from 1 to {} (the default is {})",
+                    crate::users::MAX_PER_USER_LIMIT,
+                    crate::users::DEFAULT_MAX_PER_USER
+                ),
             ));
         }
         if self.store_timeout.is_zero() {
@@ -1012,6 +1024,9 @@ impl SessionConfig {
         if let Some(old) = &self.migrate_from {
             self.validate_migrate_from(old)?;
         }
+        // Ids in clear need a secret to seal the keys this crate's records
+        // name; Flask-Session's layout a prefix to keep them apart.
+        crate::keyspace::Keyspace::from_config(self)?;
         if self.redis_min_replicas > 0 && self.store != StoreKind::Redis {
             return Err(ConfigError::new(
                 "SESSION_REDIS_MIN_REPLICAS",
@@ -1225,7 +1240,7 @@ mod tests {
         assert!(c.save_on_error);
         assert_eq!(c.memory_max_sessions, 5000);
         assert!(c.track_client);
-        assert_eq!(c.max_per_user, Some(3));
+        assert_eq!(c.max_per_user, 3);
         assert_eq!(c.local_cache, 500);
     }
 
@@ -1316,13 +1331,17 @@ mod tests {
         assert!(!c.save_on_error);
         assert_eq!(c.memory_max_sessions, 100_000);
         assert!(!c.track_client);
-        assert_eq!(c.max_per_user, None);
+        assert_eq!(c.max_per_user, 50);
         let c = SessionConfig::from_source([("SESSION_ABSOLUTE_LIFETIME", "")]).unwrap();
         assert_eq!(c.absolute_lifetime, None, "an empty value means unset");
         let c = SessionConfig::from_source([("SESSION_MAX_PER_USER", "")]).unwrap();
-        assert_eq!(c.max_per_user, None, "an empty value means unset");
-        let error = SessionConfig::from_source([("SESSION_MAX_PER_USER", "0")]).unwrap_err();
-        assert_eq!(error.key(), "SESSION_MAX_PER_USER");
+        assert_eq!(c.max_per_user, 50, "an empty value means the default");
+        let c = SessionConfig::from_source([("SESSION_MAX_PER_USER", "1000")]).unwrap();
+        assert_eq!(c.max_per_user, 1000);
+        for bad in ["0", "1001"] {
+            let error = SessionConfig::from_source([("SESSION_MAX_PER_USER", bad)]).unwrap_err();
+            assert_eq!(error.key(), "SESSION_MAX_PER_USER", "{bad}");
+        }
         let error = SessionConfig::from_source([("SESSION_TRACK_CLIENT", "maybe")]).unwrap_err();
         assert_eq!(error.key(), "SESSION_TRACK_CLIENT");
     }

@@ -14,6 +14,7 @@ pub mod config;
 #[cfg_attr(docsrs, doc(cfg(feature = "flask")))]
 pub mod flask;
 pub mod id;
+pub mod keyspace;
 pub mod logout;
 pub mod meta;
 pub mod seal;
@@ -32,6 +33,7 @@ pub use config::{
     StoreKind,
 };
 pub use id::{SessionId, StoreKey};
+pub use keyspace::Keyspace;
 pub use seal::EncryptAtRest;
 pub use signing::{Signer, SigningKey};
 pub use store::{AnyStore, Applied, ChangeSet, Record, SessionStore, StoreError, Timeout};

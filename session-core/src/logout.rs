@@ -9,6 +9,10 @@
 //! move is over, when it was over; [`purge`] deletes a key and follows the
 //! notes of the moves that were not over when the logout arrived.
 //!
+//! The note lives under [`Keyspace::move_note`] and names the new session
+//! by [`Keyspace::name`]: it holds no live session id in any layout, and
+//! lives where no client of another app can address it.
+//!
 //! The middleware writes and follows these notes itself; they are public
 //! for tools that end sessions from outside a request (revoking a user's
 //! sessions, say) and for stores' own tests.
@@ -18,21 +22,12 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use crate::StoreKey;
+use crate::keyspace::Keyspace;
 use crate::store::{SessionStore, StoreError};
 
 /// How long the note that a login moved a session stays: longer than any
 /// request of that session can still be in flight.
 pub const MOVE_NOTE_TTL: Duration = Duration::from_secs(300);
-
-/// The key of the note a login leaves beside the old key: which keys the
-/// session moved to (each with an empty value while the move runs, then
-/// when it was over, as [`micros_since_epoch`] text).
-pub fn move_note(old: &StoreKey) -> StoreKey {
-    StoreKey::from_raw(format!("{old}{MOVE_NOTE_SUFFIX}"))
-}
-
-/// What ends the store key of a login's note ([`move_note`]).
-pub const MOVE_NOTE_SUFFIX: &str = ":moved";
 
 /// A time as a note records it: microseconds since the epoch (a logout
 /// that follows the login's response is microseconds later, at least).
@@ -42,7 +37,8 @@ pub fn micros_since_epoch(t: SystemTime) -> u128 {
         .as_micros()
 }
 
-/// Deletes the session under `key` and, following the notes logins leave,
+/// Deletes the session under `key` of `keys` and, following the notes
+/// logins leave,
 /// every session it was moved to by a login that was not over at `started`
 /// (when the logout arrived).
 ///
@@ -55,6 +51,7 @@ pub fn micros_since_epoch(t: SystemTime) -> u128 {
 /// The first error of the store; what was deleted before it stays deleted.
 pub async fn purge<S: SessionStore>(
     store: &S,
+    keys: &Keyspace,
     key: StoreKey,
     started: SystemTime,
 ) -> Result<(), StoreError> {
@@ -73,12 +70,14 @@ pub async fn purge<S: SessionStore>(
             return Ok(());
         };
         store.delete(&key).await?;
-        if let Some(note) = store.take(&move_note(&key)).await? {
+        let note = keys.move_note(&key);
+        if let Some(taken) = store.take(&note).await? {
             pending.extend(
-                note.entries
+                taken
+                    .entries
                     .into_iter()
                     .filter(|(_, done)| in_flight(done))
-                    .map(|(target, _)| StoreKey::from_raw(target)),
+                    .filter_map(|(target, _)| keys.resolve(&note, &target)),
             );
         }
     }

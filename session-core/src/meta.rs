@@ -3,9 +3,14 @@
 //!
 //! They travel with the session's entries (so every store keeps them with
 //! the same guarantees, and a login moves them with the rest), but the
-//! handler never sees them among its keys, and they are never sealed at
-//! rest ([`seal`](crate::seal)): a user's index is kept right by reading
-//! them without the session's id.
+//! handler never sees them among its keys, nor can it write them: their
+//! names are [reserved](is_reserved). They are never sealed at rest
+//! ([`seal`](crate::seal)): a user's index is kept right by reading them
+//! without the session's id ([`clear`]). With `SESSION_ENCRYPT_AT_REST`
+//! they carry a tag under the session's key instead, which the session's
+//! own load checks.
+
+use bytes::Bytes;
 
 pub use crate::users::{SEEN_KEY, USER_KEY};
 
@@ -19,6 +24,49 @@ pub const LIFETIME_KEY: &str = "_lifetime";
 pub const KEYS: [&str; 4] = [PERMANENT_KEY, LIFETIME_KEY, USER_KEY, SEEN_KEY];
 
 /// Whether `key` names a metadata entry.
-pub fn is_metadata(key: &str) -> bool {
-    KEYS.contains(&key)
+pub const fn is_metadata(key: &str) -> bool {
+    let mut i = 0;
+    while i < KEYS.len() {
+        if eq(KEYS[i].as_bytes(), key.as_bytes()) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether an app may not use `key` for an entry of its own: a metadata
+/// name, or a name starting with a NUL character (kept for the stores'
+/// own bookkeeping). A `const fn`, so that `#[derive(SessionData)]` refuses
+/// such a field at compile time.
+pub const fn is_reserved(key: &str) -> bool {
+    matches!(key.as_bytes().first(), Some(0)) || is_metadata(key)
+}
+
+const fn eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// What a tag adds to a metadata value: `0xC1 0x02`, a 24-byte nonce and
+/// a 16-byte tag.
+pub const TAG_OVERHEAD: usize = 2 + 24 + 16;
+
+/// A stored metadata value as it reads without the session's key: the
+/// value after its tag, if it has one (see [`seal`](crate::seal)).
+pub fn clear(value: &Bytes) -> Bytes {
+    if value.len() >= TAG_OVERHEAD && value[0] == 0xC1 && value[1] == crate::seal::META_VERSION {
+        value.slice(TAG_OVERHEAD..)
+    } else {
+        value.clone()
+    }
 }

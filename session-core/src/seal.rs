@@ -25,6 +25,17 @@
 //! (its own permanence and lifetime, the user it is bound to and when it
 //! was last seen).
 //!
+//! The metadata is in clear but not open to change: each metadata value is
+//! stored as `0xC1 0x02 nonce(24) tag(16) value`, the tag an
+//! XChaCha20-Poly1305 seal of nothing under the session's key, with the
+//! entry's name and the value as associated data. A user's index reads the
+//! value after the header ([`meta::clear`](crate::meta::clear)); the
+//! session's own load checks the tag, and drops a metadata value whose tag
+//! does not check (changed in the store, or moved from another session or
+//! entry) and, in [`EncryptAtRest::Strict`], one without a tag: someone who
+//! can write to the store cannot bind a session to a user, nor give it a
+//! lifetime of their choosing.
+//!
 //! A value that does not open (moved, changed in the store, or sealed
 //! under a secret that is no longer `SECRET_KEY` nor among
 //! `SECRET_KEY_FALLBACKS`) is read as absent, with a warning; never an
@@ -41,7 +52,7 @@ use sha2::Sha256;
 
 use crate::config::{ConfigError, SessionConfig};
 use crate::id::SessionId;
-use crate::meta::is_metadata;
+use crate::meta::{TAG_OVERHEAD, is_metadata};
 use crate::signing::{WeakSecret, subkey};
 use crate::store::ChangeSet;
 
@@ -91,6 +102,8 @@ impl EncryptAtRest {
 const MAGIC: u8 = 0xC1;
 /// The format's version, bound into every seal as associated data.
 const VERSION: u8 = 1;
+/// The second byte of a metadata value's tag header.
+pub(crate) const META_VERSION: u8 = 2;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 /// What sealing adds to a value: the two header bytes, the nonce and the tag.
@@ -245,16 +258,20 @@ impl AtRest {
         );
     }
 
-    /// Seals each value but the metadata's in place; the key is derived
-    /// only if there is one to seal.
+    /// Seals each value in place, and tags the metadata's; the key is
+    /// derived only if there is one to seal.
     fn seal_all<'a>(&self, id: &SessionId, values: impl Iterator<Item = (&'a str, &'a mut Bytes)>) {
         if !self.mode.seals() {
             return;
         }
         let mut cipher = None;
-        for (name, value) in values.filter(|(name, _)| !is_metadata(name)) {
+        for (name, value) in values {
             let cipher = cipher.get_or_insert_with(|| self.cipher(id, 0));
-            *value = seal(cipher, name, value);
+            *value = if is_metadata(name) {
+                tag(cipher, name, value)
+            } else {
+                seal(cipher, name, value)
+            };
         }
     }
 
@@ -271,9 +288,6 @@ impl AtRest {
         }
         let mut ciphers: Vec<Option<XChaCha20Poly1305>> = vec![None; self.salts.len()];
         entries.retain(|name, value| {
-            if is_metadata(name) {
-                return true;
-            }
             if !is_sealed(value) {
                 if strict {
                     tracing::warn!(
@@ -285,9 +299,14 @@ impl AtRest {
                 }
                 return true;
             }
+            let meta = is_metadata(name);
             let opened = (0..ciphers.len()).find_map(|i| {
                 let cipher = ciphers[i].get_or_insert_with(|| self.cipher(id, i));
-                open(cipher, name, value).map(|plain| (i, plain))
+                if meta {
+                    check(cipher, name, value).map(|plain| (i, plain))
+                } else {
+                    open(cipher, name, value).map(|plain| (i, plain))
+                }
             });
             match opened {
                 Some((index, plain)) => {
@@ -314,6 +333,59 @@ impl AtRest {
         }
         found
     }
+}
+
+/// The associated data of the metadata value `value` stored under `name`.
+fn meta_aad(name: &str, value: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(2 + name.len() + value.len());
+    aad.push(META_VERSION);
+    aad.extend_from_slice(name.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(value);
+    aad
+}
+
+/// The metadata value `value` of the entry `name`, with a tag under
+/// `cipher` before it.
+fn tag(cipher: &XChaCha20Poly1305, name: &str, value: &[u8]) -> Bytes {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).expect("the operating system's random number generator failed");
+    let tag = cipher
+        .encrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: &[],
+                aad: &meta_aad(name, value),
+            },
+        )
+        .expect("XChaCha20-Poly1305 tags any value a session can hold");
+    let mut out = Vec::with_capacity(TAG_OVERHEAD + value.len());
+    out.extend_from_slice(&[MAGIC, META_VERSION]);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&tag);
+    out.extend_from_slice(value);
+    Bytes::from(out)
+}
+
+/// The metadata value `tagged` holds, if its tag checks under `cipher` as
+/// the entry `name`.
+fn check(cipher: &XChaCha20Poly1305, name: &str, tagged: &Bytes) -> Option<Bytes> {
+    if tagged.get(1) != Some(&META_VERSION) || tagged.len() < TAG_OVERHEAD {
+        return None;
+    }
+    let nonce = XNonce::try_from(&tagged[2..2 + NONCE_LEN]).ok()?;
+    let value = tagged.slice(TAG_OVERHEAD..);
+    cipher
+        .decrypt(
+            &nonce,
+            Payload {
+                msg: &tagged[2 + NONCE_LEN..TAG_OVERHEAD],
+                aad: &meta_aad(name, &value),
+            },
+        )
+        .ok()
+        .filter(Vec::is_empty)
+        .map(|_| value)
 }
 
 /// The associated data of a value stored under `name`.
@@ -366,7 +438,7 @@ fn open(cipher: &XChaCha20Poly1305, name: &str, sealed: &[u8]) -> Option<Bytes> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::{PERMANENT_KEY, USER_KEY};
+    use crate::meta::{LIFETIME_KEY, PERMANENT_KEY, USER_KEY};
 
     const SECRET: &str = "a secret of at least thirty-two bytes";
     const OLD: &str = "the secret before it, also 32 bytes long";
@@ -418,29 +490,74 @@ mod tests {
     }
 
     #[test]
-    fn metadata_stays_in_clear() {
+    fn metadata_stays_readable_in_clear_and_is_tagged() {
         let id = SessionId::generate();
-        let at_rest = at_rest(EncryptAtRest::Strict, None, &[]);
+        let at_rest = at_rest(EncryptAtRest::Strict, Some(SECRET), &[]);
         let mut changes = ChangeSet {
             set: vec![
-                (USER_KEY.to_owned(), Bytes::from_static(b"{}")),
+                (
+                    USER_KEY.to_owned(),
+                    Bytes::from_static(b"{\"user\":\"ann\"}"),
+                ),
                 (PERMANENT_KEY.to_owned(), Bytes::from_static(b"true")),
                 ("k".to_owned(), Bytes::from_static(b"1")),
             ],
             ..ChangeSet::default()
         };
         at_rest.seal_changes(&id, &mut changes);
-        assert_eq!(changes.set[0].1, "{}");
-        assert_eq!(changes.set[1].1, "true");
+        assert_eq!(crate::meta::clear(&changes.set[0].1), "{\"user\":\"ann\"}");
+        assert_eq!(crate::meta::clear(&changes.set[1].1), "true");
+        assert_eq!(changes.set[1].1.len(), 4 + TAG_OVERHEAD);
         assert!(is_sealed(&changes.set[2].1));
         let mut stored: HashMap<_, _> = changes.set.into_iter().collect();
         let found = at_rest.open_entries(&id, &mut stored);
+        assert_eq!((found.opened, found.dropped), (3, 0));
+        assert_eq!(stored[USER_KEY], "{\"user\":\"ann\"}");
+        assert_eq!(stored[PERMANENT_KEY], "true");
+    }
+
+    #[test]
+    fn metadata_changed_moved_or_planted_in_the_store_is_dropped() {
+        let id = SessionId::generate();
+        let strict = at_rest(EncryptAtRest::Strict, Some(SECRET), &[]);
+        let on = at_rest(EncryptAtRest::On, Some(SECRET), &[]);
+        let mut stored = entries(&[(USER_KEY, "{\"user\":\"ann\"}"), (LIFETIME_KEY, "60")]);
+        strict.seal_entries(&id, &mut stored);
+
+        // The clear copy changed behind the tag: another user.
+        let mut changed = stored.clone();
+        let mut bytes = changed[USER_KEY].to_vec();
+        let at = bytes.len() - 3;
+        bytes[at] = b'o';
+        changed.insert(USER_KEY.to_owned(), Bytes::from(bytes));
+        for mode in [&strict, &on] {
+            let mut changed = changed.clone();
+            assert_eq!(mode.open_entries(&id, &mut changed).dropped, 1);
+            assert!(!changed.contains_key(USER_KEY));
+            assert_eq!(changed[LIFETIME_KEY], "60");
+        }
+        // A tagged value moved to another entry, or to another session.
+        let mut moved = entries(&[]);
+        moved.insert(PERMANENT_KEY.to_owned(), stored[LIFETIME_KEY].clone());
+        assert_eq!(on.open_entries(&id, &mut moved).dropped, 1);
+        let mut elsewhere = stored.clone();
         assert_eq!(
-            (found.opened, found.dropped),
-            (1, 0),
-            "metadata is not dropped in strict mode"
+            on.open_entries(&SessionId::generate(), &mut elsewhere)
+                .dropped,
+            2
         );
-        assert_eq!(stored.len(), 3);
+        // Planted in clear: dropped in strict, kept (written before the
+        // option) otherwise.
+        let planted = entries(&[
+            (USER_KEY, "{\"user\":\"root\"}"),
+            (LIFETIME_KEY, "31536000"),
+        ]);
+        let mut strictly = planted.clone();
+        assert_eq!(strict.open_entries(&id, &mut strictly).dropped, 2);
+        assert!(strictly.is_empty());
+        let mut leniently = planted.clone();
+        assert_eq!(on.open_entries(&id, &mut leniently).dropped, 0);
+        assert_eq!(leniently, planted);
     }
 
     #[test]

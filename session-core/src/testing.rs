@@ -1238,7 +1238,8 @@ async fn listed_handles<S: SessionStore>(
 pub async fn users_list_each_live_session<S: SessionStore>(store: Arc<S>) {
     use crate::users::UserIndex;
     let prefix = unique_prefix();
-    let index = UserIndex::new(&*store, &prefix, "ann", crate::Codec::Json);
+    let keys = crate::Keyspace::hashed(&prefix);
+    let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
     let before = SystemTime::now() - Duration::from_millis(1);
     let seen = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
     let (_, h1) = bound_session(&index, &*store, "ann", LONG, None).await;
@@ -1266,7 +1267,8 @@ pub async fn users_list_each_live_session<S: SessionStore>(store: Arc<S>) {
             );
         }
     }
-    let other = UserIndex::new(&*store, &prefix, "bob", crate::Codec::Json);
+    let keys = crate::Keyspace::hashed(&prefix);
+    let other = UserIndex::new(&*store, &keys, "bob", crate::Codec::Json);
     assert_eq!(
         other.list().await.unwrap(),
         Vec::new(),
@@ -1279,10 +1281,12 @@ pub async fn users_list_each_live_session<S: SessionStore>(store: Arc<S>) {
 pub async fn users_revoke_one<S: SessionStore>(store: Arc<S>) {
     use crate::users::{Handle, UserIndex};
     let prefix = unique_prefix();
-    let index = UserIndex::new(&*store, &prefix, "ann", crate::Codec::Json);
+    let keys = crate::Keyspace::hashed(&prefix);
+    let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
     let (k1, h1) = bound_session(&index, &*store, "ann", LONG, None).await;
     let (k2, h2) = bound_session(&index, &*store, "ann", LONG, None).await;
-    let bob = UserIndex::new(&*store, &prefix, "bob", crate::Codec::Json);
+    let keys = crate::Keyspace::hashed(&prefix);
+    let bob = UserIndex::new(&*store, &keys, "bob", crate::Codec::Json);
     assert!(
         !bob.revoke(&h1).await.unwrap(),
         "bob cannot revoke ann's session"
@@ -1305,12 +1309,14 @@ pub async fn users_revoke_one<S: SessionStore>(store: Arc<S>) {
 pub async fn users_revoke_all_and_all_but_current<S: SessionStore>(store: Arc<S>) {
     use crate::users::UserIndex;
     let prefix = unique_prefix();
-    let index = UserIndex::new(&*store, &prefix, "ann", crate::Codec::Json);
+    let keys = crate::Keyspace::hashed(&prefix);
+    let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
     let mut sessions = Vec::new();
     for _ in 0..3 {
         sessions.push(bound_session(&index, &*store, "ann", LONG, None).await);
     }
-    let bob = UserIndex::new(&*store, &prefix, "bob", crate::Codec::Json);
+    let keys = crate::Keyspace::hashed(&prefix);
+    let bob = UserIndex::new(&*store, &keys, "bob", crate::Codec::Json);
     let (bobs, _) = bound_session(&bob, &*store, "bob", LONG, None).await;
     // A session of ann's bound to bob since: her stale entry names it.
     let (rebound, _) = bound_session(&index, &*store, "ann", LONG, None).await;
@@ -1364,7 +1370,8 @@ pub async fn users_revoke_all_and_all_but_current<S: SessionStore>(store: Arc<S>
 pub async fn users_cap_ends_the_least_recently_seen<S: SessionStore>(store: Arc<S>) {
     use crate::users::UserIndex;
     let prefix = unique_prefix();
-    let index = UserIndex::new(&*store, &prefix, "ann", crate::Codec::Json);
+    let keys = crate::Keyspace::hashed(&prefix);
+    let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
     let at = |s: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s));
     // Seen in the order: oldest, newest, middle, and the one kept is the
     // oldest of all.
@@ -1403,7 +1410,8 @@ pub async fn users_cap_ends_the_least_recently_seen<S: SessionStore>(store: Arc<
 pub async fn users_gone_sessions_drop_out_of_the_index<S: SessionStore>(store: Arc<S>) {
     use crate::users::{Binding, Handle, USER_KEY, UserIndex, millis};
     let prefix = unique_prefix();
-    let index = UserIndex::new(&*store, &prefix, "ann", crate::Codec::Json);
+    let keys = crate::Keyspace::hashed(&prefix);
+    let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
     let (_, short) = bound_session(&index, &*store, "ann", SHORT, None).await;
     let (_, long) = bound_session(&index, &*store, "ann", LONG, None).await;
     // An entry whose session names another handle (a stale entry).
@@ -1460,7 +1468,8 @@ pub async fn users_concurrent_bindings_all_land<S: SessionStore>(store: Arc<S>) 
             .map(|handle| {
                 let (store, prefix, handle) = (Arc::clone(&store), prefix.clone(), handle.clone());
                 racer(Duration::ZERO, async move {
-                    let index = UserIndex::new(&*store, &prefix, "ann", crate::Codec::Json);
+                    let keys = crate::Keyspace::hashed(&prefix);
+                    let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
                     let entry = Entry {
                         key: unique_key("bound").as_str().to_owned(),
                         bound_at: millis(SystemTime::now()),
@@ -1473,7 +1482,8 @@ pub async fn users_concurrent_bindings_all_land<S: SessionStore>(store: Arc<S>) 
             .collect();
         let (_, overlapped) = race(calls).await;
         raced |= overlapped;
-        let index = UserIndex::new(&*store, &prefix, "ann", crate::Codec::Json);
+        let keys = crate::Keyspace::hashed(&prefix);
+        let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
         let got: std::collections::HashSet<_> = index
             .entries()
             .await
@@ -1497,11 +1507,13 @@ pub async fn users_revocation_wins_over_writes_in_flight<S: SessionStore>(store:
     use crate::users::UserIndex;
     ending_wins_over_concurrent_apply(store, "revocation", async |store| {
         let prefix = unique_prefix();
-        let index = UserIndex::new(&**store, &prefix, "ann", crate::Codec::Json);
+        let keys = crate::Keyspace::hashed(&prefix);
+        let index = UserIndex::new(&**store, &keys, "ann", crate::Codec::Json);
         let (key, handle) = bound_session(&index, &**store, "ann", LONG, None).await;
         let s = Arc::clone(store);
         let end: BoxFuture<'static, ()> = Box::pin(async move {
-            let index = UserIndex::new(&*s, &prefix, "ann", crate::Codec::Json);
+            let keys = crate::Keyspace::hashed(&prefix);
+            let index = UserIndex::new(&*s, &keys, "ann", crate::Codec::Json);
             assert!(index.revoke(&handle).await.unwrap());
         });
         (key, end)
@@ -1512,17 +1524,18 @@ pub async fn users_revocation_wins_over_writes_in_flight<S: SessionStore>(store:
 /// A revocation that arrives while a login moves the session to a new key
 /// ends the session where the login is moving it too.
 pub async fn users_revocation_follows_a_login_in_flight<S: SessionStore>(store: Arc<S>) {
-    use crate::logout::{MOVE_NOTE_TTL, move_note};
+    use crate::logout::MOVE_NOTE_TTL;
     use crate::users::UserIndex;
     let prefix = unique_prefix();
-    let index = UserIndex::new(&*store, &prefix, "ann", crate::Codec::Json);
+    let keys = crate::Keyspace::hashed(&prefix);
+    let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
     let (old, handle) = bound_session(&index, &*store, "ann", LONG, None).await;
     // The login's first two steps: the note (move under way), the new key.
     let new = unique_key("moved");
     let note = Record::from(HashMap::from([(new.as_str().to_owned(), Bytes::new())]));
     assert!(
         store
-            .create(&move_note(&old), &note, MOVE_NOTE_TTL)
+            .create(&keys.move_note(&old), &note, MOVE_NOTE_TTL)
             .await
             .unwrap()
     );

@@ -9,10 +9,12 @@
 //!   index entry) and, under [`SEEN_KEY`], when it was last seen (refreshed
 //!   or written), in milliseconds since the epoch. Both are encoded with the
 //!   session's codec, like its other entries.
-//! - The user's index is a record of its own, under [`index_key`]
-//!   (`prefix + "user:" + hex(sha256(user))`): one entry per session, by
-//!   handle, holding an [`Entry`] as JSON (the session's store key, when it
-//!   was bound, and the client seen then, if tracked).
+//! - The user's index is a record of its own, under
+//!   [`Keyspace::user_index`] (`prefix + "user:" + hex(sha256(user))`, under
+//!   a prefix of its own in Flask-Session's layout): one entry per
+//!   session, by handle, holding an [`Entry`] as JSON (the session's store
+//!   key as [`Keyspace::name`] names it, never a live id; when it was
+//!   bound; and the client seen then, if tracked).
 //!
 //! The index is written with the store's ordinary operations, so every
 //! store keeps it with the guarantees it gives sessions: two logins of one
@@ -30,10 +32,18 @@
 //! ([`Binding::index_due`]), so the index outlives the sessions it lists,
 //! as long as a bound session's lifetime stays under [`MAX_BOUND_LIFETIME`].
 //!
+//! # Bounds
+//!
 //! Entries of sessions that are gone (logged out, expired, revoked) are
-//! dropped whenever the index is listed, which every new binding does: the
-//! index holds at most one entry per live session, plus those that ended
-//! since the user last logged in.
+//! dropped whenever the index is listed, which every new binding does, and
+//! every binding keeps the user to `SESSION_MAX_PER_USER` live sessions
+//! ([`DEFAULT_MAX_PER_USER`] by default, at most [`MAX_PER_USER_LIMIT`]):
+//! the index holds at most that many live sessions, plus those that ended
+//! since the user last logged in. Whatever concurrent logins do, a listing
+//! loads at most [`UserIndex::window`] sessions, the index never passes
+//! [`INDEX_MAX_BYTES`] (a login that meets the limit ends the user's
+//! oldest sessions first, and logs in), and a client's `User-Agent` is kept
+//! to [`MAX_USER_AGENT`] bytes.
 //!
 //! [`logout::purge`]: crate::logout::purge
 
@@ -44,10 +54,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::StoreKey;
 use crate::codec::Codec;
+use crate::keyspace::Keyspace;
 use crate::logout::purge;
 use crate::store::{Applied, ChangeSet, Record, SessionStore, StoreError};
 
@@ -62,6 +72,19 @@ pub const INDEX_TTL: Duration = Duration::from_secs(800 * 24 * 60 * 60);
 /// as browsers keep a cookie): half of [`INDEX_TTL`], so that the index
 /// outlives it with a write at most every 400 days.
 pub const MAX_BOUND_LIFETIME: Duration = Duration::from_secs(400 * 24 * 60 * 60);
+
+/// `SESSION_MAX_PER_USER`'s default: the most sessions one user may have
+/// (a phone, a laptop and a few browsers each, with room to spare).
+pub const DEFAULT_MAX_PER_USER: usize = 50;
+/// The highest `SESSION_MAX_PER_USER` accepted: each login of a user may
+/// load each of their sessions.
+pub const MAX_PER_USER_LIMIT: usize = 1000;
+/// The most a user's index may weigh, as the store counts it: well under
+/// memcached's 1 MB items, and far over what [`MAX_PER_USER_LIMIT`]
+/// sessions need.
+pub const INDEX_MAX_BYTES: usize = 512 * 1024;
+/// The most of a client's `User-Agent` an index entry keeps, in bytes.
+pub const MAX_USER_AGENT: usize = 256;
 
 /// Bytes of randomness in a handle.
 const HANDLE_BYTES: usize = 16;
@@ -132,7 +155,8 @@ impl Binding {
 /// One session in a user's index, as stored there (JSON).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Entry {
-    /// The session's store key.
+    /// The session's store key, as [`Keyspace::name`] names it in the
+    /// index.
     pub key: String,
     /// When the session was bound, in milliseconds since the epoch.
     pub bound_at: u64,
@@ -142,6 +166,27 @@ pub struct Entry {
     /// The client's address at binding, when tracked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+}
+
+impl Entry {
+    /// The entry of a session bound now, named `key` in the index, with
+    /// the client's `User-Agent` (cut to [`MAX_USER_AGENT`] bytes) and
+    /// address, when tracked.
+    pub fn new(key: String, user_agent: Option<&str>, ip: Option<&str>) -> Self {
+        let user_agent = user_agent.map(|ua| {
+            let mut end = ua.len().min(MAX_USER_AGENT);
+            while !ua.is_char_boundary(end) {
+                end -= 1;
+            }
+            ua[..end].to_owned()
+        });
+        Self {
+            key,
+            bound_at: millis(SystemTime::now()),
+            user_agent,
+            ip: ip.map(str::to_owned),
+        }
+    }
 }
 
 /// One live session of a user, as [`UserIndex::list`] gives it.
@@ -171,33 +216,54 @@ fn from_millis(ms: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-/// The store key of `user`'s index: `prefix + "user:" + hex(sha256(user))`.
-pub fn index_key(prefix: &str, user: &str) -> StoreKey {
-    StoreKey::from_raw(format!(
-        "{prefix}user:{}",
-        hex::encode(Sha256::digest(user.as_bytes()))
-    ))
-}
-
 /// A user's index in a store.
 #[derive(Debug)]
 pub struct UserIndex<'a, S> {
     store: &'a S,
+    keys: &'a Keyspace,
     key: StoreKey,
     user: &'a str,
     codec: Codec,
+    max: usize,
+}
+
+/// What one look through an index found: the live sessions among the
+/// most recently bound entries, and the entries past what one look loads.
+struct Scan {
+    live: Vec<Listed>,
+    beyond: Vec<(Handle, Entry)>,
 }
 
 impl<'a, S: SessionStore> UserIndex<'a, S> {
-    /// The index of `user`, in `store`, beside sessions whose keys start
-    /// with `prefix` and whose entries `codec` encodes.
-    pub fn new(store: &'a S, prefix: &str, user: &'a str, codec: Codec) -> Self {
+    /// The index of `user`, in `store`, beside sessions of `keys` whose
+    /// entries `codec` encodes, for a user who may have
+    /// [`DEFAULT_MAX_PER_USER`] sessions (see [`max`](Self::max)).
+    pub fn new(store: &'a S, keys: &'a Keyspace, user: &'a str, codec: Codec) -> Self {
         Self {
             store,
-            key: index_key(prefix, user),
+            keys,
+            key: keys.user_index(user),
             user,
             codec,
+            max: DEFAULT_MAX_PER_USER,
         }
+    }
+
+    /// For a user who may have `max` sessions (`SESSION_MAX_PER_USER`): the
+    /// most [`cap`](Self::cap) leaves, and what bounds a listing.
+    #[must_use]
+    pub fn max(mut self, max: usize) -> Self {
+        self.max = max.clamp(1, MAX_PER_USER_LIMIT);
+        self
+    }
+
+    /// The most sessions one listing loads: twice the user's limit (the
+    /// live sessions, and as many that ended since the last login), and
+    /// a few more for logins under way. Entries past it, the oldest bound,
+    /// are there only if many logins ran at once: [`cap`](Self::cap) ends
+    /// them.
+    pub fn window(&self) -> usize {
+        2 * self.max + 16
     }
 
     /// The index's own store key.
@@ -205,9 +271,16 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
         &self.key
     }
 
+    /// How the index names the session under `session`, in an [`Entry`].
+    pub fn name(&self, session: &StoreKey) -> String {
+        self.keys.name(&self.key, session)
+    }
+
     /// Writes (or rewrites) the entry of one session, and gives the whole
     /// index its lifetime again. Returns `true` when the index was created
-    /// with this entry alone (the user had no other session listed).
+    /// with this entry alone (the user had no other session listed). An
+    /// index at [`INDEX_MAX_BYTES`] first ends the user's oldest sessions
+    /// past the limit (see [`cap`](Self::cap)).
     ///
     /// # Errors
     ///
@@ -216,17 +289,25 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
         let value = Bytes::from(serde_json::to_vec(entry).map_err(StoreError::backend)?);
         let changes = ChangeSet {
             set: vec![(handle.as_str().to_owned(), value.clone())],
+            max_size: Some(INDEX_MAX_BYTES),
             ..ChangeSet::default()
         };
+        let mut trimmed = false;
         // The index may expire or be emptied between the two calls: try
         // again, a few times.
         for _ in 0..4 {
             match self.store.apply(&self.key, &changes, INDEX_TTL).await? {
                 Applied::Done => return Ok(false),
                 Applied::Gone | Applied::Deleted => {}
+                Applied::TooLarge { .. } if !trimmed => {
+                    trimmed = true;
+                    self.trim(handle, self.max.saturating_sub(1).max(1)).await?;
+                    continue;
+                }
                 Applied::TooLarge { size } => {
                     return Err(StoreError::backend(format!(
-                        "a user's session index is {size} bytes, past the store's limit"
+                        "a user's session index is {size} bytes, past its limit of \
+                         {INDEX_MAX_BYTES} even once trimmed"
                     )));
                 }
             }
@@ -243,7 +324,8 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
         ))
     }
 
-    /// The index's entries as stored, readable or not dropped.
+    /// The index's entries as stored, readable or not dropped, oldest
+    /// binding first.
     ///
     /// # Errors
     ///
@@ -278,16 +360,27 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
 
     /// The user's live sessions, oldest binding first. Entries of sessions
     /// the store no longer holds (or that no longer name this user under
-    /// that handle) are dropped from the index on the way.
+    /// that handle) are dropped from the index on the way. Loads at most
+    /// [`window`](Self::window) sessions, the most recently bound.
     ///
     /// # Errors
     ///
     /// The store's.
     pub async fn list(&self) -> Result<Vec<Listed>, StoreError> {
+        Ok(self.scan().await?.live)
+    }
+
+    async fn scan(&self) -> Result<Scan, StoreError> {
+        let mut entries = self.entries().await?;
+        let beyond = entries.len().saturating_sub(self.window());
+        let beyond: Vec<_> = entries.drain(..beyond).collect();
         let mut live = Vec::new();
         let mut gone = Vec::new();
-        for (handle, entry) in self.entries().await? {
-            let key = StoreKey::from_raw(entry.key);
+        for (handle, entry) in entries {
+            let Some(key) = self.keys.resolve(&self.key, &entry.key) else {
+                gone.push(handle.0);
+                continue;
+            };
             let Some(record) = self.store.load(&key).await? else {
                 gone.push(handle.0);
                 continue;
@@ -295,7 +388,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
             let binding = record
                 .entries
                 .get(USER_KEY)
-                .and_then(|v| self.codec.decode::<Binding>(v).ok());
+                .and_then(|v| self.codec.decode::<Binding>(&crate::meta::clear(v)).ok());
             if binding.is_none_or(|b| b.user != self.user || b.handle != handle) {
                 gone.push(handle.0);
                 continue;
@@ -303,7 +396,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
             let seen = record
                 .entries
                 .get(SEEN_KEY)
-                .and_then(|v| self.codec.decode::<u64>(v).ok())
+                .and_then(|v| self.codec.decode::<u64>(&crate::meta::clear(v)).ok())
                 .map_or(from_millis(entry.bound_at), from_millis);
             live.push(Listed {
                 handle,
@@ -316,7 +409,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
             });
         }
         self.remove(gone).await?;
-        Ok(live)
+        Ok(Scan { live, beyond })
     }
 
     /// Whether the session under `key` is still this user's under
@@ -329,9 +422,27 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
             Some(record) => record
                 .entries
                 .get(USER_KEY)
-                .and_then(|v| self.codec.decode::<Binding>(v).ok())
+                .and_then(|v| self.codec.decode::<Binding>(&crate::meta::clear(v)).ok())
                 .is_some_and(|b| b.user == self.user && b.handle == *handle),
         })
+    }
+
+    /// Ends the session of an entry if it is still this user's: returns
+    /// whether it was. The entry stays in the index.
+    async fn end(
+        &self,
+        handle: &Handle,
+        entry: &Entry,
+        started: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let Some(key) = self.keys.resolve(&self.key, &entry.key) else {
+            return Ok(false);
+        };
+        let owned = self.owns(&key, handle).await?;
+        if owned {
+            purge(self.store, self.keys, key, started).await?;
+        }
+        Ok(owned)
     }
 
     /// Ends the session `handle` names, if it is this user's: returns
@@ -346,11 +457,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
         let Some((_, entry)) = entries.into_iter().find(|(h, _)| h == handle) else {
             return Ok(false);
         };
-        let key = StoreKey::from_raw(entry.key);
-        let owned = self.owns(&key, handle).await?;
-        if owned {
-            purge(self.store, key, started).await?;
-        }
+        let owned = self.end(handle, &entry, started).await?;
         self.remove(vec![handle.0.clone()]).await?;
         Ok(owned)
     }
@@ -369,11 +476,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
             if Some(&handle) == except {
                 continue;
             }
-            let key = StoreKey::from_raw(entry.key);
-            if self.owns(&key, &handle).await? {
-                purge(self.store, key, started).await?;
-                count += 1;
-            }
+            count += usize::from(self.end(&handle, &entry, started).await?);
             ended.push(handle.0);
         }
         self.remove(ended).await?;
@@ -382,18 +485,32 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
 
     /// Keeps the user to at most `max` live sessions, ending the least
     /// recently seen ones, never `keep`; returns how many it ended.
+    /// Entries past one listing's [`window`](Self::window) (left by many
+    /// logins at once) are ended too, the oldest bound first, at most
+    /// `max` of them per call, so that a call's loads stay bounded.
     ///
     /// # Errors
     ///
     /// The store's.
     pub async fn cap(&self, max: usize, keep: &Handle) -> Result<usize, StoreError> {
-        let mut live = self.list().await?;
+        self.trim(keep, max).await
+    }
+
+    async fn trim(&self, keep: &Handle, max: usize) -> Result<usize, StoreError> {
+        let started = SystemTime::now();
+        let Scan { mut live, beyond } = self.scan().await?;
+        let mut ended = 0;
+        let mut dropped = Vec::new();
+        for (handle, entry) in beyond.into_iter().filter(|(h, _)| h != keep).take(max) {
+            ended += usize::from(self.end(&handle, &entry, started).await?);
+            dropped.push(handle.0);
+        }
+        self.remove(dropped).await?;
         let Some(excess) = live.len().checked_sub(max).filter(|n| *n > 0) else {
-            return Ok(0);
+            return Ok(ended);
         };
         live.retain(|l| &l.handle != keep);
         live.sort_by_key(|l| l.last_seen);
-        let mut ended = 0;
         for listed in live.into_iter().take(excess) {
             ended += usize::from(self.revoke(&listed.handle).await?);
         }
@@ -418,12 +535,23 @@ mod tests {
 
     #[test]
     fn index_keys_hash_the_user() {
-        let key = index_key("session:", "42");
+        let keys = Keyspace::hashed("session:");
+        let key = keys.user_index("42");
         assert_eq!(
             key.as_str(),
             "session:user:73475cb40a568e8da8a045ced110137e159f890ac4da883b6b17dc651b3a8049"
         );
-        assert_ne!(index_key("session:", "43"), key);
+        assert_ne!(keys.user_index("43"), key);
+    }
+
+    #[test]
+    fn entries_keep_a_bounded_user_agent() {
+        let long = "é".repeat(MAX_USER_AGENT);
+        let entry = Entry::new("k".into(), Some(&long), Some("192.0.2.1"));
+        let kept = entry.user_agent.unwrap();
+        assert!(kept.len() <= MAX_USER_AGENT && long.starts_with(&kept));
+        assert_eq!(kept.len(), MAX_USER_AGENT);
+        assert_eq!(entry.ip.as_deref(), Some("192.0.2.1"));
     }
 
     #[test]

@@ -510,7 +510,7 @@ async fn a_value_moved_or_changed_in_the_store_reads_as_absent_with_a_warning() 
 async fn turning_it_on_then_off_logs_no_one_out() {
     let store = shared_memory();
     // Written before the option was on: in clear.
-    let off = app(&store, |b| b).await;
+    let off = app(&store, |b| b.secret_key(SECRET)).await;
     let cookie = off
         .post("/login?user=ada", None)
         .await
@@ -521,7 +521,7 @@ async fn turning_it_on_then_off_logs_no_one_out() {
     assert_eq!(stored(&store, &cookie, "cart").await, "\"apples\"");
 
     // On: the values in clear still load; a write seals what it writes.
-    let on = app(&store, |b| b.encrypt_at_rest(true)).await;
+    let on = app(&store, |b| b.secret_key(SECRET).encrypt_at_rest(true)).await;
     on.get("/get?key=user", Some(&cookie))
         .await
         .assert_ok("ada", "a value in clear after turning it on");
@@ -538,7 +538,10 @@ async fn turning_it_on_then_off_logs_no_one_out() {
     );
 
     // Strict: what is still in clear reads as absent, sealed values read.
-    let strict = app(&store, |b| b.encrypt_at_rest(EncryptAtRest::Strict)).await;
+    let strict = app(&store, |b| {
+        b.secret_key(SECRET).encrypt_at_rest(EncryptAtRest::Strict)
+    })
+    .await;
     strict
         .get("/get?key=user", Some(&cookie))
         .await
@@ -549,7 +552,7 @@ async fn turning_it_on_then_off_logs_no_one_out() {
         .assert_ok("pears", "a sealed value in strict mode");
 
     // Off again: sealed values still open; the next write is in clear.
-    let off = app(&store, |b| b).await;
+    let off = app(&store, |b| b.secret_key(SECRET)).await;
     off.get("/get?key=cart", Some(&cookie))
         .await
         .assert_ok("pears", "a sealed value after turning it off");
@@ -636,10 +639,6 @@ async fn incompatible_settings_are_refused_at_start_up_naming_the_key() {
             ("SESSION_INTEROP", "flask-session"),
             ("SESSION_ENCRYPT_AT_REST", "true"),
         ],
-        vec![
-            ("SESSION_HASH_IDS", "false"),
-            ("SESSION_ENCRYPT_AT_REST", "true"),
-        ],
     ] {
         let error = SessionConfig::from_source(settings.clone()).unwrap_err();
         assert_eq!(
@@ -648,6 +647,30 @@ async fn incompatible_settings_are_refused_at_start_up_naming_the_key() {
             "{settings:?}: {error}"
         );
     }
+    // Without a secret, the key of a session's values comes from its id
+    // alone, which its user holds: strict mode would not keep a user who
+    // can write to the store from sealing values of their own; and ids in
+    // clear would be in the store beside the values sealed under them.
+    for settings in [
+        vec![("SESSION_ENCRYPT_AT_REST", "strict")],
+        vec![
+            ("SESSION_HASH_IDS", "false"),
+            ("SESSION_ENCRYPT_AT_REST", "true"),
+        ],
+    ] {
+        let error = SessionConfig::from_source(settings.clone()).unwrap_err();
+        assert_eq!(error.key(), "SECRET_KEY", "{settings:?}: {error}");
+        assert!(
+            error.to_string().contains("SESSION_ENCRYPT_AT_REST=strict")
+                || error.to_string().contains("SESSION_HASH_IDS=false"),
+            "{error}"
+        );
+    }
+    let strict = [
+        ("SESSION_ENCRYPT_AT_REST", "strict"),
+        ("SECRET_KEY", SECRET),
+    ];
+    assert!(SessionConfig::from_source(strict).is_ok());
     let error =
         SessionConfig::from_source([("SESSION_ENCRYPT_AT_REST", "yes please")]).unwrap_err();
     assert_eq!(error.key(), "SESSION_ENCRYPT_AT_REST");

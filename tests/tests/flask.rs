@@ -20,8 +20,10 @@ async fn redis() -> RedisStore {
         .unwrap_or_else(|e| panic!("{REDIS} must be up (run scripts/services.sh): {e}"))
 }
 
+/// `pairs`, with [`SECRET`] as `SECRET_KEY` unless they give one.
 fn config(pairs: &[(&str, &str)]) -> Result<SessionConfig, session_actix::ConfigError> {
-    SessionConfig::from_source(pairs.iter().copied())
+    let secret = (!pairs.iter().any(|(k, _)| *k == "SECRET_KEY")).then_some(("SECRET_KEY", SECRET));
+    SessionConfig::from_source(pairs.iter().copied().chain(secret))
 }
 
 #[test]
@@ -63,10 +65,21 @@ fn settings_flask_session_cannot_honour_are_refused_naming_the_key() {
             "SESSION_ABSOLUTE_LIFETIME",
         ),
         (vec![("SESSION_INTEROP", "django")], "SESSION_INTEROP"),
+        // The Flask app addresses every key under the prefix: this
+        // crate's own records need one to live apart from.
+        (
+            vec![interop, ("SESSION_KEY_PREFIX", "")],
+            "SESSION_KEY_PREFIX",
+        ),
     ] {
         let err = config(&pairs).unwrap_err();
         assert_eq!(err.key(), key, "{pairs:?}: {err}");
     }
+    // Ids in clear: login notes and users' indexes seal the keys they
+    // name under the secret.
+    let err = SessionConfig::from_source([interop]).unwrap_err();
+    assert_eq!(err.key(), "SECRET_KEY", "{err}");
+    assert!(err.to_string().contains("SESSION_INTEROP"), "{err}");
 }
 
 #[actix_web::test]
@@ -103,11 +116,13 @@ async fn stores_flask_cannot_share_are_refused_at_start_up() {
 #[actix_web::test]
 async fn the_builder_checks_a_flask_store_against_its_settings() {
     let err = SessionMiddleware::builder(FlaskStore::new(redis().await))
+        .secret_key(SECRET)
         .hash_ids(true)
         .build()
         .unwrap_err();
     assert_eq!(err.key(), "SESSION_HASH_IDS", "{err}");
     let err = SessionMiddleware::builder(FlaskStore::new(redis().await).with_key_prefix("app:"))
+        .secret_key(SECRET)
         .build()
         .unwrap_err();
     assert_eq!(err.key(), "SESSION_KEY_PREFIX", "{err}");
@@ -120,17 +135,20 @@ async fn the_builder_checks_a_flask_store_against_its_settings() {
         .unwrap_err();
     assert_eq!(err.key(), "SESSION_INTEROP", "{err}");
     let err = SessionMiddleware::builder(FlaskStore::new(redis().await))
+        .secret_key(SECRET)
         .absolute_lifetime(std::time::Duration::from_secs(60))
         .build()
         .unwrap_err();
     assert_eq!(err.key(), "SESSION_ABSOLUTE_LIFETIME", "{err}");
     let err = SessionMiddleware::builder(FlaskStore::new(redis().await))
+        .secret_key(SECRET)
         .encrypt_at_rest(true)
         .build()
         .unwrap_err();
     assert_eq!(err.key(), "SESSION_ENCRYPT_AT_REST", "{err}");
     assert!(
         SessionMiddleware::builder(FlaskStore::new(redis().await).with_format(FlaskFormat::Json))
+            .secret_key(SECRET)
             .hash_ids(false)
             .build()
             .is_ok()
@@ -157,6 +175,7 @@ async fn cookies_and_values_are_flask_sessions() {
         App::new()
             .wrap(
                 SessionMiddleware::builder(FlaskStore::new(blob.clone()))
+                    .secret_key(SECRET)
                     .signing_key(SECRET)
                     .build()
                     .unwrap(),
@@ -272,6 +291,7 @@ async fn a_typed_session_reads_and_writes_what_flask_stores() {
         App::new()
             .wrap(
                 SessionMiddleware::builder(FlaskStore::new(blob.clone()))
+                    .secret_key(SECRET)
                     .build()
                     .unwrap(),
             )

@@ -468,8 +468,8 @@ fn assert_hashed_key(key: &str, prefix: &str, cookie: &str) {
     let rest = key
         .strip_prefix(prefix)
         .unwrap_or_else(|| panic!("store key {key:?} does not start with {prefix:?}"));
-    // The note a login leaves at the old id names it the same way.
-    let rest = rest.strip_suffix(":moved").unwrap_or(rest);
+    // The note a login leaves names the old key by its hash.
+    let rest = rest.strip_prefix("moved:").unwrap_or(rest);
     assert_eq!(
         rest.len(),
         64,
@@ -1746,7 +1746,7 @@ async fn each_login_drops_the_index_entries_of_ended_sessions() {
     use session_core::SessionStore;
     let store = Arc::new(MemoryStore::new());
     let app = start(SessionMiddleware::builder(Arc::clone(&store))).await;
-    let index = session_core::users::index_key("session:", "ann");
+    let index = session_core::Keyspace::hashed("session:").user_index("ann");
     let entries = async || {
         store
             .load(&index)
@@ -1803,7 +1803,7 @@ async fn a_login_sent_twice_keeps_the_cookie_of_the_login_that_moved_the_session
 #[actix_web::test]
 async fn a_logout_reaches_a_login_that_found_another_login_under_way() {
     use session_core::SessionStore;
-    use session_core::logout::{MOVE_NOTE_TTL, move_note};
+    use session_core::logout::MOVE_NOTE_TTL;
     use session_core::store::Record;
     // Held at its second apply: the carry-over, after it took the old
     // session; its first apply added its new id to the note of the other
@@ -1816,7 +1816,11 @@ async fn a_logout_reaches_a_login_that_found_another_login_under_way() {
         store
             .0
             .store
-            .create(&move_note(&old), &Record::from(elsewhere), MOVE_NOTE_TTL)
+            .create(
+                &session_core::Keyspace::hashed("session:").move_note(&old),
+                &Record::from(elsewhere),
+                MOVE_NOTE_TTL,
+            )
             .await
             .unwrap()
     );
