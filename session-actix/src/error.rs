@@ -73,7 +73,7 @@ pub enum SessionError {
     /// store, or through a session no middleware loaded (`500`).
     #[error("{0}")]
     NoUserIndex(&'static str),
-    /// The key is reserved: a name the session keeps its own settings or
+    /// The key is reserved (`400`): a name the session keeps its own settings or
     /// user binding under (`_permanent`, `_lifetime`, `_user`, `_seen`:
     /// see `session_core::meta`), or one starting with a NUL character,
     /// kept for the stores' own bookkeeping.
@@ -93,6 +93,9 @@ impl ResponseError for SessionError {
         match self {
             SessionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             SessionError::NotLoggedIn => StatusCode::UNAUTHORIZED,
+            // Apps that store under a name the client chose meet it as
+            // bad input.
+            SessionError::ReservedKey { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -169,9 +172,6 @@ mod tests {
         );
         assert!(missing.to_string().contains(".wrap(SessionMiddleware"));
         let error = SessionError::ReservedKey { key: "\0k".into() };
-        assert_eq!(
-            error.error_response().status(),
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
+        assert_eq!(error.error_response().status(), StatusCode::BAD_REQUEST);
     }
 }

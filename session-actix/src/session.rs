@@ -1169,6 +1169,35 @@ mod tests {
         s.insert("a\0b", 1).unwrap();
     }
 
+    /// The audit's finding: `insert("_user", …)` was read back as the
+    /// session's user binding. Every metadata name is refused, whatever
+    /// the value, through every way of writing, and nothing is recorded.
+    #[test]
+    fn metadata_names_are_reserved_whatever_the_value() {
+        use session_core::meta::KEYS;
+        let s = session(&[], 100_000);
+        let binding = serde_json::json!({"user": "victim", "handle": "AAAAAAAAAAAAAAAAAAAAAA", "indexed_at": 0});
+        for key in KEYS {
+            let refused = |err: SessionError| {
+                assert!(
+                    matches!(err, SessionError::ReservedKey { key: ref k } if k == key),
+                    "{key}: {err}"
+                );
+            };
+            refused(s.insert(key, &binding).unwrap_err());
+            refused(s.insert(key, "text").unwrap_err());
+            refused(s.insert(key, 31_536_000u64).unwrap_err());
+            refused(s.insert(key, true).unwrap_err());
+            refused(s.insert_if_changed(key, 1).unwrap_err());
+            refused(s.update(key, |_: Option<u64>| 1).unwrap_err());
+            refused(crate::typed::__private::set(&s, key, &binding).unwrap_err());
+        }
+        assert!(s.is_empty());
+        assert_eq!(s.status(), SessionStatus::Unchanged);
+        assert_eq!(s.user(), None, "no binding of the client's choosing");
+        assert!(s.is_permanent() && s.lifetime() == Duration::from_secs(31 * 24 * 3600));
+    }
+
     #[test]
     fn remove_returns_the_old_value_and_records_the_removal() {
         let s = session(&[("n", "7"), ("text", "\"x\"")], 1000);

@@ -41,9 +41,9 @@
 //! the index holds at most that many live sessions, plus those that ended
 //! since the user last logged in. Whatever concurrent logins do, a listing
 //! loads at most [`UserIndex::window`] sessions, the index never passes
-//! [`INDEX_MAX_BYTES`] (a login that meets the limit ends the user's
-//! oldest sessions first, and logs in), and a client's `User-Agent` is kept
-//! to [`MAX_USER_AGENT`] bytes.
+//! [`INDEX_MAX_BYTES`] (a login that meets the limit tidies the whole index
+//! once, and logs in), and an entry keeps at most [`MAX_USER_AGENT`] bytes
+//! of the client's `User-Agent` and [`MAX_IP`] of its address.
 //!
 //! [`logout::purge`]: crate::logout::purge
 
@@ -79,12 +79,15 @@ pub const DEFAULT_MAX_PER_USER: usize = 50;
 /// The highest `SESSION_MAX_PER_USER` accepted: each login of a user may
 /// load each of their sessions.
 pub const MAX_PER_USER_LIMIT: usize = 1000;
-/// The most a user's index may weigh, as the store counts it: well under
-/// memcached's 1 MB items, and far over what [`MAX_PER_USER_LIMIT`]
-/// sessions need.
-pub const INDEX_MAX_BYTES: usize = 512 * 1024;
-/// The most of a client's `User-Agent` an index entry keeps, in bytes.
+/// The most a user's index may weigh, as the store counts it: under
+/// memcached's 1 MB items, and over what [`MAX_PER_USER_LIMIT`] sessions
+/// need (an entry weighs at most about 600 bytes).
+pub const INDEX_MAX_BYTES: usize = 768 * 1024;
+/// The most of a client's `User-Agent` an index entry keeps, in bytes
+/// (printable ASCII; anything else, and `"` or `\`, is kept as `?`).
 pub const MAX_USER_AGENT: usize = 256;
+/// The most of a client's address an index entry keeps, in bytes.
+pub const MAX_IP: usize = 64;
 
 /// Bytes of randomness in a handle.
 const HANDLE_BYTES: usize = 16;
@@ -170,21 +173,15 @@ pub struct Entry {
 
 impl Entry {
     /// The entry of a session bound now, named `key` in the index, with
-    /// the client's `User-Agent` (cut to [`MAX_USER_AGENT`] bytes) and
-    /// address, when tracked.
+    /// the client's `User-Agent` and address, when tracked, cut to
+    /// [`MAX_USER_AGENT`] and [`MAX_IP`] bytes of printable ASCII, so that
+    /// an entry's size is bounded whatever the client sends.
     pub fn new(key: String, user_agent: Option<&str>, ip: Option<&str>) -> Self {
-        let user_agent = user_agent.map(|ua| {
-            let mut end = ua.len().min(MAX_USER_AGENT);
-            while !ua.is_char_boundary(end) {
-                end -= 1;
-            }
-            ua[..end].to_owned()
-        });
         Self {
             key,
             bound_at: millis(SystemTime::now()),
-            user_agent,
-            ip: ip.map(str::to_owned),
+            user_agent: user_agent.map(|ua| printable(ua, MAX_USER_AGENT)),
+            ip: ip.map(|ip| printable(ip, MAX_IP)),
         }
     }
 }
@@ -204,6 +201,18 @@ pub struct Listed {
     pub user_agent: Option<String>,
     /// The client's address at binding, when tracked.
     pub ip: Option<String>,
+}
+
+/// At most `max` characters of `text`, each printable ASCII but `"` and
+/// `\\` (which JSON would escape), or else `?`.
+fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 /// Milliseconds since the epoch.
@@ -300,8 +309,13 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
                 Applied::Done => return Ok(false),
                 Applied::Gone | Applied::Deleted => {}
                 Applied::TooLarge { .. } if !trimmed => {
+                    // Many logins at once left more entries than a login
+                    // looks at: look at them all, once, dropping those of
+                    // ended sessions and ending the least recently seen
+                    // past the limit, and log in.
                     trimmed = true;
-                    self.trim(handle, self.max.saturating_sub(1).max(1)).await?;
+                    self.trim(handle, self.max.saturating_sub(1).max(1), true)
+                        .await?;
                     continue;
                 }
                 Applied::TooLarge { size } => {
@@ -367,12 +381,13 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     ///
     /// The store's.
     pub async fn list(&self) -> Result<Vec<Listed>, StoreError> {
-        Ok(self.scan().await?.live)
+        Ok(self.scan(self.window()).await?.live)
     }
 
-    async fn scan(&self) -> Result<Scan, StoreError> {
+    /// Loads the sessions of the `window` most recently bound entries.
+    async fn scan(&self, window: usize) -> Result<Scan, StoreError> {
         let mut entries = self.entries().await?;
-        let beyond = entries.len().saturating_sub(self.window());
+        let beyond = entries.len().saturating_sub(window);
         let beyond: Vec<_> = entries.drain(..beyond).collect();
         let mut live = Vec::new();
         let mut gone = Vec::new();
@@ -493,12 +508,14 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     ///
     /// The store's.
     pub async fn cap(&self, max: usize, keep: &Handle) -> Result<usize, StoreError> {
-        self.trim(keep, max).await
+        self.trim(keep, max, false).await
     }
 
-    async fn trim(&self, keep: &Handle, max: usize) -> Result<usize, StoreError> {
+    /// [`cap`](Self::cap), loading every entry's session when `whole`.
+    async fn trim(&self, keep: &Handle, max: usize, whole: bool) -> Result<usize, StoreError> {
         let started = SystemTime::now();
-        let Scan { mut live, beyond } = self.scan().await?;
+        let window = if whole { usize::MAX } else { self.window() };
+        let Scan { mut live, beyond } = self.scan(window).await?;
         let mut ended = 0;
         let mut dropped = Vec::new();
         for (handle, entry) in beyond.into_iter().filter(|(h, _)| h != keep).take(max) {
@@ -545,13 +562,18 @@ mod tests {
     }
 
     #[test]
-    fn entries_keep_a_bounded_user_agent() {
-        let long = "é".repeat(MAX_USER_AGENT);
-        let entry = Entry::new("k".into(), Some(&long), Some("192.0.2.1"));
-        let kept = entry.user_agent.unwrap();
-        assert!(kept.len() <= MAX_USER_AGENT && long.starts_with(&kept));
-        assert_eq!(kept.len(), MAX_USER_AGENT);
+    fn an_entry_is_bounded_whatever_the_client_sends() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64)";
+        let entry = Entry::new("k".into(), Some(ua), Some("192.0.2.1"));
+        assert_eq!(entry.user_agent.as_deref(), Some(ua));
         assert_eq!(entry.ip.as_deref(), Some("192.0.2.1"));
+        let hostile = "\"é\\\u{0}".repeat(MAX_USER_AGENT);
+        let entry = Entry::new("k".into(), Some(&hostile), Some(&hostile));
+        let ua = entry.user_agent.as_deref().unwrap();
+        assert_eq!(ua, "?".repeat(MAX_USER_AGENT));
+        assert_eq!(entry.ip.as_deref().unwrap().len(), MAX_IP);
+        let json = serde_json::to_string(&entry).unwrap();
+        assert!(json.len() < MAX_USER_AGENT + MAX_IP + 64, "{json}");
     }
 
     #[test]

@@ -695,3 +695,75 @@ async fn incompatible_settings_are_refused_at_start_up_naming_the_key() {
         .unwrap_err();
     assert_eq!(error.key(), "SESSION_ENCRYPT_AT_REST", "{error}");
 }
+
+/// The session's metadata (its user, lifetime, permanence) stays readable
+/// in the store for the user's index, but not open to change: someone who
+/// can write to the store cannot bind their session to another user, nor
+/// give it a lifetime of their choosing. A tagged value copied from
+/// another session, or changed behind its tag, is dropped whatever the
+/// mode; one planted in clear is dropped in strict mode (`true` still
+/// reads metadata written before the option was on).
+#[actix_web::test]
+async fn metadata_copied_changed_or_planted_in_the_store_is_not_trusted() {
+    for mode in [EncryptAtRest::On, EncryptAtRest::Strict] {
+        let store = shared_memory();
+        let app = app(&store, |b| b.secret_key(SECRET).encrypt_at_rest(mode)).await;
+        let alice = app
+            .post("/login_as?user=alice", None)
+            .await
+            .expect_new_session("alice");
+        app.get("/sessions", Some(&alice))
+            .await
+            .assert_status(StatusCode::OK, "alice is logged in");
+        let binding = stored(&store, &alice, "_user").await;
+        let clear = session_core::meta::clear(&binding);
+        assert!(clear.starts_with(b"{\"user\":\"alice\""), "{clear:?}");
+        assert_ne!(binding, clear, "{mode:?}: the binding carries a tag");
+
+        let mallory = || async {
+            app.get("/set?key=cart&value=1", None)
+                .await
+                .expect_new_session("mallory")
+        };
+        let not_bound = async |cookie: &str, what: &str| {
+            app.get("/sessions", Some(cookie))
+                .await
+                .assert_status(StatusCode::UNAUTHORIZED, &format!("{mode:?}: {what}"));
+        };
+        // Alice's binding, tag and all, copied into Mallory's session.
+        let copied = mallory().await;
+        plant(&store, &copied, "_user", binding.clone()).await;
+        not_bound(&copied, "a binding copied from another session").await;
+        // Mallory's own binding, changed behind its tag to name Alice.
+        let own = app
+            .post("/login_as?user=mallory", None)
+            .await
+            .expect_new_session("mallory's login");
+        let tagged = stored(&store, &own, "_user").await;
+        let mut changed = tagged.to_vec();
+        let at = changed
+            .windows(9)
+            .position(|w| w == b"\"mallory\"")
+            .unwrap();
+        changed.splice(at..at + 9, b"\"alice\"".iter().copied());
+        plant(&store, &own, "_user", Bytes::from(changed)).await;
+        not_bound(&own, "a binding changed behind its tag").await;
+        // A binding planted in clear, and a year-long lifetime.
+        let planted = mallory().await;
+        plant(&store, &planted, "_user", clear.clone()).await;
+        plant(
+            &store,
+            &planted,
+            "_lifetime",
+            Bytes::from_static(b"31536000"),
+        )
+        .await;
+        let settings = app.get("/settings", Some(&planted)).await;
+        if mode == EncryptAtRest::Strict {
+            not_bound(&planted, "a binding planted in clear").await;
+            settings.assert_ok("true 2678400", "a lifetime planted in clear");
+        } else {
+            settings.assert_ok("true 31536000", "`true` reads metadata in clear");
+        }
+    }
+}

@@ -1720,13 +1720,22 @@ async fn the_cookie_store_cannot_list_or_end_a_users_sessions() {
 }
 
 #[actix_web::test]
-async fn max_sessions_per_user_must_be_at_least_one() {
-    let error = session_tests::memory()
-        .builder
-        .max_sessions_per_user(0)
-        .build()
-        .unwrap_err();
-    assert_eq!(error.key(), "SESSION_MAX_PER_USER");
+async fn max_sessions_per_user_is_from_1_to_1000() {
+    for max in [0, 1001] {
+        let error = session_tests::memory()
+            .builder
+            .max_sessions_per_user(max)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.key(), "SESSION_MAX_PER_USER", "{max}");
+    }
+    for max in [1, 1000] {
+        let built = session_tests::memory()
+            .builder
+            .max_sessions_per_user(max)
+            .build();
+        assert!(built.is_ok(), "{max}");
+    }
 }
 
 #[actix_web::test]
@@ -1771,6 +1780,88 @@ async fn each_login_drops_the_index_entries_of_ended_sessions() {
     let _c = login_as(&app, "ann", &[]).await;
     assert_eq!(entries().await, 2);
     assert_eq!(listed(&app, &b).await.len(), 2);
+}
+
+/// The audit's finding: with no limit by default, every login loaded
+/// every live session of its user (3,000 logins: 3,002 loads per login).
+/// Now a user keeps `SESSION_MAX_PER_USER` (50 by default) sessions, the
+/// least recently seen going first, and a login loads a bounded number of
+/// sessions however many logins came before.
+#[actix_web::test]
+async fn by_default_a_user_keeps_50_sessions_and_a_login_loads_a_bounded_number() {
+    use session_core::SessionStore;
+    let store = Recorder::default();
+    let app = start(SessionMiddleware::builder(store.clone())).await;
+    let first = login_as(&app, "ann", &[]).await;
+    for _ in 0..200 {
+        login_as(&app, "ann", &[]).await;
+    }
+    store.drain();
+    let last = login_as(&app, "ann", &[]).await;
+    let loads = store.drain().iter().filter(|c| c.kind() == "load").count();
+    assert!(
+        (50..=2 * 50 + 16 + 2).contains(&loads),
+        "a login loaded {loads} sessions"
+    );
+    assert_eq!(listed(&app, &last).await.len(), 50);
+    let index = session_core::Keyspace::hashed("session:").user_index("ann");
+    let record = store.inner.load(&index).await.unwrap().unwrap();
+    assert_eq!(
+        record.entries.len(),
+        50,
+        "the index holds the live sessions"
+    );
+    app.get("/peek", Some(&first))
+        .await
+        .assert_ok("", "the least recently seen session ended");
+}
+
+/// Many logins at once can leave an index past what one login ends; at
+/// its size limit (under memcached's 1 MB items) a login ends the user's
+/// oldest sessions first, and logs in.
+#[actix_web::test]
+async fn a_user_whose_index_is_full_still_logs_in() {
+    use session_core::SessionStore;
+    use session_core::store::Applied;
+    use session_core::users::{Entry, Handle, INDEX_MAX_BYTES};
+    let store = Arc::new(MemoryStore::new());
+    let app = start(SessionMiddleware::builder(Arc::clone(&store))).await;
+    let oldest = login_as(&app, "ann", &[]).await;
+    let index = session_core::Keyspace::hashed("session:").user_index("ann");
+    // Entries of sessions that are long gone, as left by a flood of
+    // logins, up to the limit.
+    let ua = "x".repeat(250);
+    let entry = |n: usize| {
+        let key = format!("session:{n:064x}");
+        serde_json::to_vec(&Entry::new(key, Some(&ua), None)).unwrap()
+    };
+    let per_entry = entry(0).len() + 22;
+    let filler: Vec<_> = (0..INDEX_MAX_BYTES / per_entry)
+        .map(|n| (Handle::generate().as_str().to_owned(), entry(n).into()))
+        .collect();
+    let fill = ChangeSet {
+        set: filler,
+        ..ChangeSet::default()
+    };
+    let ttl = session_core::users::INDEX_TTL;
+    assert_eq!(
+        store.apply(&index, &fill, ttl).await.unwrap(),
+        Applied::Done
+    );
+    let full = store.load(&index).await.unwrap().unwrap();
+    let size: usize = full.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+    assert!(
+        size + per_entry > INDEX_MAX_BYTES,
+        "the index is full: {size}"
+    );
+
+    let last = login_as(&app, "ann", &[]).await;
+    let left = store.load(&index).await.unwrap().unwrap().entries.len();
+    assert!(left <= 50, "the login trimmed the index to {left} entries");
+    assert_eq!(listed(&app, &last).await.len(), 2);
+    app.get("/peek", Some(&oldest))
+        .await
+        .assert_ok("user", "a live session within the limit stays");
 }
 
 #[actix_web::test]

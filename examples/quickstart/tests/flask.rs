@@ -333,6 +333,145 @@ async fn with_cookie(base: &str, key: &str, value: &str) -> StatusCode {
         .status()
 }
 
+/// What the Flask app answers a request that carries `cookie` as its
+/// session cookie's text, whatever its shape: Flask-Session opens
+/// `prefix + cookie` without checking it when `SESSION_USE_SIGNER` is off.
+async fn flask_with_cookie(post: bool, url: String, cookie: &str) -> (StatusCode, String) {
+    let c = reqwest::Client::new();
+    let request = if post { c.post(url) } else { c.get(url) };
+    let res = request
+        .header("cookie", format!("session={cookie}"))
+        .send()
+        .await
+        .expect("a response");
+    (res.status(), res.text().await.unwrap())
+}
+
+/// Every key of the Redis at 6379 that holds `needle`, with its value.
+fn redis_dump(needle: &str) -> Vec<(String, Vec<u8>)> {
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success(), "redis-cli {args:?}");
+        out.stdout
+    };
+    let keys = cli(&["--scan", "--pattern", &format!("*{needle}*")]);
+    String::from_utf8(keys)
+        .unwrap()
+        .lines()
+        .map(|key| {
+            let mut value = cli(&["--raw", "GET", key]);
+            value.pop(); // redis-cli's newline
+            (key.to_owned(), value)
+        })
+        .collect()
+}
+
+/// The audit's finding: a Flask app opens `prefix + <any cookie text>`,
+/// where this crate kept a user's index (`prefix + "user:" + sha256`) and
+/// a login's note (`prefix + id + ":moved"`), both holding live ids. Now
+/// they live where no Flask cookie reaches, and hold no id: through the
+/// quickstart with the Flask layout on Redis, after a login, no value in
+/// the store holds a live id, the Flask app reads and ends nothing of
+/// this crate's, and logging out everywhere still ends every session.
+#[tokio::test]
+async fn flask_clients_reach_none_of_this_crates_records() {
+    let prefix = format!("flaskaudit{}:", free_port());
+    let user = format!("victim{}", free_port());
+    let rust = start(&[
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", "redis://127.0.0.1:6379"),
+        ("SESSION_INTEROP", "flask-session"),
+        ("SECRET_KEY", SECRET),
+        ("SESSION_KEY_PREFIX", &prefix),
+    ]);
+    let flask = start_flask(&[
+        ("FLASK_STORE", "redis"),
+        ("FLASK_STORE_URL", "redis://127.0.0.1:6379/0"),
+        ("FLASK_KEY_PREFIX", &prefix),
+    ]);
+    let (r, f) = (rust.base.as_str(), flask.base.as_str());
+
+    // The id an attacker would plant, then the victim's login on it.
+    let victim = Client::new();
+    assert_eq!(
+        victim.post(format!("{r}/set?key=cart&value=1")).await.0,
+        StatusCode::OK
+    );
+    let planted = cookie(&victim.jar, r).expect("a session");
+    let login = victim.post(format!("{r}/login?user={user}")).await;
+    assert_eq!(login, (StatusCode::OK, format!("welcome {user}")));
+    let live = cookie(&victim.jar, r).expect("the login's session");
+    assert_ne!(live, planted);
+
+    // A dump of every key: no value holds an id, and the only key under
+    // the prefix (what Flask can address) is the session itself.
+    let dump = redis_dump(&prefix);
+    let keys = session_core::Keyspace::new(&prefix, false, true, Some(SECRET), [""; 0]).unwrap();
+    let index = keys.user_index(&user);
+    let note = keys.move_note(&StoreKey::from_raw(format!("{prefix}{planted}")));
+    for (key, value) in &dump {
+        for id in [&planted, &live] {
+            assert!(
+                !value.windows(id.len()).any(|w| w == id.as_bytes()),
+                "{key} holds the id {id}"
+            );
+        }
+        if key.starts_with(&prefix) {
+            assert_eq!(key, &format!("{prefix}{live}"), "Flask can address {key}");
+        } else {
+            assert!(!key.contains(&live) && !key.contains(&planted), "{key}");
+        }
+    }
+    let names: Vec<&str> = dump.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        names.contains(&index.as_str()),
+        "the index is kept: {names:?}"
+    );
+    assert!(
+        names.contains(&note.as_str()),
+        "the note is kept: {names:?}"
+    );
+
+    // Through Flask, the cookie texts that reached this crate's records
+    // before, and the records' keys without the prefix: a fresh session
+    // each time, and a Flask logout with them ends nothing.
+    let user_hash = index.as_str().rsplit(':').next().unwrap().to_owned();
+    let texts = [
+        format!("user:{user_hash}"),
+        format!("{planted}:moved"),
+        note.as_str()[1 + prefix.len()..].to_owned(),
+        index.as_str()[1..].to_owned(),
+    ];
+    for text in &texts {
+        let whoami = flask_with_cookie(false, format!("{f}/whoami"), text).await;
+        assert_eq!(whoami, (StatusCode::OK, String::new()), "{text}");
+        let logout = flask_with_cookie(true, format!("{f}/logout"), text).await;
+        assert_eq!(logout.0, StatusCode::OK, "{text}");
+    }
+    assert_eq!(
+        redis_dump(&prefix).len(),
+        dump.len(),
+        "a Flask logout removed a record"
+    );
+
+    // Logging out everywhere still reaches the victim's session.
+    let other = Client::new();
+    assert_eq!(
+        other.post(format!("{r}/login?user={user}")).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = other.post(format!("{r}/logout-everywhere")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "2 ended"));
+    assert_eq!(
+        victim.get(format!("{r}/get?key=cart")).await.0,
+        StatusCode::NOT_FOUND,
+        "the victim's session outlived logging out everywhere"
+    );
+}
+
 /// Every promise of the interop, on one store.
 async fn share(setup: Setup) {
     let mut ours = env(&setup.ours);

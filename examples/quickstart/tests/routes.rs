@@ -1070,3 +1070,42 @@ async fn two_processes_on_one_directory_lose_no_write() {
         assert_eq!(res.text().await.unwrap(), format!("v{i}"));
     }
 }
+
+/// `/set` stores under a name the client picks: the names the session
+/// keeps its own user and settings under are refused (400), whatever the
+/// value, and the client is never bound to the user it named, nor given
+/// the lifetime it asked for.
+#[tokio::test]
+async fn set_refuses_the_names_the_session_keeps_its_user_and_settings_under() {
+    let server = start(&[]);
+    let b = &server.base;
+    let c = client();
+    assert_eq!(
+        get(&c, format!("{b}/set?key=cart&value=1")).await.0,
+        StatusCode::OK
+    );
+    let binding = r#"{"user":"victim","handle":"AAAAAAAAAAAAAAAAAAAAAA","indexed_at":0}"#;
+    for (key, value) in [
+        ("_user", binding),
+        ("_user", "victim"),
+        ("_lifetime", "31536000"),
+        ("_permanent", "true"),
+        ("_seen", "0"),
+    ] {
+        let url =
+            reqwest::Url::parse_with_params(&format!("{b}/set"), [("key", key), ("value", value)])
+                .unwrap();
+        let (status, _) = post(&c, url.to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{key}={value}");
+    }
+    assert_eq!(
+        get(&c, format!("{b}/sessions")).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the client is bound to no user"
+    );
+    assert_eq!(
+        get(&c, format!("{b}/get?key=cart")).await,
+        (StatusCode::OK, "1".into()),
+        "the session is as it was"
+    );
+}

@@ -5,7 +5,8 @@ scripts/services.sh makes, on the store the environment names:
 
     FLASK_STORE=redis|redis-cluster|redis-sentinel|memcached|sql|mongodb
     FLASK_STORE_URL=<the store's address>   (sql: an SQLAlchemy URL)
-    FLASK_SQL_TABLE, FLASK_PORT, SECRET_KEY, SESSION_USE_SIGNER=1|0
+    FLASK_SQL_TABLE, FLASK_PORT, SECRET_KEY, SESSION_USE_SIGNER=1|0,
+    FLASK_KEY_PREFIX (Flask-Session's SESSION_KEY_PREFIX, `session:` by default)
 
 Its routes mirror the quickstart's, so that one cookie jar can drive both.
 """
@@ -24,6 +25,7 @@ app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
 app.config["SESSION_USE_SIGNER"] = os.environ.get("SESSION_USE_SIGNER") == "1"
 app.config["SESSION_SERIALIZATION_FORMAT"] = os.environ.get("FLASK_FORMAT", "msgpack")
 app.config["PERMANENT_SESSION_LIFETIME"] = datetime.timedelta(days=31)
+app.config["SESSION_KEY_PREFIX"] = os.environ.get("FLASK_KEY_PREFIX", "session:")
 
 store = os.environ["FLASK_STORE"]
 url = os.environ.get("FLASK_STORE_URL", "")
