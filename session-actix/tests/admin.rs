@@ -376,6 +376,31 @@ async fn migrate_moves_a_live_site_from_files_to_redis_and_no_user_is_logged_out
     }
 }
 
+/// In Flask-Session's layout this crate keeps users' indexes under a
+/// prefix of its own, out of the Flask app's reach: the tool still finds
+/// them, and ends a user's sessions.
+#[actix_web::test]
+async fn revoke_user_finds_the_index_kept_apart_in_the_flask_layout() {
+    let prefix = unique_prefix("flask");
+    let redis = Settings::new(&[
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", REDIS),
+        ("SESSION_KEY_PREFIX", &prefix),
+        ("SESSION_INTEROP", "flask-session"),
+        ("SECRET_KEY", "a secret key of at least thirty-two bytes"),
+    ]);
+    let base = serve(&redis).await;
+    let http = reqwest::Client::new();
+    let ann = log_in(&http, &base, "ann").await;
+    let ann_too = log_in(&http, &base, "ann").await;
+    let bob = log_in(&http, &base, "bob").await;
+    let ended = json(&admin(&["--json", "--config", redis.path(), "revoke-user", "ann"]).await);
+    assert_eq!(ended["ended"], 2, "{ended}");
+    assert_eq!(who(&http, &base, &ann).await.0, 401);
+    assert_eq!(who(&http, &base, &ann_too).await.0, 401);
+    assert_eq!(who(&http, &base, &bob).await, (200, "bob".to_owned()));
+}
+
 /// `show`, `revoke-user`, `cleanup` and `count`, with their exit codes.
 #[actix_web::test]
 async fn admin_commands_report_and_exit_as_documented() {
