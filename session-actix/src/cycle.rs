@@ -464,10 +464,12 @@ async fn save<S: SessionStore>(
                 let refreshed = if updates.is_empty() {
                     store.touch(live, ttl).await?
                 } else {
-                    let changes = ChangeSet {
+                    let mut changes = ChangeSet {
                         set: updates,
                         ..ChangeSet::default()
                     };
+                    // The metadata is tagged as every write tags it.
+                    settings.at_rest.seal_changes(id, &mut changes);
                     store.apply(live, &changes, ttl).await?
                 };
                 match refreshed {

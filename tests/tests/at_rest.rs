@@ -767,3 +767,36 @@ async fn metadata_copied_changed_or_planted_in_the_store_is_not_trusted() {
         }
     }
 }
+
+/// A refresh of a bound session (a read, once the session has aged) says
+/// when it was seen: that write tags the metadata as every write does, so
+/// that in strict mode the session stays bound and its `_seen` is read.
+#[actix_web::test]
+async fn a_refresh_tags_the_metadata_it_writes() {
+    let store = shared_memory();
+    let app = app(&store, |b| {
+        b.secret_key(SECRET)
+            .encrypt_at_rest(EncryptAtRest::Strict)
+            .lifetime(std::time::Duration::from_secs(10))
+    })
+    .await;
+    let ann = app
+        .post("/login_as?user=ann", None)
+        .await
+        .expect_new_session("ann");
+    let seen = stored(&store, &ann, "_seen").await;
+    // The refresh step: a tenth of the lifetime.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.get("/get?key=user", Some(&ann))
+        .await
+        .assert_ok("ann", "a read that refreshes");
+    let refreshed = stored(&store, &ann, "_seen").await;
+    assert_ne!(refreshed, seen, "the refresh wrote when it was seen");
+    assert!(
+        session_core::seal::is_sealed(&refreshed),
+        "the refresh tagged `_seen`: {refreshed:?}"
+    );
+    app.get("/sessions", Some(&ann))
+        .await
+        .assert_status(StatusCode::OK, "still bound after the refresh");
+}
