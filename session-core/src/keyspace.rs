@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, SessionConfig};
 use crate::id::{SessionId, StoreKey};
-use crate::signing::subkey;
+use crate::signing::{subkey, subkeys};
 
 /// Where a middleware's sessions and its own records live, and how its
 /// records name sessions: see the [module](self).
@@ -120,14 +120,11 @@ impl Keyspace {
                 message: "must be at least 32 bytes long",
             };
             let mac = subkey(MAC_PURPOSE, secret.as_bytes()).map_err(|_| weak.clone())?;
-            let ciphers = std::iter::once(secret.to_owned())
-                .chain(fallbacks.into_iter().map(|f| f.as_ref().to_owned()))
-                .map(|s| {
-                    subkey(SEAL_PURPOSE, s.as_bytes())
-                        .map(|k| XChaCha20Poly1305::new(&Key::from(k)))
-                        .map_err(|_| weak.clone())
-                })
-                .collect::<Result<_, _>>()?;
+            let ciphers = subkeys(SEAL_PURPOSE, secret, fallbacks)
+                .map_err(|_| weak)?
+                .into_iter()
+                .map(|k| XChaCha20Poly1305::new(&Key::from(k)))
+                .collect();
             Some(Sealer { mac, ciphers })
         };
         let own = if apart {

@@ -53,7 +53,7 @@ use sha2::Sha256;
 use crate::config::{ConfigError, SessionConfig};
 use crate::id::SessionId;
 use crate::meta::{TAG_OVERHEAD, is_metadata};
-use crate::signing::{WeakSecret, subkey};
+use crate::signing::{WeakSecret, subkeys};
 use crate::store::ChangeSet;
 
 /// Whether session values are sealed at rest: the value of
@@ -176,13 +176,10 @@ impl AtRest {
     {
         let salts = match secret {
             None => vec![None],
-            Some(secret) => {
-                let fallbacks: Vec<F::Item> = fallbacks.into_iter().collect();
-                std::iter::once(secret)
-                    .chain(fallbacks.iter().map(AsRef::as_ref))
-                    .map(|s| subkey(SALT_PURPOSE, s.as_bytes()).map(Some))
-                    .collect::<Result<_, _>>()?
-            }
+            Some(secret) => subkeys(SALT_PURPOSE, secret, fallbacks)?
+                .into_iter()
+                .map(Some)
+                .collect(),
         };
         Ok(Self { mode, salts })
     }

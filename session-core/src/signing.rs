@@ -222,6 +222,24 @@ pub(crate) fn subkey(purpose: &str, secret: &[u8]) -> Result<[u8; 32], WeakSecre
     Ok(kdf.finalize().into_bytes().into())
 }
 
+/// The keys for `purpose` of the current secret, then of each fallback,
+/// in that order (see [`subkey`]).
+pub(crate) fn subkeys<F>(
+    purpose: &str,
+    current: &str,
+    fallbacks: F,
+) -> Result<Vec<[u8; 32]>, WeakSecret>
+where
+    F: IntoIterator,
+    F::Item: AsRef<str>,
+{
+    let mut keys = vec![subkey(purpose, current.as_bytes())?];
+    for fallback in fallbacks {
+        keys.push(subkey(purpose, fallback.as_ref().as_bytes())?);
+    }
+    Ok(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
