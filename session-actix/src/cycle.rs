@@ -603,11 +603,9 @@ async fn rebind<S: SessionStore>(
     let kept = if bound {
         None
     } else {
-        index
-            .entries()
-            .await?
-            .into_iter()
-            .find(|(handle, entry)| *handle == binding.handle && entry.key == index.name(old))
+        index.entries().await?.into_iter().find(|(handle, entry)| {
+            *handle == binding.handle && index.resolve(entry).as_ref() == Some(old)
+        })
     };
     let entry = match kept {
         Some((_, entry)) => Entry {

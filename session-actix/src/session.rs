@@ -276,6 +276,12 @@ impl State {
         }
     }
 
+    /// Has the session's metadata written again (tagged, with values
+    /// sealed at rest) by the request's save, if it has any to write.
+    pub(crate) fn retag_metadata(&mut self) {
+        self.meta_changed |= self.has_content();
+    }
+
     /// Whether this request set the session's permanence or lifetime.
     pub(crate) fn settings_changed(&self) -> bool {
         self.meta_changed

@@ -160,10 +160,18 @@ fn stored(
     record: Option<Record>,
 ) -> State {
     let (mut record, ended) = within_absolute_lifetime(settings, record);
+    let mut in_clear = 0;
     if let (Some(record), Some(id)) = (&mut record, &id) {
-        settings.at_rest.open_entries(id, &mut record.entries);
+        in_clear = settings
+            .at_rest
+            .open_entries(id, &mut record.entries)
+            .metadata_in_clear;
     }
     let mut state = State::new(id, record, defaults(settings));
+    if in_clear > 0 {
+        // Written before sealing was on: the next write tags it.
+        state.retag_metadata();
+    }
     state.key = key;
     state.ended = ended;
     state

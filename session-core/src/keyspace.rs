@@ -264,9 +264,17 @@ impl Keyspace {
     /// from another record, sealed under a secret no longer configured) or
     /// that this layout does not write.
     pub fn resolve(&self, record: &StoreKey, name: &str) -> Option<StoreKey> {
+        self.resolve_fresh(record, name).map(|(key, _)| key)
+    }
+
+    /// [`resolve`](Self::resolve), and whether the name is as
+    /// [`name`](Self::name) writes it now: `false` when it opened under a
+    /// fallback secret only, and is to be written anew before that secret
+    /// goes.
+    pub fn resolve_fresh(&self, record: &StoreKey, name: &str) -> Option<(StoreKey, bool)> {
         let Some(sealer) = &self.sealer else {
             // Hashed ids: a name is the key.
-            return Some(StoreKey::from_raw(name));
+            return Some((StoreKey::from_raw(name), true));
         };
         let bytes = URL_SAFE_NO_PAD
             .decode(name.strip_prefix(SEALED_MARK)?)
@@ -274,7 +282,7 @@ impl Keyspace {
         let (nonce, sealed) = bytes.split_at_checked(NONCE_LEN)?;
         let nonce = XNonce::try_from(nonce).ok()?;
         let aad = aad(record);
-        sealer.ciphers.iter().find_map(|cipher| {
+        sealer.ciphers.iter().enumerate().find_map(|(i, cipher)| {
             let plain = cipher
                 .decrypt(
                     &nonce,
@@ -284,7 +292,9 @@ impl Keyspace {
                     },
                 )
                 .ok()?;
-            String::from_utf8(plain).ok().map(StoreKey::from_raw)
+            String::from_utf8(plain)
+                .ok()
+                .map(|key| (StoreKey::from_raw(key), i == 0))
         })
     }
 }
@@ -389,7 +399,15 @@ mod tests {
             "a new secret, also thirty-two bytes",
             &[SECRET],
         );
-        assert_eq!(rotated.resolve(&note, &name), Some(session.clone()));
+        assert_eq!(
+            rotated.resolve_fresh(&note, &name),
+            Some((session.clone(), false)),
+            "opens under the fallback, to be written anew"
+        );
+        assert_eq!(
+            keys.resolve_fresh(&note, &name),
+            Some((session.clone(), true))
+        );
         let forgotten = clear(
             "session:",
             true,

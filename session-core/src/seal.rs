@@ -131,6 +131,10 @@ pub struct Opened {
     /// Values dropped: sealed ones that did not open, and (in
     /// [`EncryptAtRest::Strict`]) ones in clear.
     pub dropped: usize,
+    /// Metadata values read in clear, without a tag, while the mode seals
+    /// ([`EncryptAtRest::On`]: written before the option was on): the
+    /// session's next write is to tag them, so that `strict` can come.
+    pub metadata_in_clear: usize,
 }
 
 /// A key derived for a session: the salt and id it was derived from, and
@@ -281,6 +285,9 @@ impl AtRest {
         let mut found = Opened::default();
         let strict = self.mode == EncryptAtRest::Strict;
         if !strict && !entries.values().any(|v| is_sealed(v)) {
+            if self.mode.seals() {
+                found.metadata_in_clear = entries.keys().filter(|k| is_metadata(k)).count();
+            }
             return found;
         }
         let mut ciphers: Vec<Option<XChaCha20Poly1305>> = vec![None; self.salts.len()];
@@ -293,6 +300,9 @@ impl AtRest {
                     );
                     found.dropped += 1;
                     return false;
+                }
+                if self.mode.seals() && is_metadata(name) {
+                    found.metadata_in_clear += 1;
                 }
                 return true;
             }

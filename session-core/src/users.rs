@@ -239,7 +239,8 @@ pub struct UserIndex<'a, S> {
 /// What one look through an index found: the live sessions among the
 /// most recently bound entries, and the entries past what one look loads.
 struct Scan {
-    live: Vec<Listed>,
+    /// Each live session, with its entry as the index holds it.
+    live: Vec<(Listed, Entry)>,
     beyond: Vec<(Handle, Entry)>,
 }
 
@@ -381,7 +382,13 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     ///
     /// The store's.
     pub async fn list(&self) -> Result<Vec<Listed>, StoreError> {
-        Ok(self.scan(self.window()).await?.live)
+        let live = self.scan(self.window()).await?.live;
+        Ok(live.into_iter().map(|(listed, _)| listed).collect())
+    }
+
+    /// The session key an entry names, if it still opens.
+    pub fn resolve(&self, entry: &Entry) -> Option<StoreKey> {
+        self.keys.resolve(&self.key, &entry.key)
     }
 
     /// Loads the sessions of the `window` most recently bound entries.
@@ -391,8 +398,12 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
         let beyond: Vec<_> = entries.drain(..beyond).collect();
         let mut live = Vec::new();
         let mut gone = Vec::new();
+        // Entries whose name opened under a fallback secret only: written
+        // anew under the current one, so that no session drops out of its
+        // user's reach when the old secret goes.
+        let mut renamed = Vec::new();
         for (handle, entry) in entries {
-            let Some(key) = self.keys.resolve(&self.key, &entry.key) else {
+            let Some((key, fresh)) = self.keys.resolve_fresh(&self.key, &entry.key) else {
                 gone.push(handle.0);
                 continue;
             };
@@ -413,17 +424,43 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
                 .get(SEEN_KEY)
                 .and_then(|v| self.codec.decode::<u64>(&crate::meta::clear(v)).ok())
                 .map_or(from_millis(entry.bound_at), from_millis);
-            live.push(Listed {
+            let entry = if fresh {
+                entry
+            } else {
+                let entry = Entry {
+                    key: self.name(&key),
+                    ..entry
+                };
+                renamed.push((handle.clone(), entry.clone()));
+                entry
+            };
+            let listed = Listed {
                 handle,
                 // A layout without creation times (Flask-Session's): the
                 // session was made no later than it was bound.
                 created_at: record.created_at.or(Some(from_millis(entry.bound_at))),
                 last_seen: seen,
-                user_agent: entry.user_agent,
-                ip: entry.ip,
-            });
+                user_agent: entry.user_agent.clone(),
+                ip: entry.ip.clone(),
+            };
+            live.push((listed, entry));
         }
         self.remove(gone).await?;
+        if !renamed.is_empty() {
+            // Each replaces an entry of the same size: no limit to check.
+            let set = renamed
+                .into_iter()
+                .map(|(handle, entry)| {
+                    let value = serde_json::to_vec(&entry).map_err(StoreError::backend)?;
+                    Ok((handle.0, Bytes::from(value)))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            let changes = ChangeSet {
+                set,
+                ..ChangeSet::default()
+            };
+            let _ = self.store.apply(&self.key, &changes, INDEX_TTL).await?;
+        }
         Ok(Scan { live, beyond })
     }
 
@@ -450,7 +487,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
         entry: &Entry,
         started: SystemTime,
     ) -> Result<bool, StoreError> {
-        let Some(key) = self.keys.resolve(&self.key, &entry.key) else {
+        let Some(key) = self.resolve(entry) else {
             return Ok(false);
         };
         let owned = self.owns(&key, handle).await?;
@@ -516,21 +553,30 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
         let started = SystemTime::now();
         let window = if whole { usize::MAX } else { self.window() };
         let Scan { mut live, beyond } = self.scan(window).await?;
+        // The entries past the window, oldest bound first, at most `max`
+        // a call; then the least recently seen live sessions past `max`.
+        let mut ending: Vec<(Handle, Entry)> = beyond
+            .into_iter()
+            .filter(|(h, _)| h != keep)
+            .take(max)
+            .collect();
+        if let Some(excess) = live.len().checked_sub(max).filter(|n| *n > 0) {
+            live.retain(|(l, _)| &l.handle != keep);
+            live.sort_by_key(|(l, _)| l.last_seen);
+            ending.extend(
+                live.into_iter()
+                    .take(excess)
+                    .map(|(listed, entry)| (listed.handle, entry)),
+            );
+        }
+        // Each entry as scanned: no load of the index per session ended.
         let mut ended = 0;
-        let mut dropped = Vec::new();
-        for (handle, entry) in beyond.into_iter().filter(|(h, _)| h != keep).take(max) {
+        let mut dropped = Vec::with_capacity(ending.len());
+        for (handle, entry) in ending {
             ended += usize::from(self.end(&handle, &entry, started).await?);
             dropped.push(handle.0);
         }
         self.remove(dropped).await?;
-        let Some(excess) = live.len().checked_sub(max).filter(|n| *n > 0) else {
-            return Ok(ended);
-        };
-        live.retain(|l| &l.handle != keep);
-        live.sort_by_key(|l| l.last_seen);
-        for listed in live.into_iter().take(excess) {
-            ended += usize::from(self.revoke(&listed.handle).await?);
-        }
         Ok(ended)
     }
 }

@@ -800,3 +800,35 @@ async fn a_refresh_tags_the_metadata_it_writes() {
         .await
         .assert_status(StatusCode::OK, "still bound after the refresh");
 }
+
+/// Metadata written before sealing was on (a user binding, a lifetime) is
+/// tagged by the session's first request once it is on, even one that
+/// only reads: `strict` then keeps the user logged in.
+#[actix_web::test]
+async fn turning_it_on_tags_the_metadata_written_before_so_strict_keeps_users() {
+    let store = shared_memory();
+    let off = app(&store, |b| b.secret_key(SECRET)).await;
+    let ann = off
+        .post("/login_as?user=ann", None)
+        .await
+        .expect_new_session("login");
+    let before = stored(&store, &ann, "_user").await;
+    assert_eq!(session_core::meta::clear(&before), before, "in clear");
+
+    let on = app(&store, |b| b.secret_key(SECRET).encrypt_at_rest(true)).await;
+    on.get("/get?key=user", Some(&ann))
+        .await
+        .assert_ok("ann", "a read once the option is on");
+    let after = stored(&store, &ann, "_user").await;
+    assert!(session_core::seal::is_sealed(&after), "tagged: {after:?}");
+    assert_eq!(session_core::meta::clear(&after), before);
+
+    let strict = app(&store, |b| {
+        b.secret_key(SECRET).encrypt_at_rest(EncryptAtRest::Strict)
+    })
+    .await;
+    strict
+        .get("/sessions", Some(&ann))
+        .await
+        .assert_status(StatusCode::OK, "still logged in under strict");
+}

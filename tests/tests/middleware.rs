@@ -1816,6 +1816,40 @@ async fn by_default_a_user_keeps_50_sessions_and_a_login_loads_a_bounded_number(
         .assert_ok("", "the least recently seen session ended");
 }
 
+/// With ids in clear, a user's index names each session sealed under
+/// `SECRET_KEY`. Rotating the secret keeps every session in its user's
+/// reach: while the old secret is a fallback, the next listing (every
+/// login lists) writes the names anew, so once it goes, logging out
+/// everywhere still ends sessions bound under it.
+#[actix_web::test]
+async fn rotating_the_secret_keeps_every_session_in_its_users_reach() {
+    let store = Arc::new(MemoryStore::new());
+    let app = |secret: &str, fallbacks: &[&str]| {
+        let builder = SessionMiddleware::builder(Arc::clone(&store))
+            .hash_ids(false)
+            .secret_key(secret)
+            .fallback_keys(fallbacks.iter().copied());
+        start(builder)
+    };
+    let old = app(OLD_SECRET, &[]).await;
+    let first = login_as(&old, "ann", &[]).await;
+    let rotating = app(SECRET, &[OLD_SECRET]).await;
+    let second = login_as(&rotating, "ann", &[]).await;
+    assert_eq!(listed(&rotating, &second).await.len(), 2);
+    let rotated = app(SECRET, &[]).await;
+    rotated
+        .post("/logout-everywhere", Some(&second))
+        .await
+        .assert_ok(
+            "2 ended",
+            "both sessions, the one bound under the old secret too",
+        );
+    rotated
+        .get("/peek", Some(&first))
+        .await
+        .assert_ok("", "the session bound under the old secret ended");
+}
+
 /// Many logins at once can leave an index past what one login ends; at
 /// its size limit (under memcached's 1 MB items) a login ends the user's
 /// oldest sessions first, and logs in.
