@@ -209,7 +209,7 @@ impl Settings {
             lifetime: config.lifetime,
             refresh: config.refresh_each_request,
             signer,
-            keys: Keyspace::from_config(config)?,
+            keys: config.keyspace()?,
             codec: config.codec,
             max_size,
             outage: config.outage,
@@ -218,7 +218,7 @@ impl Settings {
             track_client: config.track_client,
             max_per_user: config.max_per_user,
             flask: config.interop.is_some(),
-            at_rest: AtRest::from_config(config)?,
+            at_rest: config.at_rest()?,
         })
     }
 

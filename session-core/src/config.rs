@@ -941,6 +941,42 @@ impl SessionConfig {
         Ok(())
     }
 
+    /// Where sessions and this crate's own records live, as
+    /// `SESSION_KEY_PREFIX`, `SESSION_HASH_IDS`, `SESSION_INTEROP`,
+    /// `SECRET_KEY` and `SECRET_KEY_FALLBACKS` set it (see
+    /// [`Keyspace`](crate::keyspace::Keyspace)).
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming `SECRET_KEY` when ids are in clear without
+    /// one, or `SESSION_KEY_PREFIX` when the interop has an empty prefix.
+    pub fn keyspace(&self) -> Result<crate::keyspace::Keyspace, ConfigError> {
+        crate::keyspace::Keyspace::new(
+            &self.key_prefix,
+            self.hash_ids,
+            self.interop.is_some(),
+            self.secret_key.as_deref(),
+            &self.secret_key_fallbacks,
+        )
+        .map_err(|e| ConfigError::new(e.key, e.message))
+    }
+
+    /// How values are sealed at rest, as `SESSION_ENCRYPT_AT_REST`,
+    /// `SECRET_KEY` and `SECRET_KEY_FALLBACKS` set it (see
+    /// [`AtRest`](crate::seal::AtRest)).
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming `SECRET_KEY` if a secret is too short.
+    pub fn at_rest(&self) -> Result<crate::seal::AtRest, ConfigError> {
+        crate::seal::AtRest::new(
+            self.encrypt_at_rest,
+            self.secret_key.as_deref(),
+            &self.secret_key_fallbacks,
+        )
+        .map_err(|e| ConfigError::new("SECRET_KEY", e.to_string()))
+    }
+
     /// Checks that the settings make sense together; the error names the
     /// key to fix.
     ///
@@ -1026,7 +1062,7 @@ impl SessionConfig {
         }
         // Ids in clear need a secret to seal the keys this crate's records
         // name; Flask-Session's layout a prefix to keep them apart.
-        crate::keyspace::Keyspace::from_config(self)?;
+        self.keyspace()?;
         if self.redis_min_replicas > 0 && self.store != StoreKind::Redis {
             return Err(ConfigError::new(
                 "SESSION_REDIS_MIN_REPLICAS",

@@ -31,7 +31,6 @@ use chacha20poly1305::{Key, KeyInit, XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::config::{ConfigError, SessionConfig};
 use crate::id::{SessionId, StoreKey};
 use crate::signing::{subkey, subkeys};
 
@@ -65,12 +64,6 @@ pub struct KeyspaceError {
     pub key: &'static str,
     /// What is wrong with it.
     pub message: &'static str,
-}
-
-impl From<KeyspaceError> for ConfigError {
-    fn from(e: KeyspaceError) -> Self {
-        ConfigError::new(e.key, e.message)
-    }
 }
 
 impl Keyspace {
@@ -141,22 +134,6 @@ impl Keyspace {
             hash_ids,
             sealer,
         })
-    }
-
-    /// As `config` sets it: `SESSION_KEY_PREFIX`, `SESSION_HASH_IDS`,
-    /// `SESSION_INTEROP`, `SECRET_KEY` and `SECRET_KEY_FALLBACKS`.
-    ///
-    /// # Errors
-    ///
-    /// As [`new`](Self::new), as a [`ConfigError`] naming the key.
-    pub fn from_config(config: &SessionConfig) -> Result<Self, ConfigError> {
-        Ok(Self::new(
-            &config.key_prefix,
-            config.hash_ids,
-            config.interop.is_some(),
-            config.secret_key.as_deref(),
-            &config.secret_key_fallbacks,
-        )?)
     }
 
     /// A keyspace of hashed ids under `prefix`, with no secret: for

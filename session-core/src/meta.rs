@@ -58,13 +58,16 @@ const fn eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// What a tag adds to a metadata value: `0xC1 0x02`, a 24-byte nonce and
-/// a 16-byte tag.
+/// a 16-byte tag (see [`seal`](crate::seal), which writes and checks it).
 pub const TAG_OVERHEAD: usize = 2 + 24 + 16;
+/// The two bytes a tagged metadata value starts with: `0xC1` (which starts
+/// no JSON text and no MessagePack value) and the tag's version.
+pub(crate) const TAG_HEADER: [u8; 2] = [0xC1, 2];
 
 /// A stored metadata value as it reads without the session's key: the
 /// value after its tag, if it has one (see [`seal`](crate::seal)).
 pub fn clear(value: &Bytes) -> Bytes {
-    if value.len() >= TAG_OVERHEAD && value[0] == 0xC1 && value[1] == crate::seal::META_VERSION {
+    if value.len() >= TAG_OVERHEAD && value[..2] == TAG_HEADER {
         value.slice(TAG_OVERHEAD..)
     } else {
         value.clone()

@@ -50,9 +50,8 @@ use chacha20poly1305::{Key, KeyInit, XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use crate::config::{ConfigError, SessionConfig};
 use crate::id::SessionId;
-use crate::meta::{TAG_OVERHEAD, is_metadata};
+use crate::meta::{TAG_HEADER, TAG_OVERHEAD, is_metadata};
 use crate::signing::{WeakSecret, subkeys};
 use crate::store::ChangeSet;
 
@@ -103,7 +102,7 @@ const MAGIC: u8 = 0xC1;
 /// The format's version, bound into every seal as associated data.
 const VERSION: u8 = 1;
 /// The second byte of a metadata value's tag header.
-pub(crate) const META_VERSION: u8 = 2;
+const META_VERSION: u8 = TAG_HEADER[1];
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 /// What sealing adds to a value: the two header bytes, the nonce and the tag.
@@ -186,21 +185,6 @@ impl AtRest {
                 .collect(),
         };
         Ok(Self { mode, salts })
-    }
-
-    /// As `config` sets it: `SESSION_ENCRYPT_AT_REST`, `SECRET_KEY` and
-    /// `SECRET_KEY_FALLBACKS`.
-    ///
-    /// # Errors
-    ///
-    /// A [`ConfigError`] naming `SECRET_KEY` if a secret is too short.
-    pub fn from_config(config: &SessionConfig) -> Result<Self, ConfigError> {
-        Self::new(
-            config.encrypt_at_rest,
-            config.secret_key.as_deref(),
-            &config.secret_key_fallbacks,
-        )
-        .map_err(|e| ConfigError::new("SECRET_KEY", e.to_string()))
     }
 
     /// The mode.
@@ -367,7 +351,7 @@ fn tag(cipher: &XChaCha20Poly1305, name: &str, value: &[u8]) -> Bytes {
         )
         .expect("XChaCha20-Poly1305 tags any value a session can hold");
     let mut out = Vec::with_capacity(TAG_OVERHEAD + value.len());
-    out.extend_from_slice(&[MAGIC, META_VERSION]);
+    out.extend_from_slice(&TAG_HEADER);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&tag);
     out.extend_from_slice(value);
