@@ -401,6 +401,8 @@ async fn back_off(attempt: u32) {
 }
 
 impl SessionStore for FlaskStore {
+    const KIND: &'static str = "flask";
+
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let Some(blob) = self.blob.get(key).await? else {
             return Ok(None);

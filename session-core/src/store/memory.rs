@@ -383,6 +383,8 @@ fn size_after(changes: &ChangeSet, entries: &HashMap<String, Bytes>, size: usize
 }
 
 impl SessionStore for MemoryStore {
+    const KIND: &'static str = "memory";
+
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let now = Instant::now();
         Ok(self

@@ -433,6 +433,11 @@ pub async fn scan_all<S: SessionStore + ?Sized>(
 /// - The creation time given to `create` ([`Record::created_at`]) comes
 ///   back from `load` and `take`, whatever `apply` and `touch` did since.
 pub trait SessionStore: Send + Sync + 'static {
+    /// What the store is, as logs and metrics label it when it is built in
+    /// code (see [`AnyStore::kind`]): `"memory"`, `"redis"`, ... for this
+    /// crate's stores; `"custom"` unless a store of the app's says.
+    const KIND: &'static str = "custom";
+
     /// Loads a session, or `None` if it does not exist or has expired.
     fn load(
         &self,
@@ -600,6 +605,7 @@ impl<S: SessionStore> DynSessionStore for S {
 /// A shared store is a store: keep an `Arc` of it to reach it from outside
 /// the middleware (an admin task, a test).
 impl<S: SessionStore> SessionStore for Arc<S> {
+    const KIND: &'static str = S::KIND;
     fn load(
         &self,
         key: &StoreKey,
@@ -685,15 +691,16 @@ impl AnyStore {
             #[cfg(feature = "flask")]
             flask,
             cache: None,
-            kind: kind_of::<S>(),
+            kind: S::KIND,
         }
     }
 
     /// What the store is, as logs and metrics label it: the
     /// `SESSION_TYPE` of a store [`open`] made (`redis`, `sql`, ...); for a
-    /// store built in code, its type's (`memory` for `MemoryStore`,
-    /// `near_cache` for a `NearCache`, `custom` for a type of the app's),
-    /// unless [`with_kind`](Self::with_kind) set it.
+    /// store built in code, its [`SessionStore::KIND`] (`memory` for
+    /// `MemoryStore`, also behind an `Arc`; `near_cache` for a `NearCache`;
+    /// `custom` for a type of the app's that does not say), unless
+    /// [`with_kind`](Self::with_kind) set it.
     pub fn kind(&self) -> &'static str {
         self.kind
     }
@@ -726,26 +733,6 @@ impl AnyStore {
     #[cfg_attr(docsrs, doc(cfg(feature = "flask")))]
     pub fn flask(&self) -> Option<&crate::flask::FlaskStore> {
         self.flask.as_ref()
-    }
-}
-
-/// `memory` for `session_core::store::memory::MemoryStore`, `custom` for a
-/// store of the app's (see [`AnyStore::kind`]).
-fn kind_of<S>() -> &'static str {
-    let name = std::any::type_name::<S>();
-    let name = name.split('<').next().unwrap_or(name);
-    let name = name.rsplit("::").next().unwrap_or(name);
-    match name.strip_suffix("Store").unwrap_or(name) {
-        "Memory" => "memory",
-        "File" => "filesystem",
-        "Redis" => "redis",
-        "Memcached" => "memcached",
-        "Sql" => "sql",
-        "Mongo" => "mongodb",
-        "Null" => "null",
-        "Flask" => "flask",
-        "NearCache" => "near_cache",
-        _ => "custom",
     }
 }
 
@@ -795,6 +782,22 @@ impl SessionStore for AnyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store's kind is what it says of itself, not its type's name
+    /// (whose text Rust does not promise): behind an `Arc` too.
+    #[cfg(feature = "memory")]
+    #[test]
+    fn a_stores_kind_is_what_it_says() {
+        use crate::store::memory::MemoryStore;
+        assert_eq!(AnyStore::new(MemoryStore::new()).kind(), "memory");
+        assert_eq!(AnyStore::new(Arc::new(MemoryStore::new())).kind(), "memory");
+        assert_eq!(AnyStore::new(null::NullStore).kind(), "null");
+        let near = near::NearCache::local(MemoryStore::new(), 10);
+        assert_eq!(AnyStore::cached(near).kind(), "near_cache");
+        let timed = Timeout::new(MemoryStore::new(), Duration::from_secs(1));
+        assert_eq!(AnyStore::new(timed).kind(), "custom");
+        assert_eq!(AnyStore::new(MemoryStore::new()).with_kind("x").kind(), "x");
+    }
 
     #[test]
     fn change_set_applies_clear_then_remove_then_set() {

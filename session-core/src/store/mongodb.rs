@@ -429,6 +429,8 @@ fn is_duplicate(error: &MongoError) -> bool {
 }
 
 impl SessionStore for MongoStore {
+    const KIND: &'static str = "mongodb";
+
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let found = self
             .collection

@@ -595,6 +595,8 @@ fn expiry(ttl: Duration) -> SystemTime {
 }
 
 impl<S: SessionStore> SessionStore for NearCache<S> {
+    const KIND: &'static str = "near_cache";
+
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let key_str = key.as_str();
         if let Some(record) = self.cache.get(key_str) {

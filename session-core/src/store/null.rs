@@ -16,6 +16,8 @@ use crate::StoreKey;
 pub struct NullStore;
 
 impl SessionStore for NullStore {
+    const KIND: &'static str = "null";
+
     async fn load(&self, _key: &StoreKey) -> Result<Option<Record>, StoreError> {
         Ok(None)
     }

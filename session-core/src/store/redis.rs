@@ -757,6 +757,8 @@ fn millis(ttl: Duration) -> u64 {
 }
 
 impl SessionStore for RedisStore {
+    const KIND: &'static str = "redis";
+
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let (fields, pttl): (Vec<(String, Vec<u8>)>, i64) = self
             .call(key, async |c| {

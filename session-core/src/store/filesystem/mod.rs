@@ -385,6 +385,8 @@ fn loaded(stored: Stored) -> Record {
 }
 
 impl SessionStore for FileStore {
+    const KIND: &'static str = "filesystem";
+
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let name = Inner::file_name(key);
         self.run(move |inner| {

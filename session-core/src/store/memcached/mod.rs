@@ -670,6 +670,8 @@ impl MemcachedStore {
 }
 
 impl SessionStore for MemcachedStore {
+    const KIND: &'static str = "memcached";
+
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let wire = wire_key(key.as_str());
         let server = self.pick(&wire);

@@ -689,6 +689,8 @@ impl SqlStore {
 }
 
 impl SessionStore for SqlStore {
+    const KIND: &'static str = "sql";
+
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         dispatch!(&self.inner.db, d => d.load(key.as_str()).await)
             .map_err(StoreError::backend)?
