@@ -40,8 +40,8 @@ use crate::signing::{subkey, subkeys};
 pub struct Keyspace {
     prefix: String,
     own: String,
-    hash_ids: bool,
-    /// Set when ids are in clear: how records seal the keys they hold.
+    /// Set when ids are in clear (not hashed): how records seal the keys
+    /// they hold.
     sealer: Option<Sealer>,
 }
 
@@ -50,8 +50,7 @@ impl std::fmt::Debug for Keyspace {
         f.debug_struct("Keyspace")
             .field("prefix", &self.prefix)
             .field("own_prefix", &self.own)
-            .field("hash_ids", &self.hash_ids)
-            .field("sealed_names", &self.sealer.is_some())
+            .field("hash_ids", &self.hash_ids())
             .finish()
     }
 }
@@ -131,7 +130,6 @@ impl Keyspace {
         Ok(Self {
             prefix: prefix.to_owned(),
             own,
-            hash_ids,
             sealer,
         })
     }
@@ -142,7 +140,6 @@ impl Keyspace {
         Self {
             prefix: prefix.to_owned(),
             own: prefix.to_owned(),
-            hash_ids: true,
             sealer: None,
         }
     }
@@ -160,12 +157,12 @@ impl Keyspace {
 
     /// Whether store keys hold ids hashed.
     pub fn hash_ids(&self) -> bool {
-        self.hash_ids
+        self.sealer.is_none()
     }
 
     /// The store key of session `id`.
     pub fn session(&self, id: &SessionId) -> StoreKey {
-        StoreKey::new(&self.prefix, id, self.hash_ids)
+        StoreKey::new(&self.prefix, id, self.hash_ids())
     }
 
     /// The store key of `user`'s index of sessions:

@@ -337,25 +337,10 @@ fn meta_aad(name: &str, value: &[u8]) -> Vec<u8> {
 }
 
 /// The metadata value `value` of the entry `name`, with a tag under
-/// `cipher` before it.
+/// `cipher` before it: a seal of nothing, with the value in the
+/// associated data.
 fn tag(cipher: &XChaCha20Poly1305, name: &str, value: &[u8]) -> Bytes {
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce).expect("the operating system's random number generator failed");
-    let tag = cipher
-        .encrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: &[],
-                aad: &meta_aad(name, value),
-            },
-        )
-        .expect("XChaCha20-Poly1305 tags any value a session can hold");
-    let mut out = Vec::with_capacity(TAG_OVERHEAD + value.len());
-    out.extend_from_slice(&TAG_HEADER);
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&tag);
-    out.extend_from_slice(value);
-    Bytes::from(out)
+    sealed_with(cipher, TAG_HEADER, &[], &meta_aad(name, value), value)
 }
 
 /// The metadata value `tagged` holds, if its tag checks under `cipher` as
@@ -364,19 +349,40 @@ fn check(cipher: &XChaCha20Poly1305, name: &str, tagged: &Bytes) -> Option<Bytes
     if tagged.get(1) != Some(&META_VERSION) || tagged.len() < TAG_OVERHEAD {
         return None;
     }
-    let nonce = XNonce::try_from(&tagged[2..2 + NONCE_LEN]).ok()?;
     let value = tagged.slice(TAG_OVERHEAD..);
-    cipher
-        .decrypt(
-            &nonce,
-            Payload {
-                msg: &tagged[2 + NONCE_LEN..TAG_OVERHEAD],
-                aad: &meta_aad(name, &value),
-            },
-        )
-        .ok()
+    opened_with(cipher, &tagged[2..TAG_OVERHEAD], &meta_aad(name, &value))
         .filter(Vec::is_empty)
         .map(|_| value)
+}
+
+/// `header`, a random nonce, `msg` sealed under `cipher` with `aad`, then
+/// `tail`: what [`seal`] and [`tag`] write.
+fn sealed_with(
+    cipher: &XChaCha20Poly1305,
+    header: [u8; 2],
+    msg: &[u8],
+    aad: &[u8],
+    tail: &[u8],
+) -> Bytes {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).expect("the operating system's random number generator failed");
+    let sealed = cipher
+        .encrypt(&XNonce::from(nonce), Payload { msg, aad })
+        .expect("XChaCha20-Poly1305 seals any value a session can hold");
+    let mut out = Vec::with_capacity(2 + NONCE_LEN + sealed.len() + tail.len());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    out.extend_from_slice(tail);
+    Bytes::from(out)
+}
+
+/// What `body` (a nonce, then the sealed bytes) opens to under `cipher`
+/// with `aad`: what [`open`] and [`check`] read.
+fn opened_with(cipher: &XChaCha20Poly1305, body: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    let (nonce, msg) = body.split_at_checked(NONCE_LEN)?;
+    let nonce = XNonce::try_from(nonce).ok()?;
+    cipher.decrypt(&nonce, Payload { msg, aad }).ok()
 }
 
 /// The associated data of a value stored under `name`.
@@ -389,22 +395,7 @@ fn aad(name: &str) -> Vec<u8> {
 
 /// `value`, sealed under `cipher` for the entry `name`.
 fn seal(cipher: &XChaCha20Poly1305, name: &str, value: &[u8]) -> Bytes {
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce).expect("the operating system's random number generator failed");
-    let sealed = cipher
-        .encrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: value,
-                aad: &aad(name),
-            },
-        )
-        .expect("XChaCha20-Poly1305 seals any value a session can hold");
-    let mut out = Vec::with_capacity(OVERHEAD + value.len());
-    out.extend_from_slice(&[MAGIC, VERSION]);
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&sealed);
-    Bytes::from(out)
+    sealed_with(cipher, [MAGIC, VERSION], value, &aad(name), &[])
 }
 
 /// The value `sealed` holds, if it opens under `cipher` as the entry `name`.
@@ -412,18 +403,7 @@ fn open(cipher: &XChaCha20Poly1305, name: &str, sealed: &[u8]) -> Option<Bytes> 
     if sealed.get(1) != Some(&VERSION) {
         return None;
     }
-    let (nonce, ciphertext) = sealed.get(2..)?.split_at_checked(NONCE_LEN)?;
-    let nonce = XNonce::try_from(nonce).ok()?;
-    cipher
-        .decrypt(
-            &nonce,
-            Payload {
-                msg: ciphertext,
-                aad: &aad(name),
-            },
-        )
-        .ok()
-        .map(Bytes::from)
+    opened_with(cipher, sealed.get(2..)?, &aad(name)).map(Bytes::from)
 }
 
 #[cfg(test)]
