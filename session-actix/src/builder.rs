@@ -8,7 +8,6 @@ use session_core::store::Backend;
 use session_core::{Codec, ConfigError, EncryptAtRest, OutagePolicy, SessionConfig};
 
 use crate::middleware::SessionMiddleware;
-use crate::settings::Shared;
 
 impl SessionMiddleware {
     /// A middleware on `store` whose cookies carry ids signed with `key`,
@@ -303,7 +302,7 @@ impl SessionMiddlewareBuilder {
                  sessions by the id in clear",
             ));
         }
-        Ok(SessionMiddleware::from_shared(Shared::new(
+        Ok(SessionMiddleware::from_engine(session_core::Engine::new(
             self.backend,
             &self.config,
         )?))

@@ -3,99 +3,53 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use session_core::codec::CodecError;
+pub use session_core::SessionError as SessionErrorKind;
 use session_core::store::StoreError;
 
 /// An operation on a [`Session`](crate::Session) failed: a value that does
-/// not serialize or deserialize, a session that would grow too large, or
-/// the store failing under an explicit save or reload.
+/// not serialize or deserialize, a session that would grow too large, a
+/// reserved key, or the store failing under an explicit save or reload.
+/// [`kind`](Self::kind) says which.
 ///
-/// As an actix-web error it is a bare `500` (`503` for
-/// [`Store`](Self::Store); details go to the log, never to the client),
-/// so handlers can use `?` on session calls.
+/// As an actix-web error it is a bare status, so handlers can use `?` on
+/// session calls: `503` for [`Store`](SessionErrorKind::Store), `401` for
+/// [`NotLoggedIn`](SessionErrorKind::NotLoggedIn), `400` for
+/// [`ReservedKey`](SessionErrorKind::ReservedKey), else `500`; details go
+/// to the log, never to the client.
+///
+/// ```
+/// use session_actix::{Session, SessionErrorKind};
+///
+/// let session = Session::new();
+/// let error = session.insert("_user", "mallory").unwrap_err();
+/// assert!(matches!(error.kind(), SessionErrorKind::ReservedKey { .. }));
+/// ```
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SessionError {
-    /// A value could not be encoded for storage.
-    #[error("session key {key:?}: the value could not be serialized: {source}")]
-    Serialize {
-        /// The session key.
-        key: String,
-        /// What the codec said.
-        #[source]
-        source: CodecError,
-    },
-    /// A stored value does not deserialize into the type asked for (the
-    /// type changed since it was stored, say). The entry is kept as it is.
-    #[error("session key {key:?}: the stored value is not a `{type_name}`: {source}")]
-    Deserialize {
-        /// The session key.
-        key: String,
-        /// The type asked for.
-        type_name: &'static str,
-        /// What the codec said.
-        #[source]
-        source: CodecError,
-    },
-    /// An insert would make the session larger than the configured limit.
-    #[error(
-        "session key {key:?}: the session would grow to {size} bytes, over its limit of {limit} bytes (SESSION_MAX_SIZE, or what fits in a cookie for the cookie store)"
-    )]
-    TooLarge {
-        /// The session key.
-        key: String,
-        /// The size the session would have had.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// The store failed or timed out during
-    /// [`Session::save`](crate::Session::save) or
-    /// [`Session::reload`](crate::Session::reload) (`503`).
-    #[error("the session store failed: {0}")]
-    Store(#[source] StoreError),
-    /// [`Session::save`](crate::Session::save) was refused: with what other
-    /// requests stored, the session would pass its size limit.
-    #[error(
-        "the session would grow to {size} bytes with what other requests stored, over its limit of {limit} bytes (SESSION_MAX_SIZE)"
-    )]
-    TooLargeInStore {
-        /// The size the merged session would have had.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// Listing or ending a user's sessions through a session bound to no
-    /// user (see [`Session::bind_user`](crate::Session::bind_user)): `401`.
-    #[error("the session is bound to no user: call `Session::bind_user` at login")]
-    NotLoggedIn,
-    /// A user's sessions cannot be listed or ended here: on the cookie
-    /// store, or through a session no middleware loaded (`500`).
-    #[error("{0}")]
-    NoUserIndex(&'static str),
-    /// The key is reserved (`400`): a name the session keeps its own settings or
-    /// user binding under (`_permanent`, `_lifetime`, `_user`, `_seen`:
-    /// see `session_core::meta`), or one starting with a NUL character,
-    /// kept for the stores' own bookkeeping.
-    #[error(
-        "session key {key:?} is reserved: the session keeps its own settings and user under \
-         _permanent, _lifetime, _user and _seen, and keys starting with a NUL character are \
-         the stores'"
-    )]
-    ReservedKey {
-        /// The session key.
-        key: String,
-    },
+#[error(transparent)]
+pub struct SessionError(#[from] SessionErrorKind);
+
+impl SessionError {
+    /// What failed.
+    #[must_use]
+    pub fn kind(&self) -> &SessionErrorKind {
+        &self.0
+    }
+
+    /// What failed, by value.
+    #[must_use]
+    pub fn into_kind(self) -> SessionErrorKind {
+        self.0
+    }
 }
 
 impl ResponseError for SessionError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            SessionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            SessionError::NotLoggedIn => StatusCode::UNAUTHORIZED,
+        match self.kind() {
+            SessionErrorKind::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SessionErrorKind::NotLoggedIn => StatusCode::UNAUTHORIZED,
             // Apps that store under a name the client chose meet it as
             // bad input.
-            SessionError::ReservedKey { .. } => StatusCode::BAD_REQUEST,
+            SessionErrorKind::ReservedKey { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -171,7 +125,7 @@ mod tests {
             StatusCode::INTERNAL_SERVER_ERROR
         );
         assert!(missing.to_string().contains(".wrap(SessionMiddleware"));
-        let error = SessionError::ReservedKey { key: "\0k".into() };
+        let error = SessionError::from(SessionErrorKind::ReservedKey { key: "\0k".into() });
         assert_eq!(error.error_response().status(), StatusCode::BAD_REQUEST);
     }
 }

@@ -1,17 +1,16 @@
 //! Getting the session of a request: the extractor and [`SessionExt`].
 
 use std::future::Future;
-use std::pin::Pin;
 
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{HttpMessage, HttpRequest};
 
 use crate::error::SessionRejection;
 use crate::session::Session;
 use crate::slot::Slot;
 
 /// Loads the session of `req` (once per request) through the middleware's slot.
-fn session_of(
+pub(crate) fn session_of(
     req: HttpRequest,
 ) -> impl Future<Output = Result<Session, SessionRejection>> + 'static {
     let slot = req
@@ -20,15 +19,6 @@ fn session_of(
         .cloned()
         .ok_or(SessionRejection::MissingMiddleware);
     async move { slot?.session(&req).await }
-}
-
-impl FromRequest for Session {
-    type Error = SessionRejection;
-    type Future = Pin<Box<dyn Future<Output = Result<Session, SessionRejection>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        Box::pin(session_of(req.clone()))
-    }
 }
 
 /// Gets the session from a request or a response, for code that is not a
@@ -80,29 +70,5 @@ impl SessionExt for ServiceRequest {
 impl<B> SessionExt for ServiceResponse<B> {
     fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + 'static {
         session_of(self.request().clone())
-    }
-}
-
-impl Session {
-    /// Makes `self` the session of `req`, as if the middleware had loaded
-    /// it: the [`Session`] extractor and [`SessionExt::session`] return it.
-    /// For unit tests of handlers, with a request from
-    /// [`actix_web::test::TestRequest`]; nothing is saved.
-    ///
-    /// ```
-    /// use actix_web::{FromRequest, test::TestRequest};
-    /// use session_actix::Session;
-    ///
-    /// # actix_web::rt::System::new().block_on(async {
-    /// let session = Session::new();
-    /// session.insert("user", "ann").unwrap();
-    /// let req = TestRequest::default().to_http_request();
-    /// session.attach_to(&req);
-    /// let extracted = Session::extract(&req).await.unwrap();
-    /// assert_eq!(extracted.get::<String>("user").unwrap().as_deref(), Some("ann"));
-    /// # });
-    /// ```
-    pub fn attach_to(&self, req: &HttpRequest) {
-        req.extensions_mut().insert(Slot::ready(self.clone()));
     }
 }

@@ -59,27 +59,27 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
-pub mod admin;
 mod builder;
-mod cycle;
 mod error;
-mod events;
 mod extract;
 mod middleware;
+mod response;
 mod session;
-mod settings;
 mod slot;
 mod typed;
 mod users;
 
 pub use actix_web::cookie::SameSite;
 pub use builder::SessionMiddlewareBuilder;
-pub use error::{SessionError, SessionRejection};
+pub use error::{SessionError, SessionErrorKind, SessionRejection};
 pub use extract::SessionExt;
 pub use middleware::SessionMiddleware;
 #[doc(hidden)]
 pub use middleware::SessionService;
 pub use session::{Session, SessionStatus};
+/// Operator tasks on a store (count, show, revoke a user, clean up,
+/// migrate): what the `session-admin` command line runs.
+pub use session_core::admin;
 pub use session_core::codec::CodecError;
 /// The configuration: [`SessionConfig`] and the types of its fields.
 pub use session_core::config;

@@ -9,8 +9,9 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{Error, HttpMessage};
 
-use crate::cycle;
-use crate::settings::Shared;
+use session_core::Engine;
+
+use crate::response;
 use crate::slot::Slot;
 use crate::users::Users;
 
@@ -52,13 +53,13 @@ use crate::users::Users;
 /// ```
 #[derive(Clone)]
 pub struct SessionMiddleware {
-    shared: Arc<Shared>,
+    engine: Arc<Engine>,
 }
 
 impl SessionMiddleware {
-    pub(crate) fn from_shared(shared: Shared) -> Self {
+    pub(crate) fn from_engine(engine: Engine) -> Self {
         Self {
-            shared: Arc::new(shared),
+            engine: Arc::new(engine),
         }
     }
 
@@ -66,14 +67,14 @@ impl SessionMiddleware {
     /// them outside a request (an admin task, a password change handled
     /// elsewhere). Handlers can take [`Users`] as an argument instead.
     pub fn users(&self) -> Users {
-        Users::new(Arc::clone(&self.shared))
+        Users::from(self.engine.users())
     }
 }
 
 impl std::fmt::Debug for SessionMiddleware {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionMiddleware")
-            .field("settings", &self.shared.settings)
+            .field("engine", &self.engine)
             .finish_non_exhaustive()
     }
 }
@@ -92,7 +93,7 @@ where
     fn new_transform(&self, service: Svc) -> Self::Future {
         ready(Ok(SessionService {
             service: Rc::new(service),
-            shared: Arc::clone(&self.shared),
+            engine: Arc::clone(&self.engine),
         }))
     }
 }
@@ -102,7 +103,7 @@ where
 #[doc(hidden)]
 pub struct SessionService<Svc> {
     service: Rc<Svc>,
-    shared: Arc<Shared>,
+    engine: Arc<Engine>,
 }
 
 impl<Svc> std::fmt::Debug for SessionService<Svc> {
@@ -124,11 +125,11 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
-        let slot = Slot::new(Arc::clone(&self.shared));
+        let slot = Slot::new(Arc::clone(&self.engine));
         req.extensions_mut().insert(slot.clone());
         Box::pin(async move {
             let res = service.call(req).await?;
-            Ok(cycle::finish(&slot, res).await)
+            Ok(response::finish(&slot, res).await)
         })
     }
 }

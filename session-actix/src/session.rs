@@ -1,33 +1,19 @@
-//! The `Session` handle: what a handler reads and writes.
+//! The `Session` extractor: the engine's session, on actix-web's terms.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
 
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use session_core::bytes::Bytes;
-use session_core::codec::entry_size;
-use session_core::store::{ChangeSet, Record};
-use session_core::users::{Binding, Handle, SEEN_KEY, USER_KEY, millis};
-use session_core::{Codec, SessionConfig, SessionId, StoreKey};
+pub use session_core::SessionStatus;
 
-use crate::error::SessionError;
-use crate::settings::{Settings, Shared};
-
-/// Where a session stands after the handler, as the middleware sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SessionStatus {
-    /// Nothing was changed.
-    Unchanged,
-    /// Some entries were set, removed or cleared.
-    Changed,
-    /// [`Session::renew`] was called: the data moves to a new id.
-    Renewed,
-    /// [`Session::purge`] was called: the session is deleted.
-    Purged,
-}
+use crate::error::{SessionError, SessionRejection};
+use crate::slot::Slot;
+use crate::typed::{SessionData, TypedSession};
+use crate::users::UserSession;
 
 /// The session of the current request.
 ///
@@ -54,426 +40,31 @@ pub enum SessionStatus {
 /// `Session` is a cheap handle (cloning shares the session) and is `Send`
 /// and `Sync`, so it can move into a spawned task; changes made after the
 /// response has been sent are not saved.
-#[derive(Clone)]
-pub struct Session(pub(crate) Arc<Mutex<State>>);
+///
+/// It wraps the framework-neutral [`session_core::Session`], whose
+/// documentation details each method; here, errors are [`SessionError`],
+/// an actix-web error.
+#[derive(Clone, Default)]
+pub struct Session(session_core::Session);
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.state();
-        f.debug_struct("Session")
-            .field("keys", &state.entries.keys().collect::<Vec<_>>())
-            .field("status", &state.status())
-            .finish()
+        self.0.fmt(f)
     }
 }
 
-pub(crate) use session_core::meta::{LIFETIME_KEY, PERMANENT_KEY};
-
-/// What a session is when it says nothing of its own: the middleware's
-/// settings.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Defaults {
-    pub(crate) codec: Codec,
-    pub(crate) max_size: usize,
-    pub(crate) permanent: bool,
-    pub(crate) lifetime: Duration,
-    /// Flask-Session's rule: a stored session without `_permanent` is not
-    /// permanent, and a new one stores its permanence from the start.
-    pub(crate) flask: bool,
-    /// What each value weighs more in the store than in the handler's
-    /// view (values sealed at rest), as `SESSION_MAX_SIZE` counts it.
-    pub(crate) overhead: usize,
-}
-
-impl Defaults {
-    fn of(config: &SessionConfig) -> Self {
-        Self {
-            codec: config.codec,
-            max_size: config.max_size,
-            permanent: config.permanent,
-            lifetime: config.lifetime,
-            flask: config.interop.is_some(),
-            overhead: config.encrypt_at_rest.overhead(),
-        }
+impl From<session_core::Session> for Session {
+    fn from(session: session_core::Session) -> Self {
+        Self(session)
     }
-
-    /// What an entry weighs as stored, as `SESSION_MAX_SIZE` counts it.
-    fn entry_size(&self, key: &str, value: &[u8]) -> usize {
-        entry_size(key, value) + self.overhead
-    }
-}
-
-/// What the response does with the session cookie.
-#[derive(Debug)]
-pub(crate) enum CookieChange {
-    Keep,
-    /// Send the cookie with this value, living `ttl` when `permanent` (else
-    /// a browser-session cookie); `id` is the session it names (`None` for
-    /// the cookie store).
-    Set {
-        value: String,
-        ttl: Duration,
-        permanent: bool,
-        id: Option<SessionId>,
-    },
-    Remove,
-}
-
-/// Where a session loaded by the middleware is saved and reloaded from,
-/// in the middle of a request.
-#[derive(Clone)]
-pub(crate) struct Ctx {
-    pub(crate) shared: Arc<Shared>,
-    /// When the middleware received the request.
-    pub(crate) started: SystemTime,
-    /// The request's cookies of the session's name, as sent (what the
-    /// cookie store reloads from).
-    #[cfg_attr(not(feature = "cookie"), allow(dead_code))]
-    pub(crate) cookies: Vec<String>,
-    /// The client as `SESSION_TRACK_CLIENT` records it at a user binding:
-    /// its `User-Agent` and address (`None` when not tracked).
-    pub(crate) client: Option<Client>,
-}
-
-/// The client of a request, as a user's list of sessions shows it.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Client {
-    pub(crate) user_agent: Option<String>,
-    pub(crate) ip: Option<String>,
-}
-
-impl std::fmt::Debug for Ctx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").finish_non_exhaustive()
-    }
-}
-
-/// What a request changed, as tracked for the next save.
-#[derive(Debug, Default)]
-pub(crate) struct Tracked {
-    changes: HashMap<String, Option<Bytes>>,
-    cleared: bool,
-    renewed: bool,
-    purged: bool,
-    meta_changed: bool,
-    bound: bool,
-}
-
-/// A session's state within one request.
-#[derive(Debug)]
-pub(crate) struct State {
-    /// The id the request came with, if it was well-formed (and signed).
-    pub(crate) id: Option<SessionId>,
-    /// The store key of `id`, computed once at load.
-    pub(crate) key: Option<StoreKey>,
-    /// The store (or cookie) had this session when it was loaded.
-    pub(crate) exists: bool,
-    /// The store failed at load and the policy is to serve an empty session:
-    /// nothing is saved.
-    pub(crate) degraded: bool,
-    /// When the stored session expires, if known.
-    pub(crate) expires_at: Option<SystemTime>,
-    /// When the stored session was created, if known.
-    pub(crate) created_at: Option<SystemTime>,
-    /// A stored session was found but its absolute lifetime is over: it
-    /// is treated as missing, and deleted after the request.
-    pub(crate) ended: bool,
-    /// The cookie was signed with a fallback key: sign it again.
-    pub(crate) stale_key: bool,
-    /// The session as the handler sees it.
-    pub(crate) entries: HashMap<String, Bytes>,
-    size: usize,
-    /// Per key: `Some` set, `None` removed.
-    changes: HashMap<String, Option<Bytes>>,
-    cleared: bool,
-    renewed: bool,
-    purged: bool,
-    /// This session's own permanence and idle lifetime, if it has them
-    /// (stored under [`PERMANENT_KEY`] and [`LIFETIME_KEY`], outside the
-    /// handler's view of the entries).
-    permanent: Option<bool>,
-    lifetime: Option<Duration>,
-    /// `permanent` or `lifetime` was set by this request.
-    meta_changed: bool,
-    /// The user the session is bound to (stored under [`USER_KEY`], outside
-    /// the handler's view of the entries), and when it was last seen
-    /// (under [`SEEN_KEY`], in milliseconds since the epoch).
-    pub(crate) binding: Option<Binding>,
-    pub(crate) seen: Option<u64>,
-    /// This request bound the session to a user: the save writes its entry
-    /// in the user's index.
-    pub(crate) bound: bool,
-    codec: Codec,
-    max_size: usize,
-    defaults: Defaults,
-    /// The cookie a save made during the request decided on: sent with the
-    /// response unless the save after the handler decides another.
-    pub(crate) pending: Option<CookieChange>,
-    /// Set for a session the middleware loaded.
-    pub(crate) ctx: Option<Ctx>,
-}
-
-impl State {
-    pub(crate) fn new(id: Option<SessionId>, record: Option<Record>, defaults: Defaults) -> Self {
-        let (exists, mut record) = match record {
-            Some(record) => (true, record),
-            None => (false, Record::default()),
-        };
-        let codec = defaults.codec;
-        // Unreadable values are dropped: the session falls back to the
-        // settings, and the next write that sets them replaces them.
-        let mut permanent = record
-            .entries
-            .remove(PERMANENT_KEY)
-            .and_then(|v| codec.decode::<bool>(&v).ok());
-        if defaults.flask && permanent.is_none() {
-            permanent = Some(!exists && defaults.permanent);
-        }
-        let lifetime = record
-            .entries
-            .remove(LIFETIME_KEY)
-            .and_then(|v| codec.decode::<u64>(&v).ok())
-            .filter(|secs| *secs > 0)
-            .map(Duration::from_secs);
-        let binding = record
-            .entries
-            .remove(USER_KEY)
-            .and_then(|v| codec.decode::<Binding>(&v).ok());
-        let seen = record
-            .entries
-            .remove(SEEN_KEY)
-            .and_then(|v| codec.decode::<u64>(&v).ok());
-        Self {
-            id,
-            key: None,
-            exists,
-            degraded: false,
-            expires_at: record.expires_at,
-            created_at: record.created_at,
-            ended: false,
-            stale_key: false,
-            size: record
-                .entries
-                .iter()
-                .map(|(k, v)| defaults.entry_size(k, v))
-                .sum(),
-            entries: record.entries,
-            changes: HashMap::new(),
-            cleared: false,
-            renewed: false,
-            purged: false,
-            permanent,
-            lifetime,
-            meta_changed: false,
-            binding,
-            seen,
-            bound: false,
-            codec,
-            max_size: defaults.max_size,
-            defaults,
-            pending: None,
-            ctx: None,
-        }
-    }
-
-    /// Has the session's metadata written again (tagged, with values
-    /// sealed at rest) by the request's save, if it has any to write.
-    pub(crate) fn retag_metadata(&mut self) {
-        self.meta_changed |= self.has_content();
-    }
-
-    /// Whether this request set the session's permanence or lifetime.
-    pub(crate) fn settings_changed(&self) -> bool {
-        self.meta_changed
-    }
-
-    /// Takes what the request changed so far, for a save under way;
-    /// changes made meanwhile are tracked afresh.
-    pub(crate) fn take_tracked(&mut self) -> Tracked {
-        Tracked {
-            changes: std::mem::take(&mut self.changes),
-            cleared: std::mem::take(&mut self.cleared),
-            renewed: std::mem::take(&mut self.renewed),
-            purged: std::mem::take(&mut self.purged),
-            meta_changed: std::mem::take(&mut self.meta_changed),
-            bound: std::mem::take(&mut self.bound),
-        }
-    }
-
-    /// Puts back what a failed save took; changes made since win for
-    /// their keys, and came after a `clear` or `purge` that was taken.
-    pub(crate) fn restore_tracked(&mut self, taken: Tracked) {
-        for (key, change) in taken.changes {
-            if !(self.cleared || self.purged) {
-                self.changes.entry(key).or_insert(change);
-            }
-        }
-        self.cleared |= taken.cleared;
-        self.renewed |= taken.renewed;
-        self.purged |= taken.purged;
-        self.meta_changed |= taken.meta_changed;
-        self.bound |= taken.bound;
-    }
-
-    /// Records what a save made during the request did: the session it
-    /// left (its id, and whether it is stored) and the cookie to send.
-    pub(crate) fn saved(
-        &mut self,
-        change: CookieChange,
-        status: SessionStatus,
-        lifetime: Duration,
-        settings: &Settings,
-    ) {
-        let now = SystemTime::now();
-        self.ended = false;
-        self.stale_key = false;
-        match &change {
-            CookieChange::Keep => {}
-            CookieChange::Remove => {
-                self.id = None;
-                self.key = None;
-                self.exists = false;
-                self.created_at = None;
-                self.expires_at = None;
-            }
-            CookieChange::Set { id, .. } => {
-                // A login keeps the creation time; a new session, or one
-                // started after a logout, begins now.
-                if !self.exists || status == SessionStatus::Purged {
-                    self.created_at = Some(now);
-                }
-                if let Some(id) = id {
-                    self.key = Some(settings.keys.session(id));
-                    self.id = Some(id.clone());
-                }
-                self.exists = true;
-            }
-        }
-        if self.exists && status != SessionStatus::Unchanged {
-            self.expires_at = Some(now + lifetime);
-        }
-        if !matches!(change, CookieChange::Keep) {
-            self.pending = Some(change);
-        }
-    }
-
-    /// Whether the session's cookie outlives the browser.
-    pub(crate) fn is_permanent(&self) -> bool {
-        self.permanent.unwrap_or(self.defaults.permanent)
-    }
-
-    /// The session's idle lifetime.
-    pub(crate) fn lifetime(&self) -> Duration {
-        self.lifetime.unwrap_or(self.defaults.lifetime)
-    }
-
-    /// The session's own settings, encoded as stored.
-    fn meta_entries(&self) -> Vec<(String, Bytes)> {
-        let mut meta = Vec::new();
-        if let Some(permanent) = self.permanent
-            && let Ok(value) = self.codec.encode(&permanent)
-        {
-            meta.push((PERMANENT_KEY.to_owned(), value));
-        }
-        if let Some(lifetime) = self.lifetime
-            && let Ok(value) = self.codec.encode(&lifetime.as_secs())
-        {
-            meta.push((LIFETIME_KEY.to_owned(), value));
-        }
-        if let Some(binding) = &self.binding
-            && let Ok(value) = self.codec.encode(binding)
-        {
-            meta.push((USER_KEY.to_owned(), value));
-        }
-        if let Some(seen) = self.seen
-            && let Ok(value) = self.codec.encode(&seen)
-        {
-            meta.push((SEEN_KEY.to_owned(), value));
-        }
-        meta
-    }
-
-    /// Whether the session holds anything to store: entries, or a user.
-    pub(crate) fn has_content(&self) -> bool {
-        !self.entries.is_empty() || self.binding.is_some()
-    }
-
-    /// The session as a store keeps it when it is written whole: the
-    /// entries and, with them, the session's own settings.
-    pub(crate) fn stored_entries(&self) -> HashMap<String, Bytes> {
-        let mut entries = self.entries.clone();
-        if self.has_content() {
-            entries.extend(self.meta_entries());
-        }
-        entries
-    }
-
-    pub(crate) fn status(&self) -> SessionStatus {
-        if self.purged {
-            SessionStatus::Purged
-        } else if self.renewed {
-            SessionStatus::Renewed
-        } else if self.cleared || self.meta_changed || self.bound || !self.changes.is_empty() {
-            SessionStatus::Changed
-        } else {
-            SessionStatus::Unchanged
-        }
-    }
-
-    /// The change set for the store: only what this request changed.
-    pub(crate) fn change_set(&self) -> ChangeSet {
-        let mut changes = ChangeSet {
-            clear: self.cleared,
-            max_size: Some(self.max_size),
-            ..ChangeSet::default()
-        };
-        for (key, change) in &self.changes {
-            match change {
-                Some(value) => changes.set.push((key.clone(), value.clone())),
-                None if !self.cleared => changes.remove.push(key.clone()),
-                None => {}
-            }
-        }
-        if !self.has_content() {
-            // Emptied by this request: the settings go too, so that the
-            // store deletes a session left without entries.
-            let has_settings = self.permanent.is_some() || self.lifetime.is_some();
-            if has_settings && !self.cleared {
-                changes
-                    .remove
-                    .extend([PERMANENT_KEY.to_owned(), LIFETIME_KEY.to_owned()]);
-            }
-        } else if self.meta_changed || self.cleared || self.bound {
-            // Set by this request, or wiped by its `clear`: written again.
-            changes.set.extend(self.meta_entries());
-        }
-        changes
-    }
-}
-
-impl Default for Session {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Decodes a stored value as a `T`, naming the key and the type if it is not one.
-fn decode<T: DeserializeOwned>(codec: Codec, key: &str, bytes: &Bytes) -> Result<T, SessionError> {
-    codec
-        .decode(bytes)
-        .map_err(|source| SessionError::Deserialize {
-            key: key.to_owned(),
-            type_name: std::any::type_name::<T>(),
-            source,
-        })
 }
 
 impl Session {
     /// An empty session that belongs to no store, with the default
-    /// settings (JSON values, `SESSION_MAX_SIZE`'s default): for unit tests
-    /// of code that takes a `Session`. Call it, then check what the code
-    /// did with [`get`](Self::get) and [`status`](Self::status); to hand
-    /// it to a handler through a request, see [`attach_to`](Self::attach_to).
+    /// settings: for unit tests of code that takes a `Session`. Check what
+    /// the code did with [`get`](Self::get) and [`status`](Self::status);
+    /// to hand it to a handler through a request, see
+    /// [`attach_to`](Self::attach_to).
     ///
     /// ```
     /// use session_actix::{Session, SessionStatus};
@@ -488,129 +79,96 @@ impl Session {
     /// assert_eq!(session.status(), SessionStatus::Renewed);
     /// assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("ann"));
     /// ```
+    #[must_use]
     pub fn new() -> Self {
-        Self::from_state(State::new(
-            None,
-            None,
-            Defaults::of(&SessionConfig::default()),
-        ))
+        Self(session_core::Session::new())
     }
 
-    pub(crate) fn from_state(state: State) -> Self {
-        Self(Arc::new(Mutex::new(state)))
+    /// The framework-neutral session this one wraps.
+    #[must_use]
+    pub fn core(&self) -> &session_core::Session {
+        &self.0
     }
 
-    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
-        // Every method leaves the state consistent before it can panic.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    /// Makes this session the one that `req`'s extractors give, as if a
+    /// middleware had loaded it: for unit tests of handlers.
+    ///
+    /// ```
+    /// use actix_web::test::TestRequest;
+    /// use session_actix::{Session, SessionExt};
+    ///
+    /// # actix_web::rt::System::new().block_on(async {
+    /// let session = Session::new();
+    /// session.insert("user", "ann").unwrap();
+    /// let req = TestRequest::default().to_http_request();
+    /// session.attach_to(&req);
+    /// let seen = req.session().await.unwrap();
+    /// assert_eq!(seen.get::<String>("user").unwrap().as_deref(), Some("ann"));
+    /// # });
+    /// ```
+    pub fn attach_to(&self, req: &HttpRequest) {
+        req.extensions_mut().insert(Slot::ready(self.clone()));
+    }
+
+    /// This session seen through a typed struct's accessors.
+    pub fn typed<T: SessionData>(&self) -> TypedSession<T> {
+        TypedSession::new(self.clone())
     }
 
     /// Returns the value stored under `key`, or `None` if there is none.
     ///
     /// # Errors
     ///
-    /// [`SessionError::Deserialize`], naming the key and the type, if the
-    /// stored value does not deserialize into `T`; the entry stays as it is.
+    /// [`Deserialize`](crate::SessionErrorKind::Deserialize), naming the
+    /// key and the type, if the stored value does not deserialize into `T`;
+    /// the entry stays as it is.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        let state = self.state();
-        match state.entries.get(key) {
-            Some(bytes) => decode(state.codec, key, bytes).map(Some),
-            None => Ok(None),
-        }
+        Ok(self.0.get(key)?)
     }
 
     /// Stores `value` under `key`, replacing what was there.
     ///
     /// # Errors
     ///
-    /// Each changes nothing: [`SessionError::Serialize`] if the value
-    /// cannot be encoded, [`SessionError::TooLarge`] if the session would
-    /// grow past its size limit (`SESSION_MAX_SIZE`), and
-    /// [`SessionError::ReservedKey`] for a reserved key: the names the
-    /// session keeps its own settings and user binding under (`_permanent`,
-    /// `_lifetime`, `_user`, `_seen`), and keys starting with a NUL
-    /// character.
+    /// Each changes nothing: `Serialize` if the value cannot be encoded,
+    /// `TooLarge` if the session would grow past its size limit
+    /// (`SESSION_MAX_SIZE`), and `ReservedKey` for the names the session
+    /// keeps its own settings and user under (`_permanent`, `_lifetime`,
+    /// `_user`, `_seen`) and keys starting with a NUL character (see
+    /// [`SessionErrorKind`](crate::SessionErrorKind)).
     pub fn insert<T: Serialize>(
         &self,
         key: impl Into<String>,
         value: T,
     ) -> Result<(), SessionError> {
-        self.put(key.into(), &value, false)
+        Ok(self.0.insert(key, value)?)
     }
 
     /// Like [`insert`](Self::insert), but records no change when the
     /// stored value encodes to the same bytes.
-    pub(crate) fn insert_if_changed<T: Serialize>(
-        &self,
-        key: &str,
-        value: T,
-    ) -> Result<(), SessionError> {
-        self.put(key.to_owned(), &value, true)
-    }
-
-    /// Encodes `value` once, under one lock, and stores it unless it would
-    /// pass the size limit (or, with `skip_unchanged`, equals what is stored).
-    fn put<T: Serialize + ?Sized>(
-        &self,
-        key: String,
-        value: &T,
-        skip_unchanged: bool,
-    ) -> Result<(), SessionError> {
-        if session_core::meta::is_reserved(&key) {
-            return Err(SessionError::ReservedKey { key });
-        }
-        let mut state = self.state();
-        let bytes = match state.codec.encode(value) {
-            Ok(bytes) => bytes,
-            Err(source) => return Err(SessionError::Serialize { key, source }),
-        };
-        let stored = state.entries.get(&key);
-        if skip_unchanged && stored == Some(&bytes) {
-            return Ok(());
-        }
-        let old = stored.map_or(0, |v| state.defaults.entry_size(&key, v));
-        let size = state.size - old + state.defaults.entry_size(&key, &bytes);
-        if size > state.max_size {
-            return Err(SessionError::TooLarge {
-                key,
-                size,
-                limit: state.max_size,
-            });
-        }
-        state.size = size;
-        state.entries.insert(key.clone(), bytes.clone());
-        state.changes.insert(key, Some(bytes));
-        Ok(())
-    }
-
-    /// Removes `key` and returns the value it had, read as a `T`;
-    /// `Ok(None)` if there was none.
-    ///
-    /// The key is removed whether or not its value reads as a `T`; use
-    /// [`remove_key`](Self::remove_key) when the value does not matter.
     ///
     /// # Errors
     ///
-    /// [`SessionError::Deserialize`] if the value was not a `T` (it is
-    /// removed all the same).
+    /// As [`insert`](Self::insert).
+    pub fn insert_if_changed<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
+        Ok(self.0.insert_if_changed(key, value)?)
+    }
+
+    /// Removes `key` and returns the value it had, read as a `T`;
+    /// `Ok(None)` if there was none. The key is removed whether or not its
+    /// value reads as a `T`.
+    ///
+    /// # Errors
+    ///
+    /// `Deserialize` if the value was not a `T` (it is removed all the
+    /// same).
     pub fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        match self.take_entry(key) {
-            Some((bytes, codec)) => decode(codec, key, &bytes).map(Some),
-            None => Ok(None),
-        }
+        Ok(self.0.remove(key)?)
     }
 
     /// Removes `key`; true if it was there.
     pub fn remove_key(&self, key: &str) -> bool {
-        self.take_entry(key).is_some()
-    }
-
-    fn take_entry(&self, key: &str) -> Option<(Bytes, Codec)> {
-        let mut state = self.state();
-        let old = state.entries.remove(key)?;
-        state.size -= state.defaults.entry_size(key, &old);
-        state.changes.insert(key.to_owned(), None);
-        Some((old, state.codec))
+        self.0.remove_key(key)
     }
 
     /// Reads `key` as a `T` (`None` if it is missing), lets `f` compute the
@@ -623,150 +181,102 @@ impl Session {
     /// # Ok(()) }
     /// ```
     ///
-    /// `f` runs without holding the session, so it may use the session
-    /// itself; a change it makes to `key` is overwritten.
-    ///
     /// # Errors
     ///
-    /// [`SessionError::Deserialize`] if the stored value is not a `T` (`f`
-    /// is not called and nothing changes), and the errors of
-    /// [`insert`](Self::insert) for the new value.
+    /// `Deserialize` if the stored value is not a `T` (`f` is not called
+    /// and nothing changes), and the errors of [`insert`](Self::insert).
     pub fn update<T, F>(&self, key: &str, f: F) -> Result<T, SessionError>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce(Option<T>) -> T,
     {
-        let new = f(self.get(key)?);
-        self.put(key.to_owned(), &new, false)?;
-        Ok(new)
+        Ok(self.0.update(key, f)?)
     }
 
-    /// Every entry, each value read as a `T`, sorted by key. With
-    /// `serde_json::Value` as `T`, a session of mixed values reads whole:
-    ///
-    /// ```
-    /// # use session_actix::Session;
-    /// # fn dump(session: &Session) -> Result<(), session_actix::SessionError> {
-    /// for (key, value) in session.entries::<serde_json::Value>()? {
-    ///     println!("{key} = {value}");
-    /// }
-    /// # Ok(()) }
-    /// ```
+    /// Every entry, each value read as a `T`, sorted by key (with
+    /// `serde_json::Value`, a session of mixed values reads whole).
     ///
     /// # Errors
     ///
-    /// [`SessionError::Deserialize`] naming the first key whose value is
-    /// not a `T`.
+    /// `Deserialize` naming the first key whose value is not a `T`.
     pub fn entries<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>, SessionError> {
-        let state = self.state();
-        let mut entries = state
-            .entries
-            .iter()
-            .map(|(key, bytes)| Ok((key.clone(), decode(state.codec, key, bytes)?)))
-            .collect::<Result<Vec<_>, SessionError>>()?;
-        entries.sort_by(|(a, _), (b, _)| a.cmp(b));
-        Ok(entries)
+        Ok(self.0.entries()?)
     }
 
     /// True if `key` has a value.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.state().entries.contains_key(key)
+        self.0.contains_key(key)
     }
 
     /// The keys that have values, in no particular order.
     pub fn keys(&self) -> Vec<String> {
-        self.state().entries.keys().cloned().collect()
+        self.0.keys()
     }
 
     /// The number of keys that have values.
     pub fn len(&self) -> usize {
-        self.state().entries.len()
+        self.0.len()
     }
 
     /// True if the session holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.state().entries.is_empty()
+        self.0.is_empty()
     }
 
-    /// Removes every entry. A session left empty is deleted from the store
-    /// and its cookie removed after the request.
+    /// Removes every entry (and the user binding). A session left empty is
+    /// deleted from the store and its cookie removed after the request.
     pub fn clear(&self) {
-        let mut state = self.state();
-        state.entries.clear();
-        state.size = 0;
-        state.changes.clear();
-        state.cleared = true;
-        // A cleared session is logged out: it leaves its user's list.
-        state.binding = None;
-        state.seen = None;
-        state.bound = false;
+        self.0.clear();
     }
 
     /// Moves the session's data to a new id after the request, and deletes
     /// the old one. Call it when the user logs in (or gains privileges), so
     /// an id planted before the login (session fixation) is worth nothing.
     pub fn renew(&self) {
-        self.state().renewed = true;
+        self.0.renew();
     }
 
-    /// Deletes the session, from the store and the browser: logout.
-    ///
-    /// A request of the same session that is still in flight cannot bring
-    /// it back: its changes are dropped. Entries inserted after `purge` in
-    /// this request start a new session under a new id.
+    /// Deletes the session, from the store and the browser: logout. A
+    /// request of the same session still in flight cannot bring it back;
+    /// entries inserted after `purge` start a new session under a new id.
     pub fn purge(&self) {
-        let mut state = self.state();
-        state.purged = true;
-        state.renewed = false;
-        // A session started after the logout is a new one, with the settings'.
-        state.permanent = None;
-        state.lifetime = None;
-        state.meta_changed = false;
-        state.binding = None;
-        state.seen = None;
-        state.bound = false;
-        state.entries.clear();
-        state.size = 0;
-        state.changes.clear();
-        state.cleared = false;
+        self.0.purge();
     }
 
     /// Where the session stands: unchanged, changed, renewed or purged.
     pub fn status(&self) -> SessionStatus {
-        self.state().status()
+        self.0.status()
     }
 
-    /// Makes the session's cookie outlive the browser (`true`: `Max-Age`
-    /// and `Expires` of the session's lifetime) or end with it (`false`: a
-    /// browser-session cookie), as Flask's `session.permanent`. It defaults
-    /// to `SESSION_PERMANENT`; the choice is stored with the session (under
-    /// `_permanent`, as Flask does), so it holds on later requests and
-    /// across [`renew`](Self::renew).
-    ///
-    /// ```
-    /// # use session_actix::Session;
-    /// # fn log_in(session: &Session, remember_me: bool) -> Result<(), session_actix::SessionError> {
-    /// session.renew();
-    /// session.insert("user", "ann")?;
-    /// session.set_permanent(remember_me);
-    /// # Ok(()) }
-    /// ```
+    /// Makes the session's cookie outlive the browser (`true`) or end with
+    /// it (`false`), as Flask's `session.permanent`; stored with the
+    /// session (defaults to `SESSION_PERMANENT`).
     pub fn set_permanent(&self, permanent: bool) {
-        let mut state = self.state();
-        state.permanent = Some(permanent);
-        state.meta_changed = true;
+        self.0.set_permanent(permanent);
+    }
+
+    /// Whether the session's cookie outlives the browser.
+    pub fn is_permanent(&self) -> bool {
+        self.0.is_permanent()
+    }
+
+    /// Sets this session's idle lifetime, in place of
+    /// `PERMANENT_SESSION_LIFETIME` (kept to the second, at least one;
+    /// `SESSION_ABSOLUTE_LIFETIME` still caps it).
+    pub fn set_lifetime(&self, lifetime: Duration) {
+        self.0.set_lifetime(lifetime);
+    }
+
+    /// This session's idle lifetime.
+    pub fn lifetime(&self) -> Duration {
+        self.0.lifetime()
     }
 
     /// Binds the session to a user: call it at login, after
-    /// [`renew`](Self::renew). The binding is stored with the session (under
-    /// `_user`, outside the entries) and follows it across later logins;
-    /// the save after the handler adds the session to the user's index, so
-    /// that [`Users`](crate::Users) can list it and end it ("log out
-    /// everywhere"). With `SESSION_MAX_PER_USER`, that save also ends the
-    /// user's least recently seen sessions past the limit.
-    ///
-    /// Binding the session to the user it is already bound to keeps its
-    /// handle; [`clear`](Self::clear) and [`purge`](Self::purge) unbind it.
+    /// [`renew`](Self::renew). The save after the handler adds the session
+    /// to the user's index, so that [`Users`](crate::Users) can list it and
+    /// end it ("log out everywhere"); with `SESSION_MAX_PER_USER`, it also
+    /// ends the user's least recently seen sessions past the limit.
     ///
     /// ```
     /// # use session_actix::Session;
@@ -776,587 +286,93 @@ impl Session {
     /// # }
     /// ```
     pub fn bind_user(&self, user: impl Into<String>) {
-        let user = user.into();
-        let mut state = self.state();
-        let handle = match &state.binding {
-            Some(binding) if binding.user == user => binding.handle.clone(),
-            _ => Handle::generate(),
-        };
-        let now = SystemTime::now();
-        state.binding = Some(Binding {
-            user,
-            handle,
-            indexed_at: millis(now),
-        });
-        state.seen = Some(millis(now));
-        state.bound = true;
+        self.0.bind_user(user);
     }
 
-    /// The user the session is bound to, if any (see
-    /// [`bind_user`](Self::bind_user)).
+    /// The user the session is bound to, if any.
     pub fn user(&self) -> Option<String> {
-        self.state().binding.as_ref().map(|b| b.user.clone())
+        self.0.user()
     }
 
     /// The session's handle in its user's list of sessions, if it is bound
     /// to a user: what [`Users::list`](crate::Users::list) shows it as.
     pub fn handle(&self) -> Option<String> {
-        self.state()
-            .binding
-            .as_ref()
-            .map(|b| b.handle.as_str().to_owned())
+        self.0.handle()
     }
 
-    /// Whether the session's cookie outlives the browser: what
-    /// [`set_permanent`](Self::set_permanent) chose, else `SESSION_PERMANENT`.
-    pub fn is_permanent(&self) -> bool {
-        self.state().is_permanent()
-    }
-
-    /// Sets this session's idle lifetime: how long after its last refresh
-    /// the store forgets it, how soon a read refreshes it, and (when
-    /// permanent) the cookie's `Max-Age`, in place of
-    /// `PERMANENT_SESSION_LIFETIME`. `SESSION_ABSOLUTE_LIFETIME`, when set,
-    /// still caps it. Kept to the second (at least one); stored with the
-    /// session (under `_lifetime`), so it holds on later requests and
-    /// across [`renew`](Self::renew).
+    /// Writes the changes made so far, now, in the middle of the handler,
+    /// with every contract of the save after it (see
+    /// [`session_core::Session::save`]).
     ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use session_actix::Session;
-    /// # fn kiosk(session: &Session) {
-    /// session.set_lifetime(Duration::from_secs(15 * 60));
-    /// assert_eq!(session.lifetime(), Duration::from_secs(900));
-    /// # }
-    /// ```
-    pub fn set_lifetime(&self, lifetime: Duration) {
-        let mut state = self.state();
-        state.lifetime = Some(Duration::from_secs(lifetime.as_secs().max(1)));
-        state.meta_changed = true;
+    /// # Errors
+    ///
+    /// Nothing is saved and the changes stay to be saved after the
+    /// handler, on `Store` (the store fails or times out) and
+    /// `TooLargeInStore`.
+    pub async fn save(&self) -> Result<(), SessionError> {
+        Ok(self.0.save().await?)
     }
 
-    /// This session's idle lifetime: what [`set_lifetime`](Self::set_lifetime)
-    /// chose, else `PERMANENT_SESSION_LIFETIME`.
-    pub fn lifetime(&self) -> Duration {
-        self.state().lifetime()
+    /// Reads the session again from where it is kept, dropping the changes
+    /// not saved yet (see [`session_core::Session::reload`]).
+    ///
+    /// # Errors
+    ///
+    /// `Store` when the store fails or times out; the session is then left
+    /// as it was.
+    pub async fn reload(&self) -> Result<(), SessionError> {
+        Ok(self.0.reload().await?)
+    }
+
+    /// The sessions of the user this session is bound to, this one marked
+    /// [`current`](UserSession::current).
+    ///
+    /// # Errors
+    ///
+    /// `NotLoggedIn` when the session is bound to no user (`401`), and as
+    /// [`Users::list`](crate::Users::list).
+    pub async fn user_sessions(&self) -> Result<Vec<UserSession>, SessionError> {
+        Ok(self.0.user_sessions().await?)
+    }
+
+    /// Ends the session `handle` names, if it is one of this session's
+    /// user's; ending this very session also removes its cookie.
+    ///
+    /// # Errors
+    ///
+    /// As [`user_sessions`](Self::user_sessions).
+    pub async fn revoke_user_session(&self, handle: &str) -> Result<bool, SessionError> {
+        Ok(self.0.revoke_user_session(handle).await?)
+    }
+
+    /// Ends every other session of this session's user: "log out my other
+    /// devices". Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`user_sessions`](Self::user_sessions).
+    pub async fn log_out_other_sessions(&self) -> Result<usize, SessionError> {
+        Ok(self.0.log_out_other_sessions().await?)
+    }
+
+    /// Ends every session of this session's user, this one included:
+    /// "log out everywhere". Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`user_sessions`](Self::user_sessions).
+    pub async fn log_out_everywhere(&self) -> Result<usize, SessionError> {
+        Ok(self.0.log_out_everywhere().await?)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The request's session, loaded on first use (once per request, shared
+/// with every other session extractor of the request).
+impl FromRequest for Session {
+    type Error = SessionRejection;
+    type Future = Pin<Box<dyn Future<Output = Result<Session, SessionRejection>>>>;
 
-    #[test]
-    fn debug_shows_the_keys_and_the_status_not_the_values() {
-        let s = session(&[("user", "\"secret-name\"")], 1024);
-        let printed = format!("{s:?}");
-        assert_eq!(printed, r#"Session { keys: ["user"], status: Unchanged }"#);
-        let ctx = Ctx {
-            shared: Arc::new(Shared::detached()),
-            started: SystemTime::now(),
-            cookies: vec!["the-cookie".into()],
-            client: None,
-        };
-        assert_eq!(
-            format!("{ctx:?}"),
-            "Ctx { .. }",
-            "no cookie in a debug print"
-        );
-    }
-
-    fn session(pairs: &[(&str, &str)], max_size: usize) -> Session {
-        let record = Record::from(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), Bytes::copy_from_slice(v.as_bytes())))
-                .collect::<HashMap<_, _>>(),
-        );
-        let defaults = Defaults {
-            max_size,
-            ..Defaults::of(&SessionConfig::default())
-        };
-        Session::from_state(State::new(None, Some(record), defaults))
-    }
-
-    fn sorted(mut keys: Vec<String>) -> Vec<String> {
-        keys.sort();
-        keys
-    }
-
-    #[test]
-    fn a_failed_save_gives_back_everything_it_took() {
-        type Op = fn(&Session);
-        let ops: [(&str, Op, SessionStatus); 5] = [
-            (
-                "insert",
-                |s| s.insert("b", 2).unwrap(),
-                SessionStatus::Changed,
-            ),
-            ("clear", |s| s.clear(), SessionStatus::Changed),
-            ("renew", |s| s.renew(), SessionStatus::Renewed),
-            ("purge", |s| s.purge(), SessionStatus::Purged),
-            (
-                "set_permanent",
-                |s| s.set_permanent(false),
-                SessionStatus::Changed,
-            ),
-        ];
-        for (name, op, status) in ops {
-            let s = session(&[("a", "1")], 1000);
-            op(&s);
-            let before = s.state().change_set();
-            let taken = s.state().take_tracked();
-            assert_eq!(s.status(), SessionStatus::Unchanged, "{name}: all taken");
-            s.state().restore_tracked(taken);
-            assert_eq!(s.status(), status, "{name}: given back");
-            assert_eq!(
-                s.state().change_set(),
-                before,
-                "{name}: the same change set"
-            );
-        }
-    }
-
-    #[test]
-    fn after_a_failed_save_changes_made_meanwhile_win() {
-        // A key changed again meanwhile keeps its new value.
-        let s = session(&[("a", "1")], 1000);
-        s.insert("a", 2).unwrap();
-        let taken = s.state().take_tracked();
-        s.insert("a", 3).unwrap();
-        s.state().restore_tracked(taken);
-        assert_eq!(
-            s.state().change_set().set,
-            vec![("a".to_owned(), Bytes::from("3"))]
-        );
-        // A clear or a purge meanwhile drops what was taken before it.
-        for wipe in [Session::clear as fn(&Session), Session::purge] {
-            let s = session(&[("a", "1")], 1000);
-            s.insert("b", 2).unwrap();
-            let taken = s.state().take_tracked();
-            wipe(&s);
-            s.state().restore_tracked(taken);
-            let changes = s.state().change_set();
-            assert!(
-                changes.set.iter().all(|(k, _)| k != "b"),
-                "a change taken before a wipe came back: {changes:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_save_during_the_request_records_the_session_it_left() {
-        let settings = Shared::detached().settings;
-        let lifetime = Duration::from_secs(60);
-        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let stored = |exists: bool| {
-            let s = session(&[("a", "1")], 1000);
-            let mut state = s.state();
-            state.exists = exists;
-            state.created_at = exists.then_some(long_ago);
-            state.expires_at = exists.then_some(long_ago);
-            drop(state);
-            s
-        };
-        let set = || CookieChange::Set {
-            value: "v".into(),
-            ttl: lifetime,
-            permanent: true,
-            id: Some(SessionId::generate()),
-        };
-        let about_now = |t: Option<SystemTime>, plus: Duration| {
-            let t = t.expect("a time");
-            let now = SystemTime::now() + plus;
-            t <= now && now.duration_since(t).unwrap() < Duration::from_secs(5)
-        };
-        // A login keeps the creation time; its expiry is a lifetime away.
-        let s = stored(true);
-        s.state()
-            .saved(set(), SessionStatus::Renewed, lifetime, &settings);
-        assert_eq!(s.state().created_at, Some(long_ago), "a login keeps it");
-        assert!(about_now(s.state().expires_at, lifetime));
-        assert!(s.state().exists && s.state().key.is_some());
-        // A new session, or one after a logout, begins now.
-        for (exists, status) in [
-            (false, SessionStatus::Changed),
-            (true, SessionStatus::Purged),
-        ] {
-            let s = stored(exists);
-            s.state().saved(set(), status, lifetime, &settings);
-            assert!(
-                about_now(s.state().created_at, Duration::ZERO),
-                "{status:?}"
-            );
-        }
-        // A save that changed nothing leaves the expiry as it was.
-        let s = stored(true);
-        s.state().saved(
-            CookieChange::Keep,
-            SessionStatus::Unchanged,
-            lifetime,
-            &settings,
-        );
-        assert_eq!(s.state().expires_at, Some(long_ago));
-        // A session that is not stored gets no expiry.
-        let s = stored(false);
-        s.state().saved(
-            CookieChange::Remove,
-            SessionStatus::Changed,
-            lifetime,
-            &settings,
-        );
-        assert_eq!(s.state().expires_at, None);
-        assert!(!s.state().exists);
-    }
-
-    #[test]
-    fn a_removal_after_a_clear_is_not_sent() {
-        let s = session(&[("a", "1")], 1000);
-        s.clear();
-        s.insert("b", 1).unwrap();
-        assert!(s.remove_key("b"));
-        let changes = s.state().change_set();
-        assert!(changes.clear);
-        assert_eq!(
-            changes.remove,
-            Vec::<String>::new(),
-            "the clear removed it already"
-        );
-    }
-
-    #[test]
-    fn emptying_a_session_removes_each_of_its_settings() {
-        for (key, value) in [("_permanent", "false"), ("_lifetime", "60")] {
-            let s = session(&[("a", "1"), (key, value)], 1000);
-            assert!(s.remove_key("a"));
-            let changes = s.state().change_set();
-            assert!(
-                changes.remove.iter().any(|k| k == key),
-                "{key} stays in the store: {changes:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_size_limit_counts_exactly_after_a_removal() {
-        // Each entry: 8 bytes of overhead + 1-byte key + its JSON value.
-        let size = |n: usize| 8 + 1 + n + 2;
-        let s = session(&[], 3 * size(100));
-        s.insert("a", "x".repeat(100)).unwrap();
-        s.insert("b", "x".repeat(100)).unwrap();
-        assert_eq!(s.len(), 2);
-        assert!(!s.is_empty());
-        assert!(s.contains_key("a") && !s.contains_key("z"));
-        assert!(s.remove_key("a"));
-        assert_eq!(s.len(), 1);
-        assert!(!s.contains_key("a"));
-        // Room for exactly two more of that size, not a byte more.
-        s.insert("c", "x".repeat(100)).unwrap();
-        s.insert("d", "x".repeat(100)).unwrap();
-        let over = s.insert("e", "");
-        assert!(
-            matches!(over, Err(SessionError::TooLarge { .. })),
-            "{over:?}"
-        );
-    }
-
-    #[test]
-    fn only_changed_keys_are_in_the_change_set() {
-        let s = session(&[("a", "1"), ("b", "2"), ("c", "3")], 1000);
-        assert_eq!(s.status(), SessionStatus::Unchanged);
-        assert_eq!(s.get::<u32>("a").unwrap(), Some(1));
-        assert_eq!(s.status(), SessionStatus::Unchanged, "reads change nothing");
-        s.insert("b", 20).unwrap();
-        assert!(s.remove_key("c"));
-        assert!(!s.remove_key("missing"));
-        assert_eq!(s.status(), SessionStatus::Changed);
-        let changes = s.state().change_set();
-        assert!(!changes.clear);
-        assert_eq!(changes.set, vec![("b".to_owned(), Bytes::from("20"))]);
-        assert_eq!(changes.remove, vec!["c".to_owned()]);
-        assert_eq!(sorted(s.keys()), ["a", "b"]);
-    }
-
-    #[test]
-    fn a_key_set_then_removed_is_a_removal() {
-        let s = session(&[], 1000);
-        s.insert("k", "v").unwrap();
-        s.remove_key("k");
-        let changes = s.state().change_set();
-        assert!(changes.set.is_empty());
-        assert_eq!(changes.remove, ["k"]);
-    }
-
-    #[test]
-    fn clear_then_insert_sends_clear_and_the_new_key() {
-        let s = session(&[("a", "1")], 1000);
-        s.remove_key("a");
-        s.clear();
-        s.insert("b", true).unwrap();
-        let changes = s.state().change_set();
-        assert!(changes.clear);
-        assert_eq!(changes.set, vec![("b".to_owned(), Bytes::from("true"))]);
-        assert!(changes.remove.is_empty());
-        assert_eq!(s.keys(), ["b"]);
-    }
-
-    #[test]
-    fn purge_empties_and_later_inserts_start_over() {
-        let s = session(&[("user", "\"ann\"")], 1000);
-        s.renew();
-        s.purge();
-        assert_eq!(s.status(), SessionStatus::Purged);
-        assert!(s.is_empty());
-        s.insert("flash", "bye").unwrap();
-        assert_eq!(s.status(), SessionStatus::Purged);
-        assert_eq!(s.keys(), ["flash"]);
-    }
-
-    #[test]
-    fn renew_keeps_the_data() {
-        let s = session(&[("a", "1")], 1000);
-        s.renew();
-        assert_eq!(s.status(), SessionStatus::Renewed);
-        assert_eq!(s.get::<u32>("a").unwrap(), Some(1));
-    }
-
-    #[test]
-    fn inserts_past_the_size_limit_fail_and_change_nothing() {
-        // "a" -> "1" takes 8 + 1 + 1 bytes.
-        let s = session(&[("a", "1")], 30);
-        s.insert("b", "x").unwrap(); // 8 + 1 + 3 = 12; total 22
-        let err = s.insert("c", "long value").unwrap_err();
-        assert!(
-            matches!(err, SessionError::TooLarge { limit: 30, .. }),
-            "{err}"
-        );
-        assert!(err.to_string().contains("30 bytes"), "{err}");
-        assert!(!s.contains_key("c"));
-        // Replacing a value counts the old one out.
-        s.insert("b", "yyyyyyyy").unwrap(); // 8 + 1 + 10 = 19; total 29
-        s.remove_key("b");
-        s.insert("c", "long").unwrap();
-    }
-
-    #[test]
-    fn wrong_types_are_reported_with_key_and_type_and_kept() {
-        let s = session(&[("n", "\"not a number\""), ("ok", "1")], 1000);
-        let err = s.get::<u32>("n").unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains("\"n\"") && text.contains("u32"), "{text}");
-        assert_eq!(
-            s.get::<String>("n").unwrap().as_deref(),
-            Some("not a number")
-        );
-        assert_eq!(s.get::<u8>("ok").unwrap(), Some(1));
-        assert_eq!(s.status(), SessionStatus::Unchanged);
-    }
-
-    #[test]
-    fn values_that_cannot_serialize_are_errors() {
-        let s = session(&[], 1000);
-        let mut bad = HashMap::new();
-        bad.insert(vec![1u8], 1u8); // JSON map keys must be strings
-        let err = s.insert("bad", bad).unwrap_err();
-        assert!(matches!(err, SessionError::Serialize { .. }), "{err}");
-        assert!(s.is_empty());
-    }
-
-    #[test]
-    fn keys_starting_with_nul_are_reserved() {
-        let s = session(&[], 1000);
-        let err = s.insert("\0size", 1).unwrap_err();
-        assert!(
-            matches!(err, SessionError::ReservedKey { ref key } if key == "\0size"),
-            "{err}"
-        );
-        assert!(s.is_empty());
-        assert_eq!(s.status(), SessionStatus::Unchanged);
-        s.insert("a\0b", 1).unwrap();
-    }
-
-    /// The audit's finding: `insert("_user", …)` was read back as the
-    /// session's user binding. Every metadata name is refused, whatever
-    /// the value, through every way of writing, and nothing is recorded.
-    #[test]
-    fn metadata_names_are_reserved_whatever_the_value() {
-        use session_core::meta::KEYS;
-        let s = session(&[], 100_000);
-        let binding = serde_json::json!({"user": "victim", "handle": "AAAAAAAAAAAAAAAAAAAAAA", "indexed_at": 0});
-        for key in KEYS {
-            let refused = |err: SessionError| {
-                assert!(
-                    matches!(err, SessionError::ReservedKey { key: ref k } if k == key),
-                    "{key}: {err}"
-                );
-            };
-            refused(s.insert(key, &binding).unwrap_err());
-            refused(s.insert(key, "text").unwrap_err());
-            refused(s.insert(key, 31_536_000u64).unwrap_err());
-            refused(s.insert(key, true).unwrap_err());
-            refused(s.insert_if_changed(key, 1).unwrap_err());
-            refused(s.update(key, |_: Option<u64>| 1).unwrap_err());
-            refused(crate::typed::__private::set(&s, key, &binding).unwrap_err());
-        }
-        assert!(s.is_empty());
-        assert_eq!(s.status(), SessionStatus::Unchanged);
-        assert_eq!(s.user(), None, "no binding of the client's choosing");
-        assert!(s.is_permanent() && s.lifetime() == Duration::from_secs(31 * 24 * 3600));
-    }
-
-    #[test]
-    fn remove_returns_the_old_value_and_records_the_removal() {
-        let s = session(&[("n", "7"), ("text", "\"x\"")], 1000);
-        assert_eq!(s.remove::<u32>("n").unwrap(), Some(7));
-        assert_eq!(s.remove::<u32>("n").unwrap(), None);
-        // A value of another type: an error, and the key is gone all the same.
-        let err = s.remove::<u32>("text").unwrap_err();
-        assert!(
-            matches!(err, SessionError::Deserialize { ref key, .. } if key == "text"),
-            "{err}"
-        );
-        assert!(s.is_empty());
-        let mut removed = s.state().change_set().remove;
-        removed.sort();
-        assert_eq!(removed, ["n", "text"]);
-        // Sizes are counted out: the whole limit is free again.
-        s.insert("big", "x".repeat(1000 - 8 - 3 - 2)).unwrap();
-    }
-
-    #[test]
-    fn update_reads_changes_and_stores() {
-        let s = session(&[("visits", "2"), ("name", "\"ann\"")], 1000);
-        assert_eq!(
-            s.update("visits", |n: Option<u64>| n.unwrap_or(0) + 1)
-                .unwrap(),
-            3
-        );
-        assert_eq!(
-            s.update("fresh", |n: Option<u64>| n.unwrap_or(0) + 1)
-                .unwrap(),
-            1
-        );
-        assert_eq!(s.get::<u64>("visits").unwrap(), Some(3));
-        let mut set = s.state().change_set().set;
-        set.sort();
-        assert_eq!(
-            set,
-            [
-                ("fresh".to_owned(), Bytes::from("1")),
-                ("visits".to_owned(), Bytes::from("3"))
-            ]
-        );
-        // A value of another type: f is not called, nothing changes.
-        let err = s
-            .update("name", |_: Option<u64>| unreachable!("not called"))
-            .unwrap_err();
-        assert!(matches!(err, SessionError::Deserialize { .. }), "{err}");
-        assert_eq!(s.get::<String>("name").unwrap().as_deref(), Some("ann"));
-        // Past the size limit: an error, the old value stays.
-        let err = s
-            .update("name", |_: Option<String>| "x".repeat(1000))
-            .unwrap_err();
-        assert!(matches!(err, SessionError::TooLarge { .. }), "{err}");
-        assert_eq!(s.get::<String>("name").unwrap().as_deref(), Some("ann"));
-    }
-
-    #[test]
-    fn entries_are_sorted_and_typed() {
-        let s = session(&[("b", "2"), ("a", "1"), ("c", "\"three\"")], 1000);
-        let all = s.entries::<serde_json::Value>().unwrap();
-        assert_eq!(
-            all,
-            [
-                ("a".to_owned(), serde_json::json!(1)),
-                ("b".to_owned(), serde_json::json!(2)),
-                ("c".to_owned(), serde_json::json!("three")),
-            ]
-        );
-        let err = s.entries::<u32>().unwrap_err();
-        assert!(
-            matches!(err, SessionError::Deserialize { ref key, .. } if key == "c"),
-            "{err}"
-        );
-        assert_eq!(s.status(), SessionStatus::Unchanged);
-    }
-
-    #[test]
-    fn a_new_session_is_empty_and_records_changes() {
-        let s = Session::new();
-        assert!(s.is_empty());
-        assert_eq!(s.status(), SessionStatus::Unchanged);
-        s.insert("k", 1).unwrap();
-        assert_eq!(s.status(), SessionStatus::Changed);
-        let limit = SessionConfig::default().max_size;
-        let err = s.insert("big", "x".repeat(limit)).unwrap_err();
-        assert!(
-            matches!(err, SessionError::TooLarge { limit: l, .. } if l == limit),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn permanence_and_lifetime_are_stored_beside_the_entries_not_among_them() {
-        let s = session(
-            &[("a", "1"), ("_permanent", "false"), ("_lifetime", "60")],
-            1000,
-        );
-        assert!(!s.is_permanent());
-        assert_eq!(s.lifetime(), Duration::from_secs(60));
-        assert_eq!(s.keys(), ["a"], "the settings are not entries");
-        assert_eq!(s.status(), SessionStatus::Unchanged);
-        s.set_lifetime(Duration::from_millis(500));
-        assert_eq!(
-            s.lifetime(),
-            Duration::from_secs(1),
-            "whole seconds, at least one"
-        );
-        assert_eq!(s.status(), SessionStatus::Changed);
-        let mut set = s.state().change_set().set;
-        set.sort();
-        assert_eq!(
-            set,
-            [
-                ("_lifetime".to_owned(), Bytes::from("1")),
-                ("_permanent".to_owned(), Bytes::from("false")),
-            ]
-        );
-        // Written whole (a login), they go with the entries.
-        let mut whole: Vec<_> = s.state().stored_entries().into_iter().collect();
-        whole.sort();
-        assert_eq!(whole.len(), 3, "{whole:?}");
-        // Emptied, the session loses them too, so the store deletes it.
-        s.remove_key("a");
-        let changes = s.state().change_set();
-        assert!(changes.set.is_empty(), "{changes:?}");
-        let mut removed = changes.remove;
-        removed.sort();
-        assert_eq!(removed, ["_lifetime", "_permanent", "a"]);
-        // A logout starts over with the settings' values.
-        s.purge();
-        assert!(s.is_permanent());
-        assert_eq!(s.lifetime(), SessionConfig::default().lifetime);
-    }
-
-    #[test]
-    fn unreadable_settings_fall_back_to_the_defaults() {
-        let s = session(
-            &[("a", "1"), ("_permanent", "\"yes\""), ("_lifetime", "0")],
-            1000,
-        );
-        assert!(s.is_permanent());
-        assert_eq!(s.lifetime(), SessionConfig::default().lifetime);
-        assert_eq!(s.keys(), ["a"]);
-        // A new session with settings but no entries writes nothing.
-        let fresh = Session::new();
-        fresh.set_permanent(false);
-        assert!(fresh.state().stored_entries().is_empty());
-        assert!(fresh.state().change_set().set.is_empty());
-    }
-
-    #[test]
-    fn session_is_send_and_sync() {
-        fn assert_send_sync<T: Send + Sync + 'static>() {}
-        assert_send_sync::<Session>();
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        Box::pin(crate::extract::session_of(req.clone()))
     }
 }

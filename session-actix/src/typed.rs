@@ -151,13 +151,6 @@ impl<T: SessionData> FromRequest for TypedSession<T> {
     }
 }
 
-impl Session {
-    /// This session seen through a typed struct's accessors.
-    pub fn typed<T: SessionData>(&self) -> TypedSession<T> {
-        TypedSession::new(self.clone())
-    }
-}
-
 /// What generated code calls: not a public API.
 #[doc(hidden)]
 pub mod __private {

@@ -8,8 +8,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
+pub mod admin;
 pub mod codec;
 pub mod config;
+pub mod engine;
 #[cfg(feature = "flask")]
 #[cfg_attr(docsrs, doc(cfg(feature = "flask")))]
 pub mod flask;
@@ -32,6 +34,7 @@ pub use config::{
     ConfigError, CookieConfig, CookieContent, Interop, OutagePolicy, SameSite, SessionConfig,
     StoreKind,
 };
+pub use engine::{Engine, Session, SessionError, SessionStatus};
 pub use id::{SessionId, StoreKey};
 pub use keyspace::Keyspace;
 pub use seal::EncryptAtRest;

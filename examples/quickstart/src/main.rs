@@ -31,7 +31,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{App, HttpResponse, HttpServer, get, post, route, web};
 use serde::Deserialize;
-use session_actix::{Session, SessionConfig, SessionError, SessionMiddleware};
+use session_actix::{Session, SessionConfig, SessionError, SessionErrorKind, SessionMiddleware};
 
 /// A plain-text answer. Without an explicit type a browser may sniff a
 /// stored value as HTML and run a script in it; `nosniff` forbids the
@@ -146,9 +146,9 @@ async fn logout(session: Session) -> HttpResponse {
 /// A failure of a call on the user's sessions: 401 when the session has
 /// no user, else the error's own answer.
 fn not_logged_in(error: SessionError) -> actix_web::Result<HttpResponse> {
-    match error {
-        SessionError::NotLoggedIn => Ok(text(StatusCode::UNAUTHORIZED, "not logged in")),
-        error => Err(error.into()),
+    match error.kind() {
+        SessionErrorKind::NotLoggedIn => Ok(text(StatusCode::UNAUTHORIZED, "not logged in")),
+        _ => Err(error.into()),
     }
 }
 

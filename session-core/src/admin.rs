@@ -1,11 +1,12 @@
 //! Operator tasks on a store, outside any request: count the sessions,
 //! show one for support staff, end a user's sessions, purge the expired
 //! ones, and copy every live session to another store. The `session-admin`
-//! binary (feature `admin`) is a command line over this module.
+//! binary (session-actix's feature `admin`) is a command line over this
+//! module.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use session_actix::{SessionConfig, admin::Admin};
+//! use crate::{SessionConfig, admin::Admin};
 //!
 //! let admin = Admin::open(&SessionConfig::from_env()?).await?;
 //! let counts = admin.count(|_| {}).await?;
@@ -17,14 +18,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::keyspace::RecordKind;
+use crate::store::migrating::{Copied, LOCK_SUFFIX, Migrating, lock_ttl_for};
+use crate::store::{Backend, SessionStore, StoreError};
+use crate::users::UserIndex;
+use crate::{ConfigError, SessionConfig, StoreKey};
 use serde::Serialize;
-use session_core::keyspace::RecordKind;
-use session_core::store::migrating::{Copied, LOCK_SUFFIX, Migrating, lock_ttl_for};
-use session_core::store::{Backend, SessionStore, StoreError};
-use session_core::users::UserIndex;
-use session_core::{ConfigError, SessionConfig, StoreKey};
 
-use crate::settings::{Sessions, Shared, Store};
+use crate::engine::{Engine, Sessions, Store};
 
 /// How many copies a migration runs at once.
 const COPIES_IN_FLIGHT: usize = 32;
@@ -32,7 +33,7 @@ const COPIES_IN_FLIGHT: usize = 32;
 /// The store a [`SessionConfig`] names, with the settings the middleware
 /// would run on it: the same ids, key prefix, signing and codec.
 pub struct Admin {
-    shared: Arc<Shared>,
+    engine: Arc<Engine>,
     lifetime: Duration,
     /// `SESSION_STORE_TIMEOUT`: each session's move is cut at it.
     store_timeout: Duration,
@@ -41,7 +42,7 @@ pub struct Admin {
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admin")
-            .field("key_prefix", &self.shared.settings.keys.prefix())
+            .field("key_prefix", &self.engine.settings.keys.prefix())
             .finish_non_exhaustive()
     }
 }
@@ -80,7 +81,7 @@ pub struct Counts {
     /// Live sessions.
     pub sessions: u64,
     /// Users' indexes of their sessions (one per user with a session
-    /// bound to them, see [`Users`](crate::Users)).
+    /// bound to them, see [`Users`](crate::engine::Users)).
     pub users: u64,
     /// Notes a login leaves for a few minutes where the session it moved
     /// to a new id was, so that a logout in flight still ends it.
@@ -149,9 +150,9 @@ impl Admin {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the key to fix, as
-    /// [`SessionMiddleware::from_config`](crate::SessionMiddleware::from_config).
+    /// the middleware (`SessionMiddleware::from_config`).
     pub async fn open(config: &SessionConfig) -> Result<Self, ConfigError> {
-        let backend = session_core::store::open(config).await?;
+        let backend = crate::store::open(config).await?;
         Self::with_backend(backend, config)
     }
 
@@ -163,7 +164,7 @@ impl Admin {
     /// A [`ConfigError`] naming the key to fix.
     pub fn with_backend(backend: Backend, config: &SessionConfig) -> Result<Self, ConfigError> {
         Ok(Self {
-            shared: Arc::new(Shared::new(backend, config)?),
+            engine: Arc::new(Engine::new(backend, config)?),
             lifetime: config.lifetime,
             store_timeout: config.store_timeout,
         })
@@ -173,7 +174,7 @@ impl Admin {
     /// page by page).
     #[cfg_attr(not(feature = "cookie"), allow(unused_variables))]
     fn store(&self, task: &'static str) -> Result<&Store, AdminError> {
-        match &self.shared.sessions {
+        match &self.engine.sessions {
             Sessions::Store(store) => Ok(store),
             #[cfg(feature = "cookie")]
             Sessions::Cookie(_) => Err(AdminError::NoStore(task)),
@@ -189,8 +190,8 @@ impl Admin {
     /// cannot list its sessions.
     pub async fn keys(&self, mut listed: impl FnMut(u64)) -> Result<Vec<StoreKey>, AdminError> {
         let store = self.store("list")?;
-        let prefix = self.shared.settings.keys.prefix();
-        let mut keys = session_core::store::scan_all(store, prefix, |n| listed(n as u64)).await?;
+        let prefix = self.engine.settings.keys.prefix();
+        let mut keys = crate::store::scan_all(store, prefix, |n| listed(n as u64)).await?;
         // A move lock (`SESSION_MIGRATE_FROM`) is no session.
         keys.retain(|key| !key.as_str().ends_with(LOCK_SUFFIX));
         Ok(keys)
@@ -202,7 +203,7 @@ impl Admin {
     ///
     /// As [`keys`](Self::keys).
     pub async fn count(&self, listed: impl FnMut(u64)) -> Result<Counts, AdminError> {
-        let keys = &self.shared.settings.keys;
+        let keys = &self.engine.settings.keys;
         let mut counts = Counts::default();
         for key in self.keys(listed).await? {
             match keys.record_kind(&key) {
@@ -223,8 +224,8 @@ impl Admin {
     /// The store's.
     pub async fn show(&self, cookie: &str) -> Result<Option<Shown>, AdminError> {
         let store = self.store("read")?;
-        let settings = &self.shared.settings;
-        let Some((id, _)) = crate::slot::parse_id(settings.signer.as_ref(), cookie.trim()) else {
+        let settings = &self.engine.settings;
+        let Some((id, _)) = crate::engine::parse_id(settings.signer.as_ref(), cookie.trim()) else {
             return Ok(None);
         };
         let key = settings.keys.session(&id);
@@ -262,12 +263,12 @@ impl Admin {
                 t.duration_since(SystemTime::now())
                     .map_or(0, |d| d.as_secs())
             }),
-            created_at_ms: record.created_at.map(session_core::users::millis),
+            created_at_ms: record.created_at.map(crate::users::millis),
             values,
         }))
     }
 
-    /// Ends every session bound to `user` (see [`Users`](crate::Users));
+    /// Ends every session bound to `user` (see [`Users`](crate::engine::Users));
     /// returns how many it ended.
     ///
     /// # Errors
@@ -275,7 +276,7 @@ impl Admin {
     /// The store's; the sessions ended before it stay ended.
     pub async fn revoke_user(&self, user: &str) -> Result<usize, AdminError> {
         let store = self.store("revoke sessions in")?;
-        let settings = &self.shared.settings;
+        let settings = &self.engine.settings;
         let index =
             UserIndex::new(store, &settings.keys, user, settings.codec).max(settings.max_per_user);
         Ok(index.revoke_all(None).await?)
@@ -314,7 +315,7 @@ impl Admin {
         to: &Admin,
         mut progress: impl FnMut(MigrateEvent<'_>),
     ) -> Result<Migrated, AdminError> {
-        let (a, b) = (&self.shared.settings, &to.shared.settings);
+        let (a, b) = (&self.engine.settings, &to.engine.settings);
         let settings = [
             (
                 "SESSION_KEY_PREFIX",

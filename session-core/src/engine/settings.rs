@@ -1,69 +1,22 @@
-//! What every request of one middleware shares: the settings, checked once
-//! at start-up, and where sessions live. Imports nothing else of the crate.
+//! The settings the engine runs with, checked once at start-up.
 
 use std::time::{Duration, SystemTime};
 
-use session_core::config::CookieConfig;
-use session_core::seal::AtRest;
-use session_core::signing::Signer;
-use session_core::store::{Backend, Instrumented, Timeout};
-use session_core::{AnyStore, Codec, ConfigError, Keyspace, OutagePolicy, SessionConfig};
-
-/// The store as the middleware calls it: observed (spans, metrics), each
-/// call bounded by `SESSION_STORE_TIMEOUT`.
-pub(crate) type Store = Instrumented<Timeout<AnyStore>>;
-
-/// Where the sessions of one middleware live: chosen once, at start-up.
-pub(crate) enum Sessions {
-    /// A server-side store, every call bounded by `SESSION_STORE_TIMEOUT`;
-    /// the cookie carries the (signed) id.
-    Store(Store),
-    /// The whole session in a signed cookie.
-    #[cfg(feature = "cookie")]
-    Cookie(session_core::store::cookie::CookieStore),
-}
-
-/// The settings and the sessions: one per middleware, shared by its
-/// requests.
-pub(crate) struct Shared {
-    pub(crate) settings: Settings,
-    pub(crate) sessions: Sessions,
-}
-
-impl Shared {
-    /// Checks `config` and binds it to `backend`.
-    pub(crate) fn new(backend: Backend, config: &SessionConfig) -> Result<Self, ConfigError> {
-        let config = &interop(&backend, config)?;
-        let sessions = match backend {
-            Backend::Store(store) => {
-                let kind = store.kind();
-                Sessions::Store(Instrumented::new(
-                    Timeout::new(store, config.store_timeout),
-                    kind,
-                ))
-            }
-            #[cfg(feature = "cookie")]
-            Backend::Cookie(store) => Sessions::Cookie(store),
-            #[allow(unreachable_patterns)]
-            _ => return Err(ConfigError::new("SESSION_TYPE", "unsupported store")),
-        };
-        let settings = Settings::new(config, &sessions)?;
-        Ok(Self { settings, sessions })
-    }
-
-    /// Default settings and no store: for sessions built in unit tests.
-    pub(crate) fn detached() -> Self {
-        let config = SessionConfig::default();
-        let store = AnyStore::new(session_core::store::null::NullStore);
-        Self::new(Backend::Store(store), &config).expect("the default settings are valid")
-    }
-}
+use super::Sessions;
+use crate::config::CookieConfig;
+use crate::seal::AtRest;
+use crate::signing::Signer;
+use crate::store::Backend;
+use crate::{Codec, ConfigError, Keyspace, OutagePolicy, SessionConfig};
 
 /// `config` as it applies to `backend`: a store in Flask-Session's layout
 /// turns Flask-Session's interop on, with its ids in clear and its format;
 /// `SESSION_INTEROP` without such a store is an error.
 #[cfg_attr(not(feature = "flask"), allow(clippy::unnecessary_wraps))]
-fn interop(backend: &Backend, config: &SessionConfig) -> Result<SessionConfig, ConfigError> {
+pub(super) fn interop(
+    backend: &Backend,
+    config: &SessionConfig,
+) -> Result<SessionConfig, ConfigError> {
     #[cfg(feature = "flask")]
     if let Backend::Store(store) = backend
         && let Some(flask) = store.flask()
@@ -71,7 +24,7 @@ fn interop(backend: &Backend, config: &SessionConfig) -> Result<SessionConfig, C
         let mut config = config.clone();
         if config.interop.is_none() {
             // Given in code: Flask-Session's ids and format follow.
-            config.interop = Some(session_core::Interop::FlaskSession);
+            config.interop = Some(crate::Interop::FlaskSession);
             config.hash_ids = false;
             config.codec = flask.format().codec();
         }
@@ -93,7 +46,7 @@ fn interop(backend: &Backend, config: &SessionConfig) -> Result<SessionConfig, C
         return Err(ConfigError::new(
             "SESSION_INTEROP",
             "needs a store in Flask-Session's layout: open it from SESSION_TYPE, or wrap it in \
-             session_core::flask::FlaskStore",
+             crate::flask::FlaskStore",
         ));
     }
     let _ = backend;
@@ -107,16 +60,15 @@ pub(crate) enum IdSigner {
     Ours(Signer),
     /// As Flask-Session signs them (itsdangerous, HMAC-SHA1).
     #[cfg(feature = "flask")]
-    Flask(session_core::flask::FlaskSigner),
+    Flask(crate::flask::FlaskSigner),
 }
 
 impl IdSigner {
     fn new(config: &SessionConfig, secret: &str) -> Result<Self, ConfigError> {
-        let weak =
-            |e: session_core::signing::WeakSecret| ConfigError::new("SECRET_KEY", e.to_string());
+        let weak = |e: crate::signing::WeakSecret| ConfigError::new("SECRET_KEY", e.to_string());
         #[cfg(feature = "flask")]
         if config.interop.is_some() {
-            return session_core::flask::FlaskSigner::new(secret, &config.secret_key_fallbacks)
+            return crate::flask::FlaskSigner::new(secret, &config.secret_key_fallbacks)
                 .map(IdSigner::Flask)
                 .map_err(weak);
         }
@@ -145,11 +97,11 @@ impl IdSigner {
 
     /// The length of a signed id: anything else is refused unread.
     pub(crate) fn signed_len(&self) -> usize {
-        use session_core::id::ID_LEN;
+        use crate::id::ID_LEN;
         match self {
             IdSigner::Ours(_) => 2 * ID_LEN + 1,
             #[cfg(feature = "flask")]
-            IdSigner::Flask(_) => ID_LEN + 1 + session_core::flask::TAG_LEN,
+            IdSigner::Flask(_) => ID_LEN + 1 + crate::flask::TAG_LEN,
         }
     }
 }
@@ -181,7 +133,7 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    fn new(config: &SessionConfig, sessions: &Sessions) -> Result<Self, ConfigError> {
+    pub(super) fn new(config: &SessionConfig, sessions: &Sessions) -> Result<Self, ConfigError> {
         config.validate()?;
         let signer = match (&config.secret_key, config.use_signer) {
             (Some(secret), true) => Some(IdSigner::new(config, secret)?),

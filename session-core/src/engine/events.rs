@@ -9,30 +9,30 @@
 //! | `session_outage_total` | `phase` (`load`, `save`), `policy` (`fail`, `empty`) |
 //!
 //! The store calls themselves are counted by
-//! [`Instrumented`](session_core::store::Instrumented).
+//! [`Instrumented`](crate::store::Instrumented).
 
-use session_core::OutagePolicy;
+use crate::OutagePolicy;
 
 /// A new session was stored.
-pub(crate) fn created() {
+pub(super) fn created() {
     #[cfg(feature = "metrics")]
     metrics::counter!("session_created_total").increment(1);
 }
 
 /// A session moved to a new id (login).
-pub(crate) fn renewed() {
+pub(super) fn renewed() {
     #[cfg(feature = "metrics")]
     metrics::counter!("session_renewed_total").increment(1);
 }
 
 /// A session was ended (logout).
-pub(crate) fn purged() {
+pub(super) fn purged() {
     #[cfg(feature = "metrics")]
     metrics::counter!("session_purged_total").increment(1);
 }
 
 /// The store failed and the outage policy answered.
-pub(crate) fn outage(phase: &'static str, policy: OutagePolicy) {
+pub(super) fn outage(phase: &'static str, policy: OutagePolicy) {
     #[cfg(feature = "metrics")]
     metrics::counter!(
         "session_outage_total",
