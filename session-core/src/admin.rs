@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use crate::{SessionConfig, admin::Admin};
+//! use session_core::{SessionConfig, admin::Admin};
 //!
 //! let admin = Admin::open(&SessionConfig::from_env()?).await?;
 //! let counts = admin.count(|_| {}).await?;

@@ -2052,7 +2052,7 @@ async fn the_middleware_and_its_service_debug_print_no_secret() {
         .unwrap();
     let printed = format!("{middleware:?}");
     assert!(
-        printed.starts_with("SessionMiddleware { settings: Settings {")
+        printed.starts_with("SessionMiddleware { engine: Engine { settings: Settings {")
             && printed.ends_with(".. }"),
         "{printed}"
     );

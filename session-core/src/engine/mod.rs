@@ -150,6 +150,10 @@ impl Engine {
     }
 
     /// Default settings and no store: for sessions built in unit tests.
+    ///
+    /// # Panics
+    ///
+    /// Never: the default settings are valid (a test says so).
     #[must_use]
     pub fn detached() -> Self {
         let store = AnyStore::new(crate::store::null::NullStore);

@@ -2,11 +2,11 @@
 //! sessions, or all of them ("log out everywhere").
 //!
 //! A session is bound to a user at login with
-//! [`Session::bind_user`]; the save after that request adds it to the
+//! [`Session::bind_user`](super::Session::bind_user); the save after that request adds it to the
 //! user's index, a record the store keeps beside the sessions (see
 //! [`crate::users`] for its layout). [`Users`] lists and ends a
 //! user's sessions from anywhere (a handler, an admin task, a password
-//! change); the methods on [`Session`] do it for the user of the request's
+//! change); the methods on [`Session`](super::Session) do it for the user of the request's
 //! own session, and know which session is the caller's.
 //!
 //! Ending a session here is a logout: once the call returns, no request
@@ -24,7 +24,7 @@ use super::{Engine, SessionError, Sessions, Store};
 use crate::users::{Handle, Listed, UserIndex};
 
 /// One session of a user, as [`Users::list`] and
-/// [`Session::user_sessions`] show it. Serializes as JSON with its times
+/// [`Session::user_sessions`](super::Session::user_sessions) show it. Serializes as JSON with its times
 /// in RFC 3339:
 ///
 /// ```json
