@@ -92,7 +92,7 @@
 //!
 //! A size limit ([`ChangeSet::max_size`]) is checked in the same `UPDATE`:
 //! its `WHERE` measures the merged object as
-//! [`session_size`](super::session_size) does (per entry, 8 plus the bytes
+//! [`session_size`](crate::store::session_size) does (per entry, 8 plus the bytes
 //! of the key and of the value, a base64 value counting what it decodes
 //! to), with `jsonb_each`, `json_each`, or on MySQL/MariaDB `JSON_TABLE`
 //! over `JSON_KEYS` and over `$.*`. The database measures the row it
@@ -140,7 +140,7 @@
 //! change survives a crash of the app, and with
 //! [`durable(true)`](SqlStoreBuilder::durable) a power loss too, which the
 //! file store does not promise. SQLite has no file-count threshold to tune and keeps every
-//! session in one file. Pick the [filesystem store](super::filesystem) when
+//! session in one file. Pick the [filesystem store](crate::store::filesystem) when
 //! you want no dependency at all (no sqlx, no C library compiled in) and a
 //! session per file is fine.
 
@@ -161,8 +161,8 @@ mod flask;
 pub use flask::FlaskTable;
 pub use sqlx;
 
-use super::{Applied, ChangeSet, NearCache, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
+use crate::store::{Applied, ChangeSet, NearCache, Record, ScanPage, SessionStore, StoreError};
 
 /// How often expired rows are deleted unless the builder says otherwise.
 const DEFAULT_CLEANUP: Duration = Duration::from_secs(300);

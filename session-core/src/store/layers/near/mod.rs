@@ -68,8 +68,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
-use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
+use crate::store::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 
 mod heartbeat;
 

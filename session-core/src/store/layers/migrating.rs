@@ -37,8 +37,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
+use crate::store::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 
 /// What a session's move lock adds to its key.
 pub const LOCK_SUFFIX: &str = "~moving";
@@ -98,7 +98,7 @@ impl<N: SessionStore, O: SessionStore> Migrating<N, O> {
     /// How long a move lock lives if its holder dies before dropping it,
     /// and how long a call waits for one; 30 seconds unless set. It must
     /// be longer than the store calls a lock is held over, which bounding
-    /// each call of this store (a [`Timeout`](super::Timeout)) ensures
+    /// each call of this store (a [`Timeout`](crate::store::Timeout)) ensures
     /// ([`lock_ttl_for`]).
     #[must_use]
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {

@@ -9,10 +9,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{Key, KeyInit, XChaCha20Poly1305, XNonce};
 
-use super::Record;
 use crate::codec::{decode_entries, encode_entries};
 use crate::config::CookieContent;
 use crate::signing::{Signer, WeakSecret, subkey};
+use crate::store::Record;
 
 /// The most bytes a browser keeps for a cookie's name and value together.
 pub const BROWSER_COOKIE_LIMIT: usize = 4096;

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
+use crate::store::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 
 /// A store that keeps nothing: every read finds no session, and every write
 /// fails with [`StoreError::NotConfigured`], which says that no store is set

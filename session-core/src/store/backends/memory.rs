@@ -8,9 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
 use crate::codec::entry_size;
+use crate::store::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 
 /// The most sessions a [`MemoryStore::new`] keeps, and the default of
 /// `SESSION_MEMORY_MAX_SESSIONS`.

@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use tracing::Instrument as _;
 
-use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
+use crate::store::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 
 /// A store whose every call is observed (see the [module docs](self)).
 /// The middleware puts one around the store it is given, outside the

@@ -108,8 +108,8 @@ use std::time::Duration;
 use async_memcached::{Client, Error as McError, ErrorKind, MetaProtocol, MetaValue, Status};
 use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, RecycleResult};
 
-use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
+use crate::store::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 
 mod dump;
 #[cfg(feature = "flask")]

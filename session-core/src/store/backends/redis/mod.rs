@@ -84,8 +84,8 @@ use std::time::{Duration, SystemTime};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
-use super::{Applied, ChangeSet, NearCache, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
+use crate::store::{Applied, ChangeSet, NearCache, Record, ScanPage, SessionStore, StoreError};
 
 #[cfg(feature = "flask")]
 mod flask;

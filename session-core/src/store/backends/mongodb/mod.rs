@@ -97,9 +97,9 @@ use bytes::Bytes;
 
 pub use ::mongodb;
 
-use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
 use crate::codec::entry_size;
+use crate::store::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 
 /// MongoDB's duplicate key error.
 const DUPLICATE_KEY: i32 = 11000;
@@ -219,7 +219,6 @@ async fn connect(uri: &str, timeout: Duration) -> Result<Client, StoreError> {
 }
 
 #[cfg(feature = "flask")]
-#[path = "mongodb_flask.rs"]
 mod flask;
 #[cfg(feature = "flask")]
 #[cfg_attr(docsrs, doc(cfg(feature = "flask")))]
@@ -664,5 +663,5 @@ mod tests {
 }
 
 #[cfg(test)]
-#[path = "mongodb_proptests.rs"]
+#[path = "proptests.rs"]
 mod proptests;

@@ -3,8 +3,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::id::StoreKey;
+use crate::store::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 
 /// A store whose every call fails with [`StoreError::Timeout`] when it takes
 /// longer than a limit (`SESSION_STORE_TIMEOUT`).
