@@ -1,35 +1,24 @@
 //! The bytes of a session file: a fixed header, then the entries.
 //!
-//! - `AXS3` (written today): magic, expiry (u64 LE, ms since the epoch),
-//!   creation time (u64 LE, ms since the epoch; `u64::MAX` when unknown),
-//!   the store key (u32 LE length, then its bytes: file names are hashes,
-//!   so a scan reads the key here), then the entries as `encode_entries`
-//!   writes them.
-//! - `AXS2` (written before the store could list its sessions): as `AXS3`
-//!   without the key.
-//! - `AXS1` (written before sessions recorded their creation time): magic,
-//!   expiry, entries.
-//!
-//! The older two are still read (with no key, and `AXS1` with no creation
-//! time), so that sessions written by earlier versions survive an upgrade;
-//! the next write of such a session rewrites it as `AXS3`. All start with
-//! the magic and the expiry, so eviction reads the first [`EXPIRY_HEADER`]
-//! bytes of any without caring which it is.
+//! `AXS3`: magic, expiry (u64 LE, ms since the epoch), creation time (u64
+//! LE, ms since the epoch; `u64::MAX` when unknown), the store key (u32 LE
+//! length, then its bytes: file names are hashes, so a scan reads the key
+//! here), then the entries as `encode_entries` writes them. A file that
+//! does not start with the magic is not a session file. Eviction reads
+//! only the first [`EXPIRY_HEADER`] bytes: the magic and the expiry.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::codec::{decode_entries, encode_entries};
 use crate::store::Record;
 
-const MAGIC_V1: &[u8; 4] = b"AXS1";
-const MAGIC_V2: &[u8; 4] = b"AXS2";
 const MAGIC: &[u8; 4] = b"AXS3";
-const HEADER_V1: usize = 12;
+/// How many leading bytes of a file hold its magic and its expiry.
+pub(super) const EXPIRY_HEADER: usize = 12;
+/// The magic, the expiry and the creation time.
 const HEADER: usize = 20;
 /// The creation time of a record that has none.
 const UNKNOWN: u64 = u64::MAX;
-/// How many leading bytes of a file of any version hold its expiry.
-pub(super) const EXPIRY_HEADER: usize = HEADER_V1;
 
 /// A session file as read.
 pub(super) struct Stored {
@@ -37,9 +26,8 @@ pub(super) struct Stored {
     pub(super) expires: u64,
     /// What it holds; `expires_at` is left `None` (callers decide).
     pub(super) record: Record,
-    /// The store key it was written under; `None` in files written before
-    /// files kept it (`AXS1`, `AXS2`).
-    pub(super) key: Option<String>,
+    /// The store key it was written under.
+    pub(super) key: String,
 }
 
 fn to_ms(t: SystemTime) -> u64 {
@@ -64,25 +52,15 @@ pub(super) fn encode(key: &str, record: &Record, expires: u64) -> Vec<u8> {
     bytes
 }
 
-/// Decodes a file of any version; `None` if it is none of them.
+/// Decodes a session file; `None` if it is not one.
 pub(super) fn decode(bytes: &[u8]) -> Option<Stored> {
     let expires = expiry(bytes)?;
-    let (created_at, key, body) = if bytes.starts_with(MAGIC) || bytes.starts_with(MAGIC_V2) {
-        let (header, body) = bytes.split_first_chunk::<HEADER>()?;
-        let created = u64::from_le_bytes(header[HEADER_V1..].try_into().ok()?);
-        let created_at = (created != UNKNOWN).then(|| UNIX_EPOCH + Duration::from_millis(created));
-        let (key, body) = if bytes.starts_with(MAGIC) {
-            let (len, rest) = body.split_first_chunk::<4>()?;
-            let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
-            let (key, rest) = rest.split_at_checked(len)?;
-            (Some(String::from_utf8(key.to_vec()).ok()?), rest)
-        } else {
-            (None, body)
-        };
-        (created_at, key, body)
-    } else {
-        (None, None, &bytes[HEADER_V1..])
-    };
+    let (header, body) = bytes.split_first_chunk::<HEADER>()?;
+    let created = u64::from_le_bytes(header[EXPIRY_HEADER..].try_into().ok()?);
+    let created_at = (created != UNKNOWN).then(|| UNIX_EPOCH + Duration::from_millis(created));
+    let (len, rest) = body.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+    let (key, body) = rest.split_at_checked(len)?;
     Some(Stored {
         expires,
         record: Record {
@@ -90,18 +68,15 @@ pub(super) fn decode(bytes: &[u8]) -> Option<Stored> {
             expires_at: None,
             created_at,
         },
-        key,
+        key: String::from_utf8(key.to_vec()).ok()?,
     })
 }
 
-/// The expiry (ms since the epoch) in the first bytes of a file of either
-/// version; `None` if they are not a session file's.
+/// The expiry (ms since the epoch) in the first bytes of a session file;
+/// `None` if they are not a session file's.
 pub(super) fn expiry(bytes: &[u8]) -> Option<u64> {
     let (header, _) = bytes.split_first_chunk::<EXPIRY_HEADER>()?;
-    if ![MAGIC, MAGIC_V2, MAGIC_V1]
-        .iter()
-        .any(|magic| header.starts_with(*magic))
-    {
+    if !header.starts_with(MAGIC) {
         return None;
     }
     Some(u64::from_le_bytes(header[4..].try_into().ok()?))
@@ -129,7 +104,7 @@ mod tests {
         };
         let stored = decode(&encode("session:k", &record, 42)).unwrap();
         assert_eq!(stored.expires, 42);
-        assert_eq!(stored.key.as_deref(), Some("session:k"));
+        assert_eq!(stored.key, "session:k");
         assert_eq!(
             stored.record.created_at,
             Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123))
@@ -140,30 +115,12 @@ mod tests {
         assert_eq!(unknown.record.created_at, None);
     }
 
-    /// A file as the previous version (`AXS2`) wrote it: the same header
-    /// without the key.
     #[test]
-    fn files_of_the_previous_version_are_read_without_a_key() {
-        let mut bytes = b"AXS2".to_vec();
-        bytes.extend_from_slice(&42u64.to_le_bytes());
-        bytes.extend_from_slice(&1_700_000_000_123u64.to_le_bytes());
-        encode_entries(&entries(), &mut bytes);
-        let stored = decode(&bytes).unwrap();
-        assert_eq!(stored.expires, 42);
-        assert_eq!(stored.key, None);
-        assert_eq!(stored.record.entries, entries());
-        assert_eq!(
-            stored.record.created_at,
-            Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123))
-        );
-    }
-
-    #[test]
-    fn files_of_neither_version_are_refused() {
+    fn files_of_another_format_are_refused() {
         assert!(decode(b"AXS9\0\0\0\0\0\0\0\0").is_none());
-        assert!(decode(b"AXS2\0\0\0\0").is_none(), "a short header");
+        assert!(decode(b"AXS3\0\0\0\0").is_none(), "a short header");
         assert!(
-            decode(b"AXS2\x01\0\0\0\0\0\0\0\xff").is_none(),
+            decode(b"AXS3\x01\0\0\0\0\0\0\0\xff").is_none(),
             "a cut creation time"
         );
         let mut cut_key = b"AXS3".to_vec();

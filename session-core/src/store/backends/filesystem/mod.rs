@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use self::dir::{LOCKS, PROBATION, TMP_PREFIX, is_symlink_error, no_follow};
 use self::format::Stored;
-use crate::StoreKey;
 use crate::store::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
+use crate::StoreKey;
 
 const SUFFIX: &str = ".session";
 const LOCK_STRIPES: u8 = 64;
@@ -500,14 +500,11 @@ impl SessionStore for FileStore {
     }
 
     /// One page: every live session file of both directories whose key
-    /// (kept in the file since `AXS3`) starts with `prefix`. Files written
-    /// by earlier versions keep no key: they are listed once their session
-    /// is next written (a request that refreshes or changes it).
+    /// (kept in the file) starts with `prefix`.
     async fn scan(&self, prefix: &str, _cursor: Option<&str>) -> Result<ScanPage, StoreError> {
         let prefix = prefix.to_owned();
         self.run(move |inner| {
             let mut keys = std::collections::BTreeSet::new();
-            let mut keyless = 0usize;
             for dir in [&inner.dir, &inner.probation] {
                 for entry in session_files(dir)? {
                     let name = entry.file_name();
@@ -515,26 +512,15 @@ impl SessionStore for FileStore {
                     let Slot::Live(stored) = inner.read(&entry.path())? else {
                         continue;
                     };
-                    match stored.key {
-                        // A file is listed under the key it names only:
-                        // one copied over another's name is not.
-                        Some(key)
-                            if key.starts_with(&prefix)
-                                && Inner::file_name(&StoreKey::from_raw(key.as_str())) == name =>
-                        {
-                            keys.insert(key);
-                        }
-                        Some(_) => {}
-                        None => keyless += 1,
+                    // A file is listed under the key it names only: one
+                    // copied over another's name is not.
+                    let key = stored.key;
+                    if key.starts_with(&prefix)
+                        && Inner::file_name(&StoreKey::from_raw(key.as_str())) == name
+                    {
+                        keys.insert(key);
                     }
                 }
-            }
-            if keyless > 0 {
-                tracing::warn!(
-                    keyless,
-                    "session files written by an earlier version keep no key and are not \
-                     listed until their session is next written"
-                );
             }
             Ok(ScanPage {
                 keys: keys.into_iter().map(StoreKey::from_raw).collect(),

@@ -86,56 +86,6 @@ async fn a_session_seen_after_its_creation_leaves_probation() {
     );
 }
 
-/// The previous version's layout, byte for byte: `AXS1`, the expiry in
-/// ms (u64 LE), then each entry as u32 LE length + key, u32 LE length +
-/// value, all in the main directory.
-#[tokio::test]
-async fn sessions_written_by_the_previous_version_still_load() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileStore::builder(dir.path()).build().unwrap();
-    let key = StoreKey::from_raw("session:old");
-    let expires = now_ms() + 60_000;
-    let mut old = b"AXS1".to_vec();
-    old.extend_from_slice(&expires.to_le_bytes());
-    old.extend_from_slice(&4u32.to_le_bytes());
-    old.extend_from_slice(b"user");
-    old.extend_from_slice(&5u32.to_le_bytes());
-    old.extend_from_slice(b"\"ann\"");
-    fs::write(main_path(&store, &key), &old).unwrap();
-
-    let loaded = store
-        .load(&key)
-        .await
-        .unwrap()
-        .expect("an AXS1 session loads");
-    assert_eq!(loaded.entries, record(&[("user", "\"ann\"")]).entries);
-    assert_eq!(loaded.created_at, None);
-    assert_eq!(
-        loaded.expires_at,
-        Some(UNIX_EPOCH + Duration::from_millis(expires))
-    );
-    // It keeps no key, so a scan cannot list it yet.
-    let listed = store.scan("session:", None).await.unwrap();
-    assert!(listed.keys.is_empty(), "{listed:?}");
-    // A write moves it to the new layout (with its key), still without a
-    // creation time, and from then on it is listed.
-    let set = ChangeSet {
-        set: vec![("n".into(), Bytes::from_static(b"1"))],
-        ..ChangeSet::default()
-    };
-    assert_eq!(store.apply(&key, &set, LONG).await.unwrap(), Applied::Done);
-    assert!(
-        fs::read(main_path(&store, &key))
-            .unwrap()
-            .starts_with(b"AXS3")
-    );
-    let listed = store.scan("session:", None).await.unwrap();
-    assert_eq!(listed.keys, std::slice::from_ref(&key));
-    let loaded = store.load(&key).await.unwrap().unwrap();
-    assert_eq!(loaded.entries.len(), 2);
-    assert_eq!(loaded.created_at, None);
-}
-
 #[tokio::test]
 async fn unreadable_files_are_missing_sessions() {
     let dir = tempfile::tempdir().unwrap();
