@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use self::dir::{LOCKS, PROBATION, TMP_PREFIX, is_symlink_error, no_follow};
 use self::format::Stored;
-use crate::store::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 use crate::StoreKey;
+use crate::store::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 
 const SUFFIX: &str = ".session";
 const LOCK_STRIPES: u8 = 64;

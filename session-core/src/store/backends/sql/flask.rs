@@ -22,7 +22,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use sqlx::AssertSqlSafe;
 
-use super::{Pool, SqlStoreBuilder, check_table_name, on_pool};
+use super::connect::check_table_name;
+use super::{Pool, SqlStoreBuilder, on_pool};
 use crate::StoreKey;
 use crate::flask::{Blob, BlobStore};
 use crate::store::StoreError;

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, MySqlExecutor, MySqlPool};
+use sqlx::{AssertSqlSafe, MySql, MySqlPool};
 
-use super::{
-    Applied, ChangeSet, Row, clear_too_large, decide_locked, decode, encode_set, expires_in,
-    limit_of, merge_patch, settle, ttl_in,
-};
+use super::Row;
+use super::apply::{Dialect, Tx};
+use super::row::{decode, encode_set, expires_in, merge_patch, ttl_in};
+use crate::store::ChangeSet;
 
 const US: Duration = Duration::from_micros(1);
 
@@ -227,125 +227,6 @@ impl My {
         self.insert(key, data, created_at, ttl).await
     }
 
-    /// One `UPDATE`; with a size limit, its `WHERE` also measures the
-    /// merged session, and on no match a locked re-read tells why.
-    pub(super) async fn apply(
-        &self,
-        key: &str,
-        changes: &ChangeSet,
-        ttl: Duration,
-    ) -> Result<Applied, sqlx::Error> {
-        if clear_too_large(changes) {
-            return self.apply_locked(key, changes, ttl).await;
-        }
-        // What a `clear` leaves is measured already: only a merge needs the
-        // database to measure it.
-        let limit = limit_of(changes).filter(|_| !changes.clear);
-        let matched = match (limit, &self.limited) {
-            (Some(_), None) => return self.apply_locked(key, changes, ttl).await,
-            (Some(limit), Some(limited)) => {
-                let patch = merge_patch(changes);
-                sqlx::query(q(&limited.merge))
-                    .bind(&patch)
-                    .bind(ttl_in(ttl, US))
-                    .bind(key)
-                    .bind(&patch)
-                    .bind(&patch)
-                    .bind(limit)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected()
-                    == 1
-            }
-            (None, _) => self.update(&self.pool, key, changes, ttl).await?,
-        };
-        if !matched && limit.is_some() {
-            return self.apply_locked(key, changes, ttl).await;
-        }
-        self.settle(key, matched, changes).await
-    }
-
-    /// Applies the change set without a size check: whether a row matched.
-    async fn update<'e>(
-        &self,
-        executor: impl MySqlExecutor<'e>,
-        key: &str,
-        changes: &ChangeSet,
-        ttl: Duration,
-    ) -> Result<bool, sqlx::Error> {
-        let (sql, data) = if changes.clear {
-            (&self.replace, encode_set(changes))
-        } else {
-            (&self.merge, merge_patch(changes))
-        };
-        let done = sqlx::query(q(sql))
-            .bind(data)
-            .bind(ttl_in(ttl, US))
-            .bind(key)
-            .execute(executor)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// The merged size measured on the row read `FOR UPDATE` (in Rust on a
-    /// server without `JSON_TABLE`), and the change written under that lock
-    /// if it fits: the rare path where the checked `UPDATE` matched
-    /// nothing, and every limited apply on a server without `JSON_TABLE`.
-    async fn apply_locked(
-        &self,
-        key: &str,
-        changes: &ChangeSet,
-        ttl: Duration,
-    ) -> Result<Applied, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let size = match &self.limited {
-            Some(limited) => {
-                let patch = merge_patch(changes);
-                sqlx::query_scalar(q(&limited.measure))
-                    .bind(changes.clear)
-                    .bind(&patch)
-                    .bind(changes.clear)
-                    .bind(&patch)
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-            None => {
-                let row: Option<(String, bool, Option<i64>)> = sqlx::query_as(q(&self.lock))
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                match row {
-                    Some((data, true, _)) => Some(merged_size(&data, changes)?),
-                    _ => None,
-                }
-            }
-        };
-        if let Some(settled) = decide_locked(size, changes) {
-            tx.rollback().await?;
-            return Ok(settled);
-        }
-        let matched = self.update(&mut *tx, key, changes, ttl).await?;
-        tx.commit().await?;
-        self.settle(key, matched, changes).await
-    }
-
-    async fn settle(
-        &self,
-        key: &str,
-        matched: bool,
-        changes: &ChangeSet,
-    ) -> Result<Applied, sqlx::Error> {
-        settle(matched.then_some(changes.set.is_empty()), async || {
-            let deleted = sqlx::query(q(&self.delete_empty))
-                .bind(key)
-                .execute(&self.pool)
-                .await?;
-            Ok(deleted.rows_affected())
-        })
-        .await
-    }
-
     pub(super) async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(q(&self.touch))
             .bind(ttl_in(ttl, US))
@@ -398,6 +279,101 @@ impl My {
             .bind(limit)
             .fetch_all(&self.pool)
             .await
+    }
+}
+
+impl Dialect for My {
+    type Db = MySql;
+
+    fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    fn measures_in_update(&self) -> bool {
+        self.limited.is_some()
+    }
+
+    /// Merges a patch, or replaces the data after a `clear`; with a limit
+    /// (never after a `clear`), the merge that checks the size. MySQL
+    /// returns nothing from an `UPDATE`: a session may be empty when the
+    /// change set set nothing.
+    async fn update(
+        &self,
+        tx: Option<&mut Tx<Self>>,
+        key: &str,
+        changes: &ChangeSet,
+        ttl: Duration,
+        limit: Option<i64>,
+    ) -> Result<Option<bool>, sqlx::Error> {
+        let query = match (limit, &self.limited) {
+            (Some(limit), Some(limited)) => {
+                let patch = merge_patch(changes);
+                sqlx::query(q(&limited.merge))
+                    .bind(patch.clone())
+                    .bind(ttl_in(ttl, US))
+                    .bind(key)
+                    .bind(patch.clone())
+                    .bind(patch)
+                    .bind(limit)
+            }
+            _ => {
+                let (sql, data) = if changes.clear {
+                    (&self.replace, encode_set(changes))
+                } else {
+                    (&self.merge, merge_patch(changes))
+                };
+                sqlx::query(q(sql))
+                    .bind(data)
+                    .bind(ttl_in(ttl, US))
+                    .bind(key)
+            }
+        };
+        let done = match tx {
+            Some(tx) => query.execute(&mut **tx).await?,
+            None => query.execute(&self.pool).await?,
+        };
+        Ok((done.rows_affected() == 1).then_some(changes.set.is_empty()))
+    }
+
+    /// On the row read `FOR UPDATE`; in Rust on a server without
+    /// `JSON_TABLE`.
+    async fn measure(
+        &self,
+        tx: &mut Tx<Self>,
+        key: &str,
+        changes: &ChangeSet,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        match &self.limited {
+            Some(limited) => {
+                let patch = merge_patch(changes);
+                sqlx::query_scalar(q(&limited.measure))
+                    .bind(changes.clear)
+                    .bind(&patch)
+                    .bind(changes.clear)
+                    .bind(&patch)
+                    .bind(key)
+                    .fetch_optional(&mut **tx)
+                    .await
+            }
+            None => {
+                let row: Option<(String, bool, Option<i64>)> = sqlx::query_as(q(&self.lock))
+                    .bind(key)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                match row {
+                    Some((data, true, _)) => Ok(Some(merged_size(&data, changes)?)),
+                    _ => Ok(None),
+                }
+            }
+        }
+    }
+
+    async fn delete_empty(&self, key: &str) -> Result<u64, sqlx::Error> {
+        let deleted = sqlx::query(q(&self.delete_empty))
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
     }
 }
 

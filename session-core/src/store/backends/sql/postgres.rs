@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, PgExecutor, PgPool};
+use sqlx::{AssertSqlSafe, PgPool, Postgres};
 
-use super::{
-    Applied, ChangeSet, Row, clear_too_large, decide_locked, encode_set, expires_in, limit_of,
-    settle, ttl_in,
-};
+use super::Row;
+use super::apply::{Dialect, Tx};
+use super::row::{encode_set, expires_in, ttl_in};
+use crate::store::ChangeSet;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -184,90 +184,6 @@ impl Pg {
         Ok(done.rows_affected() == 1)
     }
 
-    /// One `UPDATE`; with a size limit, its `WHERE` also measures the
-    /// merged session, and on no match a locked re-read tells why.
-    pub(super) async fn apply(
-        &self,
-        key: &str,
-        changes: &ChangeSet,
-        ttl: Duration,
-    ) -> Result<Applied, sqlx::Error> {
-        if clear_too_large(changes) {
-            return self.apply_locked(key, changes, ttl).await;
-        }
-        // What a `clear` leaves is measured already: only a merge needs the
-        // database to measure it.
-        let limit = limit_of(changes).filter(|_| !changes.clear);
-        let emptied = self.update(&self.pool, key, changes, ttl, limit).await?;
-        if emptied.is_none() && limit.is_some() {
-            return self.apply_locked(key, changes, ttl).await;
-        }
-        self.settle(key, emptied).await
-    }
-
-    /// Runs the apply statement: `None` if no row matched, else whether the
-    /// session may now be empty.
-    async fn update<'e>(
-        &self,
-        executor: impl PgExecutor<'e>,
-        key: &str,
-        changes: &ChangeSet,
-        ttl: Duration,
-        limit: Option<i64>,
-    ) -> Result<Option<bool>, sqlx::Error> {
-        let sql = if limit.is_some() {
-            &self.apply_limited
-        } else {
-            &self.apply
-        };
-        let mut query = sqlx::query_scalar(q(sql))
-            .bind(key)
-            .bind(changes.clear)
-            .bind(&changes.remove)
-            .bind(encode_set(changes))
-            .bind(ttl_in(ttl, MS));
-        if let Some(limit) = limit {
-            query = query.bind(limit);
-        }
-        query.fetch_optional(executor).await
-    }
-
-    /// The rare path: the merged size measured on the row read `FOR
-    /// UPDATE`, and the change written under that lock if it fits.
-    async fn apply_locked(
-        &self,
-        key: &str,
-        changes: &ChangeSet,
-        ttl: Duration,
-    ) -> Result<Applied, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let size: Option<i64> = sqlx::query_scalar(q(&self.measure))
-            .bind(key)
-            .bind(changes.clear)
-            .bind(&changes.remove)
-            .bind(encode_set(changes))
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(settled) = decide_locked(size, changes) {
-            tx.rollback().await?;
-            return Ok(settled);
-        }
-        let emptied = self.update(&mut *tx, key, changes, ttl, None).await?;
-        tx.commit().await?;
-        self.settle(key, emptied).await
-    }
-
-    async fn settle(&self, key: &str, emptied: Option<bool>) -> Result<Applied, sqlx::Error> {
-        settle(emptied, async || {
-            let deleted = sqlx::query(q(&self.delete_empty))
-                .bind(key)
-                .execute(&self.pool)
-                .await?;
-            Ok(deleted.rows_affected())
-        })
-        .await
-    }
-
     pub(super) async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(q(&self.touch))
             .bind(key)
@@ -310,5 +226,65 @@ impl Pg {
             .bind(limit)
             .fetch_all(&self.pool)
             .await
+    }
+}
+
+impl Dialect for Pg {
+    type Db = Postgres;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn update(
+        &self,
+        tx: Option<&mut Tx<Self>>,
+        key: &str,
+        changes: &ChangeSet,
+        ttl: Duration,
+        limit: Option<i64>,
+    ) -> Result<Option<bool>, sqlx::Error> {
+        let sql = if limit.is_some() {
+            &self.apply_limited
+        } else {
+            &self.apply
+        };
+        let mut query = sqlx::query_scalar(q(sql))
+            .bind(key)
+            .bind(changes.clear)
+            .bind(&changes.remove)
+            .bind(encode_set(changes))
+            .bind(ttl_in(ttl, MS));
+        if let Some(limit) = limit {
+            query = query.bind(limit);
+        }
+        match tx {
+            Some(tx) => query.fetch_optional(&mut **tx).await,
+            None => query.fetch_optional(&self.pool).await,
+        }
+    }
+
+    /// On the row read `FOR UPDATE`.
+    async fn measure(
+        &self,
+        tx: &mut Tx<Self>,
+        key: &str,
+        changes: &ChangeSet,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar(q(&self.measure))
+            .bind(key)
+            .bind(changes.clear)
+            .bind(&changes.remove)
+            .bind(encode_set(changes))
+            .fetch_optional(&mut **tx)
+            .await
+    }
+
+    async fn delete_empty(&self, key: &str) -> Result<u64, sqlx::Error> {
+        let deleted = sqlx::query(q(&self.delete_empty))
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
     }
 }

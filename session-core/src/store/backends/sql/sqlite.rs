@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::{AssertSqlSafe, SqliteExecutor, SqlitePool};
+use sqlx::{AssertSqlSafe, Sqlite, SqlitePool};
 
-use super::{
-    Applied, ChangeSet, Row, clear_too_large, decide_locked, encode_set, limit_of, merge_patch,
-    settle, ttl_in, unix_ms,
-};
+use super::Row;
+use super::apply::{Dialect, Tx};
+use super::row::{encode_set, merge_patch, ttl_in, unix_ms};
+use crate::store::ChangeSet;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -137,12 +137,6 @@ impl Lite {
         })
     }
 
-    /// The pool, for the store's own tests.
-    #[cfg(test)]
-    pub(super) fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
     pub(super) async fn load(&self, key: &str) -> Result<Option<Row>, sqlx::Error> {
         let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(q(&self.load))
             .bind(key)
@@ -173,93 +167,6 @@ impl Lite {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// One `UPDATE`; with a size limit, its `WHERE` also measures the
-    /// merged session, and on no match a locked re-read tells why.
-    pub(super) async fn apply(
-        &self,
-        key: &str,
-        changes: &ChangeSet,
-        ttl: Duration,
-    ) -> Result<Applied, sqlx::Error> {
-        let _turn = self.writes.lock().await;
-        if clear_too_large(changes) {
-            return self.apply_locked(key, changes, ttl).await;
-        }
-        // What a `clear` leaves is measured already: only a merge needs the
-        // database to measure it.
-        let limit = limit_of(changes).filter(|_| !changes.clear);
-        let emptied = self.update(&self.pool, key, changes, ttl, limit).await?;
-        if emptied.is_none() && limit.is_some() {
-            return self.apply_locked(key, changes, ttl).await;
-        }
-        self.settle(key, emptied).await
-    }
-
-    /// Runs the apply statement: `None` if no row matched, else whether the
-    /// session may now be empty.
-    async fn update<'e>(
-        &self,
-        executor: impl SqliteExecutor<'e>,
-        key: &str,
-        changes: &ChangeSet,
-        ttl: Duration,
-        limit: Option<i64>,
-    ) -> Result<Option<bool>, sqlx::Error> {
-        let (sql, data) = match (changes.clear, limit) {
-            (true, _) => (&self.replace, encode_set(changes)),
-            (false, None) => (&self.merge, merge_patch(changes)),
-            (false, Some(_)) => (&self.merge_limited, merge_patch(changes)),
-        };
-        let mut query = sqlx::query_scalar(q(sql))
-            .bind(key)
-            .bind(data)
-            .bind(expiry(ttl))
-            .bind(now_ms());
-        if let Some(limit) = limit {
-            query = query.bind(limit);
-        }
-        query.fetch_optional(executor).await
-    }
-
-    /// The rare path (called with the turn to write held): the merged
-    /// size measured in a transaction that holds the write lock from its
-    /// start (`BEGIN IMMEDIATE`: a deferred one
-    /// could not take it after reading once another writer committed), and
-    /// the change written if it fits.
-    async fn apply_locked(
-        &self,
-        key: &str,
-        changes: &ChangeSet,
-        ttl: Duration,
-    ) -> Result<Applied, sqlx::Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let size: Option<i64> = sqlx::query_scalar(q(&self.measure))
-            .bind(key)
-            .bind(merge_patch(changes))
-            .bind(changes.clear)
-            .bind(now_ms())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(settled) = decide_locked(size, changes) {
-            tx.rollback().await?;
-            return Ok(settled);
-        }
-        let emptied = self.update(&mut *tx, key, changes, ttl, None).await?;
-        tx.commit().await?;
-        self.settle(key, emptied).await
-    }
-
-    async fn settle(&self, key: &str, emptied: Option<bool>) -> Result<Applied, sqlx::Error> {
-        settle(emptied, async || {
-            let deleted = sqlx::query(q(&self.delete_empty))
-                .bind(key)
-                .execute(&self.pool)
-                .await?;
-            Ok(deleted.rows_affected())
-        })
-        .await
     }
 
     pub(super) async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, sqlx::Error> {
@@ -314,6 +221,76 @@ impl Lite {
             .bind(limit)
             .fetch_all(&self.pool)
             .await
+    }
+}
+
+impl Dialect for Lite {
+    type Db = Sqlite;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.writes.lock().await)
+    }
+
+    /// `BEGIN IMMEDIATE` (called with the turn to write held): a deferred
+    /// transaction could not take the write lock after reading once
+    /// another writer committed.
+    async fn begin_locked(&self) -> Result<Tx<Self>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn update(
+        &self,
+        tx: Option<&mut Tx<Self>>,
+        key: &str,
+        changes: &ChangeSet,
+        ttl: Duration,
+        limit: Option<i64>,
+    ) -> Result<Option<bool>, sqlx::Error> {
+        let (sql, data) = match (changes.clear, limit) {
+            (true, _) => (&self.replace, encode_set(changes)),
+            (false, None) => (&self.merge, merge_patch(changes)),
+            (false, Some(_)) => (&self.merge_limited, merge_patch(changes)),
+        };
+        let mut query = sqlx::query_scalar(q(sql))
+            .bind(key)
+            .bind(data)
+            .bind(expiry(ttl))
+            .bind(now_ms());
+        if let Some(limit) = limit {
+            query = query.bind(limit);
+        }
+        match tx {
+            Some(tx) => query.fetch_optional(&mut **tx).await,
+            None => query.fetch_optional(&self.pool).await,
+        }
+    }
+
+    /// In the transaction that holds the database's write lock.
+    async fn measure(
+        &self,
+        tx: &mut Tx<Self>,
+        key: &str,
+        changes: &ChangeSet,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar(q(&self.measure))
+            .bind(key)
+            .bind(merge_patch(changes))
+            .bind(changes.clear)
+            .bind(now_ms())
+            .fetch_optional(&mut **tx)
+            .await
+    }
+
+    async fn delete_empty(&self, key: &str) -> Result<u64, sqlx::Error> {
+        let deleted = sqlx::query(q(&self.delete_empty))
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
     }
 }
 
