@@ -6,11 +6,18 @@
 //! taken, is a [`Dialect`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Transaction;
+use sqlx::{AssertSqlSafe, Transaction};
 
 use crate::store::{Applied, ChangeSet};
+
+/// A dialect's statement, as sqlx runs it.
+pub(super) fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
+    // The table name in every statement was checked to be an identifier.
+    AssertSqlSafe(Arc::clone(sql))
+}
 
 /// A transaction of a dialect's database.
 pub(super) type Tx<D> = Transaction<'static, <D as Dialect>::Db>;

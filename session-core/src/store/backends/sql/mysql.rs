@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, MySql, MySqlPool};
 
 use super::Row;
-use super::apply::{Dialect, Tx};
+use super::apply::{Dialect, Tx, q};
 use super::row::{decode, encode_set, expires_in, merge_patch, ttl_in};
 use crate::store::ChangeSet;
 
@@ -41,11 +41,6 @@ struct Limited {
     merge: Arc<str>,
     /// The merged session's size, on the row read `FOR UPDATE`.
     measure: Arc<str>,
-}
-
-fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
-    // The table name in every query was checked to be an identifier.
-    AssertSqlSafe(Arc::clone(sql))
 }
 
 fn is_duplicate(error: &sqlx::Error) -> bool {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, PgPool, Postgres};
 
 use super::Row;
-use super::apply::{Dialect, Tx};
+use super::apply::{Dialect, Tx, q};
 use super::row::{encode_set, expires_in, ttl_in};
 use crate::store::ChangeSet;
 
@@ -26,11 +26,6 @@ pub(super) struct Pg {
     take: Arc<str>,
     cleanup: Arc<str>,
     scan: Arc<str>,
-}
-
-fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
-    // The table name in every query was checked to be an identifier.
-    AssertSqlSafe(Arc::clone(sql))
 }
 
 /// The size of the `jsonb` object `json` as `session_size` counts it: per

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::{AssertSqlSafe, Sqlite, SqlitePool};
 
 use super::Row;
-use super::apply::{Dialect, Tx};
+use super::apply::{Dialect, Tx, q};
 use super::row::{encode_set, merge_patch, ttl_in, unix_ms};
 use crate::store::ChangeSet;
 
@@ -47,11 +47,6 @@ pub(super) struct Lite {
     take: Arc<str>,
     cleanup: Arc<str>,
     scan: Arc<str>,
-}
-
-fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
-    // The table name in every query was checked to be an identifier.
-    AssertSqlSafe(Arc::clone(sql))
 }
 
 /// The size of the JSON object `json` as `session_size` counts it: per
