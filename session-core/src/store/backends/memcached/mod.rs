@@ -105,17 +105,22 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use async_memcached::{Client, Error as McError, ErrorKind, MetaProtocol, MetaValue, Status};
-use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, RecycleResult};
+use async_memcached::{Error as McError, ErrorKind, MetaProtocol, MetaValue, Status};
+use deadpool::managed::{Object, Pool, PoolError};
 
 use crate::StoreKey;
 use crate::store::{Applied, ChangeSet, Record, ScanPage, SessionStore, StoreError};
 
+mod builder;
 mod dump;
+mod fail;
 #[cfg(feature = "flask")]
 mod flask;
 mod wire;
 
+use builder::Connector;
+pub use builder::MemcachedStoreBuilder;
+use fail::{Contended, Fail, ServerError, TooLarge};
 use wire::{decode, encode, expires_at, pick, ttl_flag, wire_key};
 
 /// How many times `apply` reads and writes a session before giving up on a
@@ -153,123 +158,11 @@ pub struct MemcachedStore {
     max_item_size: usize,
 }
 
-/// Configures a [`MemcachedStore`].
-#[derive(Debug)]
-#[must_use]
-pub struct MemcachedStoreBuilder {
-    servers: Vec<String>,
-    pool_size: usize,
-    timeout: Duration,
-    max_item_size: usize,
-}
-
 struct Server {
     /// The address as configured, without `tcp://`: the server's identity
     /// for hashing and in error messages.
     name: String,
     pool: Pool<Connector>,
-}
-
-/// Opens connections to one server for its pool.
-struct Connector {
-    dsn: String,
-}
-
-impl managed::Manager for Connector {
-    type Type = Client;
-    type Error = McError;
-
-    async fn create(&self) -> Result<Client, McError> {
-        Client::new(&self.dsn).await
-    }
-
-    async fn recycle(&self, client: &mut Client, _: &Metrics) -> RecycleResult<McError> {
-        if client.is_closed() {
-            // An operation was cut short (a timeout, a broken connection):
-            // the reply stream is out of step, so the connection is dropped.
-            Err(RecycleError::message("the connection was closed"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl MemcachedStoreBuilder {
-    /// The most connections to keep open to each server. Defaults to 16.
-    pub fn pool_size(mut self, size: usize) -> Self {
-        self.pool_size = size;
-        self
-    }
-
-    /// The longest one call of the store may take (a `load`, an `apply` with
-    /// all its tries), waiting for a free connection or opening one
-    /// included; a call that takes longer fails with
-    /// [`StoreError::Timeout`]. Defaults to 5 seconds, as
-    /// `SESSION_STORE_TIMEOUT`.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The servers' item size limit, their `-I` option: a session that would
-    /// make a larger item (with its key and header) is refused before it is
-    /// sent. Defaults to 1 MB, memcached's default.
-    pub fn max_item_size(mut self, bytes: usize) -> Self {
-        self.max_item_size = bytes;
-        self
-    }
-
-    /// Creates the store. No connection is opened yet: a server that is
-    /// down shows at first use (or with [`MemcachedStore::ping`]).
-    ///
-    /// Fails with [`io::ErrorKind::InvalidInput`] when there is no server,
-    /// an address is empty or listed twice, or the pool size is 0.
-    ///
-    /// # Errors
-    ///
-    /// See above: [`io::ErrorKind::InvalidInput`] with the reason.
-    pub fn build(self) -> io::Result<MemcachedStore> {
-        let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
-        if self.servers.is_empty() {
-            return Err(invalid("no memcached server is given".to_owned()));
-        }
-        if self.pool_size == 0 {
-            return Err(invalid(
-                "the memcached pool size must be at least 1".to_owned(),
-            ));
-        }
-        let mut servers: Vec<Server> = Vec::with_capacity(self.servers.len());
-        for address in &self.servers {
-            let address = address.trim();
-            let name = address.strip_prefix("tcp://").unwrap_or(address);
-            if name.is_empty() {
-                return Err(invalid("a memcached server address is empty".to_owned()));
-            }
-            if servers.iter().any(|s| s.name == name) {
-                return Err(invalid(format!("memcached server {name} is listed twice")));
-            }
-            // async-memcached parses addresses as URLs, which `127.0.0.1:11211`
-            // is not: name the scheme unless one is given.
-            let dsn = if name.contains("://") {
-                name.to_owned()
-            } else {
-                format!("tcp://{name}")
-            };
-            let pool = Pool::builder(Connector { dsn })
-                .max_size(self.pool_size)
-                .build()
-                .map_err(io::Error::other)?;
-            servers.push(Server {
-                name: name.to_owned(),
-                pool,
-            });
-        }
-        Ok(MemcachedStore {
-            servers: servers.into(),
-            timeout: self.timeout,
-            max_item_size: self.max_item_size,
-        })
-    }
 }
 
 impl MemcachedStore {
@@ -363,84 +256,6 @@ impl fmt::Debug for MemcachedStore {
             .field("max_item_size", &self.max_item_size)
             .finish()
     }
-}
-
-/// Why one try of an operation failed.
-enum Fail {
-    /// A pooled connection that had already served calls broke: the server
-    /// probably restarted, and a new connection may well work.
-    Stale(StoreError),
-    /// Anything else.
-    Store(StoreError),
-}
-
-impl Fail {
-    fn from_client(server: &Server, conn: &Object<Connector>, error: McError) -> Self {
-        let broken = matches!(error, McError::Io(_) | McError::ConnectionClosed);
-        let error = server.error(error);
-        if broken && Object::metrics(conn).recycle_count > 0 {
-            Fail::Stale(error)
-        } else {
-            Fail::Store(error)
-        }
-    }
-
-    fn into_store(self) -> StoreError {
-        match self {
-            Fail::Stale(e) | Fail::Store(e) => e,
-        }
-    }
-}
-
-/// A memcached server refused or failed a command.
-#[derive(Debug, thiserror::Error)]
-#[error("memcached {server}: {error}")]
-struct ServerError {
-    server: String,
-    #[source]
-    error: McError,
-}
-
-/// A session too large for one memcached item.
-#[derive(Debug)]
-struct TooLarge {
-    server: String,
-    size: usize,
-    /// The store's limit, or `None` when the server refused the item.
-    limit: Option<usize>,
-}
-
-impl fmt::Display for TooLarge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self { server, size, .. } = self;
-        write!(
-            f,
-            "the session is {size} bytes encoded, more than memcached {server} accepts for one item "
-        )?;
-        match self.limit {
-            Some(limit) => write!(
-                f,
-                "({limit} bytes with its key and header: the store's max_item_size, \
-                 which should match the server's -I option, 1 MB by default)"
-            )?,
-            None => f.write_str(
-                "(its -I option, 1 MB by default, is smaller than the store's max_item_size)",
-            )?,
-        }
-        f.write_str(": store less in it")
-    }
-}
-
-impl std::error::Error for TooLarge {}
-
-/// `apply` or `take` lost the cas race every time.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "memcached {server}: the session changed under each of {MAX_ATTEMPTS} tries to write it; \
-     too many requests are writing it at once"
-)]
-struct Contended {
-    server: String,
 }
 
 impl Server {
