@@ -7,6 +7,8 @@ use async_memcached::{Client, Error as McError};
 use deadpool::managed::{self, Metrics, Pool, RecycleError, RecycleResult};
 
 use super::{MemcachedStore, Server};
+#[cfg(doc)]
+use crate::store::StoreError;
 
 /// Configures a [`MemcachedStore`].
 #[derive(Debug)]
