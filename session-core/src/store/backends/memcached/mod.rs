@@ -6,10 +6,8 @@
 //! (`AXM2`), a header with the session's metadata (its creation time, to
 //! the millisecond, when known), and the session's entries as
 //! [`encode_entries`](crate::codec::encode_entries) writes them; its
-//! expiration is the session's lifetime, kept by memcached itself. Items
-//! written by the previous version (`AXM1`, no header) still load, with no
-//! creation time, and their next `apply` rewrites them in the new format.
-//! An item whose value is in neither format (another application's data
+//! expiration is the session's lifetime, kept by memcached itself.
+//! An item whose value is not in this format (another application's data
 //! under the same key) reads as a missing session and is never overwritten
 //! by `apply`.
 //!

@@ -12,10 +12,6 @@
 //! header fields it knows from its start and skips the rest, so a later
 //! version can append metadata (a session's own lifetime, its user) without
 //! a new tag; a change that older readers must not ignore takes a new tag.
-//!
-//! The previous version wrote `"AXM1" | entries`, with no header: such items
-//! still decode, with no creation time, and are rewritten in the current
-//! format by their next `apply`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -30,8 +26,6 @@ use crate::store::Record;
 
 /// The tag every value this store writes starts with.
 pub(super) const MAGIC: &[u8; 4] = b"AXM2";
-/// The tag of the previous format: the entries, without a header.
-pub(super) const MAGIC_V1: &[u8; 4] = b"AXM1";
 /// The longest key memcached accepts.
 pub(super) const MAX_KEY_LEN: usize = 250;
 /// The longest expiration memcached takes as relative seconds: 30 days.
@@ -132,9 +126,6 @@ pub(super) fn decode(value: Option<&[u8]>, key: &str) -> Option<Record> {
 }
 
 fn decode_value(value: &[u8]) -> Option<Record> {
-    if let Some(entries) = value.strip_prefix(MAGIC_V1) {
-        return decode_entries(entries).map(Record::from);
-    }
     let (len, rest) = value.strip_prefix(MAGIC)?.split_first_chunk::<4>()?;
     let len = u32::from_le_bytes(*len) as usize;
     if rest.len() < len {
@@ -353,17 +344,6 @@ mod tests {
     }
 
     #[test]
-    fn values_of_the_previous_format_still_decode() {
-        // As the previous version wrote them: the tag, then length-prefixed
-        // key and value, without a header.
-        let old = b"AXM1\x01\0\0\0a\x02\0\0\0{}";
-        let record = decode(Some(old), "k").unwrap();
-        assert_eq!(record.entries, entries(&[("a", b"{}")]));
-        assert_eq!(record.created_at, None);
-        assert_eq!(decode(Some(MAGIC_V1), "k"), Some(Record::default()));
-    }
-
-    #[test]
     fn header_fields_a_later_version_appends_are_skipped() {
         let created: i64 = 1_800_000_000_000;
         let mut value = MAGIC.to_vec();
@@ -474,23 +454,16 @@ mod proptests {
             prop_assert_eq!(decode(Some(&encode(&entries, created_at)), "k"), Some(expected));
         }
 
-        #[test]
-        fn values_of_the_previous_format_decode_without_a_creation_time(entries in entries()) {
-            let mut value = MAGIC_V1.to_vec();
-            crate::codec::encode_entries(&entries, &mut value);
-            prop_assert_eq!(decode(Some(&value), "k"), Some(Record::from(entries)));
-        }
-
         /// Whatever an item holds, decoding does not panic, and an item without
-        /// one of this store's tags is not a session.
+        /// this store's tag is not a session.
         #[test]
         fn arbitrary_values_never_panic_and_need_a_tag(
             bytes in prop::collection::vec(any::<u8>(), 0..256),
-            tag in prop::sample::select(vec![&b""[..], MAGIC.as_slice(), MAGIC_V1.as_slice()]),
+            tag in prop::sample::select(vec![&b""[..], MAGIC.as_slice(), b"AXM1".as_slice()]),
         ) {
             let value = [tag, &bytes].concat();
             let decoded = decode(Some(&value), "k");
-            if !value.starts_with(MAGIC) && !value.starts_with(MAGIC_V1) {
+            if !value.starts_with(MAGIC) {
                 prop_assert_eq!(decoded, None);
             }
         }
