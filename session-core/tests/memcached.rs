@@ -318,59 +318,6 @@ async fn the_size_limit_matches_the_server() {
 }
 
 #[tokio::test]
-async fn sessions_written_by_the_previous_version_still_load() {
-    use async_memcached::{AsciiProtocol, Client};
-
-    let store = store(&[A]).await;
-    let key = unique_key("old-format");
-    // As the previous version wrote an item: the tag `AXM1`, then each
-    // entry as a u32 LE key length, the key, a u32 LE value length, the
-    // value; no header.
-    let mut old = b"AXM1".to_vec();
-    for (k, v) in [("name", "\"nick\""), ("visits", "3")] {
-        old.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        old.extend_from_slice(k.as_bytes());
-        old.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        old.extend_from_slice(v.as_bytes());
-    }
-    let mut raw = Client::new(&format!("tcp://{A}")).await.unwrap();
-    let from = SystemTime::now();
-    raw.set(key.as_str(), &old[..], Some(600), None)
-        .await
-        .unwrap();
-
-    let loaded = store.load(&key).await.unwrap().expect("an old item loads");
-    assert_eq!(
-        loaded.entries,
-        record(&[("name", "\"nick\""), ("visits", "3")]).entries
-    );
-    assert_eq!(loaded.created_at, None);
-    assert_expires(
-        loaded.expires_at,
-        (from, SystemTime::now()),
-        Duration::from_secs(600),
-        PRECISION,
-    );
-
-    // The next apply merges into it and writes it in the current format.
-    assert_eq!(
-        store
-            .apply(&key, &set(&[("visits", "4")]), LONG)
-            .await
-            .unwrap(),
-        Applied::Done
-    );
-    let value = raw.get(key.as_str()).await.unwrap().expect("still there");
-    assert!(value.data.unwrap().starts_with(b"AXM2"));
-    let taken = store.take(&key).await.unwrap().expect("still live");
-    assert_eq!(
-        taken.entries,
-        record(&[("name", "\"nick\""), ("visits", "4")]).entries
-    );
-    assert_eq!(taken.created_at, None);
-}
-
-#[tokio::test]
 async fn max_size_refuses_an_apply_before_any_write() {
     let store = store(&[A, B]).await;
     let key = unique_key("max-size");

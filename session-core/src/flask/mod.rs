@@ -55,7 +55,7 @@ use bytes::Bytes;
 use crate::StoreKey;
 use crate::codec::Codec;
 use crate::id::SessionId;
-use crate::store::{Applied, ChangeSet, Record, SessionStore, StoreError};
+use crate::store::{Applied, ChangeSet, FlaskLayout, Record, SessionStore, StoreError};
 
 mod map;
 mod msgpack;
@@ -93,6 +93,14 @@ impl FlaskFormat {
             FlaskFormat::MessagePack => Codec::MessagePack,
             FlaskFormat::Json => Codec::Json,
         }
+    }
+}
+
+impl FlaskLayout {
+    /// The format the sessions are stored in: Flask-Session's
+    /// `SESSION_SERIALIZATION_FORMAT`.
+    pub fn format(&self) -> FlaskFormat {
+        FlaskFormat::of(self.codec())
     }
 }
 
@@ -402,6 +410,10 @@ async fn back_off(attempt: u32) {
 
 impl SessionStore for FlaskStore {
     const KIND: &'static str = "flask";
+
+    fn flask_layout(&self) -> Option<FlaskLayout> {
+        Some(FlaskLayout::new(self.format.codec(), self.prefix.clone()))
+    }
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let Some(blob) = self.blob.get(key).await? else {

@@ -74,15 +74,14 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
     // store still goes through it.
     let cache = new.cache.clone();
     let kind = new.kind();
-    Ok(Backend::Store(AnyStore {
-        cache,
-        ..AnyStore::new(
-            super::Migrating::new(new, old)
-                .lifetime(config.lifetime)
-                .lock_ttl(super::migrating::lock_ttl_for(config.store_timeout)),
-        )
-        .with_kind(kind)
-    }))
+    let mut migrating = AnyStore::new(
+        super::Migrating::new(new, old)
+            .lifetime(config.lifetime)
+            .lock_ttl(super::migrating::lock_ttl_for(config.store_timeout)),
+    )
+    .with_kind(kind);
+    migrating.cache = cache;
+    Ok(Backend::Store(migrating))
 }
 
 async fn open_backend(config: &SessionConfig) -> Result<Backend, ConfigError> {
