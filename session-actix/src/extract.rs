@@ -2,24 +2,12 @@
 
 use std::future::Future;
 
+use actix_web::HttpRequest;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::{HttpMessage, HttpRequest};
 
 use crate::error::SessionRejection;
 use crate::session::Session;
-use crate::slot::Slot;
-
-/// Loads the session of `req` (once per request) through the middleware's slot.
-pub(crate) fn session_of(
-    req: HttpRequest,
-) -> impl Future<Output = Result<Session, SessionRejection>> + 'static {
-    let slot = req
-        .extensions()
-        .get::<Slot>()
-        .cloned()
-        .ok_or(SessionRejection::MissingMiddleware);
-    async move { slot?.session(&req).await }
-}
+use crate::slot::session_of;
 
 /// Gets the session from a request or a response, for code that is not a
 /// handler argument: a middleware of your own (before the handler, on the
@@ -53,13 +41,13 @@ pub trait SessionExt {
 
 impl SessionExt for HttpRequest {
     fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + 'static {
-        session_of(self.clone())
+        wrap(session_of(self.clone()))
     }
 }
 
 impl SessionExt for ServiceRequest {
     fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + 'static {
-        session_of(self.request().clone())
+        wrap(session_of(self.request().clone()))
     }
 }
 
@@ -69,6 +57,13 @@ impl SessionExt for ServiceRequest {
 /// it with `wrap`).
 impl<B> SessionExt for ServiceResponse<B> {
     fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + 'static {
-        session_of(self.request().clone())
+        wrap(session_of(self.request().clone()))
     }
+}
+
+/// The adapter's session over the engine's.
+async fn wrap(
+    session: impl Future<Output = Result<session_core::Session, SessionRejection>>,
+) -> Result<Session, SessionRejection> {
+    session.await.map(Session::from)
 }

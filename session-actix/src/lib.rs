@@ -66,7 +66,6 @@ mod middleware;
 mod response;
 mod session;
 mod slot;
-mod typed;
 mod users;
 
 pub use actix_web::cookie::SameSite;
@@ -76,7 +75,10 @@ pub use extract::SessionExt;
 pub use middleware::SessionMiddleware;
 #[doc(hidden)]
 pub use middleware::SessionService;
+#[doc(hidden)]
+pub use session::__private;
 pub use session::{Session, SessionStatus};
+pub use session::{SessionData, TypedSession};
 /// Operator tasks on a store (count, show, revoke a user, clean up,
 /// migrate): what the `session-admin` command line runs.
 pub use session_core::admin;
@@ -94,7 +96,4 @@ pub use session_core::{
     Codec, ConfigError, CookieConfig, OutagePolicy, SessionConfig, SigningKey, StoreKind,
 };
 pub use session_macros::SessionData;
-#[doc(hidden)]
-pub use typed::__private;
-pub use typed::{SessionData, TypedSession};
 pub use users::{UserSession, Users};

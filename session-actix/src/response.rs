@@ -28,7 +28,7 @@ pub(crate) async fn finish<B: MessageBody>(
     let engine = slot.engine();
     let config = engine.cookie();
     let server_error = res.status().is_server_error();
-    let cookie = match engine.finish(session.core(), server_error).await {
+    let cookie = match engine.finish(session, server_error).await {
         Outcome::Set { value, max_age } => set_cookie(config, value, max_age),
         Outcome::Remove => removal_cookie(config),
         Outcome::Unavailable => return replace(res, HttpResponse::ServiceUnavailable()),

@@ -1,6 +1,7 @@
 //! The per-request slot the middleware leaves in the request's extensions:
-//! the session, loaded by the engine the first time someone asks.
+//! the engine's session, loaded the first time someone asks.
 
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -10,8 +11,10 @@ use actix_web::http::header;
 use session_core::engine::{Client, Engine, session_cookies};
 use tokio::sync::OnceCell;
 
+use actix_web::HttpMessage;
+use session_core::Session;
+
 use crate::error::SessionRejection;
-use crate::session::Session;
 
 /// The client of `req` as `SESSION_TRACK_CLIENT` records it: its
 /// `User-Agent` and its address as actix-web's `realip_remote_addr` gives
@@ -79,10 +82,22 @@ impl Slot {
                 engine
                     .load(cookies, client, self.0.started)
                     .await
-                    .map(Session::from)
                     .map_err(SessionRejection::Unavailable)
             })
             .await
             .cloned()
     }
+}
+
+/// The session of `req`, loaded once per request through the middleware's
+/// slot.
+pub(crate) fn session_of(
+    req: HttpRequest,
+) -> impl Future<Output = Result<Session, SessionRejection>> + 'static {
+    let slot = req
+        .extensions()
+        .get::<Slot>()
+        .cloned()
+        .ok_or(SessionRejection::MissingMiddleware);
+    async move { slot?.session(&req).await }
 }

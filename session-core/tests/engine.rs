@@ -64,7 +64,10 @@ async fn the_next_request_reads_what_the_last_one_stored() {
     let engine = engine(&store);
     let cookie = stored(&engine).await;
     let session = load(&engine, Some(&cookie)).await;
-    assert_eq!(session.get::<String>("name").unwrap().as_deref(), Some("ann"));
+    assert_eq!(
+        session.get::<String>("name").unwrap().as_deref(),
+        Some("ann")
+    );
     // Read only: nothing written, the cookie the client holds is right.
     assert_eq!(engine.finish(&session, false).await, Outcome::Keep);
 }
@@ -74,14 +77,20 @@ async fn concurrent_requests_keep_each_others_keys() {
     let store = Arc::new(MemoryStore::new());
     let engine = engine(&store);
     let cookie = stored(&engine).await;
-    let (a, b) = (load(&engine, Some(&cookie)).await, load(&engine, Some(&cookie)).await);
+    let (a, b) = (
+        load(&engine, Some(&cookie)).await,
+        load(&engine, Some(&cookie)).await,
+    );
     a.insert("cart", 3).unwrap();
     b.insert("theme", "dark").unwrap();
     engine.finish(&a, false).await;
     engine.finish(&b, false).await;
     let after = load(&engine, Some(&cookie)).await;
     assert_eq!(after.get::<u32>("cart").unwrap(), Some(3));
-    assert_eq!(after.get::<String>("theme").unwrap().as_deref(), Some("dark"));
+    assert_eq!(
+        after.get::<String>("theme").unwrap().as_deref(),
+        Some("dark")
+    );
     assert_eq!(after.get::<String>("name").unwrap().as_deref(), Some("ann"));
 }
 
@@ -90,7 +99,10 @@ async fn a_logout_wins_over_a_request_in_flight() {
     let store = Arc::new(MemoryStore::new());
     let engine = engine(&store);
     let cookie = stored(&engine).await;
-    let (logout, in_flight) = (load(&engine, Some(&cookie)).await, load(&engine, Some(&cookie)).await);
+    let (logout, in_flight) = (
+        load(&engine, Some(&cookie)).await,
+        load(&engine, Some(&cookie)).await,
+    );
     logout.purge();
     assert_eq!(engine.finish(&logout, false).await, Outcome::Remove);
     in_flight.insert("cart", 1).unwrap();
@@ -108,7 +120,10 @@ async fn a_login_moves_the_session_and_keeps_what_others_wrote_before_it() {
     let store = Arc::new(MemoryStore::new());
     let engine = engine(&store);
     let cookie = stored(&engine).await;
-    let (login, other) = (load(&engine, Some(&cookie)).await, load(&engine, Some(&cookie)).await);
+    let (login, other) = (
+        load(&engine, Some(&cookie)).await,
+        load(&engine, Some(&cookie)).await,
+    );
     login.renew();
     login.insert("user", "ann").unwrap();
     other.insert("cart", 2).unwrap();
@@ -133,7 +148,10 @@ async fn a_failed_response_saves_nothing_but_a_logout() {
     session.insert("name", "half-way").unwrap();
     assert_eq!(engine.finish(&session, true).await, Outcome::Keep);
     let session = load(&engine, Some(&cookie)).await;
-    assert_eq!(session.get::<String>("name").unwrap().as_deref(), Some("ann"));
+    assert_eq!(
+        session.get::<String>("name").unwrap().as_deref(),
+        Some("ann")
+    );
     session.purge();
     assert_eq!(engine.finish(&session, true).await, Outcome::Remove);
     assert!(load(&engine, Some(&cookie)).await.is_empty());
@@ -190,14 +208,21 @@ async fn values_are_sealed_at_rest_and_open_for_the_cookie_holder() {
     let engine = engine_with(&store, &config);
     let cookie = stored(&engine).await;
     let key = StoreKey::new("session:", &SessionId::parse(&cookie).unwrap(), true);
-    let record = store.load(&key).await.unwrap().expect("stored under the id's hash");
+    let record = store
+        .load(&key)
+        .await
+        .unwrap()
+        .expect("stored under the id's hash");
     let value = &record.entries["name"];
     assert!(
         !value.windows(3).any(|w| w == b"ann"),
         "the store sees no value in clear: {value:?}"
     );
     let session = load(&engine, Some(&cookie)).await;
-    assert_eq!(session.get::<String>("name").unwrap().as_deref(), Some("ann"));
+    assert_eq!(
+        session.get::<String>("name").unwrap().as_deref(),
+        Some("ann")
+    );
 }
 
 #[tokio::test]
@@ -211,7 +236,10 @@ async fn a_session_ends_at_its_absolute_lifetime_whatever_its_activity() {
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(700)).await;
         let session = load(&engine, Some(&cookie)).await;
-        assert_eq!(session.get::<String>("name").unwrap().as_deref(), Some("ann"));
+        assert_eq!(
+            session.get::<String>("name").unwrap().as_deref(),
+            Some("ann")
+        );
         session.insert("seen", 1).unwrap();
         engine.finish(&session, false).await;
     }

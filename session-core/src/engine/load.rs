@@ -1,9 +1,10 @@
 //! Loading a session: checking the cookies' signatures, asking the store,
 //! opening what is sealed at rest, and reloading in the middle of a request.
 
-use super::session::Session;
+use std::sync::Mutex;
+
 use super::settings::IdSigner;
-use super::state::{CookieChange, Defaults, State};
+use super::state::{CookieChange, Defaults, State, lock};
 use super::{Engine, SessionError, Sessions, Settings};
 use crate::store::Record;
 use crate::{OutagePolicy, SessionId, SessionStore, StoreError, StoreKey};
@@ -201,10 +202,10 @@ pub(crate) fn parse_id(signer: Option<&IdSigner>, value: &str) -> Option<(Sessio
     }
 }
 
-/// [`Session::reload`].
-pub(super) async fn reload(session: &Session) -> Result<(), SessionError> {
+/// [`Session::reload`](super::Session::reload).
+pub(super) async fn reload(session: &Mutex<State>) -> Result<(), SessionError> {
     let (ctx, id, key, pending) = {
-        let state = session.state();
+        let state = lock(session);
         let Some(ctx) = state.ctx.clone() else {
             return Ok(());
         };
@@ -232,7 +233,7 @@ pub(super) async fn reload(session: &Session) -> Result<(), SessionError> {
             stored(settings, id, key, record)
         }
     };
-    let mut state = session.state();
+    let mut state = lock(session);
     fresh.stale_key |= state.stale_key;
     fresh.pending = state.pending.take();
     fresh.ctx = state.ctx.take();

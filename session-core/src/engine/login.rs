@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::save::{Failure, Snapshot, cookie_value, sealed};
+use super::snapshot::{Failure, Snapshot, cookie_value, sealed};
 use super::state::{Client, CookieChange};
 use super::{Settings, events};
 use crate::logout::{MOVE_NOTE_TTL, micros_since_epoch};

@@ -59,6 +59,7 @@ mod login;
 mod save;
 mod session;
 mod settings;
+mod snapshot;
 mod state;
 mod users;
 
@@ -212,6 +213,6 @@ impl Engine {
     /// a server error, so nothing is saved but a logout (unless
     /// `SESSION_SAVE_ON_ERROR`).
     pub async fn finish(&self, session: &Session, server_error: bool) -> Outcome {
-        save::finish(self, session, server_error).await
+        save::finish(self, &session.0, server_error).await
     }
 }

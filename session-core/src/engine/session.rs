@@ -7,24 +7,11 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::state::{Defaults, State};
+pub use super::state::SessionStatus;
+use super::state::{Defaults, State, lock};
 use super::{SessionError, UserSession, Users};
 use crate::users::{Binding, Handle, millis};
 use crate::{Codec, SessionConfig};
-
-/// Where a session stands after the handler, as the middleware sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SessionStatus {
-    /// Nothing was changed.
-    Unchanged,
-    /// Some entries were set, removed or cleared.
-    Changed,
-    /// [`Session::renew`] was called: the data moves to a new id.
-    Renewed,
-    /// [`Session::purge`] was called: the session is deleted.
-    Purged,
-}
 
 /// The session of one request: what a handler reads and writes.
 ///
@@ -114,8 +101,7 @@ impl Session {
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
-        // Every method leaves the state consistent before it can panic.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 
     /// Returns the value stored under `key`, or `None` if there is none.
@@ -474,7 +460,7 @@ impl Session {
     /// and [`SessionError::TooLargeInStore`] when, with what other requests
     /// stored, the session would pass `SESSION_MAX_SIZE`.
     pub async fn save(&self) -> Result<(), SessionError> {
-        super::save::save_now(self).await
+        super::save::save_now(&self.0).await
     }
 
     /// Reads the session again from where it is kept, dropping the changes
@@ -491,7 +477,7 @@ impl Session {
     /// [`SessionError::Store`] when the store fails or times out; the
     /// session is then left as it was.
     pub async fn reload(&self) -> Result<(), SessionError> {
-        super::load::reload(self).await
+        super::load::reload(&self.0).await
     }
 
     /// The [`Users`] of the engine that loaded this session, and the

@@ -3,18 +3,39 @@
 //! settings and user binding, kept outside the entries.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::{Engine, SessionStatus, Settings};
+use super::{Engine, Settings};
 use crate::codec::entry_size;
 use crate::store::{ChangeSet, Record};
 use crate::users::{Binding, SEEN_KEY, USER_KEY};
 use crate::{Codec, SessionConfig, SessionId, StoreKey};
 
 pub(crate) use crate::meta::{LIFETIME_KEY, PERMANENT_KEY};
+
+/// Where a session stands after the handler, as the middleware sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionStatus {
+    /// Nothing was changed.
+    Unchanged,
+    /// Some entries were set, removed or cleared.
+    Changed,
+    /// [`Session::renew`](super::Session::renew) was called: the data moves to a new id.
+    Renewed,
+    /// [`Session::purge`](super::Session::purge) was called: the session is deleted.
+    Purged,
+}
+
+/// The state behind a session handle, locked. Every method leaves the
+/// state consistent before it can panic, so a poisoned lock is taken as
+/// it is.
+pub(crate) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// What a session is when it says nothing of its own: the middleware's
 /// settings.
