@@ -93,7 +93,8 @@ pub use session_core::flask;
 /// The [`SessionStore`](store::SessionStore) trait and the stores.
 pub use session_core::store;
 pub use session_core::{
-    Codec, ConfigError, CookieConfig, OutagePolicy, SessionConfig, SigningKey, StoreKind,
+    Codec, ConfigError, CookieConfig, OutagePolicy, SessionConfig, SigningKey, StoreConfig,
+    StoreKind,
 };
 pub use session_macros::SessionData;
 pub use users::{UserSession, Users};

@@ -32,7 +32,7 @@ pub use bytes;
 pub use codec::Codec;
 pub use config::{
     ConfigError, CookieConfig, CookieContent, Interop, OutagePolicy, SameSite, SessionConfig,
-    StoreKind,
+    StoreConfig, StoreKind,
 };
 pub use engine::{Engine, Session, SessionError, SessionStatus};
 pub use id::{SessionId, StoreKey};

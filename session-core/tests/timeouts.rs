@@ -107,7 +107,7 @@ fn config(pairs: &[(&str, &str)]) -> session_core::SessionConfig {
 /// (one of `timed_out`).
 async fn open_fails(key: &str, pairs: &[(&str, &str)], timed_out: &[&str]) {
     let config = config(pairs);
-    let what = format!("opening {:?}", config.store);
+    let what = format!("opening {:?}", config.store.kind());
     let opened = bounded(&what, session_core::store::open(&config)).await;
     let error = opened
         .err()

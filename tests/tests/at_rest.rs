@@ -17,7 +17,7 @@ use session_actix::store::memory::MemoryStore;
 use session_actix::{SessionMiddleware, SessionMiddlewareBuilder};
 use session_core::bytes::Bytes;
 use session_core::store::{ChangeSet, SessionStore};
-use session_core::{AnyStore, EncryptAtRest, SessionConfig, SessionId, StoreKey};
+use session_core::{AnyStore, EncryptAtRest, SessionConfig, SessionId, StoreConfig, StoreKey};
 use session_tests::{Hooks, OLD_SECRET, SECRET, TestApp};
 
 /// Values no store writes by itself: found in a dump, they leaked.
@@ -199,7 +199,10 @@ async fn dump(server: &Server, config: &SessionConfig) -> Vec<u8> {
     }
     match server.name {
         "filesystem" => {
-            for entry in std::fs::read_dir(&config.file_dir).expect("the session directory") {
+            let StoreConfig::Filesystem { dir, .. } = &config.store else {
+                panic!("a file store: {:?}", config.store);
+            };
+            for entry in std::fs::read_dir(dir).expect("the session directory") {
                 let path = entry.expect("a directory entry").path();
                 if path.is_file() {
                     out.extend(std::fs::read(&path).expect("a session file"));
@@ -237,7 +240,10 @@ async fn dump(server: &Server, config: &SessionConfig) -> Vec<u8> {
             }
         }
         "memcached" => {
-            for address in &config.memcached_servers {
+            let StoreConfig::Memcached { servers } = &config.store else {
+                panic!("a memcached store: {:?}", config.store);
+            };
+            for address in servers {
                 out.extend(memcached_dump(address, prefix).await);
             }
         }
@@ -251,11 +257,16 @@ async fn dump(server: &Server, config: &SessionConfig) -> Vec<u8> {
             MYSQL,
             "SELECT id, CAST(data AS CHAR) FROM at_rest_sessions WHERE id LIKE ?"
         ),
-        "sqlite" => sql_rows!(
-            sqlx::SqlitePool,
-            config.sql_url.as_deref().expect("a SQLite URL"),
-            "SELECT id, data FROM at_rest_sessions WHERE id LIKE ?"
-        ),
+        "sqlite" => {
+            let StoreConfig::Sql { url: Some(url), .. } = &config.store else {
+                panic!("a SQLite URL: {:?}", config.store);
+            };
+            sql_rows!(
+                sqlx::SqlitePool,
+                url,
+                "SELECT id, data FROM at_rest_sessions WHERE id LIKE ?"
+            )
+        }
         "mongodb" => {
             let client = mongodb::Client::with_uri_str(MONGODB)
                 .await

@@ -18,7 +18,7 @@ use session_actix::store::cookie::CookieStore;
 use session_actix::store::memory::MemoryStore;
 use session_actix::{
     OutagePolicy, SameSite, Session, SessionConfig, SessionErrorKind, SessionExt,
-    SessionMiddleware, SessionMiddlewareBuilder, SessionRejection, StoreKind,
+    SessionMiddleware, SessionMiddlewareBuilder, SessionRejection, StoreConfig,
 };
 use session_core::store::ChangeSet;
 use session_core::{AnyStore, SessionId};
@@ -922,7 +922,7 @@ async fn bad_configuration_names_the_key() {
     let err = SessionConfig::from_source([("SESSION_TYPE", "cookie")]).unwrap_err();
     assert_eq!(err.key(), "SECRET_KEY", "{err}");
     let mut config = SessionConfig::default();
-    config.store = StoreKind::Cookie;
+    config.store = StoreConfig::Cookie;
     let err = SessionMiddleware::from_config(config).await.unwrap_err();
     assert_eq!(err.key(), "SECRET_KEY", "{err}");
     assert!(err.to_string().contains("SECRET_KEY"), "{err}");
@@ -933,8 +933,7 @@ async fn bad_configuration_names_the_key() {
 
     let file = tempfile::NamedTempFile::new().expect("a temporary file");
     let mut config = SessionConfig::default();
-    config.store = StoreKind::Filesystem;
-    config.file_dir = file.path().join("sessions");
+    config.store = StoreConfig::filesystem(file.path().join("sessions"));
     let err = SessionMiddleware::from_config(config).await.unwrap_err();
     assert_eq!(err.key(), "SESSION_FILE_DIR", "{err}");
 

@@ -243,7 +243,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let config = SessionConfig::from_env()?;
-    let store = config.store;
+    let store = config.store.kind();
     let sessions = SessionMiddleware::from_config(config).await?;
     let server = HttpServer::new(move || {
         App::new()

@@ -1,7 +1,7 @@
 //! Opening the store a [`SessionConfig`] names.
 
 use super::{AnyStore, null::NullStore};
-use crate::config::{ConfigError, SessionConfig, StoreKind};
+use crate::config::{ConfigError, SessionConfig, StoreConfig};
 
 /// Where sessions live: a server-side store, or the signed cookie.
 #[derive(Clone, Debug)]
@@ -42,7 +42,7 @@ impl From<super::cookie::CookieStore> for Backend {
 /// its server cannot be reached (passwords in URLs are never shown).
 pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
     let backend = match open_backend(config).await? {
-        Backend::Store(store) => Backend::Store(store.with_kind(config.store.name())),
+        Backend::Store(store) => Backend::Store(store.with_kind(config.store.kind().name())),
         #[allow(unreachable_patterns)] // the cookie store, when built in
         other => other,
     };
@@ -61,7 +61,7 @@ pub async fn open(config: &SessionConfig) -> Result<Backend, ConfigError> {
             format!("the old store cannot be opened: {e}"),
         )
     })? {
-        Backend::Store(store) => store.with_kind(old.store.name()),
+        Backend::Store(store) => store.with_kind(old.store.kind().name()),
         #[allow(unreachable_patterns)] // the cookie store, when built in
         _ => return Err(keeps_none()),
     };
@@ -90,7 +90,7 @@ async fn open_backend(config: &SessionConfig) -> Result<Backend, ConfigError> {
             "SESSION_TYPE",
             format!(
                 "`{}` is not available in this build: enable the `{feature}` feature of session-actix",
-                config.store.name()
+                config.store.kind().name()
             ),
         )
     };
@@ -100,19 +100,23 @@ async fn open_backend(config: &SessionConfig) -> Result<Backend, ConfigError> {
     if flask {
         config.validate_interop_store()?;
     }
-    Ok(match config.store {
+    Ok(match &config.store {
         #[cfg(feature = "memory")]
-        StoreKind::Memory => Backend::Store(AnyStore::new(
-            super::memory::MemoryStore::with_max_sessions(config.memory_max_sessions),
+        StoreConfig::Memory { max_sessions } => Backend::Store(AnyStore::new(
+            super::memory::MemoryStore::with_max_sessions(*max_sessions),
         )),
         #[cfg(feature = "filesystem")]
-        StoreKind::Filesystem => {
-            let store = super::filesystem::FileStore::builder(&config.file_dir)
-                .threshold(config.file_threshold)
-                .mode(config.file_mode)
+        StoreConfig::Filesystem {
+            dir,
+            threshold,
+            mode,
+        } => {
+            let store = super::filesystem::FileStore::builder(dir)
+                .threshold(*threshold)
+                .mode(*mode)
                 .build()
                 .map_err(|e| {
-                    let dir = config.file_dir.display().to_string();
+                    let dir = dir.display().to_string();
                     let message = e.to_string();
                     // The store's own checks already name the directory.
                     let message = if message.contains(&dir) {
@@ -132,7 +136,7 @@ async fn open_backend(config: &SessionConfig) -> Result<Backend, ConfigError> {
             Backend::Store(AnyStore::new(store))
         }
         #[cfg(feature = "cookie")]
-        StoreKind::Cookie => {
+        StoreConfig::Cookie => {
             let secret = config.secret_key.as_deref().ok_or_else(|| {
                 ConfigError::new("SECRET_KEY", "is required with SESSION_TYPE=cookie")
             })?;
@@ -142,14 +146,14 @@ async fn open_backend(config: &SessionConfig) -> Result<Backend, ConfigError> {
             Backend::Cookie(store)
         }
         #[cfg(feature = "redis")]
-        StoreKind::Redis => {
-            let builder = super::redis::RedisStore::builder(&config.redis_url)
+        StoreConfig::Redis { url, min_replicas } => {
+            let builder = super::redis::RedisStore::builder(url)
                 .timeout(config.store_timeout)
-                .min_replicas(config.redis_min_replicas);
+                .min_replicas(*min_replicas);
             let failed = |e: super::StoreError| {
                 ConfigError::new(
                     "SESSION_REDIS",
-                    crate::config::redacted_failure("cannot connect to", &config.redis_url, &e),
+                    crate::config::redacted_failure("cannot connect to", url, &e),
                 )
             };
             if config.local_cache > 0 {
@@ -167,8 +171,8 @@ async fn open_backend(config: &SessionConfig) -> Result<Backend, ConfigError> {
             Backend::Store(AnyStore::new(store))
         }
         #[cfg(feature = "memcached")]
-        StoreKind::Memcached => {
-            let store = super::memcached::MemcachedStore::builder(&config.memcached_servers)
+        StoreConfig::Memcached { servers } => {
+            let store = super::memcached::MemcachedStore::builder(servers)
                 .timeout(config.store_timeout)
                 .build()
                 .map_err(|e| ConfigError::new("SESSION_MEMCACHED", e.to_string()))?;
@@ -176,7 +180,7 @@ async fn open_backend(config: &SessionConfig) -> Result<Backend, ConfigError> {
             store.ping().await.map_err(|e| {
                 ConfigError::new(
                     "SESSION_MEMCACHED",
-                    format!("cannot reach {}: {e}", config.memcached_servers.join(",")),
+                    format!("cannot reach {}: {e}", servers.join(",")),
                 )
             })?;
             #[cfg(feature = "flask")]
@@ -190,25 +194,25 @@ async fn open_backend(config: &SessionConfig) -> Result<Backend, ConfigError> {
             feature = "sql-mysql",
             feature = "sql-sqlite"
         ))]
-        StoreKind::Sql => {
-            let url = config.sql_url.as_deref().ok_or_else(|| {
+        StoreConfig::Sql { url, table } => {
+            let url = url.as_deref().ok_or_else(|| {
                 ConfigError::new(
                     "SESSION_SQL_URL",
                     "is required with SESSION_TYPE=sql: a postgres://, mysql:// or sqlite: URL",
                 )
             })?;
-            if !super::sql::is_valid_table_name(&config.sql_table) {
+            if !super::sql::is_valid_table_name(table) {
                 return Err(ConfigError::new(
                     "SESSION_SQL_TABLE",
                     format!(
                         "{:?} is not a plain SQL identifier: use ASCII letters, digits and `_`, \
                          not starting with a digit, at most 48 characters",
-                        config.sql_table
+                        table
                     ),
                 ));
             }
             let builder = super::sql::SqlStore::builder(url)
-                .table(&config.sql_table)
+                .table(table)
                 .timeout(config.store_timeout);
             let failed = |e: super::StoreError| {
                 ConfigError::new(
@@ -231,15 +235,19 @@ async fn open_backend(config: &SessionConfig) -> Result<Backend, ConfigError> {
             Backend::Store(AnyStore::new(builder.build().await.map_err(failed)?))
         }
         #[cfg(feature = "mongodb")]
-        StoreKind::MongoDb => {
-            let builder = super::mongodb::MongoStore::builder(&config.mongodb_uri)
-                .database(&config.mongodb_db)
-                .collection(&config.mongodb_collection)
+        StoreConfig::MongoDb {
+            uri,
+            db,
+            collection,
+        } => {
+            let builder = super::mongodb::MongoStore::builder(uri)
+                .database(db)
+                .collection(collection)
                 .timeout(config.store_timeout);
             let failed = |e: super::StoreError| {
                 ConfigError::new(
                     "SESSION_MONGODB",
-                    crate::config::redacted_failure("cannot use", &config.mongodb_uri, &e),
+                    crate::config::redacted_failure("cannot use", uri, &e),
                 )
             };
             #[cfg(feature = "flask")]
@@ -249,10 +257,10 @@ async fn open_backend(config: &SessionConfig) -> Result<Backend, ConfigError> {
             }
             Backend::Store(AnyStore::new(builder.build().await.map_err(failed)?))
         }
-        StoreKind::Null => Backend::Store(AnyStore::new(NullStore)),
+        StoreConfig::Null => Backend::Store(AnyStore::new(NullStore)),
         // Unreachable when every store's feature is on.
         #[allow(unreachable_patterns)]
-        kind => return Err(unavailable(kind.name())),
+        store => return Err(unavailable(store.kind().name())),
     })
 }
 
