@@ -147,16 +147,6 @@ impl Session {
         Ok(self.0.insert(key, value)?)
     }
 
-    /// Like [`insert`](Self::insert), but records no change when the
-    /// stored value encodes to the same bytes.
-    ///
-    /// # Errors
-    ///
-    /// As [`insert`](Self::insert).
-    pub fn insert_if_changed<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
-        Ok(self.0.insert_if_changed(key, value)?)
-    }
-
     /// Removes `key` and returns the value it had, read as a `T`;
     /// `Ok(None)` if there was none. The key is removed whether or not its
     /// value reads as a `T`.
@@ -559,7 +549,7 @@ pub mod __private {
 
     /// Sets a field only if its encoding differs from what is stored.
     pub fn save<T: Serialize>(session: &Session, key: &str, value: &T) -> Result<(), SessionError> {
-        session.insert_if_changed(key, value)
+        Ok(session.core().insert_if_changed(key, value)?)
     }
 
     /// Removes a field's key.
