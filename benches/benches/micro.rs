@@ -174,7 +174,7 @@ fn instrumented_store(c: &mut Criterion) {
 /// key derived each time (a request's first use) or kept (its second).
 fn at_rest(c: &mut Criterion) {
     use session_core::EncryptAtRest;
-    use session_core::seal::AtRest;
+    use session_core::testing::layout::AtRest;
     let at_rest = AtRest::new(EncryptAtRest::On, Some(SECRET), [] as [&str; 0]).unwrap();
     let value = Codec::Json.encode(&user()).unwrap();
     let plain: HashMap<String, Bytes> = [("user".to_owned(), value)].into();

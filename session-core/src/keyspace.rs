@@ -24,6 +24,10 @@
 //!   prefix. In the other layouts a client only ever names a store key
 //!   through an id that parses, which no record's key is.
 
+// Public items here are reached by the crate's engine and stores, and by
+// tests through `testing::layout` (feature `testing`).
+#![cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, Payload};
@@ -35,7 +39,7 @@ use crate::id::{SessionId, StoreKey};
 use crate::signing::{subkey, subkeys};
 
 /// Where a middleware's sessions and its own records live, and how its
-/// records name sessions: see the [module](self).
+/// records name sessions: see the module docs.
 #[derive(Clone)]
 pub struct Keyspace {
     prefix: String,
@@ -74,7 +78,7 @@ impl Keyspace {
     ///
     /// # Errors
     ///
-    /// A [`KeyspaceError`] naming `SECRET_KEY` when ids are in clear and
+    /// A `KeyspaceError` naming `SECRET_KEY` when ids are in clear and
     /// there is no secret (or one is too short), and `SESSION_KEY_PREFIX`
     /// when records must be kept apart from an empty prefix (every key
     /// would then be one a client can address).
@@ -136,6 +140,7 @@ impl Keyspace {
 
     /// A keyspace of hashed ids under `prefix`, with no secret: for
     /// stores' own tests and tools.
+    #[cfg(any(test, feature = "testing"))]
     pub fn hashed(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
@@ -147,12 +152,6 @@ impl Keyspace {
     /// The sessions' prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
-    }
-
-    /// The prefix of this crate's own records: the sessions' prefix, or
-    /// in Flask-Session's layout one that does not start with it.
-    pub fn own_prefix(&self) -> &str {
-        &self.own
     }
 
     /// Whether store keys hold ids hashed.

@@ -16,16 +16,16 @@ pub mod engine;
 #[cfg_attr(docsrs, doc(cfg(feature = "flask")))]
 pub mod flask;
 pub mod id;
-pub mod keyspace;
-pub mod logout;
+mod keyspace;
+mod logout;
 pub mod meta;
-pub mod seal;
+mod seal;
 pub mod signing;
 pub mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
-pub mod users;
+mod users;
 
 /// The `bytes` crate, whose `Bytes` holds encoded values.
 pub use bytes;
@@ -36,7 +36,6 @@ pub use config::{
 };
 pub use engine::{Engine, Session, SessionError, SessionStatus};
 pub use id::{SessionId, StoreKey};
-pub use keyspace::Keyspace;
 pub use seal::EncryptAtRest;
 pub use signing::{Signer, SigningKey};
 pub use store::{AnyStore, Applied, ChangeSet, Record, SessionStore, StoreError, Timeout};

@@ -17,6 +17,10 @@
 //! for tools that end sessions from outside a request (revoking a user's
 //! sessions, say) and for stores' own tests.
 
+// Public items here are reached by the crate's engine and stores, and by
+// tests through `testing::layout` (feature `testing`).
+#![cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
+
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -31,7 +35,7 @@ pub const MOVE_NOTE_TTL: Duration = Duration::from_secs(300);
 
 /// A time as a note records it: microseconds since the epoch (a logout
 /// that follows the login's response is microseconds later, at least).
-pub fn micros_since_epoch(t: SystemTime) -> u128 {
+pub(crate) fn micros_since_epoch(t: SystemTime) -> u128 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_micros()
@@ -49,7 +53,7 @@ pub fn micros_since_epoch(t: SystemTime) -> u128 {
 /// # Errors
 ///
 /// The first error of the store; what was deleted before it stays deleted.
-pub async fn purge<S: SessionStore>(
+pub(crate) async fn purge<S: SessionStore>(
     store: &S,
     keys: &Keyspace,
     key: StoreKey,

@@ -5,7 +5,7 @@
 //! the same guarantees, and a login moves them with the rest), but the
 //! handler never sees them among its keys, nor can it write them: their
 //! names are [reserved](is_reserved). They are never sealed at rest
-//! ([`seal`](crate::seal)): a user's index is kept right by reading them
+//! ([`EncryptAtRest`](crate::EncryptAtRest)): a user's index is kept right by reading them
 //! without the session's id ([`clear`]). With `SESSION_ENCRYPT_AT_REST`
 //! they carry a tag under the session's key instead, which the session's
 //! own load checks.
@@ -58,14 +58,15 @@ const fn eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// What a tag adds to a metadata value: `0xC1 0x02`, a 24-byte nonce and
-/// a 16-byte tag (see [`seal`](crate::seal), which writes and checks it).
+/// a 16-byte tag (written and checked by the sealing at rest,
+/// [`EncryptAtRest`](crate::EncryptAtRest)).
 pub const TAG_OVERHEAD: usize = 2 + 24 + 16;
 /// The two bytes a tagged metadata value starts with: `0xC1` (which starts
 /// no JSON text and no MessagePack value) and the tag's version.
 pub(crate) const TAG_HEADER: [u8; 2] = [0xC1, 2];
 
 /// A stored metadata value as it reads without the session's key: the
-/// value after its tag, if it has one (see [`seal`](crate::seal)).
+/// value after its tag, if it has one (see [`TAG_OVERHEAD`]).
 pub fn clear(value: &Bytes) -> Bytes {
     if value.len() >= TAG_OVERHEAD && value[..2] == TAG_HEADER {
         value.slice(TAG_OVERHEAD..)

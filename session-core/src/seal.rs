@@ -41,6 +41,10 @@
 //! `SECRET_KEY_FALLBACKS`) is read as absent, with a warning; never an
 //! error.
 
+// Public items here are reached by the crate's engine and stores, and by
+// tests through `testing::layout` (feature `testing`).
+#![cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 

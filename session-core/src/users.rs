@@ -47,6 +47,10 @@
 //!
 //! [`logout::purge`]: crate::logout::purge
 
+// Public items here are reached by the crate's engine and stores, and by
+// tests through `testing::layout` (feature `testing`).
+#![cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
+
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -71,23 +75,23 @@ pub const INDEX_TTL: Duration = Duration::from_secs(800 * 24 * 60 * 60);
 /// The longest lifetime a session bound to a user keeps (400 days, as long
 /// as browsers keep a cookie): half of [`INDEX_TTL`], so that the index
 /// outlives it with a write at most every 400 days.
-pub const MAX_BOUND_LIFETIME: Duration = Duration::from_secs(400 * 24 * 60 * 60);
+pub(crate) const MAX_BOUND_LIFETIME: Duration = Duration::from_secs(400 * 24 * 60 * 60);
 
 /// `SESSION_MAX_PER_USER`'s default: the most sessions one user may have
 /// (a phone, a laptop and a few browsers each, with room to spare).
-pub const DEFAULT_MAX_PER_USER: usize = 50;
+pub(crate) const DEFAULT_MAX_PER_USER: usize = 50;
 /// The highest `SESSION_MAX_PER_USER` accepted: each login of a user may
 /// load each of their sessions.
-pub const MAX_PER_USER_LIMIT: usize = 1000;
+pub(crate) const MAX_PER_USER_LIMIT: usize = 1000;
 /// The most a user's index may weigh, as the store counts it: under
-/// memcached's 1 MB items, and over what [`MAX_PER_USER_LIMIT`] sessions
+/// memcached's 1 MB items, and over what `MAX_PER_USER_LIMIT` (1000) sessions
 /// need (an entry weighs at most about 600 bytes).
 pub const INDEX_MAX_BYTES: usize = 768 * 1024;
 /// The most of a client's `User-Agent` an index entry keeps, in bytes
 /// (printable ASCII; anything else, and `"` or `\`, is kept as `?`).
-pub const MAX_USER_AGENT: usize = 256;
+pub(crate) const MAX_USER_AGENT: usize = 256;
 /// The most of a client's address an index entry keeps, in bytes.
-pub const MAX_IP: usize = 64;
+pub(crate) const MAX_IP: usize = 64;
 
 /// Bytes of randomness in a handle.
 const HANDLE_BYTES: usize = 16;
@@ -174,7 +178,7 @@ pub struct Entry {
 impl Entry {
     /// The entry of a session bound now, named `key` in the index, with
     /// the client's `User-Agent` and address, when tracked, cut to
-    /// [`MAX_USER_AGENT`] and [`MAX_IP`] bytes of printable ASCII, so that
+    /// `MAX_USER_AGENT` (256) and `MAX_IP` (64) bytes of printable ASCII, so that
     /// an entry's size is bounded whatever the client sends.
     pub fn new(key: String, user_agent: Option<&str>, ip: Option<&str>) -> Self {
         Self {
@@ -188,7 +192,7 @@ impl Entry {
 
 /// One live session of a user, as [`UserIndex::list`] gives it.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// The session's handle.
     pub handle: Handle,
     /// When the session was created (its first request, before any login
@@ -227,7 +231,7 @@ fn from_millis(ms: u64) -> SystemTime {
 
 /// A user's index in a store.
 #[derive(Debug)]
-pub struct UserIndex<'a, S> {
+pub(crate) struct UserIndex<'a, S> {
     store: &'a S,
     keys: &'a Keyspace,
     key: StoreKey,
@@ -248,7 +252,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     /// The index of `user`, in `store`, beside sessions of `keys` whose
     /// entries `codec` encodes, for a user who may have
     /// [`DEFAULT_MAX_PER_USER`] sessions (see [`max`](Self::max)).
-    pub fn new(store: &'a S, keys: &'a Keyspace, user: &'a str, codec: Codec) -> Self {
+    pub(crate) fn new(store: &'a S, keys: &'a Keyspace, user: &'a str, codec: Codec) -> Self {
         Self {
             store,
             keys,
@@ -262,7 +266,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     /// For a user who may have `max` sessions (`SESSION_MAX_PER_USER`): the
     /// most [`cap`](Self::cap) leaves, and what bounds a listing.
     #[must_use]
-    pub fn max(mut self, max: usize) -> Self {
+    pub(crate) fn max(mut self, max: usize) -> Self {
         self.max = max.clamp(1, MAX_PER_USER_LIMIT);
         self
     }
@@ -272,17 +276,12 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     /// a few more for logins under way. Entries past it, the oldest bound,
     /// are there only if many logins ran at once: [`cap`](Self::cap) ends
     /// them.
-    pub fn window(&self) -> usize {
+    pub(crate) fn window(&self) -> usize {
         2 * self.max + 16
     }
 
-    /// The index's own store key.
-    pub fn key(&self) -> &StoreKey {
-        &self.key
-    }
-
     /// How the index names the session under `session`, in an [`Entry`].
-    pub fn name(&self, session: &StoreKey) -> String {
+    pub(crate) fn name(&self, session: &StoreKey) -> String {
         self.keys.name(&self.key, session)
     }
 
@@ -295,7 +294,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     /// # Errors
     ///
     /// The store's.
-    pub async fn add(&self, handle: &Handle, entry: &Entry) -> Result<bool, StoreError> {
+    pub(crate) async fn add(&self, handle: &Handle, entry: &Entry) -> Result<bool, StoreError> {
         let value = Bytes::from(serde_json::to_vec(entry).map_err(StoreError::backend)?);
         let changes = ChangeSet {
             set: vec![(handle.as_str().to_owned(), value.clone())],
@@ -345,7 +344,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     /// # Errors
     ///
     /// The store's.
-    pub async fn entries(&self) -> Result<Vec<(Handle, Entry)>, StoreError> {
+    pub(crate) async fn entries(&self) -> Result<Vec<(Handle, Entry)>, StoreError> {
         let Some(record) = self.store.load(&self.key).await? else {
             return Ok(Vec::new());
         };
@@ -381,13 +380,13 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     /// # Errors
     ///
     /// The store's.
-    pub async fn list(&self) -> Result<Vec<Listed>, StoreError> {
+    pub(crate) async fn list(&self) -> Result<Vec<Listed>, StoreError> {
         let live = self.scan(self.window()).await?.live;
         Ok(live.into_iter().map(|(listed, _)| listed).collect())
     }
 
     /// The session key an entry names, if it still opens.
-    pub fn resolve(&self, entry: &Entry) -> Option<StoreKey> {
+    pub(crate) fn resolve(&self, entry: &Entry) -> Option<StoreKey> {
         self.keys.resolve(&self.key, &entry.key)
     }
 
@@ -503,7 +502,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     /// # Errors
     ///
     /// The store's; the session may then be ended or not.
-    pub async fn revoke(&self, handle: &Handle) -> Result<bool, StoreError> {
+    pub(crate) async fn revoke(&self, handle: &Handle) -> Result<bool, StoreError> {
         let started = SystemTime::now();
         let entries = self.entries().await?;
         let Some((_, entry)) = entries.into_iter().find(|(h, _)| h == handle) else {
@@ -521,7 +520,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     /// # Errors
     ///
     /// The store's; the sessions ended before it stay ended.
-    pub async fn revoke_all(&self, except: Option<&Handle>) -> Result<usize, StoreError> {
+    pub(crate) async fn revoke_all(&self, except: Option<&Handle>) -> Result<usize, StoreError> {
         let started = SystemTime::now();
         let (mut ended, mut count) = (Vec::new(), 0);
         for (handle, entry) in self.entries().await? {
@@ -544,7 +543,7 @@ impl<'a, S: SessionStore> UserIndex<'a, S> {
     /// # Errors
     ///
     /// The store's.
-    pub async fn cap(&self, max: usize, keep: &Handle) -> Result<usize, StoreError> {
+    pub(crate) async fn cap(&self, max: usize, keep: &Handle) -> Result<usize, StoreError> {
         self.trim(keep, max, false).await
     }
 

@@ -354,7 +354,7 @@ async fn a_dump_of_any_store_shows_none_of_the_values() {
         write_canaries(&app, name).await;
         let sealed = dump(&sealed_server, &config).await;
         assert!(
-            sealed.len() > 3 * session_core::seal::OVERHEAD,
+            sealed.len() > 3 * session_core::testing::layout::OVERHEAD,
             "{name}: the dump holds the session ({} bytes)",
             sealed.len()
         );
@@ -539,7 +539,7 @@ async fn turning_it_on_then_off_logs_no_one_out() {
     on.get("/set?key=cart&value=pears", Some(&cookie))
         .await
         .assert_ok("ok", "a write");
-    assert!(session_core::seal::is_sealed(
+    assert!(session_core::testing::layout::is_sealed(
         &stored(&store, &cookie, "cart").await
     ));
     assert_eq!(
@@ -804,7 +804,7 @@ async fn a_refresh_tags_the_metadata_it_writes() {
     let refreshed = stored(&store, &ann, "_seen").await;
     assert_ne!(refreshed, seen, "the refresh wrote when it was seen");
     assert!(
-        session_core::seal::is_sealed(&refreshed),
+        session_core::testing::layout::is_sealed(&refreshed),
         "the refresh tagged `_seen`: {refreshed:?}"
     );
     app.get("/sessions", Some(&ann))
@@ -831,7 +831,10 @@ async fn turning_it_on_tags_the_metadata_written_before_so_strict_keeps_users() 
         .await
         .assert_ok("ann", "a read once the option is on");
     let after = stored(&store, &ann, "_user").await;
-    assert!(session_core::seal::is_sealed(&after), "tagged: {after:?}");
+    assert!(
+        session_core::testing::layout::is_sealed(&after),
+        "tagged: {after:?}"
+    );
     assert_eq!(session_core::meta::clear(&after), before);
 
     let strict = app(&store, |b| {

@@ -1761,7 +1761,7 @@ async fn each_login_drops_the_index_entries_of_ended_sessions() {
     use session_core::SessionStore;
     let store = Arc::new(MemoryStore::new());
     let app = start(SessionMiddleware::builder(Arc::clone(&store))).await;
-    let index = session_core::Keyspace::hashed("session:").user_index("ann");
+    let index = session_core::testing::layout::Keyspace::hashed("session:").user_index("ann");
     let entries = async || {
         store
             .load(&index)
@@ -1810,7 +1810,7 @@ async fn by_default_a_user_keeps_50_sessions_and_a_login_loads_a_bounded_number(
         "a login loaded {loads} sessions"
     );
     assert_eq!(listed(&app, &last).await.len(), 50);
-    let index = session_core::Keyspace::hashed("session:").user_index("ann");
+    let index = session_core::testing::layout::Keyspace::hashed("session:").user_index("ann");
     let record = store.inner.load(&index).await.unwrap().unwrap();
     assert_eq!(
         record.entries.len(),
@@ -1863,11 +1863,11 @@ async fn rotating_the_secret_keeps_every_session_in_its_users_reach() {
 async fn a_user_whose_index_is_full_still_logs_in() {
     use session_core::SessionStore;
     use session_core::store::Applied;
-    use session_core::users::{Entry, Handle, INDEX_MAX_BYTES};
+    use session_core::testing::layout::{Entry, Handle, INDEX_MAX_BYTES};
     let store = Arc::new(MemoryStore::new());
     let app = start(SessionMiddleware::builder(Arc::clone(&store))).await;
     let oldest = login_as(&app, "ann", &[]).await;
-    let index = session_core::Keyspace::hashed("session:").user_index("ann");
+    let index = session_core::testing::layout::Keyspace::hashed("session:").user_index("ann");
     // Entries of sessions that are long gone, as left by a flood of
     // logins, up to the limit.
     let ua = "x".repeat(250);
@@ -1883,7 +1883,7 @@ async fn a_user_whose_index_is_full_still_logs_in() {
         set: filler,
         ..ChangeSet::default()
     };
-    let ttl = session_core::users::INDEX_TTL;
+    let ttl = session_core::testing::layout::INDEX_TTL;
     assert_eq!(
         store.apply(&index, &fill, ttl).await.unwrap(),
         Applied::Done
@@ -1934,8 +1934,8 @@ async fn a_login_sent_twice_keeps_the_cookie_of_the_login_that_moved_the_session
 #[actix_web::test]
 async fn a_logout_reaches_a_login_that_found_another_login_under_way() {
     use session_core::SessionStore;
-    use session_core::logout::MOVE_NOTE_TTL;
     use session_core::store::Record;
+    use session_core::testing::layout::MOVE_NOTE_TTL;
     // Held at its second apply: the carry-over, after it took the old
     // session; its first apply added its new id to the note of the other
     // login.
@@ -1948,7 +1948,7 @@ async fn a_logout_reaches_a_login_that_found_another_login_under_way() {
             .0
             .store
             .create(
-                &session_core::Keyspace::hashed("session:").move_note(&old),
+                &session_core::testing::layout::Keyspace::hashed("session:").move_note(&old),
                 &Record::from(elsewhere),
                 MOVE_NOTE_TTL,
             )
@@ -2241,7 +2241,7 @@ async fn a_login_of_a_bound_session_keeps_its_entry_in_the_users_list() {
 #[actix_web::test]
 async fn a_bound_session_writes_its_entry_again_before_the_index_could_expire() {
     use session_core::SessionStore;
-    use session_core::users::{Binding, USER_KEY};
+    use session_core::testing::layout::{Binding, USER_KEY};
     let store = Arc::new(MemoryStore::new());
     let app = start(SessionMiddleware::builder(Arc::clone(&store)).track_client(true)).await;
     let cookie = login_as(&app, "ann", &[("User-Agent", "First/1")]).await;
@@ -2271,7 +2271,7 @@ async fn a_bound_session_writes_its_entry_again_before_the_index_could_expire() 
     app.get("/set?key=k&value=v", Some(&cookie))
         .await
         .assert_ok("ok", "a write");
-    let now = session_core::users::millis(std::time::SystemTime::now());
+    let now = session_core::testing::layout::millis(std::time::SystemTime::now());
     let written = binding().await;
     assert!(now - written.indexed_at < 60_000, "{written:?}");
     assert_eq!(written.handle, old.handle);

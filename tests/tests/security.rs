@@ -175,7 +175,7 @@ async fn a_login_failing_at_any_step_never_logs_in_the_pre_login_id() {
             // What may be left: the old session (if the failure came before
             // the take) and the login's note (a pointer, no data).
             let old = StoreKey::new("session:", &SessionId::parse(&planted).unwrap(), true);
-            let note = session_core::Keyspace::hashed("session:").move_note(&old);
+            let note = session_core::testing::layout::Keyspace::hashed("session:").move_note(&old);
             let has_note = store.0.store.load(&note).await.unwrap().is_some();
             assert_eq!(
                 store.0.store.len(),

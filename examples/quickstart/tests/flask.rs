@@ -409,7 +409,9 @@ async fn flask_clients_reach_none_of_this_crates_records() {
     // A dump of every key: no value holds an id, and the only key under
     // the prefix (what Flask can address) is the session itself.
     let dump = redis_dump(&prefix);
-    let keys = session_core::Keyspace::new(&prefix, false, true, Some(SECRET), [""; 0]).unwrap();
+    let keys =
+        session_core::testing::layout::Keyspace::new(&prefix, false, true, Some(SECRET), [""; 0])
+            .unwrap();
     let index = keys.user_index(&user);
     let note = keys.move_note(&StoreKey::from_raw(format!("{prefix}{planted}")));
     for (key, value) in &dump {

@@ -134,9 +134,7 @@ pub struct SessionConfig {
     pub track_client: bool,
     /// `SESSION_MAX_PER_USER`: the most sessions one user may have; binding
     /// one more ends the user's least recently seen ones. Defaults to
-    /// [`DEFAULT_MAX_PER_USER`](crate::users::DEFAULT_MAX_PER_USER) (50);
-    /// at most [`MAX_PER_USER_LIMIT`](crate::users::MAX_PER_USER_LIMIT)
-    /// (1000), so that a user's index and a login's work stay bounded.
+    /// 50; at most 1000, so that a user's index and a login's work stay bounded.
     pub max_per_user: usize,
     /// `SESSION_INTEROP`: `flask-session` to share sessions with a Flask app
     /// (feature `flask`). Defaults to none. With it, `SESSION_HASH_IDS`
@@ -148,7 +146,7 @@ pub struct SessionConfig {
     /// `SESSION_ENCRYPT_AT_REST`: `false`, `true` or `strict`: whether each
     /// session value is sealed in the store under a key derived from the
     /// session's id (and `SECRET_KEY`, if set), so that a dump of the store
-    /// shows none of them (see [`seal`](crate::seal)). Defaults to `false`.
+    /// shows none of them (see [`EncryptAtRest`]). Defaults to `false`.
     pub encrypt_at_rest: EncryptAtRest,
     /// `SESSION_MIGRATE_FROM`: the path of a `.env`-style file (see
     /// [`from_file`](Self::from_file)) with the `SESSION_*` settings of the
@@ -203,7 +201,7 @@ impl SessionConfig {
     ///
     /// A [`ConfigError`] naming `SECRET_KEY` when ids are in clear without
     /// one, or `SESSION_KEY_PREFIX` when the interop has an empty prefix.
-    pub fn keyspace(&self) -> Result<crate::keyspace::Keyspace, ConfigError> {
+    pub(crate) fn keyspace(&self) -> Result<crate::keyspace::Keyspace, ConfigError> {
         crate::keyspace::Keyspace::new(
             &self.key_prefix,
             self.hash_ids,
@@ -221,7 +219,7 @@ impl SessionConfig {
     /// # Errors
     ///
     /// A [`ConfigError`] naming `SECRET_KEY` if a secret is too short.
-    pub fn at_rest(&self) -> Result<crate::seal::AtRest, ConfigError> {
+    pub(crate) fn at_rest(&self) -> Result<crate::seal::AtRest, ConfigError> {
         crate::seal::AtRest::new(
             self.encrypt_at_rest,
             self.secret_key.as_deref(),

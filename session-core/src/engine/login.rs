@@ -153,7 +153,7 @@ pub(super) async fn tidy<S: SessionStore>(store: &S, settings: &Settings, bindin
 /// anything the login wrote, at any step, whatever fails; and a logout
 /// racing the login still wins, whatever the interleaving:
 ///
-/// 1. a note beside the old key ([`crate::Keyspace::move_note`]) names the new key (its value empty: the login
+/// 1. a note beside the old key ([`crate::keyspace::Keyspace::move_note`]) names the new key (its value empty: the login
 ///    is under way), so that a logout that arrives while the login runs
 ///    ends the new session too;
 /// 2. the new session is created with this request's view of the session

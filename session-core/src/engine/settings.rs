@@ -4,10 +4,11 @@ use std::time::{Duration, SystemTime};
 
 use super::Sessions;
 use crate::config::CookieConfig;
+use crate::keyspace::Keyspace;
 use crate::seal::AtRest;
 use crate::signing::Signer;
 use crate::store::Backend;
-use crate::{Codec, ConfigError, Keyspace, OutagePolicy, SessionConfig};
+use crate::{Codec, ConfigError, OutagePolicy, SessionConfig};
 
 /// `config` as it applies to `backend`: a store in Flask-Session's layout
 /// turns Flask-Session's interop on, with its ids in clear and its format;

@@ -25,6 +25,16 @@
 // Each case's panic is its report (see the module docs).
 #![allow(clippy::missing_panics_doc)]
 
+/// Where this crate keeps its own records and how it lays out what it
+/// stores beside the sessions: for tests that inspect a store, or plant in
+/// it what an attacker with write access could. Not an API to build on.
+pub mod layout {
+    pub use crate::keyspace::Keyspace;
+    pub use crate::logout::MOVE_NOTE_TTL;
+    pub use crate::seal::{AtRest, OVERHEAD, is_sealed};
+    pub use crate::users::{Binding, Entry, Handle, INDEX_MAX_BYTES, INDEX_TTL, USER_KEY, millis};
+}
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -61,7 +61,7 @@ async fn listed_handles<S: SessionStore>(
 pub async fn users_list_each_live_session<S: SessionStore>(store: Arc<S>) {
     use crate::users::UserIndex;
     let prefix = unique_prefix();
-    let keys = crate::Keyspace::hashed(&prefix);
+    let keys = crate::keyspace::Keyspace::hashed(&prefix);
     let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
     let before = SystemTime::now() - Duration::from_millis(1);
     let seen = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
@@ -90,7 +90,7 @@ pub async fn users_list_each_live_session<S: SessionStore>(store: Arc<S>) {
             );
         }
     }
-    let keys = crate::Keyspace::hashed(&prefix);
+    let keys = crate::keyspace::Keyspace::hashed(&prefix);
     let other = UserIndex::new(&*store, &keys, "bob", crate::Codec::Json);
     assert_eq!(
         other.list().await.unwrap(),
@@ -104,11 +104,11 @@ pub async fn users_list_each_live_session<S: SessionStore>(store: Arc<S>) {
 pub async fn users_revoke_one<S: SessionStore>(store: Arc<S>) {
     use crate::users::{Handle, UserIndex};
     let prefix = unique_prefix();
-    let keys = crate::Keyspace::hashed(&prefix);
+    let keys = crate::keyspace::Keyspace::hashed(&prefix);
     let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
     let (k1, h1) = bound_session(&index, &*store, "ann", LONG, None).await;
     let (k2, h2) = bound_session(&index, &*store, "ann", LONG, None).await;
-    let keys = crate::Keyspace::hashed(&prefix);
+    let keys = crate::keyspace::Keyspace::hashed(&prefix);
     let bob = UserIndex::new(&*store, &keys, "bob", crate::Codec::Json);
     assert!(
         !bob.revoke(&h1).await.unwrap(),
@@ -132,13 +132,13 @@ pub async fn users_revoke_one<S: SessionStore>(store: Arc<S>) {
 pub async fn users_revoke_all_and_all_but_current<S: SessionStore>(store: Arc<S>) {
     use crate::users::UserIndex;
     let prefix = unique_prefix();
-    let keys = crate::Keyspace::hashed(&prefix);
+    let keys = crate::keyspace::Keyspace::hashed(&prefix);
     let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
     let mut sessions = Vec::new();
     for _ in 0..3 {
         sessions.push(bound_session(&index, &*store, "ann", LONG, None).await);
     }
-    let keys = crate::Keyspace::hashed(&prefix);
+    let keys = crate::keyspace::Keyspace::hashed(&prefix);
     let bob = UserIndex::new(&*store, &keys, "bob", crate::Codec::Json);
     let (bobs, _) = bound_session(&bob, &*store, "bob", LONG, None).await;
     // A session of ann's bound to bob since: her stale entry names it.
@@ -193,7 +193,7 @@ pub async fn users_revoke_all_and_all_but_current<S: SessionStore>(store: Arc<S>
 pub async fn users_cap_ends_the_least_recently_seen<S: SessionStore>(store: Arc<S>) {
     use crate::users::UserIndex;
     let prefix = unique_prefix();
-    let keys = crate::Keyspace::hashed(&prefix);
+    let keys = crate::keyspace::Keyspace::hashed(&prefix);
     let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
     let at = |s: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s));
     // Seen in the order: oldest, newest, middle, and the one kept is the
@@ -233,7 +233,7 @@ pub async fn users_cap_ends_the_least_recently_seen<S: SessionStore>(store: Arc<
 pub async fn users_gone_sessions_drop_out_of_the_index<S: SessionStore>(store: Arc<S>) {
     use crate::users::{Binding, Handle, USER_KEY, UserIndex, millis};
     let prefix = unique_prefix();
-    let keys = crate::Keyspace::hashed(&prefix);
+    let keys = crate::keyspace::Keyspace::hashed(&prefix);
     let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
     let (_, short) = bound_session(&index, &*store, "ann", SHORT, None).await;
     let (_, long) = bound_session(&index, &*store, "ann", LONG, None).await;
@@ -291,7 +291,7 @@ pub async fn users_concurrent_bindings_all_land<S: SessionStore>(store: Arc<S>) 
             .map(|handle| {
                 let (store, prefix, handle) = (Arc::clone(&store), prefix.clone(), handle.clone());
                 racer(Duration::ZERO, async move {
-                    let keys = crate::Keyspace::hashed(&prefix);
+                    let keys = crate::keyspace::Keyspace::hashed(&prefix);
                     let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
                     let entry = Entry {
                         key: unique_key("bound").as_str().to_owned(),
@@ -305,7 +305,7 @@ pub async fn users_concurrent_bindings_all_land<S: SessionStore>(store: Arc<S>) 
             .collect();
         let (_, overlapped) = race(calls).await;
         raced |= overlapped;
-        let keys = crate::Keyspace::hashed(&prefix);
+        let keys = crate::keyspace::Keyspace::hashed(&prefix);
         let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
         let got: std::collections::HashSet<_> = index
             .entries()
@@ -330,12 +330,12 @@ pub async fn users_revocation_wins_over_writes_in_flight<S: SessionStore>(store:
     use crate::users::UserIndex;
     ending_wins_over_concurrent_apply(store, "revocation", async |store| {
         let prefix = unique_prefix();
-        let keys = crate::Keyspace::hashed(&prefix);
+        let keys = crate::keyspace::Keyspace::hashed(&prefix);
         let index = UserIndex::new(&**store, &keys, "ann", crate::Codec::Json);
         let (key, handle) = bound_session(&index, &**store, "ann", LONG, None).await;
         let s = Arc::clone(store);
         let end: BoxFuture<'static, ()> = Box::pin(async move {
-            let keys = crate::Keyspace::hashed(&prefix);
+            let keys = crate::keyspace::Keyspace::hashed(&prefix);
             let index = UserIndex::new(&*s, &keys, "ann", crate::Codec::Json);
             assert!(index.revoke(&handle).await.unwrap());
         });
@@ -350,7 +350,7 @@ pub async fn users_revocation_follows_a_login_in_flight<S: SessionStore>(store: 
     use crate::logout::MOVE_NOTE_TTL;
     use crate::users::UserIndex;
     let prefix = unique_prefix();
-    let keys = crate::Keyspace::hashed(&prefix);
+    let keys = crate::keyspace::Keyspace::hashed(&prefix);
     let index = UserIndex::new(&*store, &keys, "ann", crate::Codec::Json);
     let (old, handle) = bound_session(&index, &*store, "ann", LONG, None).await;
     // The login's first two steps: the note (move under way), the new key.
