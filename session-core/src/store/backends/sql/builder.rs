@@ -205,6 +205,8 @@ impl SqlStoreBuilder {
         self,
         capacity: usize,
     ) -> Result<NearCache<SqlStore>, StoreError> {
+        // Only PostgreSQL has a feed for the heartbeat to prove.
+        #[cfg_attr(not(feature = "sql-postgres"), allow(unused_variables))]
         let heartbeat = self.heartbeat;
         let store = self.build().await?;
         if capacity == 0 {
