@@ -2,13 +2,19 @@
 # Every feature builds on its own: session-core with each feature alone
 # (no defaults), and session-actix with none, with only the features that
 # change its own code, and with the admin command line. A `cfg` that only
-# compiles beside another feature fails here, not in a user's build.
+# compiles beside another feature (or leaves a warning there) fails here,
+# not in a user's build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 check() {
     printf -- '--> cargo check %s\n' "$*"
-    cargo check --quiet "$@"
+    local out
+    out=$(cargo check --quiet "$@" 2>&1) || { printf '%s\n' "$out"; return 1; }
+    if grep -q '^warning' <<<"$out"; then
+        printf '%s\n' "$out"
+        return 1
+    fi
 }
 
 core_features=(
